@@ -1,0 +1,153 @@
+"""Topics as code: the schema of ``topics/*.yaml`` and its loader.
+
+The five topic names are fixed by DESIGN.md; a file may not invent others, and
+every one of them must be declared exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from advisering.yamlfiles import FileProblem, YamlFileError, problems_from_validation, read_yaml
+
+CASE_EVENTS = "advisering.case-events"
+NOTIFICATIONS = "advisering.notifications"
+DEAD_LETTERS = "advisering.dead-letters"
+AUDIT = "advisering.audit"
+RULES = "advisering.rules"
+TOPIC_NAMES = (CASE_EVENTS, NOTIFICATIONS, DEAD_LETTERS, AUDIT, RULES)
+
+TopicName = Literal[
+    "advisering.case-events",
+    "advisering.notifications",
+    "advisering.dead-letters",
+    "advisering.audit",
+    "advisering.rules",
+]
+
+
+class Vocabulary(BaseModel):
+    """The municipality's own event types and departments, beyond the core ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    departments: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+
+    @field_validator("departments", "event_types")
+    @classmethod
+    def _slugs(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            if not value or value != value.strip().lower() or " " in value:
+                raise ValueError(f"{value!r} must be a lower-case name without spaces")
+        return values
+
+
+class TopicSpec(BaseModel):
+    """One Kafka topic as the operators declare it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: TopicName
+    description: str = Field(min_length=1)
+    key: str = Field(min_length=1, description="what the record key is")
+    partitions: int = Field(ge=1, le=1000)
+    replication_factor: int = Field(ge=1, le=7)
+    config: dict[str, str]
+    vocabulary: Vocabulary | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config_as_strings(cls, value: object) -> object:
+        # Kafka configs are strings on the wire; YAML gives ints and bools.
+        if isinstance(value, dict):
+            return {
+                str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in value.items()
+            }
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _required_configs(cls, value: dict[str, str]) -> dict[str, str]:
+        for required in ("cleanup.policy", "retention.ms"):
+            if required not in value:
+                raise ValueError(f"config must set {required}")
+        policies = set(value["cleanup.policy"].split(","))
+        if not policies <= {"delete", "compact"}:
+            raise ValueError("cleanup.policy must be delete, compact or compact,delete")
+        return value
+
+    @model_validator(mode="after")
+    def _topic_rules(self) -> TopicSpec:
+        if self.name == RULES and "compact" not in self.config["cleanup.policy"]:
+            raise ValueError("advisering.rules must have cleanup.policy compact")
+        if self.vocabulary is not None and self.name != CASE_EVENTS:
+            raise ValueError("only advisering.case-events declares a vocabulary")
+        return self
+
+    def effective(self, partitions: int | None, replication_factor: int | None) -> TopicSpec:
+        """This spec with a development override of partitions or replication factor.
+
+        ``min.insync.replicas`` is capped at the replication factor, or a
+        one-node broker could never accept a write.
+        """
+        replicas = replication_factor or self.replication_factor
+        config = dict(self.config)
+        if "min.insync.replicas" in config:
+            config["min.insync.replicas"] = str(min(int(config["min.insync.replicas"]), replicas))
+        return self.model_copy(
+            update={
+                "partitions": partitions or self.partitions,
+                "replication_factor": replicas,
+                "config": config,
+            }
+        )
+
+
+def load_topic_specs(directory: Path) -> dict[str, TopicSpec]:
+    """Load and check every ``*.yaml`` in ``directory``; all five topics must be there."""
+    problems: list[FileProblem] = []
+    specs: dict[str, TopicSpec] = {}
+    seen_in: dict[str, Path] = {}
+    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    if not files:
+        raise YamlFileError([FileProblem(directory, "", "no topic files (*.yaml) found")])
+    for file in files:
+        try:
+            raw = read_yaml(file)
+        except YamlFileError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not isinstance(raw, dict):
+            problems.append(FileProblem(file, "", "must be a mapping with name, partitions, ..."))
+            continue
+        try:
+            spec = TopicSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(file, exc, item=str(raw.get("name", ""))))
+            continue
+        if spec.name in seen_in:
+            problems.append(
+                FileProblem(file, "name", f"{spec.name} is also declared in {seen_in[spec.name]}")
+            )
+            continue
+        seen_in[spec.name] = file
+        specs[spec.name] = spec
+    if not problems:
+        for name in TOPIC_NAMES:
+            if name not in specs:
+                problems.append(FileProblem(directory, "", f"topic {name} is not declared"))
+    if problems:
+        raise YamlFileError(problems)
+    return specs

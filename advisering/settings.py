@@ -1,0 +1,100 @@
+"""The one settings object.
+
+Built once at start-up from ``ADVISERING_*`` environment variables and passed
+down; nothing else in the package reads ``os.environ``. Frozen so that no part
+can change what another part was configured with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "advisering"
+MIN_PSEUDONYM_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Every knob advisering has; see the README for what each one does."""
+
+    model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="",
+        description="Kafka bootstrap servers; empty means the local broker on kafka_port.",
+    )
+    pseudonym_key: SecretStr | None = None
+    rules_dir: Path = Path("rules")
+    topics_dir: Path = Path("topics")
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    kafka_port: int = Field(default=9092, ge=1024, le=65534)
+    kafka_cache_dir: Path = DEFAULT_CACHE_DIR
+    kafka_state_dir: Path | None = None
+    kafka_heap: str = "768m"
+    kafka_start_timeout: float = Field(default=90.0, gt=0)
+
+    topic_replication_factor: int | None = Field(default=None, ge=1)
+    topic_partitions: int | None = Field(default=None, ge=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _defaults_from_port(self) -> Settings:
+        # Frozen models can still fill derived defaults during validation.
+        if not self.bootstrap_servers:
+            object.__setattr__(self, "bootstrap_servers", f"127.0.0.1:{self.kafka_port}")
+        if self.kafka_state_dir is None:
+            object.__setattr__(
+                self, "kafka_state_dir", self.kafka_cache_dir / f"broker-{self.kafka_port}"
+            )
+        return self
+
+    @property
+    def broker_state_dir(self) -> Path:
+        """Where the local broker keeps its data, logs and pid file."""
+        assert self.kafka_state_dir is not None  # filled by the validator
+        return self.kafka_state_dir
+
+    @property
+    def local_bootstrap(self) -> str:
+        """The address the local development broker listens on."""
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def uses_local_broker(self) -> bool:
+        """True when the configured cluster is the local development broker."""
+        local = {f"127.0.0.1:{self.kafka_port}", f"localhost:{self.kafka_port}"}
+        servers = {s.strip() for s in self.bootstrap_servers.split(",") if s.strip()}
+        return servers <= local
+
+    def pseudonym_key_bytes(self) -> bytes:
+        """The pseudonym key, or a clear error for the publishing edge to show."""
+        if self.pseudonym_key is None:
+            raise MissingPseudonymKeyError(
+                "ADVISERING_PSEUDONYM_KEY is not set: the publishing edge needs the "
+                "municipality's secret key (at least 32 bytes) to pseudonymise CPR numbers."
+            )
+        key = self.pseudonym_key.get_secret_value().encode()
+        if len(key) < MIN_PSEUDONYM_KEY_BYTES:
+            raise MissingPseudonymKeyError(
+                f"ADVISERING_PSEUDONYM_KEY is {len(key)} bytes; it must be at least "
+                f"{MIN_PSEUDONYM_KEY_BYTES} bytes (for example: openssl rand -hex 32)."
+            )
+        return key
+
+
+class MissingPseudonymKeyError(RuntimeError):
+    """The publishing edge cannot start without a usable pseudonym key."""
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, once, at start-up."""
+    return Settings()

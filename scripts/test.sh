@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite: quality gates, a fresh local Kafka on its own port,
+# pytest. The broker this script starts is stopped again, also on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== ruff"
+ruff check advisering tests benchmarks
+echo "== mypy (strict)"
+mypy advisering
+
+# The tests get a broker of their own, wiped at every run, so a developer's
+# demo broker on 9092 is neither disturbed nor read.
+unset ADVISERING_BOOTSTRAP_SERVERS
+export ADVISERING_KAFKA_PORT="${ADVISERING_TEST_KAFKA_PORT:-39092}"
+export ADVISERING_LOG_FORMAT="${ADVISERING_LOG_FORMAT:-json}"
+
+started=0
+stop_broker() {
+  if [ "$started" = 1 ]; then
+    echo "== stopping the test broker"
+    advisering kafka stop || true
+  fi
+}
+trap stop_broker EXIT
+
+echo "== kafka (port $ADVISERING_KAFKA_PORT)"
+if ! advisering kafka status >/dev/null; then
+  advisering kafka start --fresh
+  started=1
+else
+  echo "a test broker is already running on $ADVISERING_KAFKA_PORT; using it"
+fi
+
+echo "== pytest"
+pytest "$@"
