@@ -22,7 +22,7 @@ test: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/test.sh
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check advisering tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/mypy advisering
 
 clean:

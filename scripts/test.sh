@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== ruff"
-ruff check advisering tests benchmarks
+ruff check .
 echo "== mypy (strict)"
 mypy advisering
 
