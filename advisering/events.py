@@ -64,7 +64,9 @@ class Vocabulary(BaseModel):
     event_types: frozenset[str] = frozenset(CORE_EVENT_TYPES)
 
     @classmethod
-    def extended(cls, departments: Iterable[str] = (), event_types: Iterable[str] = ()) -> Vocabulary:
+    def extended(
+        cls, departments: Iterable[str] = (), event_types: Iterable[str] = ()
+    ) -> Vocabulary:
         return cls(
             departments=frozenset(CORE_DEPARTMENTS) | frozenset(departments),
             event_types=frozenset(CORE_EVENT_TYPES) | frozenset(event_types),

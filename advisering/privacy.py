@@ -64,7 +64,7 @@ def find_cprs(text: str) -> list[str]:
 def is_cpr(value: str) -> bool:
     """True when ``value`` is exactly one CPR number."""
     match = _CPR_SHAPE.fullmatch(value.strip())
-    return bool(match) and _valid_date(match.group(1), int(match.group(2)[0]))
+    return match is not None and _valid_date(match.group(1), int(match.group(2)[0]))
 
 
 def normalise_cpr(value: str) -> str:

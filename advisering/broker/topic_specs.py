@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from advisering.events import Vocabulary
 from advisering.yamlfiles import FileProblem, YamlFileError, problems_from_validation, read_yaml
 
 CASE_EVENTS = "advisering.case-events"
@@ -36,7 +37,7 @@ TopicName = Literal[
 ]
 
 
-class Vocabulary(BaseModel):
+class VocabularySpec(BaseModel):
     """The municipality's own event types and departments, beyond the core ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,7 +65,7 @@ class TopicSpec(BaseModel):
     partitions: int = Field(ge=1, le=1000)
     replication_factor: int = Field(ge=1, le=7)
     config: dict[str, str]
-    vocabulary: Vocabulary | None = None
+    vocabulary: VocabularySpec | None = None
 
     @field_validator("config", mode="before")
     @classmethod
@@ -151,3 +152,11 @@ def load_topic_specs(directory: Path) -> dict[str, TopicSpec]:
     if problems:
         raise YamlFileError(problems)
     return specs
+
+
+def load_vocabulary(directory: Path) -> Vocabulary:
+    """The municipality's departments and event types: core ones plus those declared."""
+    spec = load_topic_specs(directory)[CASE_EVENTS].vocabulary
+    if spec is None:
+        return Vocabulary()
+    return Vocabulary.extended(spec.departments, spec.event_types)

@@ -1,0 +1,211 @@
+"""The engine's one entry point: an event and a citizen's state in, notifications out.
+
+Pure: no I/O, no clock of its own (the caller passes ``created``), so the
+worker, the backtest and the tests get the same answers for the same input.
+Notification ids are deterministic from (rule, event, recipient, related case),
+which together with the state's memory of sent ids makes re-delivered events
+harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from advisering.engine.matcher import CompiledRule, Matcher, kle_matches
+from advisering.engine.overview import CitizenState, OpenCase, apply_event, prune
+from advisering.events import CaseEvent
+
+DEPARTMENT_NAMES = {
+    "jobcenter": "jobcentret",
+    "ydelse": "ydelsesområdet",
+    "boern-familie": "børn og familie",
+    "aeldre": "ældreområdet",
+    "handicap-psykiatri": "handicap og psykiatri",
+    "sundhed": "sundhedsområdet",
+    "skole": "skoleområdet",
+    "borgerservice": "borgerservice",
+}
+EVENT_NAMES = {
+    "case.opened": "ny sag",
+    "case.status-changed": "ændret sagsstatus",
+    "case.closed": "afsluttet sag",
+    "case.reassigned": "ny sagsbehandler",
+    "case.party-added": "ny part i sagen",
+    "case.party-removed": "part fjernet fra sagen",
+    "document.added": "nyt dokument",
+    "appointment.missed": "udeblivelse fra aftale",
+    "benefit.changed": "ændret ydelse",
+    "citizen.moved": "flytning",
+    "citizen.admitted": "indlæggelse",
+    "citizen.discharged": "udskrivning",
+    "citizen.deceased": "dødsfald",
+}
+
+
+def department_name(slug: str) -> str:
+    return DEPARTMENT_NAMES.get(slug, slug)
+
+
+@dataclass
+class Outcome:
+    """What one event did: the new state, the notifications and the counts behind them."""
+
+    state: CitizenState
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+    throttled: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class Recipient:
+    caseworker: str | None
+    unit: str
+    department: str
+
+    @property
+    def key(self) -> str:
+        """The Kafka key and inbox owner: the caseworker, or the unit without one."""
+        return self.caseworker or f"unit:{self.unit}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"caseworker": self.caseworker, "unit": self.unit, "department": self.department}
+
+
+def notification_id(rule_id: str, event: CaseEvent, recipient: str, related: str) -> str:
+    raw = "\x1f".join((rule_id, event.source, event.id, recipient, related))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def process(
+    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str
+) -> Outcome:
+    """Apply ``event`` to the citizen's state and evaluate the rules against it."""
+    new = state.copy() if state is not None else CitizenState()
+    outcome = Outcome(state=new)
+    outcome.stale = not apply_event(new, event)
+    at = event.time.timestamp()
+    for compiled in matcher.matching(event):
+        rule = compiled.rule
+        outcome.matched.append(rule.id)
+        case = event.data.case
+        if case is not None and case.sensitivity == "foelsomme" and not rule.allow_sensitive:
+            outcome.suppressed.append(rule.id)
+            continue
+        for recipient, related, values in _targets(compiled, event, new):
+            nid = notification_id(rule.id, event, recipient.key, related.id)
+            if nid in new.sent:
+                outcome.duplicates += 1
+                continue
+            throttle_key = f"{rule.id}\x1f{recipient.key}"
+            if compiled.throttle_seconds is not None:
+                if new.throttle.get(throttle_key, float("-inf")) > at:
+                    outcome.throttled.append(rule.id)
+                    continue
+                new.throttle[throttle_key] = at + compiled.throttle_seconds
+            new.sent[nid] = at
+            outcome.notifications.append(
+                _notification(nid, compiled, event, citizen, recipient, related, values, created)
+            )
+    prune(new)
+    return outcome
+
+
+def _targets(
+    compiled: CompiledRule, event: CaseEvent, state: CitizenState
+) -> list[tuple[Recipient, OpenCase, dict[str, str]]]:
+    """(recipient, the case through which they know the citizen, placeholder values)."""
+    rule = compiled.rule
+    base = _event_values(event, rule.title)
+    own_case = event.data.case
+    own_department = own_case.department if own_case else None
+    targets = []
+    if rule.notify == "related":
+        for case in state.cases.values():
+            if own_case is not None and case.id == own_case.id:
+                continue
+            if case.department == own_department:
+                continue
+            if compiled.related_departments and case.department not in compiled.related_departments:
+                continue
+            if not kle_matches(case.kle, compiled.related_kle):
+                continue
+            if compiled.related_statuses and case.status not in compiled.related_statuses:
+                continue
+            values = dict(base)
+            values.update({
+                "related.id": case.id, "related.department": department_name(case.department),
+                "related.kle": case.kle, "related.source": case.source,
+            })
+            targets.append((Recipient(case.caseworker, case.unit, case.department), case, values))
+        return targets
+    if own_case is None or own_case.id not in state.cases:
+        return targets
+    mine = state.cases[own_case.id]
+    departments = sorted({
+        case.department for case in state.cases.values()
+        if case.department != own_case.department
+        and (case.sensitivity != "foelsomme" or rule.allow_sensitive)
+    })
+    if not departments:
+        return targets
+    values = dict(base)
+    values.update({
+        "case.id": mine.id, "case.department": department_name(mine.department),
+        "departments": ", ".join(department_name(d) for d in departments),
+    })
+    targets.append((Recipient(mine.caseworker, mine.unit, mine.department), mine, values))
+    return targets
+
+
+def _event_values(event: CaseEvent, title: str) -> dict[str, str]:
+    department = event.department
+    return {
+        "event.date": event.time.strftime("%d.%m.%Y"),
+        "event.type": EVENT_NAMES.get(event.type, event.type),
+        "event.department": department_name(department) if department else event.source,
+        "event.source": event.source,
+        "rule.title": title,
+    }
+
+
+def _notification(
+    nid: str, compiled: CompiledRule, event: CaseEvent, citizen: str, recipient: Recipient,
+    related: OpenCase, values: dict[str, str], created: str,
+) -> dict[str, Any]:
+    rule = compiled.rule
+    return {
+        "id": nid,
+        "rule": rule.id,
+        "title": rule.title,
+        "severity": rule.severity,
+        "recipient": recipient.to_json(),
+        "related_case": {"id": related.id, "source": related.source, "kle": related.kle},
+        "trigger": {
+            "event_id": event.id, "source": event.source, "type": event.type,
+            "department": event.department, "time": event.time.isoformat(),
+        },
+        "citizen": citizen,
+        "message": compiled.template.render(values),
+        "legal_basis": rule.legal_basis,
+        "created": created,
+    }
+
+
+def audit_record(notification: dict[str, Any]) -> dict[str, Any]:
+    """The accountability record of one disclosure (principle 6 of the design)."""
+    return {
+        "notification_id": notification["id"],
+        "citizen": notification["citizen"],
+        "recipient": notification["recipient"],
+        "rule": notification["rule"],
+        "legal_basis": notification["legal_basis"],
+        "disclosed": notification["message"],
+        "related_case": notification["related_case"],
+        "trigger": notification["trigger"],
+        "created": notification["created"],
+    }
