@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_verbs() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Verbs that live in their own modules, to keep this one short."""
-    return []
+    from advisering import cli_pipeline  # noqa: PLC0415
+
+    return [cli_pipeline.register]
 
 
 def _path(value: str) -> object:

@@ -53,6 +53,7 @@ class RejectReason(StrEnum):
     MISSING_CASE = "missing_case"
     CPR_DETECTED = "cpr_detected"
     TOO_LARGE = "too_large"
+    PROCESSING_ERROR = "processing_error"
 
 
 class Vocabulary(BaseModel):

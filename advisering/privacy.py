@@ -111,3 +111,16 @@ def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
             yield from cpr_paths(item, f"{path}[{index}]")
     elif isinstance(value, str | int) and not isinstance(value, bool) and find_cprs(str(value)):
         yield path
+
+
+def redact_value(value: Any) -> Any:
+    """A JSON value with every CPR number in keys, strings and integers redacted."""
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, int) and not isinstance(value, bool) and find_cprs(str(value)):
+        return REDACTED
+    return value

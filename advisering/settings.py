@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     kafka_heap: str = "768m"
     kafka_start_timeout: float = Field(default=90.0, gt=0)
 
+    worker_app_id: str = "advisering-worker"
+    worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb|aerospike)://")
+    worker_partitions: int = Field(default=6, ge=1)
+    worker_replication_factor: int | None = Field(default=None, ge=1)
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = Field(default=6066, ge=1, le=65535)
+    worker_data_dir: Path = DEFAULT_CACHE_DIR / "worker"
+    worker_commit_interval: float = Field(default=2.8, gt=0)
+
     topic_replication_factor: int | None = Field(default=None, ge=1)
     topic_partitions: int | None = Field(default=None, ge=1)
 

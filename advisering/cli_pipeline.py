@@ -1,0 +1,78 @@
+"""`advisering worker` and `advisering publish`: the pipeline's verbs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from advisering.settings import Settings
+
+
+def load_matcher_and_vocabulary(settings: Settings) -> tuple[Any, Any]:
+    """The rules of ADVISERING_RULES_DIR, checked against the topics' vocabulary."""
+    from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
+    from advisering.engine.matcher import Matcher  # noqa: PLC0415
+    from advisering.engine.rules import load_rules  # noqa: PLC0415
+
+    vocabulary = load_vocabulary(settings.topics_dir)
+    return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.worker.app import run_worker  # noqa: PLC0415
+
+    matcher, vocabulary = load_matcher_and_vocabulary(settings)
+    return run_worker(settings, matcher, vocabulary)
+
+
+def read_json_lines(path: Path) -> list[tuple[int, Any, str | None]]:
+    """(line number, parsed value or None, error) for every non-blank line."""
+    lines: list[tuple[int, Any, str | None]] = []
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                lines.append((number, orjson.loads(line), None))
+            except orjson.JSONDecodeError as exc:
+                lines.append((number, None, f"not JSON: {exc}"))
+    return lines
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.cli import UserError  # noqa: PLC0415
+    from advisering.client import Publisher  # noqa: PLC0415
+
+    path: Path = args.file
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    lines = read_json_lines(path)
+    rejected = 0
+    to_send: list[tuple[int, Any]] = []
+    with Publisher(settings) as publisher:
+        for number, value, error in lines:
+            if error is not None:
+                print(f"line {number}: not_json: {error}")
+                rejected += 1
+            else:
+                to_send.append((number, value))
+        results = publisher.publish(value for _, value in to_send)
+    for (number, _), result in zip(to_send, results, strict=True):
+        if not result.ok:
+            rejected += 1
+            where = f" at {result.path}" if result.path else ""
+            print(f"line {number}: {result.reason}{where}: {result.message}")
+    published = sum(1 for r in results if r.ok)
+    print(f"{path}: {published} published, {rejected} rejected, {len(lines)} lines")
+    return 1 if rejected else 0
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = verbs.add_parser("worker", help="run the Faust stream processor")
+    worker.set_defaults(handler=_worker)
+    publish = verbs.add_parser("publish", help="publish JSON-lines case events")
+    publish.add_argument("file", type=Path, help="one CloudEvent per line; CPR parties allowed")
+    publish.set_defaults(handler=_publish)

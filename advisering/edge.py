@@ -1,0 +1,38 @@
+"""The publishing edge: turn a source system's event into one fit for the bus.
+
+Shared by the Python publisher, ``advisering publish`` and the HTTP ingest.
+Each party given as ``{"cpr": ...}`` becomes ``{"citizen": <pseudonym>}``;
+any other CPR-shaped value is refused with its field path, since it would
+otherwise reach a topic.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from advisering.events import CaseEvent, Rejection, RejectReason, Vocabulary, validate_event
+from advisering.privacy import is_cpr, pseudonymise
+
+
+def prepare_event(raw: Any, key: bytes, vocabulary: Vocabulary) -> CaseEvent | Rejection:
+    """Pseudonymise the parties of ``raw`` and validate it; never raises on bad input."""
+    if not isinstance(raw, dict):
+        return Rejection(RejectReason.NOT_AN_OBJECT, "", "an event must be a JSON object")
+    event = copy.deepcopy(raw)
+    data = event.get("data")
+    parties = data.get("parties") if isinstance(data, dict) else None
+    if isinstance(parties, list):
+        for index, party in enumerate(parties):
+            if not isinstance(party, dict) or "cpr" not in party:
+                continue
+            path = f"data.parties[{index}].cpr"
+            cpr = party.pop("cpr")
+            if not isinstance(cpr, str) or not is_cpr(cpr):
+                return Rejection(RejectReason.INVALID_FIELD, path,
+                                 "not a valid CPR number (ten digits, a valid date)")
+            if "citizen" in party:
+                return Rejection(RejectReason.INVALID_FIELD, f"data.parties[{index}]",
+                                 "give either cpr or citizen, not both")
+            party["citizen"] = pseudonymise(cpr, key)
+    return validate_event(event, vocabulary)

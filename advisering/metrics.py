@@ -1,0 +1,63 @@
+"""Every Prometheus metric advisering exposes, declared once.
+
+Names follow ``advisering_<what>_<unit>``; counters end in ``_total``. Label
+values are bounded: rule ids (operators' finite set), reasons and outcomes,
+never a citizen, case or event id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PROCESSED = Counter(
+    "advisering_events_processed_total",
+    "Case events taken off advisering.case-events, by outcome (accepted, dead_lettered).",
+    ["outcome"],
+)
+DEAD_LETTERS = Counter(
+    "advisering_dead_letters_total",
+    "Events sent to advisering.dead-letters, by machine-readable reason.",
+    ["reason"],
+)
+RULE_MATCHES = Counter(
+    "advisering_rule_matches_total",
+    "Events that met a rule's when-conditions, per rule.",
+    ["rule"],
+)
+NOTIFICATIONS_EMITTED = Counter(
+    "advisering_notifications_emitted_total",
+    "Notifications sent to advisering.notifications, per rule.",
+    ["rule"],
+)
+NOTIFICATIONS_THROTTLED = Counter(
+    "advisering_notifications_throttled_total",
+    "Notifications held back by a rule's throttle window, per rule.",
+    ["rule"],
+)
+NOTIFICATIONS_SUPPRESSED = Counter(
+    "advisering_notifications_suppressed_total",
+    "Rule matches suppressed because the trigger case is foelsomme, per rule.",
+    ["rule"],
+)
+DUPLICATES_IGNORED = Counter(
+    "advisering_duplicate_notifications_total",
+    "Notifications not sent again because the same event was already processed.",
+)
+STALE_EVENTS = Counter(
+    "advisering_stale_events_total",
+    "Events older than the overview's news of their case (the case was left as it was).",
+)
+PROCESSING_SECONDS = Histogram(
+    "advisering_processing_seconds",
+    "Time to process one citizen event in the engine, in seconds.",
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+)
+RULESET_INFO = Gauge(
+    "advisering_ruleset_rules",
+    "Number of enabled rules in the rule set the worker applies.",
+)
+PUBLISHED_EVENTS = Counter(
+    "advisering_published_events_total",
+    "Events offered to the publisher, by outcome (accepted, rejected).",
+    ["outcome"],
+)

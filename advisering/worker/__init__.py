@@ -1,0 +1,1 @@
+"""The Faust worker: thin agents around the pure engine."""

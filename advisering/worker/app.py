@@ -1,0 +1,166 @@
+"""The Faust app: two short agents around the pure steps.
+
+``intake`` reads ``advisering.case-events``, dead-letters what is invalid and
+repartitions each valid event by citizen pseudonym (one copy per party).
+``correlate`` keeps each citizen's state in a table (memory store with a
+changelog topic, or RocksDB) and sends notifications and audit records.
+Processing is at-least-once: Faust flushes the producer before it commits
+offsets, and deterministic notification ids plus the state's memory of sent
+ids make a replayed event harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+from faust.serializers import codecs
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
+from advisering.engine.matcher import Matcher
+from advisering.engine.overview import CitizenState
+from advisering.events import Vocabulary
+from advisering.log import get_logger
+from advisering.settings import Settings
+from advisering.worker import steps
+
+log = get_logger(__name__)
+
+
+class CitizenStateCodec(codecs.Codec):
+    """Changelog encoding of a citizen's state (the memory store keeps the object)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj.to_json())
+
+    def _loads(self, s: bytes) -> Any:
+        return CitizenState.from_json(orjson.loads(s))
+
+
+codecs.register("citizen-state", CitizenStateCodec())
+
+
+@dataclass
+class WorkerApp:
+    """The app and the handles the agents and tests need."""
+
+    app: faust.App
+    matcher: Matcher
+    vocabulary: Vocabulary
+    citizens: Any
+    intake_agent: Any
+    correlate_agent: Any
+    topics: dict[str, Any]
+
+
+def faust_broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+def create_app(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> WorkerApp:
+    """Build the worker's Faust app with its topics, table and agents."""
+    replicas = settings.worker_replication_factor or (1 if settings.uses_local_broker() else 3)
+    app = faust.App(
+        settings.worker_app_id,
+        broker=faust_broker_urls(settings.bootstrap_servers),
+        store=settings.worker_store,
+        topic_partitions=settings.worker_partitions,
+        topic_replication_factor=replicas,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port,
+        datadir=str(settings.worker_data_dir),
+        producer_acks=-1,
+        broker_commit_interval=settings.worker_commit_interval,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    topics = {
+        "case_events": app.topic(CASE_EVENTS, **raw),
+        "citizen_events": app.topic(
+            f"{settings.worker_app_id}-citizen-events", internal=True,
+            partitions=settings.worker_partitions, **raw,
+        ),
+        "notifications": app.topic(NOTIFICATIONS, **raw),
+        "audit": app.topic(AUDIT, **raw),
+        "dead_letters": app.topic(DEAD_LETTERS, **raw),
+    }
+    citizens = app.Table(
+        "citizens", partitions=settings.worker_partitions, key_type=str,
+        value_serializer="citizen-state",
+    )
+
+    async def send_all(outbox: steps.Outbox) -> None:
+        for role, records in (("citizen_events", outbox.citizen_events),
+                              ("notifications", outbox.notifications),
+                              ("audit", outbox.audit), ("dead_letters", outbox.dead_letters)):
+            for key, value in records:
+                await topics[role].send(key=key, value=value)
+
+    async def intake(stream: Any) -> Any:
+        async for event in stream.events():
+            message = event.message
+            outbox = steps.intake(event.value, vocabulary, topic=message.topic,
+                                  partition=message.partition, offset=message.offset)
+            await send_all(outbox)
+            yield len(outbox.citizen_events)
+
+    async def correlate(stream: Any) -> Any:
+        async for event in stream.events():
+            message = event.message
+            citizen = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            try:
+                state, outbox = steps.correlate(citizen, event.value, citizens.get(citizen),
+                                                matcher)
+            except Exception as exc:  # a bug must not stop the bus: keep the event, go on
+                log.exception("event_processing_failed", topic=message.topic,
+                              partition=message.partition, offset=message.offset)
+                outbox = steps.Outbox(dead_letters=[steps.processing_failure(
+                    event.value, exc, topic=message.topic, partition=message.partition,
+                    offset=message.offset)])
+            else:
+                if state.is_empty():
+                    citizens.pop(citizen, None)
+                else:
+                    citizens[citizen] = state
+            await send_all(outbox)
+            yield len(outbox.notifications)
+
+    intake_agent = app.agent(topics["case_events"], name="intake")(intake)
+    correlate_agent = app.agent(topics["citizen_events"], name="correlate")(correlate)
+    _add_pages(app)
+    return WorkerApp(app, matcher, vocabulary, citizens, intake_agent, correlate_agent, topics)
+
+
+def _add_pages(app: faust.App) -> None:
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        recovering = bool(getattr(app, "in_recovery", False))
+        recovery = getattr(app.tables, "recovery", None)
+        recovered = recovery is not None and recovery.completed.is_set()
+        ready = not app.rebalancing and not recovering and recovered
+        body = {"ready": ready, "rebalancing": bool(app.rebalancing), "recovering": recovering}
+        return web.json(body, status=200 if ready else 503)
+
+
+def run_worker(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> int:
+    """Run the worker until it is stopped (SIGTERM or Ctrl-C)."""
+    from faust.worker import Worker  # noqa: PLC0415
+
+    worker_app = create_app(settings, matcher, vocabulary)
+    log.info("worker_starting", rules=len(matcher.compiled), app_id=settings.worker_app_id,
+             bootstrap=settings.bootstrap_servers, store=settings.worker_store)
+    worker = Worker(worker_app.app, loglevel=settings.log_level.lower(),
+                    redirect_stdouts=False, override_logging=False)
+    worker.execute_from_commandline()
+    return 0

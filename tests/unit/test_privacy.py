@@ -1,0 +1,186 @@
+"""CPR detection, keyed pseudonyms, redaction and the paths of CPR numbers in JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from advisering.privacy import (
+    REDACTED,
+    cpr_paths,
+    find_cprs,
+    is_cpr,
+    is_pseudonym,
+    pseudonymise,
+    redact,
+)
+from tests.unit.builders import KEY
+
+
+def synthetic_cprs(count: int) -> list[str]:
+    """``count`` distinct CPR numbers with valid dates across the 20th century."""
+    start = dt.date(1901, 1, 1)
+    out = []
+    for index in range(count):
+        born = start + dt.timedelta(days=index * 17)
+        seventh = index % 4  # 0-3: born in the 1900s
+        out.append(f"{born:%d%m%y}{seventh}{index % 1000:03d}")
+    return out
+
+
+def test_cpr_without_hyphen_is_found() -> None:
+    """Ten digits with a valid date are a CPR number."""
+    assert find_cprs("0101700001") == ["0101700001"]
+    assert is_cpr("0101700001")
+
+
+def test_cpr_with_hyphen_is_found() -> None:
+    """A hyphen after the sixth digit is accepted and kept in the match."""
+    assert find_cprs("010170-0001") == ["010170-0001"]
+    assert is_cpr("010170-0001")
+
+
+@pytest.mark.parametrize(
+    "digits",
+    [
+        "3102801234",  # 31 February
+        "0113801234",  # month 13
+        "0000801234",  # day 0
+        "0100801234",  # month 0
+        "3204801234",  # day 32
+        "3104801234",  # 31 April
+        "2902001234",  # 29 February 1900 (seventh digit 1: 1900s, not a leap year)
+    ],
+)
+def test_invalid_dates_are_not_cprs(digits: str) -> None:
+    """Ten digits whose first six are not a real birth date are not a CPR number."""
+    assert find_cprs(digits) == []
+    assert find_cprs(f"{digits[:6]}-{digits[6:]}") == []
+    assert not is_cpr(digits)
+
+
+def test_century_from_seventh_digit_decides_leap_day() -> None:
+    """29.02.00 is valid with a seventh digit meaning 2000 (4) but not 1900 (1)."""
+    assert is_cpr("2902004234")
+    assert not is_cpr("2902001234")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["01017000011", "10101700001", "0101700001234", "123456789012345", "010170-00012"],
+)
+def test_longer_digit_runs_are_not_matched(text: str) -> None:
+    """A CPR-shaped run inside a longer run of digits is not a CPR number."""
+    assert find_cprs(text) == []
+    assert redact(text) == text
+
+
+def test_cpr_inside_free_text_is_found() -> None:
+    """CPR numbers embedded in prose, with and without hyphen, are all found."""
+    text = "Borgeren (cpr 010170-0001) ringede om barnet 0202800002, sag 34.15.00."
+    assert find_cprs(text) == ["010170-0001", "0202800002"]
+
+
+def test_cpr_next_to_letters_and_punctuation_is_found() -> None:
+    """Letters or punctuation around the ten digits do not hide a CPR number."""
+    assert find_cprs("cpr:0101700001;") == ["0101700001"]
+    assert find_cprs("x0101700001y") == ["0101700001"]
+
+
+def test_is_cpr_needs_exactly_one_number() -> None:
+    """is_cpr is true for one CPR number (surrounding blanks allowed), not for text."""
+    assert is_cpr("  0101700001 ")
+    assert not is_cpr("cpr 0101700001")
+    assert not is_cpr("0101700001 0202800002")
+
+
+def test_pseudonym_is_deterministic() -> None:
+    """The same CPR number and key give the same pseudonym every time."""
+    assert pseudonymise("0101700001", KEY) == pseudonymise("0101700001", KEY)
+
+
+def test_pseudonym_ignores_hyphen() -> None:
+    """A CPR number with and without hyphen has one pseudonym."""
+    assert pseudonymise("010170-0001", KEY) == pseudonymise("0101700001", KEY)
+
+
+def test_pseudonym_depends_on_key() -> None:
+    """A different municipality key gives a different pseudonym."""
+    assert pseudonymise("0101700001", KEY) != pseudonymise("0101700001", b"x" * 32)
+
+
+def test_pseudonym_differs_per_citizen() -> None:
+    """Two CPR numbers give two pseudonyms."""
+    assert pseudonymise("0101700001", KEY) != pseudonymise("0101700002", KEY)
+
+
+def test_pseudonym_has_the_documented_shape() -> None:
+    """A pseudonym is ps1- followed by 52 lower-case base32 characters."""
+    pseudonym = pseudonymise("0101700001", KEY)
+    assert pseudonym.startswith("ps1-")
+    assert len(pseudonym) == 56
+    assert is_pseudonym(pseudonym)
+    assert "0101700001" not in pseudonym
+
+
+@pytest.mark.parametrize("value", ["3102801234", "12345", "not a cpr", "01017000011"])
+def test_pseudonymise_refuses_non_cprs(value: str) -> None:
+    """Only a CPR number can be pseudonymised."""
+    with pytest.raises(ValueError, match="not a CPR number"):
+        pseudonymise(value, KEY)
+
+
+def test_pseudonyms_never_look_like_cprs() -> None:
+    """Over 2000 synthetic CPR numbers no pseudonym contains a CPR number."""
+    cprs = synthetic_cprs(2000)
+    assert all(is_cpr(c) for c in cprs)
+    pseudonyms = {pseudonymise(c, KEY) for c in cprs}
+    assert len(pseudonyms) == len(set(cprs)) == 2000
+    for pseudonym in pseudonyms:
+        assert is_pseudonym(pseudonym)
+        assert find_cprs(pseudonym) == []
+        assert find_cprs(f"borger {pseudonym} 12") == []
+        assert redact(pseudonym) == pseudonym
+        assert list(cpr_paths({"citizen": pseudonym})) == []
+
+
+def test_redact_replaces_every_cpr_and_keeps_the_rest() -> None:
+    """Every CPR number becomes the marker; all other text is unchanged."""
+    text = "A: 010170-0001, B: 0202800002, sag 34.15.00, tlf 12345678, dato 3102801234."
+    assert redact(text) == (
+        f"A: {REDACTED}, B: {REDACTED}, sag 34.15.00, tlf 12345678, dato 3102801234."
+    )
+    assert find_cprs(redact(text)) == []
+
+
+def test_redact_without_cpr_is_identity() -> None:
+    """Text without a CPR number comes back unchanged."""
+    text = "Sag MOM-2026-00123 (KLE 32.24.06) ændret 29.11.2026 kl. 09:12."
+    assert redact(text) == text
+
+
+def test_cpr_paths_gives_dotted_paths() -> None:
+    """Nested mappings and lists give paths like data.case.title and data.parties[0].note."""
+    value = {
+        "id": "ev-1",
+        "data": {
+            "case": {"id": "C-1", "title": "Sag om 010170-0001"},
+            "parties": [{"citizen": "ps1-x", "note": "cpr 0202800002"}],
+        },
+    }
+    assert sorted(cpr_paths(value)) == ["data.case.title", "data.parties[0].note"]
+
+
+def test_cpr_paths_finds_lists_keys_and_numbers() -> None:
+    """List items, mapping keys and integer values holding a CPR number are reported."""
+    value = {"a": ["x", "0101700001"], "1501700001": "v", "n": 1501700001, "flag": True}
+    assert sorted(cpr_paths(value)) == sorted(["a[1]", "1501700001", "n"])
+    assert list(cpr_paths(["ok", ["0101700001"]])) == ["[1][0]"]
+
+
+def test_cpr_paths_is_empty_for_clean_values() -> None:
+    """A value without CPR numbers (dates, case ids, invalid dates) gives no path."""
+    clean = {"time": "2026-11-29T09:12:00+01:00", "case": {"id": "MOM-2026-00123"},
+             "n": 3102801234, "kle": "32.24.06"}
+    assert list(cpr_paths(clean)) == []
