@@ -24,9 +24,11 @@ from typing import Any
 PSEUDONYM_PREFIX = "ps1-"
 REDACTED = "[CPR-REDACTED]"
 
-# Ten digits, optionally with a hyphen after the sixth, not part of a longer
-# digit run. Whether it is a CPR number is then decided by the date.
-_CPR_SHAPE = re.compile(r"(?<![0-9])([0-9]{6})-?([0-9]{4})(?![0-9])")
+# Ten digits, optionally with a hyphen after the sixth, not glued to other
+# digits or hex letters: hex ids and UUIDs (ab010180-1234-..., sha256 digests)
+# are not CPR numbers, while "cpr0101801234" still is. Whether ten digits are
+# a CPR number is then decided by the date.
+_CPR_SHAPE = re.compile(r"(?<![0-9a-fA-F])([0-9]{6})-?([0-9]{4})(?![0-9a-fA-F])")
 _PSEUDONYM = re.compile(r"^ps1-[a-z2-7]{52}$")
 
 
@@ -102,7 +104,7 @@ def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
     """Dotted paths of every string (or key) in a JSON value that holds a CPR number."""
     if isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
+            child = redact(f"{path}.{key}" if path else str(key))
             if find_cprs(str(key)):
                 yield child
             yield from cpr_paths(item, child)

@@ -105,10 +105,12 @@ def demo_scenario(start: dt.datetime | None = None) -> list[list[dict[str, Any]]
               appointment={"kind": "samtale"}),
         event(1, "cpr", "citizen.moved", at(50), mover),
         event(2, "cpr", "citizen.deceased", at(60), late),
+    ]
+    later = [
         event(2, "dubu", "case.opened", at(70), parent, second_child),
         event(2, "sundhedsplatformen", "citizen.discharged", at(90), elder),
     ]
-    return [engagements, children, happenings]
+    return [engagements, children, happenings, later]
 
 
 # (rule, recipient caseworker or unit key, related case) for every notification

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
     worker_data_dir: Path = DEFAULT_CACHE_DIR / "worker"
     worker_commit_interval: float = Field(default=2.8, gt=0)
+    worker_session_timeout: float = Field(default=30.0, ge=6)
 
     topic_replication_factor: int | None = Field(default=None, ge=1)
     topic_partitions: int | None = Field(default=None, ge=1)

@@ -21,8 +21,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from advisering.events import KLE_PATTERN, SDI_STATUSES, Vocabulary
@@ -35,7 +35,7 @@ PLACEHOLDERS = frozenset({
 })
 _DURATION = re.compile(
     r"^P(?:(?P<weeks>\d+)W|(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
-    r"(?:(?P<seconds>\d+)S)?)?)$"
+    r"(?:(?P<seconds>\d+)S)?)?)\Z"
 )
 
 OneOrMany = str | list[str]
@@ -149,21 +149,18 @@ class Rule(BaseModel):
 
     @field_validator("message")
     @classmethod
-    def _placeholders(cls, value: str) -> str:
-        for name in message_fields(value):
+    def _placeholders(cls, value: str, info: ValidationInfo) -> str:
+        used = message_fields(value)
+        for name in used:
             if name not in PLACEHOLDERS:
                 allowed = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
                 raise ValueError(f"unknown placeholder {{{name}}}; allowed: {allowed}")
-        return value
-
-    @model_validator(mode="after")
-    def _origin_has_no_related_fields(self) -> Rule:
-        used = set(message_fields(self.message))
-        if self.notify == "origin" and any(n.startswith("related.") for n in used):
+        notify = info.data.get("notify")
+        if notify == "origin" and any(n.startswith("related.") for n in used):
             raise ValueError("a notify: origin rule cannot use {related.*}; use {departments}")
-        if self.notify == "related" and {"departments", "case.id", "case.department"} & used:
+        if notify == "related" and {"departments", "case.id", "case.department"} & set(used):
             raise ValueError("{departments} and {case.*} are for notify: origin rules")
-        return self
+        return value
 
     @property
     def throttle_window(self) -> dt.timedelta | None:

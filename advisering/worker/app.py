@@ -62,7 +62,7 @@ def faust_broker_urls(bootstrap: str) -> list[str]:
 
 def create_app(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agents."""
-    replicas = settings.worker_replication_factor or (1 if settings.uses_local_broker() else 3)
+    replicas = replication_factor(settings)
     app = faust.App(
         settings.worker_app_id,
         broker=faust_broker_urls(settings.bootstrap_servers),
@@ -75,22 +75,33 @@ def create_app(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> 
         datadir=str(settings.worker_data_dir),
         producer_acks=-1,
         broker_commit_interval=settings.worker_commit_interval,
+        broker_session_timeout=settings.worker_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout / 3),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     topics = {
         "case_events": app.topic(CASE_EVENTS, **raw),
         "citizen_events": app.topic(
-            f"{settings.worker_app_id}-citizen-events", internal=True,
+            citizen_topic_name(settings), internal=True,
             partitions=settings.worker_partitions, **raw,
         ),
         "notifications": app.topic(NOTIFICATIONS, **raw),
         "audit": app.topic(AUDIT, **raw),
         "dead_letters": app.topic(DEAD_LETTERS, **raw),
     }
-    citizens = app.Table(
-        "citizens", partitions=settings.worker_partitions, key_type=str,
-        value_serializer="citizen-state",
+    # Keys are the pseudonym's bytes as they come off the repartition topic.
+    # Faust derives a table's serializers from its types (json unless a Record):
+    # the changelog topic (read in recovery) and the table (used when writing)
+    # both get ours explicitly.
+    changelog = app.topic(
+        f"{settings.worker_app_id}-citizens-changelog", key_serializer="raw",
+        value_serializer="citizen-state", partitions=settings.worker_partitions,
+        compacting=True, deleting=False, internal=True, acks=False,
     )
+    citizens: Any = app.Table("citizens", partitions=settings.worker_partitions,
+                              changelog_topic=changelog)
+    citizens.key_serializer = "raw"
+    citizens.value_serializer = "citizen-state"
 
     async def send_all(outbox: steps.Outbox) -> None:
         for role, records in (("citizen_events", outbox.citizen_events),
@@ -110,9 +121,9 @@ def create_app(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> 
     async def correlate(stream: Any) -> Any:
         async for event in stream.events():
             message = event.message
-            citizen = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            key: bytes = event.key
             try:
-                state, outbox = steps.correlate(citizen, event.value, citizens.get(citizen),
+                state, outbox = steps.correlate(key.decode(), event.value, citizens.get(key),
                                                 matcher)
             except Exception as exc:  # a bug must not stop the bus: keep the event, go on
                 log.exception("event_processing_failed", topic=message.topic,
@@ -122,9 +133,9 @@ def create_app(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> 
                     offset=message.offset)])
             else:
                 if state.is_empty():
-                    citizens.pop(citizen, None)
+                    citizens.pop(key, None)
                 else:
-                    citizens[citizen] = state
+                    citizens[key] = state
             await send_all(outbox)
             yield len(outbox.notifications)
 
@@ -153,10 +164,44 @@ def _add_pages(app: faust.App) -> None:
         return web.json(body, status=200 if ready else 503)
 
 
+def citizen_topic_name(settings: Settings) -> str:
+    return f"{settings.worker_app_id}-citizen-events"
+
+
+def replication_factor(settings: Settings) -> int:
+    return settings.worker_replication_factor or (1 if settings.uses_local_broker() else 3)
+
+
+def ensure_citizen_topic(settings: Settings) -> None:
+    """Create the repartition topic before Faust assigns partitions.
+
+    Faust creates an ``internal`` topic only when it first sends to it, after
+    the first assignment; the correlate agent would then own no partition
+    until the next rebalance.
+    """
+    from confluent_kafka import KafkaError  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    name = citizen_topic_name(settings)
+    new = NewTopic(name, num_partitions=settings.worker_partitions,
+                   replication_factor=replication_factor(settings),
+                   config={"cleanup.policy": "delete", "retention.ms": str(7 * 86400 * 1000)})
+    for future in admin.create_topics([new], operation_timeout=30).values():
+        try:
+            future.result(timeout=60)
+        except Exception as exc:
+            error = exc.args[0] if exc.args else None
+            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    log.info("citizen_topic_ready", topic=name)
+
+
 def run_worker(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> int:
     """Run the worker until it is stopped (SIGTERM or Ctrl-C)."""
     from faust.worker import Worker  # noqa: PLC0415
 
+    ensure_citizen_topic(settings)
     worker_app = create_app(settings, matcher, vocabulary)
     log.info("worker_starting", rules=len(matcher.compiled), app_id=settings.worker_app_id,
              bootstrap=settings.bootstrap_servers, store=settings.worker_store)

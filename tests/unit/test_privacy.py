@@ -173,9 +173,9 @@ def test_cpr_paths_gives_dotted_paths() -> None:
 
 
 def test_cpr_paths_finds_lists_keys_and_numbers() -> None:
-    """List items, mapping keys and integer values holding a CPR number are reported."""
+    """List items, mapping keys (redacted in the path) and integers holding a CPR are reported."""
     value = {"a": ["x", "0101700001"], "1501700001": "v", "n": 1501700001, "flag": True}
-    assert sorted(cpr_paths(value)) == sorted(["a[1]", "1501700001", "n"])
+    assert sorted(cpr_paths(value)) == sorted(["a[1]", "[CPR-REDACTED]", "n"])
     assert list(cpr_paths(["ok", ["0101700001"]])) == ["[1][0]"]
 
 
@@ -184,3 +184,11 @@ def test_cpr_paths_is_empty_for_clean_values() -> None:
     clean = {"time": "2026-11-29T09:12:00+01:00", "case": {"id": "MOM-2026-00123"},
              "n": 3102801234, "kle": "32.24.06"}
     assert list(cpr_paths(clean)) == []
+
+
+def test_hex_ids_and_uuids_are_not_cpr_numbers() -> None:
+    """UUIDs and hex digests whose digits look like a date are not taken for CPR numbers."""
+    assert find_cprs("ab010180-1234-4e7b-9a51-0d2f7c9e1a10") == []
+    assert find_cprs("4f0b2c1e-8d1a-4e7b-9a51-0101801234ab") == []
+    assert find_cprs("0101801234abcdef0123456789abcdef") == []
+    assert find_cprs("cpr0101801234") == ["0101801234"]

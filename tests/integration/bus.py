@@ -1,0 +1,128 @@
+"""Running the real worker and publisher against the test broker, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from advisering.broker.topic_specs import CASE_EVENTS
+from advisering.testing import wait_until_idle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
+    """Environment for advisering processes: the test broker and a fresh pseudonym key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
+    env.update({
+        "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
+        "ADVISERING_PSEUDONYM_KEY": secrets.token_hex(32),
+        "ADVISERING_RULES_DIR": str(ROOT / "rules"),
+        "ADVISERING_TOPICS_DIR": str(ROOT / "topics"),
+        "ADVISERING_LOG_FORMAT": "json",
+        "ADVISERING_WORKER_REPLICATION_FACTOR": "1",
+        "ADVISERING_WORKER_COMMIT_INTERVAL": "0.5",
+        "ADVISERING_WORKER_SESSION_TIMEOUT": "6",
+    })
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "advisering.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+
+
+def write_jsonl(path: Path, events: list[Any]) -> Path:
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    return path
+
+
+@dataclass
+class WorkerProcess:
+    """An `advisering worker` subprocess with its own app id, web port and data dir."""
+
+    env: dict[str, str]
+    log_path: Path
+    app_id: str = field(default_factory=lambda: f"worker-test-{uuid.uuid4().hex[:8]}")
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = dict(self.env, ADVISERING_WORKER_APP_ID=self.app_id,
+                   ADVISERING_WORKER_WEB_PORT=str(self.web_port),
+                   ADVISERING_WORKER_DATA_DIR=str(self.log_path.parent / f"{self.app_id}-data"))
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "advisering.cli", "worker"], env=env, stdout=log,
+                stderr=subprocess.STDOUT, cwd=ROOT,
+            )
+        self.wait_ready(timeout)
+
+    def readiness(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz",
+                                        timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited:\n{self.log_tail()}")
+            if self.readiness() == 200:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready within {timeout}s:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bytes(response.read()).decode()
+
+    def wait_idle(self, bootstrap: str, timeout: float = 120.0) -> None:
+        wait_until_idle(bootstrap, self.app_id,
+                        [CASE_EVENTS, f"{self.app_id}-citizen-events"], timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
