@@ -82,7 +82,7 @@ def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(settings)
+    return run_demo(settings, exit_after_scenario=args.once)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override every topic's replication factor (one-node broker: 1)")
     apply.set_defaults(handler=_topics_apply)
 
-    verbs.add_parser("demo", help="all of it on one machine").set_defaults(handler=_demo)
+    demo = verbs.add_parser("demo", help="all of it on one machine, with a simulated municipality")
+    demo.add_argument("--once", action="store_true",
+                      help="exit when the built-in scenario has been shown (for smoke tests)")
+    demo.set_defaults(handler=_demo)
 
     for register in _extra_verbs():
         register(verbs)
