@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_verbs() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Verbs that live in their own modules, to keep this one short."""
-    from advisering import cli_pipeline  # noqa: PLC0415
+    from advisering import cli_pipeline, cli_serve  # noqa: PLC0415
 
-    return [cli_pipeline.register]
+    return [cli_pipeline.register, cli_serve.register]
 
 
 def _path(value: str) -> object:

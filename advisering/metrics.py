@@ -61,3 +61,18 @@ PUBLISHED_EVENTS = Counter(
     "Events offered to the publisher, by outcome (accepted, rejected).",
     ["outcome"],
 )
+INGEST_REQUESTS = Counter(
+    "advisering_ingest_requests_total",
+    "HTTP ingest requests, by response status.",
+    ["status"],
+)
+INGEST_EVENTS = Counter(
+    "advisering_ingest_events_total",
+    "Events offered over HTTP ingest, by outcome (accepted, rejected) and reason.",
+    ["outcome", "reason"],
+)
+INGEST_PRODUCE_SECONDS = Histogram(
+    "advisering_ingest_produce_seconds",
+    "Time from producing a request's events until Kafka confirmed all of them, in seconds.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)

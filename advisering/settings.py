@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     worker_commit_interval: float = Field(default=2.8, gt=0)
     worker_session_timeout: float = Field(default=30.0, ge=6)
 
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8080, ge=1, le=65535)
+    sources_file: Path = Path("sources.yaml")
+    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_max_events: int = Field(default=1000, ge=1)
+    ingest_delivery_timeout: float = Field(default=10.0, gt=0)
+
     topic_replication_factor: int | None = Field(default=None, ge=1)
     topic_partitions: int | None = Field(default=None, ge=1)
 

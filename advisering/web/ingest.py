@@ -1,0 +1,175 @@
+"""HTTP ingest for source systems that do not speak Kafka: ``POST /api/v1/events``.
+
+One CloudEvent (JSON), a batch (JSON array) or NDJSON. A batch is
+all-or-nothing: when any event is invalid the answer is 422 listing every
+problem by index and field path, and nothing is published, so a client fixes
+and resends the whole request. 202 is answered only after Kafka confirmed
+every event (idempotent producer, ``acks=all``); when Kafka cannot confirm in
+time the answer is 503 with ``Retry-After`` and the client resends. Resending
+is always safe: an event is identified by (source, id), and the worker never
+notifies twice for the same event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from advisering import metrics
+from advisering.broker.async_producer import AsyncProducer, DeliveryError
+from advisering.broker.topic_specs import CASE_EVENTS
+from advisering.edge import prepare_event
+from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
+from advisering.log import get_logger
+from advisering.web.sources import SourceAuthenticator
+
+log = get_logger(__name__)
+
+JSON_TYPES = {"application/json", "application/cloudevents+json",
+              "application/cloudevents-batch+json"}
+NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
+RETRY_AFTER_SECONDS = 5
+MAX_BODY = web.AppKey("max_body", int)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    pseudonym_key: bytes
+    vocabulary: Vocabulary
+    max_events: int
+
+
+def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:
+    body = {"error": error, "message": message, **extra}
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="advisering"'}
+    metrics.INGEST_REQUESTS.labels(str(status)).inc()
+    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def presented_key(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def parse_body(body: bytes, content_type: str) -> list[Any] | list[dict[str, Any]]:
+    """The events of a request body; raises ValueError with a client-facing message."""
+    if content_type in NDJSON_TYPES:
+        events: list[Any] = []
+        for number, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"line {number} is not JSON: {exc}") from exc
+        return events
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from exc
+    return value if isinstance(value, list) else [value]
+
+
+class IngestHandler:
+    """The ingest endpoint, with its producer and the registered sources."""
+
+    def __init__(self, config: IngestConfig, producer: AsyncProducer,
+                 authenticator: SourceAuthenticator) -> None:
+        self.config = config
+        self.producer = producer
+        self.authenticator = authenticator
+
+    async def post_events(self, request: web.Request) -> web.Response:
+        source = self.authenticator.source_for(presented_key(request))
+        if source is None:
+            return error_response(401, "unauthorized",
+                                  "a valid API key is required (Authorization: Bearer <key>)")
+        if request.content_type not in JSON_TYPES | NDJSON_TYPES:
+            return error_response(415, "unsupported_media_type",
+                                  "send application/json (one event or an array) or "
+                                  "application/x-ndjson")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "body_too_large",
+                                  f"the body exceeds {request.app[MAX_BODY]} bytes")
+        try:
+            raw_events = parse_body(body, request.content_type)
+        except ValueError as exc:
+            self._count_rejected("not_json", 1)
+            return error_response(422, "invalid_events", str(exc),
+                                  problems=[{"index": None, "reason": "not_json", "path": "",
+                                             "message": str(exc)}])
+        if not raw_events:
+            return error_response(422, "invalid_events", "the request holds no event")
+        if len(raw_events) > self.config.max_events:
+            return error_response(413, "too_many_events",
+                                  f"at most {self.config.max_events} events per request")
+        prepared, problems, foreign = self._prepare(raw_events, source)
+        if foreign:
+            return error_response(403, "forbidden",
+                                  f"the API key belongs to source {source!r}; it may only "
+                                  "publish events whose source is its own", problems=foreign)
+        if problems:
+            for problem in problems:
+                self._count_rejected(problem["reason"], 1)
+            return error_response(422, "invalid_events",
+                                  f"{len({p['index'] for p in problems})} of {len(raw_events)} "
+                                  "event(s) are invalid; nothing was published",
+                                  problems=problems)
+        began = time.perf_counter()
+        try:
+            await self.producer.send_all(
+                [(CASE_EVENTS, event.key.encode(), encode_event(event)) for event in prepared]
+            )
+        except DeliveryError as exc:
+            log.warning("ingest_kafka_unavailable", source=source, events=len(prepared),
+                        error=str(exc)[:200])
+            self._count_rejected("kafka_unavailable", len(prepared))
+            return error_response(503, "kafka_unavailable",
+                                  "Kafka did not confirm the events; nothing may be assumed "
+                                  "accepted. Send the same request again later.")
+        metrics.INGEST_PRODUCE_SECONDS.observe(time.perf_counter() - began)
+        metrics.INGEST_EVENTS.labels("accepted", "").inc(len(prepared))
+        metrics.INGEST_REQUESTS.labels("202").inc()
+        log.info("ingest_accepted", source=source, events=len(prepared))
+        return web.json_response(
+            {"accepted": len(prepared), "ids": [event.id for event in prepared]},
+            status=202, dumps=_dumps,
+        )
+
+    def _prepare(
+        self, raw_events: list[Any], source: str
+    ) -> tuple[list[CaseEvent], list[dict[str, Any]], list[dict[str, Any]]]:
+        prepared: list[CaseEvent] = []
+        problems: list[dict[str, Any]] = []
+        foreign: list[dict[str, Any]] = []
+        for index, raw in enumerate(raw_events):
+            claimed = raw.get("source") if isinstance(raw, dict) else None
+            if isinstance(claimed, str) and claimed != source:
+                foreign.append({"index": index, "path": "source",
+                                "message": "source differs from the API key's source"})
+                continue
+            result = prepare_event(raw, self.config.pseudonym_key, self.config.vocabulary)
+            if isinstance(result, Rejection):
+                details = result.problems or ((result.path, result.message),)
+                problems.extend({"index": index, "reason": result.reason.value, "path": path,
+                                 "message": message} for path, message in details)
+                continue
+            prepared.append(result)
+        return prepared, problems, foreign
+
+    def _count_rejected(self, reason: str, count: int) -> None:
+        metrics.INGEST_EVENTS.labels("rejected", reason).inc(count)

@@ -1,0 +1,97 @@
+"""`advisering serve`: the HTTP side of the bus (ingest for source systems).
+
+Health (`/healthz`: the process is alive), readiness (`/readyz`: Kafka
+answers), Prometheus metrics (`/metrics`) and the OpenAPI document
+(`/api/v1/openapi.json`) come with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from advisering.broker.async_producer import AsyncProducer
+from advisering.broker.local_kafka import broker_answers
+from advisering.client import default_vocabulary
+from advisering.log import get_logger
+from advisering.settings import Settings
+from advisering.web.ingest import MAX_BODY, IngestConfig, IngestHandler
+from advisering.web.openapi import openapi_document
+from advisering.web.sources import SourceAuthenticator, load_sources
+
+log = get_logger(__name__)
+
+
+class Readiness:
+    """Whether Kafka answers, asked at most every two seconds."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._checked = 0.0
+        self._ready = False
+
+    async def ready(self) -> bool:
+        if time.monotonic() - self._checked > 2.0:
+            self._ready = await asyncio.to_thread(broker_answers, self.bootstrap, 2.0)
+            self._checked = time.monotonic()
+        return self._ready
+
+
+def create_web_app(settings: Settings) -> web.Application:
+    """The aiohttp application with ingest, health, readiness, metrics and OpenAPI."""
+    app = web.Application(client_max_size=settings.ingest_max_body_bytes)
+    app[MAX_BODY] = settings.ingest_max_body_bytes
+    producer = AsyncProducer({
+        "bootstrap.servers": settings.bootstrap_servers,
+        "delivery.timeout.ms": int(settings.ingest_delivery_timeout * 1000),
+        "client.id": "advisering-ingest",
+    })
+    handler = IngestHandler(
+        IngestConfig(settings.pseudonym_key_bytes(), default_vocabulary(settings.topics_dir),
+                     settings.ingest_max_events),
+        producer,
+        SourceAuthenticator(load_sources(settings.sources_file)),
+    )
+    readiness = Readiness(settings.bootstrap_servers)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready = await readiness.ready()
+        return web.json_response({"ready": ready, "kafka": ready}, status=200 if ready else 503)
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(),
+                            content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def start_producer(app: web.Application) -> None:
+        producer.start()
+
+    async def stop_producer(app: web.Application) -> None:
+        await producer.close()
+
+    app.on_startup.append(start_producer)
+    app.on_cleanup.append(stop_producer)
+    app.router.add_post("/api/v1/events", handler.post_events)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+def run_server(settings: Settings) -> int:
+    app = create_web_app(settings)
+    log.info("serve_starting", host=settings.serve_host, port=settings.serve_port)
+    web.run_app(app, host=settings.serve_host, port=settings.serve_port, print=None,
+                access_log=None)
+    return 0
+
+

@@ -1,0 +1,352 @@
+"""The worker's two Faust agents under ``agent.test_context()``: no broker, sends recorded.
+
+Each test builds the real app (shipped rules/ and topics/) with create_app and
+replaces ``send`` on every topic of ``WorkerApp.topics`` with an AsyncMock, so
+what the agents send is recorded as (key, value) and nothing reaches Kafka.
+The table's changelog writes only land in the unstarted producer's buffer.
+``agent.put`` returns once the agent has yielded for the record (both agents
+yield exactly once per record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from advisering.broker.topic_specs import CASE_EVENTS
+from advisering.cli_pipeline import load_matcher_and_vocabulary
+from advisering.edge import prepare_event
+from advisering.events import CaseEvent, Vocabulary, encode_event
+from advisering.privacy import REDACTED, find_cprs, pseudonymise
+from advisering.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
+from advisering.settings import Settings
+from advisering.worker.app import WorkerApp, citizen_topic_name, create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = b"agent-tests-pseudonym-key-of-32-bytes"
+PUT_TIMEOUT = 10.0
+FREE_TEXT_CPR = synthetic_cpr(77)
+
+# The scenario's citizens (synthetic_cpr numbers) and the cases open after all waves.
+OPEN_CASES = {
+    11: {"MOM-2026-00123", "DUBU-2025-0815", "DUBU-2026-0101"},
+    22: {"CARE-2024-3301"},
+    33: {"MOM-2026-00456", "SP-2025-0077"},
+    44: {"KY-2026-1188", "SKOLE-2026-0042"},
+    55: {"CARE-2023-1207", "SUND-2025-0912"},
+}
+
+
+def citizen_key(number: int) -> bytes:
+    """The table and repartition key of scenario citizen ``number``."""
+    return pseudonymise(synthetic_cpr(number), KEY).encode()
+
+
+@dataclass
+class Harness:
+    """The app under test and what its agents sent."""
+
+    worker: WorkerApp
+    vocabulary: Vocabulary
+    settings: Settings
+
+    def sent(self, role: str) -> list[tuple[bytes, bytes]]:
+        """(key, value) of every send to the topic of ``role``, in order."""
+        mock = self.worker.topics[role].send
+        return [(call.kwargs["key"], call.kwargs["value"]) for call in mock.await_args_list]
+
+    def sent_json(self, role: str) -> list[tuple[bytes, dict[str, Any]]]:
+        return [(key, orjson.loads(value)) for key, value in self.sent(role)]
+
+    def all_sent_bytes(self) -> bytes:
+        return b"\n".join(k + b"\t" + v for role in self.worker.topics for k, v in self.sent(role))
+
+    def table(self) -> dict[bytes, dict[str, Any]]:
+        """The citizens table as JSON, per pseudonym key."""
+        return {key: state.to_json() for key, state in self.worker.citizens.items()}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        bootstrap_servers="127.0.0.1:1",  # nothing listens there: a stray connect fails
+        pseudonym_key=KEY.decode(),
+        rules_dir=ROOT / "rules",
+        topics_dir=ROOT / "topics",
+        worker_app_id="advisering-agent-tests",
+        worker_store="memory://",
+        worker_partitions=2,
+        worker_data_dir=tmp_path / "worker",
+        worker_web_port=6067,
+    )
+
+
+@pytest.fixture
+async def harness(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    matcher, vocabulary = load_matcher_and_vocabulary(settings)
+    worker = create_app(settings, matcher, vocabulary)
+    worker.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
+    worker.app.finalize()
+    worker.app.flow_control.resume()
+    for topic in worker.topics.values():
+        monkeypatch.setattr(topic, "send", AsyncMock(return_value=None))
+    yield Harness(worker, vocabulary, settings)
+    assert not worker.app.producer.started
+    assert not worker.app.consumer.started
+
+
+async def put(agent: Any, value: bytes, key: bytes) -> Any:
+    """Put one record on ``agent``, wait until it yields for it and return what it yielded."""
+    before = agent.processed_offset
+    await asyncio.wait_for(agent.put(value, key=key), PUT_TIMEOUT)
+    assert agent.processed_offset == before + 1
+    return agent.results[before]
+
+
+def prepared(raw: dict[str, Any], vocabulary: Vocabulary) -> CaseEvent:
+    result = prepare_event(raw, KEY, vocabulary)
+    assert isinstance(result, CaseEvent), result
+    return result
+
+
+def as_json(event: CaseEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def assert_no_cpr(data: bytes, *cprs: str) -> None:
+    text = data.decode("utf-8", errors="replace")
+    assert find_cprs(text) == []
+    for cpr in cprs:
+        assert cpr not in text
+        assert cpr.replace("-", "") not in text
+
+
+# -- intake ------------------------------------------------------------------------------
+
+async def test_valid_event_goes_to_citizen_events_once_per_distinct_party(
+    harness: Harness,
+) -> None:
+    """A valid event is repartitioned once per distinct party, keyed by the pseudonym bytes."""
+    raw = demo_scenario()[0][0]
+    raw["data"]["parties"] = [
+        {"cpr": synthetic_cpr(11), "role": "primaer"},
+        {"cpr": synthetic_cpr(66), "role": "medpart"},
+        {"cpr": synthetic_cpr(11), "role": "vaerge"},  # the same citizen again
+    ]
+    payload = encode_event(prepared(raw, harness.vocabulary))
+    async with harness.worker.intake_agent.test_context() as agent:
+        assert await put(agent, payload, key=b"MOM-2026-00123") == 2
+    assert harness.sent("citizen_events") == [(citizen_key(11), payload),
+                                              (citizen_key(66), payload)]
+    assert harness.sent("dead_letters") == []
+    assert harness.sent("notifications") == harness.sent("audit") == []
+    assert_no_cpr(harness.all_sent_bytes(), synthetic_cpr(11), synthetic_cpr(66))
+
+
+def not_json(_: dict[str, Any]) -> bytes:
+    return b"not json"
+
+
+def not_json_with_cpr(_: dict[str, Any]) -> bytes:
+    return b'{"note": "ring ' + FREE_TEXT_CPR.encode() + b'", oops'
+
+
+def cpr_in_free_text(base: dict[str, Any]) -> bytes:
+    return orjson.dumps(dict(base, data=dict(base["data"], note=f"ring om {FREE_TEXT_CPR}")))
+
+
+def unknown_type(base: dict[str, Any]) -> bytes:
+    return orjson.dumps(dict(base, type="case.exploded"))
+
+
+@pytest.mark.parametrize(
+    ("build", "reason", "source"),
+    [
+        (not_json, "not_json", "unknown"),
+        (not_json_with_cpr, "not_json", "unknown"),
+        (cpr_in_free_text, "cpr_detected", "momentum"),
+        (unknown_type, "unknown_type", "momentum"),
+    ],
+    ids=["not-json", "not-json-with-cpr", "cpr-in-free-text", "unknown-type"],
+)
+async def test_invalid_payload_is_dead_lettered_with_reason_and_cpr_redacted(
+    harness: Harness, build: Callable[[dict[str, Any]], bytes], reason: str, source: str,
+) -> None:
+    """Invalid input goes to dead_letters with its reason, CPR redacted, nothing repartitioned."""
+    base = as_json(prepared(demo_scenario()[0][0], harness.vocabulary))
+    payload = build(base)
+    async with harness.worker.intake_agent.test_context() as agent:
+        assert await put(agent, payload, key=b"MOM-2026-00123") == 0
+    assert harness.sent("citizen_events") == []
+    [(key, raw_letter)] = harness.sent("dead_letters")
+    letter = orjson.loads(raw_letter)
+    assert key == source.encode()
+    assert letter["reason"] == reason
+    assert (letter["topic"], letter["partition"], letter["offset"]) == (CASE_EVENTS, 0, 0)
+    assert_no_cpr(raw_letter, FREE_TEXT_CPR)
+    if FREE_TEXT_CPR.encode() in payload:
+        assert REDACTED in letter["payload"]
+    if reason == "cpr_detected":
+        assert letter["path"] == "data.note"
+        assert letter["event_id"] == base["id"]
+
+
+async def test_intake_keeps_running_after_bad_input(harness: Harness) -> None:
+    """After invalid records the intake agent still repartitions the next valid event."""
+    event = prepared(demo_scenario()[0][0], harness.vocabulary)
+    payload = encode_event(event)
+    async with harness.worker.intake_agent.test_context() as agent:
+        assert await put(agent, b"not json", key=b"x") == 0
+        assert await put(agent, cpr_in_free_text(as_json(event)), key=b"x") == 0
+        assert await put(agent, payload, key=b"MOM-2026-00123") == 1
+    assert [letter["reason"] for _, letter in harness.sent_json("dead_letters")] == [
+        "not_json", "cpr_detected"]
+    assert harness.sent("citizen_events") == [(citizen_key(11), payload)]
+
+
+# -- correlate ---------------------------------------------------------------------------
+
+def scenario_events(vocabulary: Vocabulary) -> list[CaseEvent]:
+    """The demo scenario pseudonymised with KEY, wave after wave."""
+    return [prepared(raw, vocabulary) for wave in demo_scenario() for raw in wave]
+
+
+async def put_events(agent: Any, events: list[CaseEvent]) -> list[int]:
+    """Put each event keyed by its (only) citizen's pseudonym; what the agent yielded."""
+    yielded = []
+    for event in events:
+        [party] = event.data.parties
+        yielded.append(await put(agent, encode_event(event), key=party.citizen.encode()))
+    return yielded
+
+
+def notification_key(notification: dict[str, Any]) -> tuple[str, str, str]:
+    recipient = notification["recipient"]
+    return (notification["rule"], recipient["caseworker"] or f"unit:{recipient['unit']}",
+            notification["related_case"]["id"])
+
+
+def duplicates_ignored() -> float:
+    return REGISTRY.get_sample_value("advisering_duplicate_notifications_total") or 0.0
+
+
+async def test_demo_scenario_gives_expected_notifications_audit_and_table(
+    harness: Harness,
+) -> None:
+    """The demo scenario gives exactly DEMO_EXPECTED, one audit record each, and open cases."""
+    async with harness.worker.correlate_agent.test_context() as agent:
+        yielded = await put_events(agent, scenario_events(harness.vocabulary))
+    notifications = harness.sent_json("notifications")
+    assert sum(yielded) == len(notifications) == len(DEMO_EXPECTED)
+    assert Counter(notification_key(n) for _, n in notifications) == Counter(
+        dict.fromkeys(DEMO_EXPECTED, 1))
+    citizens = {citizen_key(number) for number in OPEN_CASES}
+    for key, notification in notifications:
+        assert key.decode() == notification_key(notification)[1]
+        assert notification["citizen"].encode() in citizens
+        assert notification["legal_basis"]
+        assert "{" not in notification["message"]
+    audit = harness.sent_json("audit")
+    assert sorted((key, record["notification_id"]) for key, record in audit) == sorted(
+        (n["citizen"].encode(), n["id"]) for _, n in notifications)
+    for _, record in audit:
+        assert record["citizen"].encode() in citizens
+    assert harness.sent("dead_letters") == harness.sent("citizen_events") == []
+    table = harness.table()
+    assert {key: {case["id"] for case in state["cases"]} for key, state in table.items()} == {
+        citizen_key(number): cases for number, cases in OPEN_CASES.items()}
+    assert_no_cpr(harness.all_sent_bytes(), *(synthetic_cpr(n) for n in (11, 22, 33, 44, 55)))
+
+
+async def test_redelivered_event_gives_no_new_notification(harness: Harness) -> None:
+    """Re-putting an event right after it notifies nobody again; a new event id does."""
+    events = scenario_events(harness.vocabulary)
+    duplicates_before = duplicates_ignored()
+    async with harness.worker.correlate_agent.test_context() as agent:
+        for event in events:
+            await put_events(agent, [event])
+            table_after_first = harness.table()
+            assert await put_events(agent, [event]) == [0]
+            assert harness.table() == table_after_first
+        # Caught by the sent ids (before any throttle): one duplicate per notification.
+        assert duplicates_ignored() - duplicates_before == len(DEMO_EXPECTED)
+        notifications = harness.sent_json("notifications")
+        assert Counter(notification_key(n) for _, n in notifications) == Counter(
+            dict.fromkeys(DEMO_EXPECTED, 1))
+        assert len(harness.sent("audit")) == len(notifications)
+
+        # The same news under a new event id is a new event (the death rule has no throttle).
+        [death] = [e for e in events if e.type == "citizen.deceased"]
+        again = CaseEvent.model_validate(dict(as_json(death), id="second-death-registration"))
+        assert await put_events(agent, [again]) == [2]
+    assert harness.sent("dead_letters") == []
+
+
+async def test_replayed_scenario_gives_no_new_notification(harness: Harness) -> None:
+    """Replaying every processed event after later ones (state ahead of offsets) notifies nobody."""
+    events = scenario_events(harness.vocabulary)
+    async with harness.worker.correlate_agent.test_context() as agent:
+        await put_events(agent, events)
+        sent_before = harness.sent_json("notifications")
+        table_before = harness.table()
+        duplicates_before = duplicates_ignored()
+
+        yielded = await put_events(agent, events)
+        new = [notification_key(n) for _, n in harness.sent_json("notifications")[
+            len(sent_before):]]
+        assert new == []
+        assert yielded == [0] * len(events)
+        assert len(harness.sent("audit")) == len(sent_before)
+        assert duplicates_ignored() - duplicates_before == len(DEMO_EXPECTED)
+        assert harness.table() == table_before
+
+
+async def test_engine_failure_is_dead_lettered_and_correlate_continues(
+    harness: Harness,
+) -> None:
+    """An engine exception sends a processing_error dead letter; the next events still work."""
+    opened, child_opened = (prepared(demo_scenario()[wave][0], harness.vocabulary)
+                            for wave in (0, 1))
+    parent = citizen_key(11)
+    async with harness.worker.correlate_agent.test_context() as agent:
+        with patch("advisering.worker.steps.process", side_effect=RuntimeError("engine bug")):
+            assert await put(agent, encode_event(opened), key=parent) == 0
+        [(key, letter)] = harness.sent_json("dead_letters")
+        assert key == b"momentum"
+        assert letter["reason"] == "processing_error"
+        assert letter["message"] == "RuntimeError"
+        assert letter["event_id"] == opened.id
+        assert letter["topic"] == citizen_topic_name(harness.settings)
+        assert parent not in harness.table()
+
+        assert await put(agent, encode_event(opened), key=parent) == 0
+        assert await put(agent, encode_event(child_opened), key=parent) == 1
+    [(_, notification)] = harness.sent_json("notifications")
+    assert notification_key(notification) == (
+        "ny-boernesag-orientering", "bf-0042", "DUBU-2025-0815")
+    assert {case["id"] for case in harness.table()[parent]["cases"]} == {
+        "MOM-2026-00123", "DUBU-2025-0815"}
+    assert len(harness.sent("dead_letters")) == 1
+
+
+async def test_undecodable_repartitioned_record_is_dead_lettered(harness: Harness) -> None:
+    """A repartitioned record that is no CaseEvent is dead-lettered, CPR redacted, not stored."""
+    parent = citizen_key(11)
+    payload = b'{"id": "x", "note": "' + FREE_TEXT_CPR.encode() + b'"}'
+    async with harness.worker.correlate_agent.test_context() as agent:
+        assert await put(agent, payload, key=parent) == 0
+    [(key, raw_letter)] = harness.sent("dead_letters")
+    letter = orjson.loads(raw_letter)
+    assert (key, letter["reason"]) == (b"unknown", "processing_error")
+    assert_no_cpr(raw_letter, FREE_TEXT_CPR)
+    assert harness.table() == {}
+    assert harness.sent("notifications") == harness.sent("audit") == []
