@@ -40,8 +40,8 @@ NOTIFICATIONS_SUPPRESSED = Counter(
     ["rule"],
 )
 DUPLICATES_IGNORED = Counter(
-    "advisering_duplicate_notifications_total",
-    "Notifications not sent again because the same event was already processed.",
+    "advisering_redelivered_events_total",
+    "Citizen events not processed again because the same (source, id) already was.",
 )
 STALE_EVENTS = Counter(
     "advisering_stale_events_total",

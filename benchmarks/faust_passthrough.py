@@ -8,7 +8,7 @@ is the worker's own work: a second hop, the engine and the table.
 Run as a worker subprocess by pipeline.py:
 
     BENCH_APP_ID=... BENCH_BOOTSTRAP=127.0.0.1:49092 BENCH_IN=... BENCH_OUT=... \
-    BENCH_WEB_PORT=... BENCH_DATA_DIR=... python benchmarks/faust_passthrough.py worker -l warning
+    BENCH_WEB_PORT=... BENCH_DATA_DIR=... python benchmarks/faust_passthrough.py worker -l warn
 """
 
 from __future__ import annotations

@@ -85,10 +85,17 @@ def process(
     state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str
 ) -> Outcome:
     """Apply ``event`` to the citizen's state and evaluate the rules against it."""
+    seen_key = f"{event.source}\x1f{event.id}"
+    if state is not None and seen_key in state.seen:
+        # A re-delivered event (a retry, a replay after a crash): its news is in
+        # the overview and its notifications were sent. Matching it again against
+        # today's overview could reach cases opened since, so it does nothing.
+        return Outcome(state=state, duplicates=1)
     new = state.copy() if state is not None else CitizenState()
     outcome = Outcome(state=new)
     outcome.stale = not apply_event(new, event)
     at = event.time.timestamp()
+    new.seen[seen_key] = at
     for compiled in matcher.matching(event):
         rule = compiled.rule
         outcome.matched.append(rule.id)

@@ -2,8 +2,10 @@
 
 This is the only state the bus keeps about a citizen (data minimisation): per
 pseudonym, the open cases' metadata, a short-lived tombstone per closed case
-(so a late event cannot resurrect it), the ids of notifications already sent
-(so a re-delivered event notifies nobody twice) and the throttle windows.
+(so a late event cannot resurrect it), the (source, id) of events already
+processed and the ids of notifications already sent (so a re-delivered event
+notifies nobody twice, even when the overview changed since) and the
+throttle windows.
 Times are event times (epoch seconds), so a replay gives the same answers.
 """
 
@@ -54,13 +56,14 @@ class CitizenState:
     sent: dict[str, float] = field(default_factory=dict)
     throttle: dict[str, float] = field(default_factory=dict)
     newest: float = 0.0
+    seen: dict[str, float] = field(default_factory=dict)
 
     def copy(self) -> CitizenState:
         return CitizenState(dict(self.cases), dict(self.closed), dict(self.sent),
-                            dict(self.throttle), self.newest)
+                            dict(self.throttle), self.newest, dict(self.seen))
 
     def is_empty(self) -> bool:
-        return not (self.cases or self.closed or self.sent or self.throttle)
+        return not (self.cases or self.closed or self.sent or self.throttle or self.seen)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class CitizenState:
             "sent": self.sent,
             "throttle": self.throttle,
             "newest": self.newest,
+            "seen": self.seen,
         }
 
     @classmethod
@@ -81,6 +85,7 @@ class CitizenState:
             sent=dict(raw.get("sent", {})),
             throttle=dict(raw.get("throttle", {})),
             newest=float(raw.get("newest", 0.0)),
+            seen=dict(raw.get("seen", {})),
         )
 
 
@@ -129,6 +134,8 @@ def prune(state: CitizenState) -> None:
         state.closed = {k: t for k, t in state.closed.items() if t >= horizon_closed}
     if any(t < horizon_sent for t in state.sent.values()):
         state.sent = {k: t for k, t in state.sent.items() if t >= horizon_sent}
+    if any(t < horizon_sent for t in state.seen.values()):
+        state.seen = {k: t for k, t in state.seen.items() if t >= horizon_sent}
     if any(until < state.newest for until in state.throttle.values()):
         state.throttle = {k: u for k, u in state.throttle.items() if u >= state.newest}
 

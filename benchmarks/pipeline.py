@@ -1,0 +1,1103 @@
+"""Throughput and latency of the advisory pipeline, against its own baselines.
+
+Measured in one run on one broker, on the same PRELOADED synthetic events:
+
+1. engine   the pure engine on one core, no Kafka: decode_event, process (the
+            real rules of rules/ and topics/), orjson of the notifications.
+            Also the worker's own per-record steps (steps.intake + steps.correlate
+            + the table's changelog encoding) to show what the worker adds.
+2. raw      a confluent-kafka consume -> produce loop over the preloaded topic.
+3. faust    a bare Faust passthrough (benchmarks/faust_passthrough.py) run as a
+            real worker subprocess.
+4. bus      `advisering worker` end to end on advisering.case-events (events/s),
+            then, caught up, publish-to-notification latency (p50/p99).
+
+Usage (a broker of your own; topics applied):
+
+    ADVISERING_KAFKA_PORT=49092 .venv/bin/advisering kafka start --fresh
+    ADVISERING_KAFKA_PORT=49092 ADVISERING_BOOTSTRAP_SERVERS=127.0.0.1:49092 \
+        .venv/bin/advisering topics apply --replication-factor 1
+    .venv/bin/python benchmarks/pipeline.py --bootstrap 127.0.0.1:49092 --events 20000
+    .venv/bin/python benchmarks/pipeline.py --bootstrap 127.0.0.1:49092 --events 20000 --profile
+
+Writes benchmarks/results/pipeline-latest.json. Every wait has a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import io
+import os
+import platform
+import pstats
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import __version__ as confluent_version
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, NOTIFICATIONS
+from advisering.cli_pipeline import load_matcher_and_vocabulary
+from advisering.edge import prepare_event
+from advisering.engine.evaluate import process
+from advisering.events import CaseEvent, Rejection, Vocabulary, decode_event, encode_event
+from advisering.scenario import event as scenario_event
+from advisering.scenario import synthetic_cpr
+from advisering.settings import Settings
+from advisering.testing import end_offsets, wait_until_idle
+from advisering.worker import steps
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "pipeline-latest.json"
+PASSTHROUGH_APP = ROOT / "benchmarks" / "faust_passthrough.py"
+PARTITIONS = 6  # as advisering.case-events and the worker's default
+TZ = dt.timezone(dt.timedelta(hours=1))
+STREAM_START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=TZ)
+STEP = dt.timedelta(seconds=30)  # event-time spacing: 20,000 events span a week
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------
+# The synthetic municipality
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Department:
+    name: str
+    source: str
+    prefix: str
+    kles: tuple[str, ...]
+    units: tuple[str, ...]
+    caseworker: str | None  # caseworker id prefix; None: the unit gets the notification
+    weight: int
+
+
+DEPARTMENTS = (
+    Department("jobcenter", "momentum", "MOM", ("32.24.06", "15.20.00"),
+               ("jobcenter-nord", "jobcenter-syd"), "jc", 30),
+    Department("ydelse", "kmd-ydelse", "KY", ("32.24.02", "32.18.00"), ("ydelse-central",),
+               "yd", 20),
+    Department("boern-familie", "dubu", "DUBU", ("34.15.00", "34.03.00"), ("bf-syd", "bf-nord"),
+               "bf", 15),
+    Department("aeldre", "nexus", "CARE", ("27.36.04", "27.36.00"),
+               ("hjemmepleje-vest", "hjemmepleje-oest"), "hp", 15),
+    Department("handicap-psykiatri", "sensum", "SP", ("27.12.00",), ("socialpsykiatri",),
+               "sp", 8),
+    Department("sundhed", "sundhed", "SUND", ("29.30.00",), ("genoptraening",), "su", 7),
+    Department("skole", "elevsag", "SKOLE", ("17.07.00",), ("pps",), None, 5),
+)
+BY_NAME = {d.name: d for d in DEPARTMENTS}
+# What happens after the cases are open: mostly events no rule cares about.
+TRIGGERS = (
+    ("document.added", 28), ("case.status-changed", 20), ("benefit.changed", 20),
+    ("appointment.missed", 10), ("citizen.admitted", 7), ("citizen.discharged", 5),
+    ("citizen.moved", 5), ("case.closed", 4), ("citizen.deceased", 1),
+)
+BENEFIT_ACTIONS = (("sanctioned", 25), ("stopped", 15), ("granted", 35), ("reduced", 25))
+NEXT_STATUS = {"opstaaet": "oplyst", "oplyst": "afgjort", "afgjort": "afgjort"}
+
+
+@dataclass
+class Citizen:
+    number: int
+    cpr: str
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)  # open cases by department
+
+
+@dataclass
+class Prepared:
+    key: bytes
+    value: bytes
+    event_id: str
+    citizens: tuple[str, ...]
+
+
+@dataclass
+class Stream:
+    events: list[Prepared]
+    citizens: list[Citizen]
+    pseudonyms: dict[int, str]
+    counts: Counter[str]
+    end: dt.datetime
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    names, weights = zip(*weighted, strict=True)
+    return rng.choices(names, weights=weights)[0]
+
+
+class Generator:
+    """Builds raw source-system events (CPR parties) and prepares them at the edge."""
+
+    def __init__(self, rng: random.Random, key: bytes, vocabulary: Vocabulary) -> None:
+        self.rng = rng
+        self.key = key
+        self.vocabulary = vocabulary
+        self.seq = 0
+        self.case_seq = 0
+        self.run = uuid.uuid4().hex[:6].upper()
+        self.pseudonyms: dict[int, str] = {}
+
+    def new_case(self, department: Department) -> dict[str, Any]:
+        self.case_seq += 1
+        rng = self.rng
+        case: dict[str, Any] = {
+            "id": f"{department.prefix}-{self.run}-{self.case_seq:07d}",
+            "kle": rng.choice(department.kles),
+            "status": rng.choice(("opstaaet", "oplyst", "afgjort")),
+            "department": department.name,
+            "unit": rng.choice(department.units),
+            "sensitivity": "fortrolige",
+        }
+        if department.caseworker:
+            case["caseworker"] = f"{department.caseworker}-{rng.randrange(1, 400):04d}"
+        if department.name == "handicap-psykiatri" and rng.random() < 0.5:
+            case["sensitivity"] = "foelsomme"
+        elif department.name in ("skole", "sundhed") and rng.random() < 0.3:
+            case["sensitivity"] = "ikke-fortrolige"
+        return case
+
+    def prepare(self, citizen: Citizen, source: str, event_type: str, when: dt.datetime,
+                case: dict[str, Any] | None = None, **extra: Any) -> Prepared:
+        self.seq += 1
+        raw = scenario_event(self.seq, source, event_type, when, citizen.cpr,
+                             dict(case) if case else None, **extra)
+        raw["id"] = str(uuid.uuid4())  # unique across runs: latency is matched on it
+        prepared = prepare_event(raw, self.key, self.vocabulary)
+        if isinstance(prepared, Rejection):
+            raise RuntimeError(f"synthetic event rejected: {prepared}")
+        pseudonym = prepared.data.parties[0].citizen
+        self.pseudonyms[citizen.number] = pseudonym
+        return Prepared(prepared.key.encode(), encode_event(prepared), prepared.id,
+                        tuple(p.citizen for p in prepared.data.parties))
+
+    def trigger(self, citizen: Citizen, kind: str, when: dt.datetime) -> tuple[str, Prepared]:
+        """One event of ``kind`` (or a fallback that fits the citizen's cases)."""
+        rng = self.rng
+        cases = citizen.cases
+        if kind == "benefit.changed":
+            departments = [d for d in ("jobcenter", "ydelse") if d in cases]
+            if departments:
+                case = cases[rng.choice(departments)]
+                action = _pick(rng, BENEFIT_ACTIONS)
+                return kind, self.prepare(citizen, BY_NAME[case["department"]].source, kind,
+                                          when, case, benefit={"action": action})
+            kind = "document.added"
+        if kind == "appointment.missed":
+            if "jobcenter" in cases:
+                return kind, self.prepare(citizen, "momentum", kind, when, cases["jobcenter"],
+                                          appointment={"kind": "samtale"})
+            kind = "document.added"
+        if kind in ("document.added", "case.status-changed", "case.closed"):
+            if not cases:
+                kind = "citizen.moved"
+            else:
+                department = rng.choice(sorted(cases))
+                case = dict(cases[department])
+                source = BY_NAME[department].source
+                if kind == "case.status-changed":
+                    case["previous_status"] = case["status"]
+                    case["status"] = NEXT_STATUS[case["status"]]
+                    cases[department] = {k: v for k, v in case.items() if k != "previous_status"}
+                elif kind == "case.closed":
+                    case["previous_status"] = case["status"]
+                    case["status"] = "afsluttet"
+                    del cases[department]
+                return kind, self.prepare(citizen, source, kind, when, case)
+        source = {"citizen.admitted": "sundhedsplatformen",
+                  "citizen.discharged": "sundhedsplatformen"}.get(kind, "cpr")
+        return kind, self.prepare(citizen, source, kind, when)
+
+
+def build_stream(n_events: int, n_citizens: int, key: bytes, vocabulary: Vocabulary,
+                 seed: int) -> Stream:
+    """Cases opened for every citizen (1-3 departments each), then happenings."""
+    rng = random.Random(seed)
+    gen = Generator(rng, key, vocabulary)
+    offset = rng.randrange(0, 5000)  # other CPR numbers (and pseudonyms) each run
+    citizens = [Citizen(n, synthetic_cpr(offset + n)) for n in range(n_citizens)]
+    openings: list[tuple[Citizen, dict[str, Any]]] = []
+    names = [d.name for d in DEPARTMENTS]
+    weights = [d.weight for d in DEPARTMENTS]
+    for citizen in citizens:
+        wanted = rng.choices((1, 2, 3), weights=(45, 35, 20))[0]
+        chosen: list[str] = []
+        while len(chosen) < wanted:
+            name = rng.choices(names, weights=weights)[0]
+            if name not in chosen:
+                chosen.append(name)
+        for name in chosen:
+            case = gen.new_case(BY_NAME[name])
+            citizen.cases[name] = case
+            openings.append((citizen, case))
+    rng.shuffle(openings)
+    events: list[Prepared] = []
+    counts: Counter[str] = Counter()
+    when = STREAM_START
+    for citizen, case in openings[:n_events]:
+        events.append(gen.prepare(citizen, BY_NAME[case["department"]].source, "case.opened",
+                                  when, case))
+        counts["case.opened"] += 1
+        when += STEP
+    trigger_kinds = tuple(TRIGGERS)
+    while len(events) < n_events:
+        citizen = rng.choice(citizens)
+        kind, prepared = gen.trigger(citizen, _pick(rng, trigger_kinds), when)
+        events.append(prepared)
+        counts[kind] += 1
+        when += STEP
+    return Stream(events, citizens, gen.pseudonyms, counts, when)
+
+
+def latency_triggers(stream: Stream, count: int, key: bytes, vocabulary: Vocabulary,
+                     seed: int) -> list[Prepared]:
+    """Events that each fire at least one rule: distinct citizens, time far past the stream."""
+    rng = random.Random(seed + 1)
+    gen = Generator(rng, key, vocabulary)
+    when = stream.end + dt.timedelta(days=60)
+    candidates = [c for c in stream.citizens if c.cases]
+    rng.shuffle(candidates)
+    triggers: list[Prepared] = []
+    for citizen in candidates[:count]:
+        cases = citizen.cases
+        aeldre = cases.get("aeldre")
+        if aeldre is not None and aeldre["kle"].startswith("27.36"):
+            triggers.append(gen.prepare(citizen, "sundhedsplatformen", "citizen.admitted", when))
+        elif "jobcenter" in cases and "boern-familie" in cases:
+            triggers.append(gen.prepare(citizen, "momentum", "benefit.changed", when,
+                                        cases["jobcenter"], benefit={"action": "sanctioned"}))
+        else:
+            triggers.append(gen.prepare(citizen, "cpr", "citizen.moved", when))
+        when += dt.timedelta(minutes=1)
+    return triggers
+
+
+# ---------------------------------------------------------------------------
+# 1. The engine alone (and the worker's own steps), one core, no Kafka
+# ---------------------------------------------------------------------------
+
+def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary) -> dict[str, int]:
+    """decode -> overview + rules -> orjson notifications, over the whole stream."""
+    states: dict[str, Any] = {}
+    created = steps.now_iso()
+    notifications = 0
+    encoded_bytes = 0
+    for payload in payloads:
+        event = decode_event(payload, vocabulary)
+        if not isinstance(event, CaseEvent):
+            raise RuntimeError(f"engine bench: event rejected: {event}")
+        for citizen in dict.fromkeys(party.citizen for party in event.data.parties):
+            outcome = process(states.get(citizen), event, citizen, matcher, created)
+            if outcome.state.is_empty():
+                states.pop(citizen, None)
+            else:
+                states[citizen] = outcome.state
+            for notification in outcome.notifications:
+                encoded_bytes += len(orjson.dumps(notification))
+                notifications += 1
+    return {"notifications": notifications, "notification_bytes": encoded_bytes,
+            "citizens_in_state": len(states)}
+
+
+def steps_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
+               changelog: bool) -> dict[str, int]:
+    """What the worker's agents run per record, minus Faust: intake + correlate (+ changelog)."""
+    states: dict[bytes, Any] = {}
+    notifications = 0
+    for offset, payload in enumerate(payloads):
+        box = steps.intake(payload, vocabulary, topic=CASE_EVENTS, partition=0, offset=offset)
+        for key, value in box.citizen_events:
+            state, out = steps.correlate(key.decode(), value, states.get(key), matcher)
+            notifications += len(out.notifications)
+            if state.is_empty():
+                states.pop(key, None)
+            else:
+                states[key] = state
+                if changelog:  # the table's changelog record (CitizenStateCodec)
+                    orjson.dumps(state.to_json())
+    return {"notifications": notifications}
+
+
+def timed(fn: Callable[[], dict[str, int]], events: int, repeats: int) -> dict[str, Any]:
+    best = float("inf")
+    result: dict[str, int] = {}
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - began)
+    return {"events": events, "seconds": round(best, 4), "events_per_s": round(events / best),
+            "us_per_event": round(best / events * 1e6, 2), **result}
+
+
+def profile_text(profile: cProfile.Profile, sort: str, limit: int) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.strip_dirs().sort_stats(sort).print_stats(limit)
+    return out.getvalue()
+
+
+def bench_engine(stream: Stream, matcher: Any, vocabulary: Vocabulary, repeats: int,
+                 profile: bool) -> dict[str, Any]:
+    payloads = [p.value for p in stream.events]
+    n = len(payloads)
+    engine = timed(lambda: engine_pass(payloads, matcher, vocabulary), n, repeats)
+    worker_steps = timed(lambda: steps_pass(payloads, matcher, vocabulary, False), n, repeats)
+    with_changelog = timed(lambda: steps_pass(payloads, matcher, vocabulary, True), n, repeats)
+    decode_only = timed(lambda: {"decoded": sum(
+        1 for p in payloads if isinstance(decode_event(p, vocabulary), CaseEvent))}, n, repeats)
+    result = {"engine": engine, "decode_only": decode_only, "worker_steps": worker_steps,
+              "worker_steps_with_changelog": with_changelog}
+    if profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        steps_pass(payloads, matcher, vocabulary, True)
+        prof.disable()
+        text = profile_text(prof, "tottime", 25)
+        result["profile_worker_steps_top"] = text
+        print("\n--- cProfile: worker steps (intake + correlate + changelog), by tottime ---")
+        print(text)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Kafka helpers
+# ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = [NewTopic(name, num_partitions=partitions, replication_factor=1,
+                    config={"cleanup.policy": "delete", "retention.ms": str(86400 * 1000)})
+           for name in names]
+    for name, future in admin.create_topics(new, operation_timeout=30).items():
+        try:
+            future.result(timeout=60)
+        except Exception as exc:
+            error = exc.args[0] if exc.args else None
+            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+
+
+def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result(timeout=60)
+        except Exception as exc:  # best effort: a benchmark's leftovers
+            log(f"  (could not delete a topic: {exc})")
+
+
+def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],
+                timeout: float = 120.0) -> float:
+    """Produce (key, value) records, wait for every acknowledgement; returns seconds."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
+                         "enable.idempotence": True, "compression.type": "none",
+                         "batch.num.messages": 10000, "queue.buffering.max.messages": 500000})
+    failures: list[str] = []
+
+    def delivered(error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            failures.append(error.str())
+
+    began = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"producing to {topic} timed out") from None
+        producer.poll(0)
+    remaining = producer.flush(max(1.0, deadline - time.monotonic()))
+    if remaining or failures:
+        raise RuntimeError(f"preload to {topic}: {remaining} unconfirmed, failures {failures[:3]}")
+    return time.perf_counter() - began
+
+
+def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Start consumer group ``group`` at ``offsets`` (so reruns skip older records)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
+                        asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def assigned_consumer(bootstrap: str, starts: dict[str, dict[int, int]]) -> Consumer:
+    consumer = Consumer({"bootstrap.servers": bootstrap,
+                         "group.id": f"bench-watch-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "fetch.wait.max.ms": 20})
+    consumer.assign([TopicPartition(topic, p, o) for topic, offsets in starts.items()
+                     for p, o in offsets.items()])
+    return consumer
+
+
+# ---------------------------------------------------------------------------
+# Worker subprocesses
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Subprocess:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    web_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as handle:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=handle,
+                                            stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n"
+                               f"{self.log_tail()}")
+
+    def get(self, path: str) -> tuple[int, bytes] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}",
+                                        timeout=2) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), b""
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            answer = self.get("/readyz")
+            if answer is not None and answer[0] == 200:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"  {self.name} did not stop in {timeout}s: killing it")
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+@contextmanager
+def running(proc: Subprocess) -> Iterator[Subprocess]:
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def python_argv(profile_to: Path | None, *args: str) -> list[str]:
+    if profile_to is None:
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "cProfile", "-o", str(profile_to), *args]
+
+
+def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
+                   profile_to: Path | None = None) -> Subprocess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
+    port = free_port()
+    env.update({
+        "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
+        "ADVISERING_PSEUDONYM_KEY": key,
+        "ADVISERING_RULES_DIR": str(ROOT / "rules"),
+        "ADVISERING_TOPICS_DIR": str(ROOT / "topics"),
+        "ADVISERING_LOG_FORMAT": "json",
+        "ADVISERING_LOG_LEVEL": "WARNING",
+        "ADVISERING_WORKER_APP_ID": app_id,
+        "ADVISERING_WORKER_WEB_PORT": str(port),
+        "ADVISERING_WORKER_DATA_DIR": str(workdir / f"{app_id}-data"),
+        "ADVISERING_WORKER_REPLICATION_FACTOR": "1",
+    })
+    argv = python_argv(profile_to, "-m", "advisering.cli", "worker")
+    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port)
+
+
+def passthrough_process(bootstrap: str, app_id: str, workdir: Path, topic_in: str,
+                        topic_out: str, profile_to: Path | None = None) -> Subprocess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
+    port = free_port()
+    env.update({"BENCH_APP_ID": app_id, "BENCH_BOOTSTRAP": bootstrap, "BENCH_IN": topic_in,
+                "BENCH_OUT": topic_out, "BENCH_WEB_PORT": str(port),
+                "BENCH_DATA_DIR": str(workdir / f"{app_id}-data"),
+                "BENCH_PARTITIONS": str(PARTITIONS)})
+    argv = python_argv(profile_to, str(PASSTHROUGH_APP), "worker", "-l", "warn")
+    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port)
+
+
+# ---------------------------------------------------------------------------
+# 2. Raw confluent-kafka loop
+# ---------------------------------------------------------------------------
+
+def bench_raw(bootstrap: str, topic_in: str, topic_out: str, n: int,
+              timeout: float) -> dict[str, Any]:
+    consumer = Consumer({"bootstrap.servers": bootstrap,
+                         "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": True})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    consumer.subscribe([topic_in])
+    count = 0
+    first: float | None = None
+    deadline = time.monotonic() + timeout
+    try:
+        while count < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"raw loop: {count} of {n} records within {timeout}s")
+            for message in consumer.consume(num_messages=500, timeout=0.5):
+                if message.error():
+                    continue
+                if first is None:
+                    first = time.perf_counter()
+                while True:
+                    try:
+                        producer.produce(topic_out, key=message.key(), value=message.value())
+                        break
+                    except BufferError:
+                        producer.poll(0.01)
+                count += 1
+            producer.poll(0)
+        remaining = producer.flush(max(1.0, deadline - time.monotonic()))
+        if remaining:
+            raise TimeoutError(f"raw loop: {remaining} records unconfirmed")
+        assert first is not None
+        seconds = time.perf_counter() - first
+    finally:
+        consumer.close()
+    return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds)}
+
+
+# ---------------------------------------------------------------------------
+# 3. Bare Faust passthrough
+# ---------------------------------------------------------------------------
+
+def watch_output(bootstrap: str, topic: str, n: int, proc: Subprocess,
+                 timeout: float) -> dict[str, Any]:
+    """Wait until ``topic`` has ``n`` records; rate from the first to the last CreateTime."""
+    consumer = assigned_consumer(bootstrap, {topic: dict.fromkeys(range(PARTITIONS), 0)})
+    count = 0
+    first_ts = float("inf")
+    last_ts = 0.0
+    spawned = time.time()
+    deadline = time.monotonic() + timeout
+    try:
+        while count < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{proc.name}: {count} of {n} records within {timeout}s\n"
+                                   f"{proc.log_tail()}")
+            proc.check_alive()
+            for message in consumer.consume(num_messages=1000, timeout=0.2):
+                if message.error():
+                    continue
+                count += 1
+                stamp = message.timestamp()[1] / 1000.0
+                first_ts = min(first_ts, stamp)
+                last_ts = max(last_ts, stamp)
+    finally:
+        consumer.close()
+    seconds = max(last_ts - first_ts, 1e-3)
+    return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds),
+            "startup_s": round(first_ts - spawned, 2)}
+
+
+def bench_passthrough(bootstrap: str, topic_in: str, n: int, workdir: Path, timeout: float,
+                      profile_to: Path | None = None) -> dict[str, Any]:
+    suffix = uuid.uuid4().hex[:8]
+    topic_out = f"bench-faust-out-{suffix}"
+    create_topics(bootstrap, [topic_out])
+    proc = passthrough_process(bootstrap, f"bench-passthrough-{suffix}", workdir, topic_in,
+                               topic_out, profile_to)
+    try:
+        with running(proc):
+            result = watch_output(bootstrap, topic_out, n, proc, timeout)
+    finally:
+        delete_topics(bootstrap, [topic_out])
+    result["topic_out"] = topic_out
+    return result
+
+
+# ---------------------------------------------------------------------------
+# 4. The advisering worker end to end
+# ---------------------------------------------------------------------------
+
+def parse_metrics(text: str) -> dict[str, float]:
+    wanted = {
+        "advisering_processing_seconds_count": "correlated",
+        "advisering_processing_seconds_sum": "engine_seconds",
+        'advisering_events_processed_total{outcome="accepted"}': "accepted",
+        'advisering_events_processed_total{outcome="dead_lettered"}': "dead_lettered",
+    }
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    emitted = sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+                  if line.startswith("advisering_notifications_emitted_total{"))
+    found["notifications"] = emitted
+    return found
+
+
+def worker_metrics(proc: Subprocess) -> dict[str, float] | None:
+    answer = proc.get("/metrics")
+    if answer is None or answer[0] != 200:
+        return None
+    return parse_metrics(answer[1].decode())
+
+
+def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: set[str],
+                   starts: dict[str, dict[int, int]], timeout: float) -> dict[str, Any]:
+    """Throughput of the running worker on its preloaded backlog.
+
+    Start: the CreateTime of the first record intake wrote to the repartition
+    topic. End: when the worker's own metrics show ``expected`` citizen events
+    through correlate (polled every 50 ms), cross-checked with the last
+    CreateTime on the repartition, notification and audit topics.
+    """
+    repartition = f"{proc.name}-citizen-events"
+    consumer = assigned_consumer(bootstrap, starts)
+    counts: Counter[str] = Counter()
+    first_ts = float("inf")
+    last_ts: dict[str, float] = {}
+    timeline: list[dict[str, float]] = []
+    spawned = time.time()
+    done_at: float | None = None
+    next_poll = 0.0
+    next_sample = 0.0
+    metrics: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while done_at is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker: {metrics} after {timeout}s (expected {expected})\n"
+                                   f"{proc.log_tail()}")
+            for message in consumer.consume(num_messages=2000, timeout=0.02):
+                if message.error():
+                    continue
+                topic = str(message.topic())
+                stamp = message.timestamp()[1] / 1000.0
+                if topic == repartition:
+                    first_ts = min(first_ts, stamp)
+                elif orjson.loads(message.value() or b"{}").get("citizen") not in citizens:
+                    continue
+                counts[topic] += 1
+                last_ts[topic] = max(last_ts.get(topic, 0.0), stamp)
+            now = time.monotonic()
+            if now >= next_poll:
+                next_poll = now + 0.05
+                proc.check_alive()
+                metrics = worker_metrics(proc) or metrics
+                if now >= next_sample and metrics:
+                    next_sample = now + 0.5
+                    timeline.append({"t": round(time.time() - spawned, 2),
+                                     "intake": metrics.get("accepted", 0.0),
+                                     "correlate": metrics.get("correlated", 0.0)})
+                if metrics.get("correlated", 0.0) >= expected:
+                    done_at = time.time()
+    finally:
+        consumer.close()
+    # Drain what the last events wrote (for the counts and the cross-check).
+    tail = assigned_consumer(bootstrap, starts)
+    try:
+        counts = Counter()
+        drain_deadline = time.monotonic() + 15
+        idle_since = time.monotonic()
+        while time.monotonic() < drain_deadline and time.monotonic() - idle_since < 2.0:
+            batch = tail.consume(num_messages=5000, timeout=0.2)
+            if batch:
+                idle_since = time.monotonic()
+            for message in batch:
+                if message.error():
+                    continue
+                topic = str(message.topic())
+                stamp = message.timestamp()[1] / 1000.0
+                if topic != repartition and orjson.loads(
+                        message.value() or b"{}").get("citizen") not in citizens:
+                    continue
+                counts[topic] += 1
+                last_ts[topic] = max(last_ts.get(topic, 0.0), stamp)
+                if topic == repartition:
+                    first_ts = min(first_ts, stamp)
+    finally:
+        tail.close()
+    seconds = done_at - first_ts
+    seconds_by_output = max(last_ts.values()) - first_ts
+    intake_seconds = last_ts.get(repartition, first_ts) - first_ts
+    engine_seconds = metrics.get("engine_seconds", 0.0)
+    return {
+        "events": expected,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(expected / seconds),
+        "events_per_s_by_last_output": round(expected / max(seconds_by_output, 1e-3)),
+        "intake_done_s": round(intake_seconds, 3),
+        "startup_s": round(first_ts - spawned, 2),
+        "repartition_records": counts[repartition],
+        "notifications": counts[NOTIFICATIONS],
+        "audit_records": counts[AUDIT],
+        "engine_seconds_in_worker": round(engine_seconds, 3),
+        "engine_share_of_wall": round(engine_seconds / seconds, 3),
+        "metrics": metrics,
+        "timeline": timeline,
+    }
+
+
+def measure_latency(bootstrap: str, proc: Subprocess, triggers: list[Prepared], rate: float,
+                    timeout: float) -> dict[str, Any]:
+    """Publish triggers at ``rate``/s; first notification per trigger.event_id is its arrival."""
+    consumer = assigned_consumer(bootstrap, {NOTIFICATIONS: end_offsets(bootstrap,
+                                                                        NOTIFICATIONS)})
+    # Let the consumer's assignment settle before the clock starts.
+    consumer.consume(num_messages=1, timeout=0.5)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 0})
+    published: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    interval = 1.0 / rate
+    began = time.monotonic()
+    index = 0
+    deadline = began + len(triggers) * interval + timeout
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if index < len(triggers) and now >= began + index * interval:
+            trigger = triggers[index]
+            published[trigger.event_id] = time.time()
+            producer.produce(CASE_EVENTS, key=trigger.key, value=trigger.value)
+            producer.poll(0)
+            index += 1
+            continue
+        if index >= len(triggers) and len(arrived) >= len(triggers):
+            break
+        wait = min(0.005, max(0.0, began + index * interval - time.monotonic()))
+        message = consumer.poll(wait if index < len(triggers) else 0.1)
+        producer.poll(0)
+        if message is None or message.error():
+            continue
+        seen = time.time()
+        event_id = orjson.loads(message.value() or b"{}").get("trigger", {}).get("event_id")
+        if event_id in published and event_id not in arrived:
+            arrived[event_id] = seen
+        proc.check_alive()
+    producer.flush(10)
+    consumer.close()
+    latencies = sorted((arrived[e] - published[e]) * 1000 for e in arrived)
+    if not latencies:
+        raise RuntimeError(f"no notification for any of {len(triggers)} triggers\n"
+                           f"{proc.log_tail()}")
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+
+    return {"published": len(published), "notified": len(arrived), "rate_per_s": rate,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": round(latencies[-1], 1), "mean_ms": round(statistics.mean(latencies), 1)}
+
+
+def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int, int],
+                 triggers: list[Prepared], workdir: Path, args: argparse.Namespace,
+                 profile_to: Path | None = None) -> dict[str, Any]:
+    app_id = f"bench-worker-{uuid.uuid4().hex[:8]}"
+    expected = sum(len(p.citizens) for p in stream.events)
+    if profile_to is not None:  # the profiled run also meets the latency triggers
+        expected += sum(len(p.citizens) for p in triggers)
+    citizens = set(stream.pseudonyms.values())
+    create_topics(bootstrap, [f"{app_id}-citizen-events"])
+    commit_offsets(bootstrap, app_id, CASE_EVENTS, case_start)
+    starts = {f"{app_id}-citizen-events": dict.fromkeys(range(PARTITIONS), 0),
+              NOTIFICATIONS: end_offsets(bootstrap, NOTIFICATIONS),
+              AUDIT: end_offsets(bootstrap, AUDIT)}
+    proc = worker_process(bootstrap, app_id, workdir, key, profile_to)
+    result: dict[str, Any] = {"app_id": app_id}
+    with running(proc):
+        result["throughput"] = measure_worker(bootstrap, proc, expected, citizens, starts,
+                                              args.timeout)
+        wait_until_idle(bootstrap, app_id, [CASE_EVENTS, f"{app_id}-citizen-events"],
+                        timeout=120)
+        if profile_to is None and triggers:
+            proc.wait_ready(60)
+            result["latency"] = measure_latency(bootstrap, proc, triggers, args.latency_rate,
+                                                timeout=30)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Profiles of the two Faust processes, by package
+# ---------------------------------------------------------------------------
+
+CATEGORIES = (
+    ("/advisering/engine/", "advisering.engine"),
+    ("/advisering/worker/", "advisering.worker"),
+    ("/advisering/events.py", "advisering.events"),
+    ("/advisering/", "advisering (other)"),
+    ("/pydantic", "pydantic"),
+    ("/prometheus_client/", "prometheus_client"),
+    ("/faust/", "faust"),
+    ("/mode/", "mode"),
+    ("/aiokafka/", "aiokafka"),
+    ("/asyncio/", "asyncio"),
+    ("/venusian/", "faust"),
+    ("/opentracing/", "faust"),
+    ("/structlog/", "structlog"),
+    ("/logging/", "logging"),
+)
+
+
+def categorise(filename: str, function: str) -> str:
+    if filename == "~":
+        if "epoll" in function or "select" in function:
+            return "idle (epoll wait)"
+        if "orjson" in function:
+            return "orjson"
+        if "pydantic_core" in function or "validate" in function:
+            return "pydantic"
+        if "socket" in function or "recv" in function or "send" in function:
+            return "socket I/O"
+        return "builtins"
+    for needle, name in CATEGORIES:
+        if needle in filename:
+            return name
+    return "other python"
+
+
+def summarise_profile(path: Path, top: int) -> dict[str, Any]:
+    stats = pstats.Stats(str(path))
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    by_category: Counter[str] = Counter()
+    for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in raw.items():
+        by_category[categorise(filename, function)] += tottime
+    total = sum(by_category.values())
+    busy = total - by_category.get("idle (epoll wait)", 0.0)
+    table = {name: {"seconds": round(sec, 3), "share_of_busy": round(sec / busy, 3)
+                    if name != "idle (epoll wait)" else None}
+             for name, sec in by_category.most_common()}
+    out = io.StringIO()
+    pstats.Stats(str(path), stream=out).sort_stats("tottime").print_stats(top)
+    cumulative = io.StringIO()
+    pstats.Stats(str(path), stream=cumulative).sort_stats("cumulative").print_stats(
+        r"advisering|faust/(topics|streams|tables|agents)|aiokafka/(producer|consumer)")
+    return {"total_s": round(total, 3), "busy_s": round(busy, 3), "by_category": table,
+            "top_tottime": out.getvalue(), "cumulative_selected": cumulative.getvalue()}
+
+
+def print_profile(title: str, summary: dict[str, Any], events: int) -> None:
+    print(f"\n--- cProfile of {title}: CPU by package (busy {summary['busy_s']} s for "
+          f"{events} events = {summary['busy_s'] / events * 1e6:.0f} us/event) ---")
+    for name, row in summary["by_category"].items():
+        share = f"{row['share_of_busy']:6.1%}" if row["share_of_busy"] is not None else "     -"
+        print(f"  {name:24s} {row['seconds']:8.3f} s  {share}")
+    print(summary["top_tottime"])
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else "")
+    parser.add_argument("--bootstrap", default="127.0.0.1:49092")
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--citizens", type=int, default=5000,
+                        help="at most this many (never more than events/4)")
+    parser.add_argument("--latency-events", type=int, default=400)
+    parser.add_argument("--latency-rate", type=float, default=40.0, help="events per second")
+    parser.add_argument("--repeats", type=int, default=3, help="engine passes; best is kept")
+    parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="per Kafka phase, seconds")
+    parser.add_argument("--profile", action="store_true",
+                        help="also cProfile the engine, the passthrough and the worker")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    bootstrap = args.bootstrap
+    n = args.events
+    if any(bootstrap.endswith(f":{port}") for port in (9092, 29092, 39092, 39192)):
+        parser.error("use your own broker (for example 127.0.0.1:49092)")
+
+    settings = Settings(bootstrap_servers=bootstrap, rules_dir=ROOT / "rules",
+                        topics_dir=ROOT / "topics")
+    matcher, vocabulary = load_matcher_and_vocabulary(settings)
+    key = secrets.token_hex(32)
+    n_citizens = max(10, min(args.citizens, n // 4))
+    log(f"building {n} synthetic events for {n_citizens} citizens "
+        f"({len(matcher.compiled)} rules)")
+    began = time.perf_counter()
+    stream = build_stream(n, n_citizens, key.encode(), vocabulary, args.seed)
+    triggers = latency_triggers(stream, args.latency_events, key.encode(), vocabulary,
+                                args.seed)
+    log(f"  built in {time.perf_counter() - began:.1f}s: {dict(stream.counts.most_common())}")
+
+    results: dict[str, Any] = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "benchmarks/pipeline.py", *sys.argv[1:]]),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                 "platform": platform.platform(), "faust": faust.__version__,
+                 "confluent_kafka": confluent_version},
+        "config": {"events": n, "citizens": n_citizens, "rules": len(matcher.compiled),
+                   "partitions": PARTITIONS, "mix": dict(stream.counts.most_common()),
+                   "latency_events": len(triggers), "latency_rate": args.latency_rate},
+    }
+
+    log("1. engine alone (one core, no Kafka)")
+    results["engine"] = bench_engine(stream, matcher, vocabulary, args.repeats, args.profile)
+    engine = results["engine"]["engine"]
+    log(f"  engine {engine['events_per_s']} ev/s ({engine['us_per_event']} us/event, "
+        f"{engine['notifications']} notifications); worker steps "
+        f"{results['engine']['worker_steps_with_changelog']['events_per_s']} ev/s")
+
+    workdir = Path(tempfile.mkdtemp(prefix="advisering-bench-"))
+    suffix = uuid.uuid4().hex[:8]
+    topic_in = f"bench-in-{suffix}"
+    topic_raw_out = f"bench-raw-out-{suffix}"
+    records = [(p.key, p.value) for p in stream.events]
+    try:
+        log(f"preloading {n} events to {topic_in} and {CASE_EVENTS}")
+        create_topics(bootstrap, [topic_in, topic_raw_out])
+        case_start = end_offsets(bootstrap, CASE_EVENTS)
+        produce_all(bootstrap, topic_in, records)
+        produce_all(bootstrap, CASE_EVENTS, records)
+
+        log("2. raw confluent-kafka consume -> produce loop")
+        results["raw"] = bench_raw(bootstrap, topic_in, topic_raw_out, n, args.timeout)
+        log(f"  raw {results['raw']['events_per_s']} ev/s")
+
+        log("3. bare Faust passthrough (worker subprocess)")
+        results["faust_passthrough"] = bench_passthrough(bootstrap, topic_in, n, workdir,
+                                                         args.timeout)
+        log(f"  passthrough {results['faust_passthrough']['events_per_s']} ev/s")
+
+        log("4. advisering worker end to end (worker subprocess)")
+        results["bus"] = bench_worker(bootstrap, stream, key, case_start, triggers, workdir,
+                                      args)
+        bus = results["bus"]["throughput"]
+        log(f"  bus {bus['events_per_s']} ev/s; latency {results['bus'].get('latency')}")
+
+        if args.profile:
+            log("5. profiles (cProfile slows both; figures above are unprofiled)")
+            profile_pass = workdir / "passthrough.prof"
+            profiled = bench_passthrough(bootstrap, topic_in, n, workdir, args.timeout,
+                                         profile_pass)
+            profile_bus = workdir / "worker.prof"
+            profiled_bus = bench_worker(bootstrap, stream, key, case_start, triggers, workdir,
+                                        args, profile_bus)
+            results["profiles"] = {
+                "faust_passthrough": {"events_per_s_profiled": profiled["events_per_s"],
+                                      **summarise_profile(profile_pass, 30)},
+                "bus": {"events_per_s_profiled":
+                        profiled_bus["throughput"]["events_per_s"],
+                        **summarise_profile(profile_bus, 40)},
+            }
+            print_profile("the Faust passthrough", results["profiles"]["faust_passthrough"], n)
+            print_profile("the advisering worker", results["profiles"]["bus"],
+                          n + len(triggers))
+            print("\n--- advisering worker: cumulative, selected ---")
+            print(results["profiles"]["bus"]["cumulative_selected"])
+    finally:
+        delete_topics(bootstrap, [topic_in, topic_raw_out])
+
+    passthrough = results["faust_passthrough"]["events_per_s"]
+    results["ratios"] = {
+        "engine_over_faust_passthrough": round(engine["events_per_s"] / passthrough, 2),
+        "bus_over_faust_passthrough": round(results["bus"]["throughput"]["events_per_s"]
+                                            / passthrough, 3),
+        "raw_over_faust_passthrough": round(results["raw"]["events_per_s"] / passthrough, 2),
+    }
+    results["targets"] = {"engine_over_faust_passthrough": ">= 15",
+                          "bus_over_faust_passthrough": ">= 0.8"}
+    print_table(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    log(f"results written to {args.output}; worker logs in {workdir}")
+    if not args.profile:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    engine = results["engine"]
+    bus = results["bus"]["throughput"]
+    rows = [
+        ("engine: decode + process + orjson (1 core)", engine["engine"]["events_per_s"],
+         f"{engine['engine']['us_per_event']} us/event"),
+        ("  decode_event only", engine["decode_only"]["events_per_s"],
+         f"{engine['decode_only']['us_per_event']} us/event"),
+        ("  worker steps: intake + correlate", engine["worker_steps"]["events_per_s"],
+         f"{engine['worker_steps']['us_per_event']} us/event"),
+        ("  worker steps + changelog encode", engine["worker_steps_with_changelog"]
+         ["events_per_s"], f"{engine['worker_steps_with_changelog']['us_per_event']} us/event"),
+        ("raw confluent-kafka consume -> produce", results["raw"]["events_per_s"], ""),
+        ("bare Faust passthrough (1 agent)", results["faust_passthrough"]["events_per_s"], ""),
+        ("advisering worker end to end", bus["events_per_s"],
+         f"by last output: {bus['events_per_s_by_last_output']}"),
+    ]
+    print()
+    print(f"{'figure':46s} {'events/s':>10s}  note")
+    print("-" * 86)
+    for name, value, note in rows:
+        print(f"{name:46s} {value:>10,}  {note}")
+    latency = results["bus"].get("latency")
+    if latency:
+        print(f"{'bus latency publish -> notification':46s} {'':>10s}  "
+              f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms "
+              f"({latency['notified']}/{latency['published']} at {latency['rate_per_s']}/s)")
+    print(f"\nbus: {bus['notifications']} notifications, {bus['audit_records']} audit records, "
+          f"engine time inside the worker {bus['engine_seconds_in_worker']} s "
+          f"({bus['engine_share_of_wall']:.0%} of wall)")
+    ratios = results["ratios"]
+    print(f"\nengine / faust passthrough = {ratios['engine_over_faust_passthrough']}x "
+          f"(target >= 15x)")
+    print(f"bus    / faust passthrough = {ratios['bus_over_faust_passthrough']}x "
+          f"(target >= 0.8x)")
+    print(f"raw    / faust passthrough = {ratios['raw_over_faust_passthrough']}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
