@@ -8,6 +8,7 @@ status 2 and a message that says what to do, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -125,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_verbs() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Verbs that live in their own modules, to keep this one short."""
-    from advisering import cli_pipeline, cli_serve  # noqa: PLC0415
+    from advisering import cli_pipeline, cli_serve, cli_simulate  # noqa: PLC0415
 
-    return [cli_pipeline.register, cli_serve.register]
+    return [cli_pipeline.register, cli_serve.register, cli_simulate.register]
 
 
 def _path(value: str) -> object:
@@ -160,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `advisering simulate | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if _is_user_error(exc):
             print(f"advisering: {exc}", file=sys.stderr)

@@ -50,12 +50,14 @@ def prepare_broker(settings: Settings) -> bool:
         result = LocalKafka(settings).start()
         started = result.started
         print(result.message)
-    replicas = settings.topic_replication_factor or (1 if settings.uses_local_broker() else None)
+    admin = topic_apply.admin_client(settings.bootstrap_servers)
+    brokers = len(admin.list_topics(timeout=30).brokers)
     specs = [
-        spec.effective(settings.topic_partitions, replicas)
+        # A demo cluster may be smaller than production: cap at its brokers.
+        spec.effective(settings.topic_partitions,
+                       settings.topic_replication_factor or min(spec.replication_factor, brokers))
         for spec in load_topic_specs(settings.topics_dir).values()
     ]
-    admin = topic_apply.admin_client(settings.bootstrap_servers)
     changes = topic_apply.plan(admin, specs)
     topic_apply.execute(admin, specs, changes)
     return started

@@ -72,6 +72,9 @@ from advisering.worker import steps
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline-latest.json"
 PASSTHROUGH_APP = ROOT / "benchmarks" / "faust_passthrough.py"
+PROFILED = ROOT / "benchmarks" / "profiled.py"
+PROFILE_START = signal.SIGRTMIN  # see benchmarks/profiled.py
+PROFILE_STOP = signal.SIGRTMIN + 1
 PARTITIONS = 6  # as advisering.case-events and the worker's default
 TZ = dt.timezone(dt.timedelta(hours=1))
 STREAM_START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=TZ)
@@ -479,12 +482,38 @@ class Subprocess:
     env: dict[str, str]
     log_path: Path
     web_port: int
+    profile_to: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    profiling: bool = False
 
     def start(self) -> None:
         with self.log_path.open("ab") as handle:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=handle,
                                             stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def cpu_seconds(self) -> float | None:
+        return cpu_seconds(self.process.pid) if self.process is not None else None
+
+    def profile_start(self) -> None:
+        if self.profile_to is not None and self.process is not None and not self.profiling:
+            self.process.send_signal(PROFILE_START)
+            self.profiling = True
+
+    def profile_stop(self, timeout: float = 60.0) -> None:
+        if self.profile_to is None or self.process is None or not self.profiling:
+            return
+        self.profile_to.unlink(missing_ok=True)
+        self.process.send_signal(PROFILE_STOP)
+        self.profiling = False
+        deadline = time.monotonic() + timeout
+        size = -1
+        while time.monotonic() < deadline:  # written when its size stops changing
+            current = self.profile_to.stat().st_size if self.profile_to.exists() else -1
+            if current > 0 and current == size:
+                return
+            size = current
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.name}: no profile written to {self.profile_to}")
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -541,7 +570,56 @@ def running(proc: Subprocess) -> Iterator[Subprocess]:
 def python_argv(profile_to: Path | None, *args: str) -> list[str]:
     if profile_to is None:
         return [sys.executable, *args]
-    return [sys.executable, "-m", "cProfile", "-o", str(profile_to), *args]
+    return [sys.executable, str(PROFILED), str(profile_to), *args]
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (all its threads) so far, from /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the local broker started by `advisering kafka start` on this port."""
+    host, _, port = bootstrap.partition(",")[0].rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return None
+    pid_file = Settings(kafka_port=int(port)).broker_state_dir / "broker.pid"
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by the measured process and the broker between start() and stop()."""
+
+    pids: dict[str, int | None]
+    began: dict[str, float | None] = field(default_factory=dict)
+    wall: float = 0.0
+
+    def start(self) -> None:
+        self.began = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.wall = time.monotonic()
+
+    def stop(self, events: int) -> dict[str, Any]:
+        wall = time.monotonic() - self.wall
+        out: dict[str, Any] = {"wall_s": round(wall, 3)}
+        for name, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self.began.get(name)
+            if now is None or then is None:
+                continue
+            used = now - then
+            out[f"{name}_cpu_s"] = round(used, 3)
+            out[f"{name}_cpu_util"] = round(used / wall, 2) if wall > 0 else None
+            out[f"{name}_cpu_us_per_event"] = round(used / events * 1e6, 1)
+        return out
 
 
 def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
@@ -561,7 +639,7 @@ def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
         "ADVISERING_WORKER_REPLICATION_FACTOR": "1",
     })
     argv = python_argv(profile_to, "-m", "advisering.cli", "worker")
-    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port)
+    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port, profile_to)
 
 
 def passthrough_process(bootstrap: str, app_id: str, workdir: Path, topic_in: str,
@@ -572,8 +650,8 @@ def passthrough_process(bootstrap: str, app_id: str, workdir: Path, topic_in: st
                 "BENCH_OUT": topic_out, "BENCH_WEB_PORT": str(port),
                 "BENCH_DATA_DIR": str(workdir / f"{app_id}-data"),
                 "BENCH_PARTITIONS": str(PARTITIONS)})
-    argv = python_argv(profile_to, str(PASSTHROUGH_APP), "worker", "-l", "warn")
-    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port)
+    argv = python_argv(profile_to, str(PASSTHROUGH_APP))
+    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port, profile_to)
 
 
 # ---------------------------------------------------------------------------
@@ -587,6 +665,7 @@ def bench_raw(bootstrap: str, topic_in: str, topic_out: str, n: int,
                          "auto.offset.reset": "earliest", "enable.auto.commit": True})
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     consumer.subscribe([topic_in])
+    meter = CpuMeter({"loop": os.getpid(), "broker": broker_pid(bootstrap)})
     count = 0
     first: float | None = None
     deadline = time.monotonic() + timeout
@@ -599,6 +678,7 @@ def bench_raw(bootstrap: str, topic_in: str, topic_out: str, n: int,
                     continue
                 if first is None:
                     first = time.perf_counter()
+                    meter.start()
                 while True:
                     try:
                         producer.produce(topic_out, key=message.key(), value=message.value())
@@ -612,9 +692,11 @@ def bench_raw(bootstrap: str, topic_in: str, topic_out: str, n: int,
             raise TimeoutError(f"raw loop: {remaining} records unconfirmed")
         assert first is not None
         seconds = time.perf_counter() - first
+        cpu = meter.stop(count)
     finally:
         consumer.close()
-    return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds)}
+    return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds),
+            "cpu": cpu}
 
 
 # ---------------------------------------------------------------------------
@@ -625,6 +707,8 @@ def watch_output(bootstrap: str, topic: str, n: int, proc: Subprocess,
                  timeout: float) -> dict[str, Any]:
     """Wait until ``topic`` has ``n`` records; rate from the first to the last CreateTime."""
     consumer = assigned_consumer(bootstrap, {topic: dict.fromkeys(range(PARTITIONS), 0)})
+    meter = CpuMeter({"process": proc.process.pid if proc.process else None,
+                      "broker": broker_pid(bootstrap)})
     count = 0
     first_ts = float("inf")
     last_ts = 0.0
@@ -639,15 +723,20 @@ def watch_output(bootstrap: str, topic: str, n: int, proc: Subprocess,
             for message in consumer.consume(num_messages=1000, timeout=0.2):
                 if message.error():
                     continue
+                if count == 0:
+                    meter.start()
+                    proc.profile_start()
                 count += 1
                 stamp = message.timestamp()[1] / 1000.0
                 first_ts = min(first_ts, stamp)
                 last_ts = max(last_ts, stamp)
+        cpu = meter.stop(count)
+        proc.profile_stop()
     finally:
         consumer.close()
     seconds = max(last_ts - first_ts, 1e-3)
     return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds),
-            "startup_s": round(first_ts - spawned, 2)}
+            "startup_s": round(first_ts - spawned, 2), "cpu": cpu}
 
 
 def bench_passthrough(bootstrap: str, topic_in: str, n: int, workdir: Path, timeout: float,
@@ -706,6 +795,8 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
     """
     repartition = f"{proc.name}-citizen-events"
     consumer = assigned_consumer(bootstrap, starts)
+    meter = CpuMeter({"process": proc.process.pid if proc.process else None,
+                      "broker": broker_pid(bootstrap)})
     counts: Counter[str] = Counter()
     first_ts = float("inf")
     last_ts: dict[str, float] = {}
@@ -727,6 +818,9 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
                 topic = str(message.topic())
                 stamp = message.timestamp()[1] / 1000.0
                 if topic == repartition:
+                    if first_ts == float("inf"):
+                        meter.start()
+                        proc.profile_start()
                     first_ts = min(first_ts, stamp)
                 elif orjson.loads(message.value() or b"{}").get("citizen") not in citizens:
                     continue
@@ -744,6 +838,8 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
                                      "correlate": metrics.get("correlated", 0.0)})
                 if metrics.get("correlated", 0.0) >= expected:
                     done_at = time.time()
+        cpu = meter.stop(expected)
+        proc.profile_stop()
     finally:
         consumer.close()
     # Drain what the last events wrote (for the counts and the cross-check).
@@ -786,6 +882,7 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
         "audit_records": counts[AUDIT],
         "engine_seconds_in_worker": round(engine_seconds, 3),
         "engine_share_of_wall": round(engine_seconds / seconds, 3),
+        "cpu": cpu,
         "metrics": metrics,
         "timeline": timeline,
     }
@@ -929,7 +1026,8 @@ def summarise_profile(path: Path, top: int) -> dict[str, Any]:
 
 
 def print_profile(title: str, summary: dict[str, Any], events: int) -> None:
-    print(f"\n--- cProfile of {title}: CPU by package (busy {summary['busy_s']} s for "
+    print(f"\n--- cProfile of {title} while it worked off its backlog: CPU by package "
+          f"(busy {summary['busy_s']} s for "
           f"{events} events = {summary['busy_s'] / events * 1e6:.0f} us/event) ---")
     for name, row in summary["by_category"].items():
         share = f"{row['share_of_busy']:6.1%}" if row["share_of_busy"] is not None else "     -"
@@ -1061,6 +1159,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cpu_note(cpu: dict[str, Any], name: str) -> str:
+    if f"{name}_cpu_s" not in cpu:
+        return ""
+    note = (f"{cpu[f'{name}_cpu_us_per_event']:.0f} us CPU/event, "
+            f"{cpu[f'{name}_cpu_util']:.0%} of a core")
+    if "broker_cpu_util" in cpu:
+        note += f"; broker {cpu['broker_cpu_util']:.0%}"
+    return note
+
+
 def print_table(results: dict[str, Any]) -> None:
     engine = results["engine"]
     bus = results["bus"]["throughput"]
@@ -1073,10 +1181,12 @@ def print_table(results: dict[str, Any]) -> None:
          f"{engine['worker_steps']['us_per_event']} us/event"),
         ("  worker steps + changelog encode", engine["worker_steps_with_changelog"]
          ["events_per_s"], f"{engine['worker_steps_with_changelog']['us_per_event']} us/event"),
-        ("raw confluent-kafka consume -> produce", results["raw"]["events_per_s"], ""),
-        ("bare Faust passthrough (1 agent)", results["faust_passthrough"]["events_per_s"], ""),
+        ("raw confluent-kafka consume -> produce", results["raw"]["events_per_s"],
+         cpu_note(results["raw"]["cpu"], "loop")),
+        ("bare Faust passthrough (1 agent)", results["faust_passthrough"]["events_per_s"],
+         cpu_note(results["faust_passthrough"]["cpu"], "process")),
         ("advisering worker end to end", bus["events_per_s"],
-         f"by last output: {bus['events_per_s_by_last_output']}"),
+         cpu_note(bus["cpu"], "process")),
     ]
     print()
     print(f"{'figure':46s} {'events/s':>10s}  note")
@@ -1088,7 +1198,9 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{'bus latency publish -> notification':46s} {'':>10s}  "
               f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms "
               f"({latency['notified']}/{latency['published']} at {latency['rate_per_s']}/s)")
-    print(f"\nbus: {bus['notifications']} notifications, {bus['audit_records']} audit records, "
+    print(f"\nbus: throughput by last output record {bus['events_per_s_by_last_output']} ev/s; "
+          f"intake done after {bus['intake_done_s']} s of {bus['seconds']} s")
+    print(f"bus: {bus['notifications']} notifications, {bus['audit_records']} audit records, "
           f"engine time inside the worker {bus['engine_seconds_in_worker']} s "
           f"({bus['engine_share_of_wall']:.0%} of wall)")
     ratios = results["ratios"]

@@ -60,9 +60,10 @@ def faust_broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
-def create_app(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> WorkerApp:
+def create_app(
+    settings: Settings, matcher: Matcher, vocabulary: Vocabulary, replicas: int = 1
+) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agents."""
-    replicas = replication_factor(settings)
     app = faust.App(
         settings.worker_app_id,
         broker=faust_broker_urls(settings.bootstrap_servers),
@@ -168,11 +169,12 @@ def citizen_topic_name(settings: Settings) -> str:
     return f"{settings.worker_app_id}-citizen-events"
 
 
-def replication_factor(settings: Settings) -> int:
-    return settings.worker_replication_factor or (1 if settings.uses_local_broker() else 3)
+def replication_factor(settings: Settings, brokers: int) -> int:
+    """The configured factor for internal topics, or 3 capped at the cluster's brokers."""
+    return settings.worker_replication_factor or min(3, max(brokers, 1))
 
 
-def ensure_citizen_topic(settings: Settings) -> None:
+def ensure_citizen_topic(settings: Settings) -> int:
     """Create the repartition topic before Faust assigns partitions.
 
     Faust creates an ``internal`` topic only when it first sends to it, after
@@ -183,9 +185,10 @@ def ensure_citizen_topic(settings: Settings) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
 
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    replicas = replication_factor(settings, len(admin.list_topics(timeout=30).brokers))
     name = citizen_topic_name(settings)
     new = NewTopic(name, num_partitions=settings.worker_partitions,
-                   replication_factor=replication_factor(settings),
+                   replication_factor=replicas,
                    config={"cleanup.policy": "delete", "retention.ms": str(7 * 86400 * 1000)})
     for future in admin.create_topics([new], operation_timeout=30).values():
         try:
@@ -194,15 +197,16 @@ def ensure_citizen_topic(settings: Settings) -> None:
             error = exc.args[0] if exc.args else None
             if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-    log.info("citizen_topic_ready", topic=name)
+    log.info("citizen_topic_ready", topic=name, replicas=replicas)
+    return replicas
 
 
 def run_worker(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> int:
     """Run the worker until it is stopped (SIGTERM or Ctrl-C)."""
     from faust.worker import Worker  # noqa: PLC0415
 
-    ensure_citizen_topic(settings)
-    worker_app = create_app(settings, matcher, vocabulary)
+    replicas = ensure_citizen_topic(settings)
+    worker_app = create_app(settings, matcher, vocabulary, replicas)
     log.info("worker_starting", rules=len(matcher.compiled), app_id=settings.worker_app_id,
              bootstrap=settings.bootstrap_servers, store=settings.worker_store)
     worker = Worker(worker_app.app, loglevel=settings.log_level.lower(),

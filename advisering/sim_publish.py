@@ -1,0 +1,109 @@
+"""Sending a simulated municipality somewhere: a JSON-lines file, Kafka, or the HTTP ingest.
+
+Live publishing keeps a steady rate (events per second) and sends in small
+batches; the HTTP sender groups each batch by source system, authenticates
+with that source's key and honours ``Retry-After`` when Kafka is away.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from advisering.log import get_logger
+
+log = get_logger(__name__)
+
+
+def batches(events: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(events)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Pacer:
+    """Sleeps so that ``rate`` events per second are not exceeded (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.began = time.monotonic()
+        self.sent = 0
+
+    def wait(self, count: int) -> None:
+        self.sent += count
+        if self.rate <= 0:
+            return
+        due = self.began + self.sent / self.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def write_jsonl(events: Iterable[dict[str, Any]], out: BinaryIO) -> int:
+    count = 0
+    for event in events:
+        out.write(orjson.dumps(event) + b"\n")
+        count += 1
+    return count
+
+
+class HttpSender:
+    """Posts events to ``advisering serve`` as the source systems would."""
+
+    def __init__(self, url: str, keys: dict[str, str], timeout: float = 30.0,
+                 max_retries: int = 10) -> None:
+        self.url = url.rstrip("/") + "/api/v1/events"
+        self.keys = keys
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    def send(self, events: list[dict[str, Any]]) -> int:
+        """Send a batch, one request per source; returns the number accepted."""
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_source.setdefault(event["source"], []).append(event)
+        accepted = 0
+        for source, batch in by_source.items():
+            key = self.keys.get(source)
+            if key is None:
+                raise KeyError(f"no API key for source {source!r}")
+            accepted += self._post(batch, key)
+        return accepted
+
+    def _post(self, batch: list[dict[str, Any]], key: str) -> int:
+        body = orjson.dumps(batch)
+        for attempt in range(self.max_retries):
+            request = urllib.request.Request(  # noqa: S310 - the operator's own ingest URL
+                self.url, data=body, method="POST",
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as reply:  # noqa: S310
+                    return int(orjson.loads(reply.read())["accepted"])
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503:
+                    detail = exc.read()[:500].decode(errors="replace")
+                    raise RuntimeError(f"ingest refused the batch ({exc.code}): {detail}") from exc
+                delay = float(exc.headers.get("Retry-After", "5"))
+            except (urllib.error.URLError, TimeoutError) as exc:
+                delay = min(2.0 ** attempt, 10.0)
+                log.warning("ingest_unreachable", attempt=attempt, error=str(exc)[:200])
+            time.sleep(delay)
+        raise RuntimeError(f"ingest did not accept the batch after {self.max_retries} tries")
+
+
+def load_api_keys(path: Path) -> dict[str, str]:
+    """A YAML or JSON mapping of source name to API key."""
+    import yaml  # noqa: PLC0415
+
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ValueError(f"{path}: expected a mapping of source name to API key")
+    return {str(k): v for k, v in raw.items()}
