@@ -83,7 +83,7 @@ def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(settings, exit_after_scenario=args.once)
+    return run_demo(settings, exit_after_scenario=args.once, rate=args.rate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="all of it on one machine, with a simulated municipality")
     demo.add_argument("--once", action="store_true",
                       help="exit when the built-in scenario has been shown (for smoke tests)")
+    demo.add_argument("--rate", type=float, default=20.0,
+                      help="events per second from the simulated municipality (default 20)")
     demo.set_defaults(handler=_demo)
 
     for register in _extra_verbs():

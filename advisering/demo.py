@@ -1,9 +1,10 @@
 """`advisering demo`: the whole bus on one machine, for a newcomer.
 
 Starts the local Kafka (unless a remote cluster is configured), applies the
-topics, runs the worker, publishes the built-in municipality wave by wave and
-prints each notification as it arrives, readable to a person, until Ctrl-C,
-which stops everything the demo started.
+topics, runs the worker and `advisering serve`, posts the built-in scenario
+through the HTTP ingest wave by wave, then keeps a simulated municipality
+posting live, and prints each notification as it arrives, readable to a
+person, until Ctrl-C, which stops everything the demo started.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
-from pydantic import SecretStr
 
 from advisering.broker import topic_apply
 from advisering.broker.local_kafka import LocalKafka
@@ -31,7 +33,10 @@ from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_topic
 from advisering.engine.evaluate import EVENT_NAMES, department_name
 from advisering.scenario import demo_scenario
 from advisering.settings import Settings
+from advisering.sim_publish import HttpSender, Pacer, batches
+from advisering.simulator import DEPARTMENTS, Municipality, default_start, simulate
 from advisering.testing import end_offsets, wait_until_idle
+from advisering.web.sources import add_source
 
 DEMO_APP_ID = "advisering-demo"
 SEVERITY = {"high": "HØJ", "normal": "NORMAL", "info": "INFO"}
@@ -85,14 +90,16 @@ def _danish_time(iso_time: str) -> str:
 
 
 @contextmanager
-def worker_process(settings: Settings, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`advisering worker` as a child process, stopped with SIGTERM on exit."""
-    log_path = settings.kafka_cache_dir / "demo-worker.log"
+def child_process(
+    name: str, verb: str, settings: Settings, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`advisering <verb>` as a child process, stopped with SIGTERM on exit."""
+    log_path = settings.kafka_cache_dir / f"demo-{verb}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "advisering.cli", "worker"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "advisering.cli", verb], env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
-    print(f"Worker started (pid {process.pid}); its log: {log_path}")
+    print(f"{name} started (pid {process.pid}); its log: {log_path}")
     try:
         yield process
     finally:
@@ -102,14 +109,14 @@ def worker_process(settings: Settings, env: dict[str, str]) -> Iterator[subproce
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        print("Worker stopped.")
+        print(f"{name} stopped.")
 
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("the worker exited during start-up; see its log")
+            raise RuntimeError("a demo process exited during start-up; see its log")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
                 if reply.status == 200:
@@ -117,47 +124,76 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 120
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"the worker was not ready within {timeout:.0f}s; see its log")
+    raise RuntimeError(f"a demo process was not ready within {timeout:.0f}s; see its log")
 
 
-def run_demo(settings: Settings, *, exit_after_scenario: bool = False) -> int:
-    from advisering.client import Publisher  # noqa: PLC0415
+def register_demo_sources(settings: Settings) -> tuple[Path, dict[str, str]]:
+    """A fresh sources file with a key for every source system of the demo."""
+    path = settings.kafka_cache_dir / "demo-sources.yaml"
+    path.unlink(missing_ok=True)
+    names = {event["source"] for wave in demo_scenario() for event in wave}
+    names |= {source for source, *_ in DEPARTMENTS.values()} | {"cpr", "sundhedsplatformen"}
+    return path, {name: add_source(path, name, "demo") for name in sorted(names)}
 
+
+def simulate_live(sender: HttpSender, rate: float, stop: threading.Event) -> None:
+    """The synthetic municipality, posted through the HTTP ingest at ``rate`` events/s."""
+    municipality = Municipality(seed=2026, citizens=5_000, days=30, start=default_start(30))
+    pacer = Pacer(rate)
+    for batch in batches(simulate(municipality), 10):
+        if stop.is_set():
+            return
+        sender.send(batch)
+        pacer.wait(len(batch))
+
+
+def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: float = 20.0) -> int:
     started_kafka = prepare_broker(settings)
     key = (settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
            else secrets.token_hex(32))
+    sources_file, api_keys = register_demo_sources(settings)
     env = dict(os.environ, ADVISERING_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
                ADVISERING_PSEUDONYM_KEY=key, ADVISERING_WORKER_APP_ID=DEMO_APP_ID,
-               ADVISERING_WORKER_COMMIT_INTERVAL="0.5")
-    demo_settings = settings.model_copy(update={
-        "pseudonym_key": SecretStr(key), "worker_app_id": DEMO_APP_ID,
-    })
+               ADVISERING_WORKER_COMMIT_INTERVAL="0.5",
+               ADVISERING_SOURCES_FILE=str(sources_file))
+    sender = HttpSender(f"http://127.0.0.1:{settings.serve_port}", api_keys)
+    stop = threading.Event()
     shown = 0
     try:
-        with worker_process(settings, env) as worker:
+        with child_process("Worker", "worker", settings, env) as worker, \
+                child_process("HTTP ingest", "serve", settings, env) as server:
             wait_ready(worker, settings.worker_web_port)
-            print(f"Worker ready; metrics at http://127.0.0.1:{settings.worker_web_port}/metrics")
+            wait_ready(server, settings.serve_port)
+            print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
+                  f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
             consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                                  "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
                                  "enable.auto.commit": False})
             ends = end_offsets(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
             topics = [CASE_EVENTS, f"{DEMO_APP_ID}-citizen-events"]
-            with Publisher(demo_settings) as publisher:
-                for title, wave in zip(WAVE_TITLES, demo_scenario(), strict=True):
-                    print(f"\n== Kildesystemerne melder: {title} ({len(wave)} hændelser)")
-                    failed = [r for r in publisher.publish(wave) if not r.ok]
-                    if failed:
-                        print(f"   {len(failed)} hændelse(r) afvist: {failed[0].message}")
-                    wait_until_idle(settings.bootstrap_servers, DEMO_APP_ID, topics)
-                    shown += _show(consumer, 1.0)
-            print(f"\n{shown} notifikationer. Tryk Ctrl-C for at stoppe demoen.")
-            while not exit_after_scenario and worker.poll() is None:
+            for title, wave in zip(WAVE_TITLES, demo_scenario(), strict=True):
+                print(f"\n== Kildesystemerne melder: {title} ({len(wave)} hændelser)")
+                sender.send(wave)
+                wait_until_idle(settings.bootstrap_servers, DEMO_APP_ID, topics)
                 shown += _show(consumer, 1.0)
+            print(f"\n{shown} notifikationer fra scenariet.")
+            if not exit_after_scenario:
+                print(f"Nu kører en simuleret kommune med 5.000 borgere ({rate:g} hændelser/s "
+                      "gennem HTTP). Tryk Ctrl-C for at stoppe demoen.")
+                feeder = threading.Thread(target=simulate_live, args=(sender, rate, stop),
+                                          daemon=True)
+                feeder.start()
+                try:
+                    while worker.poll() is None and server.poll() is None:
+                        shown += _show(consumer, 1.0)
+                except KeyboardInterrupt:
+                    print(f"\nStopper demoen efter {shown} notifikationer ...")
             consumer.close()
     except KeyboardInterrupt:
         print("\nStopper demoen ...")
     finally:
+        stop.set()
         if started_kafka:
             LocalKafka(settings).stop()
             print("Kafka stopped.")

@@ -1,16 +1,26 @@
-"""`advisering demo --once` runs the worker, publishes the scenario and prints notifications."""
+"""`advisering demo`: worker and HTTP ingest, the scenario through HTTP, a live simulation."""
 
 from __future__ import annotations
 
-from tests.integration.bus import bus_env, free_port, run_cli
+import signal
+import subprocess
+import sys
+import time
+
+from tests.integration.bus import ROOT, bus_env, free_port, run_cli
+
+
+def demo_env(bootstrap: str) -> dict[str, str]:
+    return bus_env(bootstrap, ADVISERING_WORKER_WEB_PORT=str(free_port()),
+                   ADVISERING_SERVE_PORT=str(free_port()))
 
 
 def test_demo_prints_readable_notifications(bootstrap: str) -> None:
-    """The demo shows each kind of notification with its why, then stops its worker."""
-    env = bus_env(bootstrap, ADVISERING_WORKER_WEB_PORT=str(free_port()))
-    result = run_cli(env, "demo", "--once", timeout=300)
+    """The demo posts the scenario over HTTP and shows each notification with its why."""
+    result = run_cli(demo_env(bootstrap), "demo", "--once", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert "Ingest: http://127.0.0.1:" in out
     assert "Kildesystemerne melder" in out
     assert "Til bf-0042 (børn og familie, bf-syd) om sag DUBU-2025-0815" in out
     assert "har fået en sanktion eller et stop af ydelse i jobcentret" in out
@@ -18,3 +28,36 @@ def test_demo_prints_readable_notifications(bootstrap: str) -> None:
     assert "hjemmel: Barnets lov" in out
     assert "Til enhed pps (skoleområdet, pps) om sag SKOLE-2026-0042" in out
     assert "Worker stopped." in out
+    assert "HTTP ingest stopped." in out
+
+
+def test_demo_runs_the_simulation_live_until_ctrl_c(bootstrap: str) -> None:
+    """After the scenario the simulated municipality keeps notifying; Ctrl-C stops it all."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "advisering.cli", "demo", "--rate", "200"],
+        env=demo_env(bootstrap), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    live = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Tryk Ctrl-C" in line:
+            live = len(lines)
+        if live and sum(1 for x in lines[live:] if x.startswith("[")) >= 3:
+            break
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=90)
+    out = "".join(lines) + rest
+    assert live, out[-3000:]
+    simulated = [x for x in lines[live:] if x.startswith("[")]
+    assert len(simulated) >= 3, out[-3000:]
+    assert process.returncode == 0, out[-3000:]
+    assert "Stopper demoen" in out
+    assert "Worker stopped." in out
+    assert "HTTP ingest stopped." in out
