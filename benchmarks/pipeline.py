@@ -598,28 +598,71 @@ def broker_pid(bootstrap: str) -> int | None:
 
 @dataclass
 class CpuMeter:
-    """CPU used by the measured process and the broker between start() and stop()."""
+    """CPU between start() and stop(): the measured process, the broker, this script, the host.
+
+    ``process_runqueue_wait`` is the share of the wall time the process's main
+    thread (the event loop) was runnable but not running: waiting for a CPU
+    that others held. ``others_cores`` is what the rest of the machine used.
+    """
 
     pids: dict[str, int | None]
     began: dict[str, float | None] = field(default_factory=dict)
+    began_host: tuple[float, float] = (0.0, 0.0)
+    began_wait: float | None = None
     wall: float = 0.0
 
+    def _snapshot(self) -> dict[str, float | None]:
+        pids = dict(self.pids, bench=os.getpid())
+        return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
     def start(self) -> None:
-        self.began = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.began = self._snapshot()
+        self.began_host = host_cpu()
+        self.began_wait = runqueue_wait(self.pids.get("process"))
         self.wall = time.monotonic()
 
     def stop(self, events: int) -> dict[str, Any]:
-        wall = time.monotonic() - self.wall
-        out: dict[str, Any] = {"wall_s": round(wall, 3)}
-        for name, pid in self.pids.items():
-            now, then = cpu_seconds(pid), self.began.get(name)
-            if now is None or then is None:
+        wall = max(time.monotonic() - self.wall, 1e-6)
+        now = self._snapshot()
+        busy, total = (a - b for a, b in zip(host_cpu(), self.began_host, strict=True))
+        cores = os.cpu_count() or 1
+        host_busy = busy / total * cores if total > 0 else 0.0
+        out: dict[str, Any] = {"wall_s": round(wall, 3), "host_busy_cores": round(host_busy, 2),
+                               "host_cores": cores}
+        mine = 0.0
+        for name in now:
+            if now[name] is None or self.began.get(name) is None:
                 continue
-            used = now - then
+            used = float(now[name] or 0.0) - float(self.began[name] or 0.0)
+            mine += used
             out[f"{name}_cpu_s"] = round(used, 3)
-            out[f"{name}_cpu_util"] = round(used / wall, 2) if wall > 0 else None
+            out[f"{name}_cpu_util"] = round(used / wall, 2)
             out[f"{name}_cpu_us_per_event"] = round(used / events * 1e6, 1)
+        out["others_cores"] = round(max(0.0, host_busy - mine / wall), 2)
+        waited = runqueue_wait(self.pids.get("process"))
+        if waited is not None and self.began_wait is not None:
+            out["process_runqueue_wait"] = round((waited - self.began_wait) / wall, 3)
         return out
+
+
+def host_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return (0.0, 0.0)
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return (sum(fields[:8]) - idle, sum(fields[:8]))
+
+
+def runqueue_wait(pid: int | None) -> float | None:
+    """Seconds the main thread of ``pid`` spent runnable but waiting for a CPU."""
+    if pid is None:
+        return None
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
@@ -896,14 +939,19 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
 
 
 def measure_latency(bootstrap: str, proc: Subprocess, triggers: list[Prepared], rate: float,
-                    timeout: float) -> dict[str, Any]:
+                    timeout: float, warmup_topic: str) -> dict[str, Any]:
     """Publish triggers at ``rate``/s; first notification per trigger.event_id is its arrival."""
     consumer = assigned_consumer(bootstrap, {NOTIFICATIONS: end_offsets(bootstrap,
                                                                         NOTIFICATIONS)})
-    # Let the consumer's assignment settle before the clock starts.
-    consumer.consume(num_messages=1, timeout=0.5)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                          "enable.idempotence": True, "linger.ms": 0})
+    # Warm both clients up (metadata, producer id, fetch position) before the clock starts:
+    # their own start-up is not the bus's latency.
+    producer.list_topics(CASE_EVENTS, timeout=10)
+    producer.produce(warmup_topic, value=b"warm-up")
+    if producer.flush(10):
+        raise TimeoutError("latency producer: warm-up record not confirmed")
+    consumer.consume(num_messages=1, timeout=0.5)
     published: dict[str, float] = {}
     arrived: dict[str, float] = {}
     interval = 1.0 / rate
@@ -951,6 +999,20 @@ def measure_latency(bootstrap: str, proc: Subprocess, triggers: list[Prepared], 
             "series": [[round(t, 3), round(x, 1)] for t, x in series]}
 
 
+def pooled_latency(rounds: list[dict[str, Any]], rate: float) -> dict[str, Any]:
+    """Percentiles over the latency samples of every round."""
+    samples = sorted(x for r in rounds for _, x in r["series"])
+
+    def pct(q: float) -> float:
+        return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
+
+    return {"published": sum(r["published"] for r in rounds),
+            "notified": sum(r["notified"] for r in rounds), "rate_per_s": rate,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": round(samples[-1], 1), "mean_ms": round(statistics.mean(samples), 1),
+            "over_100ms": sum(1 for x in samples if x > 100), "rounds": rounds}
+
+
 def retag(value: bytes, event_id: str, days: int) -> bytes:
     """The same trigger under a new id, ``days`` later (past every throttle window)."""
     raw = orjson.loads(value)
@@ -987,7 +1049,7 @@ def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int,
                 triggers = [Prepared(t.key, retag(t.value, event_id, days), event_id, t.citizens)
                             for t in triggers for event_id in [str(uuid.uuid4())]]
             result["latency"] = measure_latency(bootstrap, proc, triggers, args.latency_rate,
-                                                timeout=30)
+                                                timeout=30, warmup_topic=args.warmup_topic)
             args.triggers_published += 1
     return result
 
@@ -1031,7 +1093,45 @@ def categorise(filename: str, function: str) -> str:
     return "other python"
 
 
-def summarise_profile(path: Path, top: int) -> dict[str, Any]:
+# Where a worker's tasks spend their time: cumulative seconds of entry points
+# (nested ones overlap: the agent bodies include their sends).
+ENTRY_POINTS = (
+    ("faust/agents/agent.py", "_slurp", "agents: stream iteration + bodies + sends"),
+    ("advisering/worker/app.py", "intake", "  intake agent body"),
+    ("advisering/worker/app.py", "correlate", "  correlate agent body"),
+    ("benchmarks/faust_passthrough.py", "passthrough", "  passthrough agent body"),
+    ("advisering/worker/steps.py", "intake", "    steps.intake (validate, CPR scan)"),
+    ("advisering/worker/steps.py", "correlate", "    steps.correlate (engine, metrics)"),
+    ("advisering/worker/app.py", "send_all", "    send_all (await topic.send)"),
+    ("faust/tables/table.py", "on_key_set", "    table write -> changelog"),
+    ("faust/topics.py", "send", "    faust Topic.send"),
+    ("faust/streams.py", "_c_aiter", "    faust stream iteration"),
+    ("faust/transport/consumer.py", "_drain_messages", "faust consumer: fetch -> streams"),
+    ("aiokafka/producer/sender.py", "_send_produce_req", "aiokafka: produce requests"),
+    ("aiokafka/producer/sender.py", "_sender_routine", "aiokafka: sender loop"),
+    ("faust/transport/producer.py", "_handle_pending", "faust producer buffer (send_soon)"),
+    ("aiokafka/conn.py", "_read", "aiokafka: socket reads"),
+    ("aiohttp/web_protocol.py", "_handle_request", "web (the benchmark's /metrics polls)"),
+    ("faust/transport/consumer.py", "_commit_handler", "faust commits"),
+)
+
+
+def entry_points(raw: dict[Any, Any], busy: float) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = {}
+    for (filename, _line, function), (_cc, calls, _tt, cumtime, _callers) in raw.items():
+        for suffix, name, label in ENTRY_POINTS:
+            if function == name and filename.endswith(suffix):
+                row = found.setdefault(label, {"seconds": 0.0, "calls": 0})
+                row["seconds"] += cumtime
+                row["calls"] += calls
+    order = [label for _, _, label in ENTRY_POINTS]
+    return {label: {"seconds": round(found[label]["seconds"], 3),
+                    "share_of_busy": round(found[label]["seconds"] / busy, 3),
+                    "calls": int(found[label]["calls"])}
+            for label in order if label in found}
+
+
+def summarise_profile(path: Path, top: int, events: int) -> dict[str, Any]:
     stats = pstats.Stats(str(path))
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     by_category: Counter[str] = Counter()
@@ -1047,17 +1147,23 @@ def summarise_profile(path: Path, top: int) -> dict[str, Any]:
     cumulative = io.StringIO()
     pstats.Stats(str(path), stream=cumulative).sort_stats("cumulative").print_stats(
         r"advisering|faust/(topics|streams|tables|agents)|aiokafka/(producer|consumer)")
-    return {"total_s": round(total, 3), "busy_s": round(busy, 3), "by_category": table,
+    return {"events": events, "total_s": round(total, 3), "busy_s": round(busy, 3),
+            "by_category": table, "by_entry_point": entry_points(raw, busy),
             "top_tottime": out.getvalue(), "cumulative_selected": cumulative.getvalue()}
 
 
-def print_profile(title: str, summary: dict[str, Any], events: int) -> None:
+def print_profile(title: str, summary: dict[str, Any]) -> None:
+    events = summary["events"]
     print(f"\n--- cProfile of {title} while it worked off its backlog: CPU by package "
           f"(busy {summary['busy_s']} s for "
           f"{events} events = {summary['busy_s'] / events * 1e6:.0f} us/event) ---")
     for name, row in summary["by_category"].items():
         share = f"{row['share_of_busy']:6.1%}" if row["share_of_busy"] is not None else "     -"
         print(f"  {name:24s} {row['seconds']:8.3f} s  {share}")
+    print("  by entry point (cumulative; indented rows are inside the row above):")
+    for name, row in summary["by_entry_point"].items():
+        print(f"  {name:48s} {row['seconds']:8.3f} s  {row['share_of_busy']:6.1%}  "
+              f"{row['calls']:>8} calls")
     print(summary["top_tottime"])
 
 
@@ -1074,6 +1180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-events", type=int, default=400)
     parser.add_argument("--latency-rate", type=float, default=40.0, help="events per second")
     parser.add_argument("--repeats", type=int, default=3, help="engine passes; best is kept")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="passthrough and bus runs, alternating; best is kept (shared host)")
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="per Kafka phase, seconds")
@@ -1132,10 +1240,11 @@ def main(argv: list[str] | None = None) -> int:
     suffix = uuid.uuid4().hex[:8]
     topic_in = f"bench-in-{suffix}"
     topic_raw_out = f"bench-raw-out-{suffix}"
+    args.warmup_topic = f"bench-warmup-{suffix}"
     records = [(p.key, p.value) for p in stream.events]
     try:
         log(f"preloading {n} events to {topic_in} and {CASE_EVENTS}")
-        create_topics(bootstrap, [topic_in, topic_raw_out])
+        create_topics(bootstrap, [topic_in, topic_raw_out, args.warmup_topic])
         case_start = end_offsets(bootstrap, CASE_EVENTS)
         produce_all(bootstrap, topic_in, records)
         produce_all(bootstrap, CASE_EVENTS, records)
@@ -1144,24 +1253,39 @@ def main(argv: list[str] | None = None) -> int:
         results["raw"] = bench_raw(bootstrap, topic_in, topic_raw_out, n, args.timeout)
         log(f"  raw {results['raw']['events_per_s']} ev/s")
 
-        log("3. bare Faust passthrough (worker subprocess)")
-        results["faust_passthrough"] = bench_passthrough(bootstrap, topic_in, n, workdir,
-                                                         args.timeout)
-        log(f"  passthrough {results['faust_passthrough']['events_per_s']} ev/s")
+        def pair(env: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+            """Passthrough and bus, alternating for --rounds rounds; the best round of each."""
+            passthroughs: list[dict[str, Any]] = []
+            buses: list[dict[str, Any]] = []
+            for number in range(1, args.rounds + 1):
+                log(f"3. bare Faust passthrough (worker subprocess), round {number}")
+                passthroughs.append(bench_passthrough(bootstrap, topic_in, n, workdir,
+                                                      args.timeout, extra_env=env))
+                log(f"  passthrough {passthroughs[-1]['events_per_s']} ev/s "
+                    f"({cpu_note(passthroughs[-1]['cpu'], 'process')})")
+                log(f"4. advisering worker end to end (worker subprocess), round {number}")
+                buses.append(bench_worker(bootstrap, stream, key, case_start, triggers,
+                                          workdir, args, extra_env=env))
+                round_bus = buses[-1]
+                latency = round_bus.get("latency", {})
+                log(f"  bus {round_bus['throughput']['events_per_s']} ev/s "
+                    f"({cpu_note(round_bus['throughput']['cpu'], 'process')}); latency p50 "
+                    f"{latency.get('p50_ms')} ms, p99 {latency.get('p99_ms')} ms")
+            best_pass = max(passthroughs, key=lambda r: r["events_per_s"])
+            best_bus = max(buses, key=lambda r: r["throughput"]["events_per_s"])
+            passthrough = dict(best_pass, rounds=[r["events_per_s"] for r in passthroughs])
+            bus = dict(best_bus, rounds=[r["throughput"]["events_per_s"] for r in buses])
+            if triggers:
+                bus["latency"] = pooled_latency([r["latency"] for r in buses if "latency" in r],
+                                                args.latency_rate)
+            return passthrough, bus
 
-        log("4. advisering worker end to end (worker subprocess)")
-        results["bus"] = bench_worker(bootstrap, stream, key, case_start, triggers, workdir,
-                                      args)
-        bus = results["bus"]["throughput"]
-        log(f"  bus {bus['events_per_s']} ev/s; latency {results['bus'].get('latency')}")
+        results["faust_passthrough"], results["bus"] = pair(None)
 
         for name, env in variants.items():
             log(f"variant {name}: {env}")
             variant: dict[str, Any] = {"env": env}
-            variant["faust_passthrough"] = bench_passthrough(bootstrap, topic_in, n, workdir,
-                                                             args.timeout, extra_env=env)
-            variant["bus"] = bench_worker(bootstrap, stream, key, case_start, triggers, workdir,
-                                          args, extra_env=env)
+            variant["faust_passthrough"], variant["bus"] = pair(env)
             variant["bus_over_faust_passthrough"] = round(
                 variant["bus"]["throughput"]["events_per_s"]
                 / variant["faust_passthrough"]["events_per_s"], 3)
@@ -1175,27 +1299,30 @@ def main(argv: list[str] | None = None) -> int:
                 f"{variant['bus'].get('latency', {}).get('p99_ms')} ms")
 
         if args.profile:
-            log("5. profiles (cProfile slows both; figures above are unprofiled)")
-            profile_pass = workdir / "passthrough.prof"
-            profiled = bench_passthrough(bootstrap, topic_in, n, workdir, args.timeout,
-                                         profile_pass)
-            profile_bus = workdir / "worker.prof"
-            profiled_bus = bench_worker(bootstrap, stream, key, case_start, triggers, workdir,
-                                        args, profile_bus)
-            results["profiles"] = {
-                "faust_passthrough": {"events_per_s_profiled": profiled["events_per_s"],
-                                      **summarise_profile(profile_pass, 30)},
-                "bus": {"events_per_s_profiled":
-                        profiled_bus["throughput"]["events_per_s"],
-                        **summarise_profile(profile_bus, 40)},
-            }
-            print_profile("the Faust passthrough", results["profiles"]["faust_passthrough"], n)
-            print_profile("the advisering worker", results["profiles"]["bus"],
-                          n + len(triggers))
-            print("\n--- advisering worker: cumulative, selected ---")
-            print(results["profiles"]["bus"]["cumulative_selected"])
+            results["profiles"] = {}
+            for name, env in [("baseline", None), *variants.items()]:
+                log(f"5. profiles, {name} (cProfile slows both; figures above are unprofiled)")
+                profile_pass = workdir / f"passthrough-{name}.prof"
+                profiled = bench_passthrough(bootstrap, topic_in, n, workdir, args.timeout,
+                                             profile_pass, env)
+                profile_bus = workdir / f"worker-{name}.prof"
+                profiled_bus = bench_worker(bootstrap, stream, key, case_start, triggers,
+                                            workdir, args, profile_bus, env)
+                bus_events = profiled_bus["throughput"]["events"]
+                profiles = {
+                    "faust_passthrough": {"events_per_s_profiled": profiled["events_per_s"],
+                                          **summarise_profile(profile_pass, 30, n)},
+                    "bus": {"events_per_s_profiled":
+                            profiled_bus["throughput"]["events_per_s"],
+                            **summarise_profile(profile_bus, 40, bus_events)},
+                }
+                results["profiles"][name] = profiles
+                print_profile(f"the Faust passthrough ({name})", profiles["faust_passthrough"])
+                print_profile(f"the advisering worker ({name})", profiles["bus"])
+                print(f"\n--- advisering worker ({name}): cumulative, selected ---")
+                print(profiles["bus"]["cumulative_selected"])
     finally:
-        delete_topics(bootstrap, [topic_in, topic_raw_out])
+        delete_topics(bootstrap, [topic_in, topic_raw_out, args.warmup_topic])
 
     passthrough = results["faust_passthrough"]["events_per_s"]
     results["ratios"] = {
@@ -1219,9 +1346,12 @@ def cpu_note(cpu: dict[str, Any], name: str) -> str:
     if f"{name}_cpu_s" not in cpu:
         return ""
     note = (f"{cpu[f'{name}_cpu_us_per_event']:.0f} us CPU/event, "
-            f"{cpu[f'{name}_cpu_util']:.0%} of a core")
+            f"{cpu[f'{name}_cpu_util']:.0%} busy")
+    if "process_runqueue_wait" in cpu:
+        note += f", {cpu['process_runqueue_wait']:.0%} waiting for a CPU"
     if "broker_cpu_util" in cpu:
         note += f"; broker {cpu['broker_cpu_util']:.0%}"
+    note += f"; others {cpu['others_cores']:.2f} of {cpu['host_cores']} cores"
     return note
 
 

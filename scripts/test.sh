@@ -12,7 +12,7 @@ mypy advisering
 # The tests get a broker of their own, wiped at every run, so a developer's
 # demo broker on 9092 is neither disturbed nor read.
 unset ADVISERING_BOOTSTRAP_SERVERS
-export ADVISERING_KAFKA_PORT="${ADVISERING_TEST_KAFKA_PORT:-39092}"
+export ADVISERING_KAFKA_PORT="${ADVISERING_TEST_KAFKA_PORT:-19092}"
 export ADVISERING_LOG_FORMAT="${ADVISERING_LOG_FORMAT:-json}"
 
 started=0

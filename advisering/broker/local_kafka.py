@@ -232,6 +232,12 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if not _alive(pid):
                 self.pid_file.unlink(missing_ok=True)
+                if "Address already in use" in self.last_log_lines(200):
+                    raise LocalKafkaError(
+                        f"Port {self.port} or {self.controller_port} on 127.0.0.1 was taken by "
+                        "another process while Kafka started. Stop it, or choose another port "
+                        "with ADVISERING_KAFKA_PORT."
+                    )
                 raise LocalKafkaError(
                     f"The Kafka broker exited during start-up. Its log ({self.log_file}) "
                     f"ends with:\n{self.last_log_lines()}"

@@ -127,8 +127,10 @@ def create_app(
                 state, outbox = steps.correlate(key.decode(), event.value, citizens.get(key),
                                                 matcher)
             except Exception as exc:  # a bug must not stop the bus: keep the event, go on
-                log.exception("event_processing_failed", topic=message.topic,
-                              partition=message.partition, offset=message.offset)
+                # No traceback: its frames and messages could hold event data.
+                log.error("event_processing_failed", topic=message.topic,
+                          partition=message.partition, offset=message.offset,
+                          error=type(exc).__name__)
                 outbox = steps.Outbox(dead_letters=[steps.processing_failure(
                     event.value, exc, topic=message.topic, partition=message.partition,
                     offset=message.offset)])

@@ -22,7 +22,7 @@ from advisering.web.sources import add_source
 from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli
 from tests.integration.test_pipeline import key_of, notifications_for, scenario_citizens
 
-SCRATCH_PORT = int(os.environ.get("ADVISERING_TEST_INGEST_PORT", "39292"))
+SCRATCH_PORT = int(os.environ.get("ADVISERING_TEST_INGEST_PORT", "19292"))
 
 
 def sources_of(waves: list[list[dict[str, Any]]]) -> set[str]:

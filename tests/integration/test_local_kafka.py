@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRATCH_PORT = int(os.environ.get("ADVISERING_TEST_SCRATCH_PORT", "39192"))
+SCRATCH_PORT = int(os.environ.get("ADVISERING_TEST_SCRATCH_PORT", "19192"))
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
