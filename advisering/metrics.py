@@ -76,3 +76,37 @@ INGEST_PRODUCE_SECONDS = Histogram(
     "Time from producing a request's events until Kafka confirmed all of them, in seconds.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+INBOX_STORED = Counter(
+    "advisering_inbox_notifications_stored_total",
+    "Notifications stored in the inbox for the first time (repeats are not counted).",
+)
+INBOX_UNREADABLE = Counter(
+    "advisering_inbox_unreadable_total",
+    "Records on advisering.notifications the inbox could not read.",
+)
+FEEDBACK = Counter(
+    "advisering_feedback_total",
+    "Caseworkers' feedback on notifications, per rule and verdict (useful, not_useful).",
+    ["rule", "verdict"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "advisering_webhook_deliveries_total",
+    "Webhook outcomes: delivered and failed (given up, dead-lettered) once per notification, "
+    "retried once per failed try that is tried again.",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "advisering_webhook_seconds",
+    "Duration of one webhook HTTP attempt (answered, timed out or refused), in seconds.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+EMAIL_DIGESTS = Counter(
+    "advisering_email_digests_total",
+    "E-mail digests (one per recipient and interval), by outcome: sent, retried (kept for "
+    "the next interval), failed (given up or unaddressable, dead-lettered).",
+    ["outcome"],
+)
+DELIVERY_UNROUTED = Counter(
+    "advisering_delivery_unrouted_total",
+    "Notifications whose recipient matches no delivery channel (they reach the inbox only).",
+)

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     ingest_max_events: int = Field(default=1000, ge=1)
     ingest_delivery_timeout: float = Field(default=10.0, gt=0)
 
+    token_secret: SecretStr | None = None
+    inbox_db: Path = DEFAULT_CACHE_DIR / "inbox.sqlite3"
+    inbox_group: str = "advisering-inbox"
+    inbox_retention_days: float = Field(default=30.0, gt=0)
+    case_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='source -> URL pattern with {id}, e.g. {"dubu": "https://dubu.example/sag/{id}"}',
+    )
+    channels_file: Path | None = None
+
     topic_replication_factor: int | None = Field(default=None, ge=1)
     topic_partitions: int | None = Field(default=None, ge=1)
 
@@ -106,6 +116,13 @@ class Settings(BaseSettings):
                 f"{MIN_PSEUDONYM_KEY_BYTES} bytes (for example: openssl rand -hex 32)."
             )
         return key
+
+
+    def token_secret_bytes(self) -> bytes | None:
+        """The inbox's token signing secret, when the inbox is enabled."""
+        if self.token_secret is None:
+            return None
+        return self.token_secret.get_secret_value().encode()
 
 
 class MissingPseudonymKeyError(RuntimeError):

@@ -1,4 +1,4 @@
-"""`advisering serve`: the HTTP side of the bus (ingest for source systems).
+"""`advisering serve`: the HTTP side of the bus (ingest and the caseworkers' inbox).
 
 Health (`/healthz`: the process is alive), readiness (`/readyz`: Kafka
 answers), Prometheus metrics (`/metrics`) and the OpenAPI document
@@ -16,8 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from advisering.broker.async_producer import AsyncProducer
 from advisering.broker.local_kafka import broker_answers
 from advisering.client import default_vocabulary
+from advisering.inbox.service import add_inbox
 from advisering.log import get_logger
-from advisering.settings import Settings
+from advisering.settings import MissingPseudonymKeyError, Settings
 from advisering.web.ingest import MAX_BODY, IngestConfig, IngestHandler
 from advisering.web.openapi import openapi_document
 from advisering.web.sources import SourceAuthenticator, load_sources
@@ -40,21 +41,13 @@ class Readiness:
         return self._ready
 
 
-def create_web_app(settings: Settings) -> web.Application:
-    """The aiohttp application with ingest, health, readiness, metrics and OpenAPI."""
+def create_web_app(settings: Settings, *, consume: bool = True) -> web.Application:
+    """The HTTP side: ingest (with a pseudonym key), inbox (with a token secret), health."""
+    if settings.pseudonym_key is None and settings.token_secret is None:
+        raise MissingPseudonymKeyError(
+            "advisering serve needs ADVISERING_PSEUDONYM_KEY (HTTP ingest) and/or "
+            "ADVISERING_TOKEN_SECRET (caseworker inbox).")
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
-    app[MAX_BODY] = settings.ingest_max_body_bytes
-    producer = AsyncProducer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "delivery.timeout.ms": int(settings.ingest_delivery_timeout * 1000),
-        "client.id": "advisering-ingest",
-    })
-    handler = IngestHandler(
-        IngestConfig(settings.pseudonym_key_bytes(), default_vocabulary(settings.topics_dir),
-                     settings.ingest_max_events),
-        producer,
-        SourceAuthenticator(load_sources(settings.sources_file)),
-    )
     readiness = Readiness(settings.bootstrap_servers)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -71,6 +64,32 @@ def create_web_app(settings: Settings) -> web.Application:
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
 
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    if settings.pseudonym_key is not None:
+        add_ingest(app, settings)
+    if settings.token_secret is not None:
+        add_inbox(app, settings, consume=consume)
+    return app
+
+
+def add_ingest(app: web.Application, settings: Settings) -> None:
+    """POST /api/v1/events with its producer, started and stopped with the app."""
+    app[MAX_BODY] = settings.ingest_max_body_bytes
+    producer = AsyncProducer({
+        "bootstrap.servers": settings.bootstrap_servers,
+        "delivery.timeout.ms": int(settings.ingest_delivery_timeout * 1000),
+        "client.id": "advisering-ingest",
+    })
+    handler = IngestHandler(
+        IngestConfig(settings.pseudonym_key_bytes(), default_vocabulary(settings.topics_dir),
+                     settings.ingest_max_events),
+        producer,
+        SourceAuthenticator(load_sources(settings.sources_file)),
+    )
+
     async def start_producer(app: web.Application) -> None:
         producer.start()
 
@@ -80,11 +99,6 @@ def create_web_app(settings: Settings) -> web.Application:
     app.on_startup.append(start_producer)
     app.on_cleanup.append(stop_producer)
     app.router.add_post("/api/v1/events", handler.post_events)
-    app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_page)
-    return app
 
 
 def run_server(settings: Settings) -> int:

@@ -1,0 +1,1 @@
+"""The caseworkers' inbox: durable store, Kafka consumer, HTTP API and web page."""

@@ -1,0 +1,209 @@
+"""The inbox's HTTP API under /api/v1, and the live stream (Server-Sent Events).
+
+Every call carries a bearer token (the live stream may pass it as
+``access_token`` because browsers' EventSource cannot set headers). A
+caseworker sees their own notifications and the unassigned ones of their
+unit; anything else is 404, indistinguishable from an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from advisering import metrics
+from advisering.inbox import tokens
+from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
+
+MAX_PAGE = 200
+MAX_REASON = 500
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
+
+
+def problem(status: int, error: str, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="advisering"'} if status == 401 else None
+    response = _json({"error": error, "message": message}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+@dataclass
+class Broadcast:
+    """Fans new notifications out to the open live streams."""
+
+    queues: dict[asyncio.Queue[dict[str, Any]], Viewer] = field(default_factory=dict)
+
+    def publish(self, notifications: list[dict[str, Any]]) -> None:
+        for queue, viewer in list(self.queues.items()):
+            for notification in notifications:
+                if visible_to(viewer, notification):
+                    queue.put_nowait(notification)
+
+
+def visible_to(viewer: Viewer, notification: dict[str, Any]) -> bool:
+    recipient = notification["recipient"]
+    if recipient.get("caseworker"):
+        return bool(recipient["caseworker"] == viewer.caseworker)
+    return viewer.unit is not None and recipient.get("unit") == viewer.unit
+
+
+Handler = Callable[["InboxApi", web.Request, Viewer], Awaitable[web.Response]]
+
+
+def authenticated(handler: Handler) -> Callable[[InboxApi, web.Request],
+                                               Awaitable[web.Response]]:
+    """Resolve the bearer token to a viewer, or answer 401."""
+    @functools.wraps(handler)
+    async def wrapper(self: InboxApi, request: web.Request) -> web.Response:
+        try:
+            viewer = self._viewer(request)
+        except tokens.TokenError as exc:
+            return problem(401, "unauthorized", str(exc))
+        return await handler(self, request, viewer)
+    return wrapper
+
+
+class InboxApi:
+    def __init__(self, store: InboxStore, secret: bytes, broadcast: Broadcast,
+                 case_urls: dict[str, str], heartbeat: float = 15.0) -> None:
+        self.store = store
+        self.secret = secret
+        self.broadcast = broadcast
+        self.case_urls = case_urls
+        self.heartbeat = heartbeat
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/v1/notifications", self.list)
+        app.router.add_post("/api/v1/notifications/read-all", self.read_all)
+        app.router.add_get("/api/v1/notifications/{id}", self.get)
+        app.router.add_post("/api/v1/notifications/{id}/read", self.read)
+        app.router.add_post("/api/v1/notifications/{id}/feedback", self.feedback)
+        app.router.add_get("/api/v1/stream", self.stream)
+        app.router.add_get("/api/v1/me", self.me)
+
+    def _viewer(self, request: web.Request, allow_query: bool = False) -> Viewer:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        if token is None and allow_query:
+            token = request.query.get("access_token")
+        claims = tokens.verify(self.secret, token)
+        return Viewer(claims.caseworker, claims.unit)
+
+    def _present(self, notification: dict[str, Any]) -> dict[str, Any]:
+        """The notification with a link to the recipient's own case, when configured."""
+        related = notification["related_case"]
+        pattern = self.case_urls.get(related.get("source", ""))
+        if pattern:
+            notification = dict(notification)
+            notification["related_case"] = dict(related, url=pattern.replace("{id}", related["id"]))
+        return notification
+
+    @authenticated
+    async def me(self, request: web.Request, viewer: Viewer) -> web.Response:
+        return _json({"caseworker": viewer.caseworker, "unit": viewer.unit})
+
+    @authenticated
+    async def list(self, request: web.Request, viewer: Viewer) -> web.Response:
+        query = request.query
+        unread: bool | None = None
+        if "unread" in query:
+            if query["unread"] not in ("true", "false"):
+                return problem(400, "bad_request", "unread must be true or false")
+            unread = query["unread"] == "true"
+        severity = query.get("severity")
+        if severity is not None and severity not in SEVERITY_ORDER:
+            return problem(400, "bad_request",
+                           f"severity must be one of {', '.join(SEVERITY_ORDER)}")
+        try:
+            limit = int(query.get("limit", "50"))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return problem(400, "bad_request", "limit and offset must be whole numbers")
+        if not (1 <= limit <= MAX_PAGE) or offset < 0:
+            return problem(400, "bad_request", f"limit must be 1..{MAX_PAGE}, offset 0 or more")
+        items, total, unread_count = await asyncio.to_thread(
+            self.store.list, viewer, unread=unread, severity=severity, limit=limit, offset=offset)
+        return _json({"items": [self._present(i) for i in items], "total": total,
+                      "unread": unread_count, "limit": limit, "offset": offset})
+
+    @authenticated
+    async def get(self, request: web.Request, viewer: Viewer) -> web.Response:
+        item = await asyncio.to_thread(self.store.get, viewer, request.match_info["id"])
+        if item is None:
+            return problem(404, "not_found", "no such notification")
+        return _json(self._present(item))
+
+    @authenticated
+    async def read(self, request: web.Request, viewer: Viewer) -> web.Response:
+        if not await asyncio.to_thread(self.store.mark_read, viewer, request.match_info["id"]):
+            return problem(404, "not_found", "no such notification")
+        return _json({"id": request.match_info["id"], "read": True})
+
+    @authenticated
+    async def read_all(self, request: web.Request, viewer: Viewer) -> web.Response:
+        marked = await asyncio.to_thread(self.store.mark_all_read, viewer)
+        return _json({"marked": marked})
+
+    @authenticated
+    async def feedback(self, request: web.Request, viewer: Viewer) -> web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return problem(400, "bad_request", "the body must be JSON: {\"useful\": true}")
+        if not isinstance(body, dict) or not isinstance(body.get("useful"), bool):
+            return problem(422, "invalid_feedback", "useful must be true or false")
+        reason = body.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+            return problem(422, "invalid_feedback",
+                           f"reason must be a text of at most {MAX_REASON} characters")
+        unknown = set(body) - {"useful", "reason"}
+        if unknown:
+            return problem(422, "invalid_feedback",
+                           f"unknown field(s): {', '.join(sorted(unknown))}")
+        rule = await asyncio.to_thread(self.store.set_feedback, viewer, request.match_info["id"],
+                                       body["useful"], reason)
+        if rule is None:
+            return problem(404, "not_found", "no such notification")
+        metrics.FEEDBACK.labels(rule, "useful" if body["useful"] else "not_useful").inc()
+        return _json({"id": request.match_info["id"], "useful": body["useful"]})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        try:
+            viewer = self._viewer(request, allow_query=True)
+        except tokens.TokenError as exc:
+            return problem(401, "unauthorized", str(exc))
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.broadcast.queues[queue] = viewer
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    notification = await asyncio.wait_for(queue.get(), self.heartbeat)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                data = orjson.dumps(self._present(notification))
+                await response.write(b"event: notification\nid: " + notification["id"].encode()
+                                     + b"\ndata: " + data + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.broadcast.queues.pop(queue, None)
+            with contextlib.suppress(Exception):
+                await response.write_eof()
+        return response

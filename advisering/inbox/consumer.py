@@ -1,0 +1,94 @@
+"""Feeding the inbox from ``advisering.notifications``: store first, then commit.
+
+A background thread consumes the topic in batches, stores each batch in one
+SQLite transaction (ignoring ids it already has), commits the Kafka offsets
+only after that, and then hands the new notifications to the listeners (the
+live stream and the delivery channels) on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaException
+
+from advisering import metrics
+from advisering.broker.topic_specs import NOTIFICATIONS
+from advisering.inbox.store import InboxStore
+from advisering.log import get_logger
+
+log = get_logger(__name__)
+
+Listener = Callable[[list[dict[str, Any]]], None]
+
+
+class NotificationConsumer:
+    def __init__(self, bootstrap: str, group: str, store: InboxStore) -> None:
+        self.store = store
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "client.id": "advisering-inbox",
+        })
+        self._listeners: list[Listener] = []
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inbox-consumer", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.assigned = threading.Event()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called on the event loop with each batch of new notifications."""
+        self._listeners.append(listener)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._running.set()
+        self._consumer.subscribe([NOTIFICATIONS], on_assign=lambda *_: self.assigned.set())
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running.clear()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while self._running.is_set():
+            try:
+                self.poll_once()
+            except KafkaException as exc:
+                log.warning("inbox_consume_failed", error=str(exc)[:200])
+                self._running.wait(1.0)
+
+    def poll_once(self, timeout: float = 0.5) -> int:
+        """Consume, store and commit one batch; returns how many notifications were new."""
+        messages = self._consumer.consume(num_messages=500, timeout=timeout)
+        batch: list[dict[str, Any]] = []
+        for message in messages:
+            if message.error():
+                continue
+            try:
+                value = orjson.loads(message.value() or b"")
+                value["recipient"]["unit"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                # Our own topic should never hold this; keep the position and say so.
+                log.error("inbox_notification_unreadable", partition=message.partition(),
+                          offset=message.offset())
+                metrics.INBOX_UNREADABLE.inc()
+                continue
+            batch.append(value)
+        if not messages:
+            return 0
+        new = self.store.add_many(batch)
+        self._consumer.commit(asynchronous=False)
+        metrics.INBOX_STORED.inc(len(new))
+        if new and self._loop is not None:
+            for listener in self._listeners:
+                self._loop.call_soon_threadsafe(listener, new)
+        return len(new)

@@ -1,0 +1,207 @@
+"""The caseworkers' inbox: notifications, read state and feedback in SQLite.
+
+Durable and idempotent: a notification is stored once by its id (the topic may
+carry a repeat after a worker crash), and the consumer commits its Kafka
+offsets only after the rows are committed here, so a restart of the service
+loses nothing unread and shows nothing twice. Read notifications older than
+the retention are deleted: the inbox is no archive (the audit topic is).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,
+    caseworker TEXT,
+    unit TEXT NOT NULL,
+    department TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    created TEXT NOT NULL,
+    received TEXT NOT NULL,
+    body BLOB NOT NULL,
+    read_at TEXT,
+    feedback TEXT,
+    feedback_reason TEXT,
+    feedback_at TEXT
+);
+CREATE INDEX IF NOT EXISTS by_caseworker ON notifications (caseworker, read_at, created);
+CREATE INDEX IF NOT EXISTS by_unit ON notifications (unit, caseworker, read_at, created);
+"""
+SEVERITY_ORDER = ("high", "normal", "info")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks: a caseworker, and the unit whose unassigned notifications they also see."""
+
+    caseworker: str
+    unit: str | None = None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class InboxStore:
+    """All inbox state; safe to share between the consumer thread and the web handlers."""
+
+    def __init__(self, path: Path | str) -> None:
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add_many(self, notifications: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store notifications not seen before, in one transaction; returns the new ones."""
+        received = _now()
+        new: list[dict[str, Any]] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for n in notifications:
+                    recipient = n["recipient"]
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO notifications (id, caseworker, unit, department, "
+                        "rule, severity, created, received, body) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (n["id"], recipient.get("caseworker"), recipient["unit"],
+                         recipient["department"], n["rule"], n["severity"], n["created"],
+                         received, orjson.dumps(n)),
+                    )
+                    if cursor.rowcount:
+                        new.append(n)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return new
+
+    @staticmethod
+    def _visible(viewer: Viewer) -> tuple[str, list[Any]]:
+        if viewer.unit:
+            return ("(caseworker = ? OR (caseworker IS NULL AND unit = ?))",
+                    [viewer.caseworker, viewer.unit])
+        return "caseworker = ?", [viewer.caseworker]
+
+    def list(
+        self, viewer: Viewer, *, unread: bool | None = None, severity: str | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(page of notifications, total matching, unread count); unread first, newest first."""
+        where, params = self._visible(viewer)
+        filters = [where]
+        if unread is True:
+            filters.append("read_at IS NULL")
+        elif unread is False:
+            filters.append("read_at IS NOT NULL")
+        if severity:
+            filters.append("severity = ?")
+            params.append(severity)
+        clause = " AND ".join(filters)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT body, read_at, feedback, feedback_reason FROM notifications "  # noqa: S608
+                f"WHERE {clause} ORDER BY read_at IS NOT NULL, created DESC, id "
+                "LIMIT ? OFFSET ?", [*params, limit, offset],
+            ).fetchall()
+            total = self._db.execute(
+                f"SELECT COUNT(*) FROM notifications WHERE {clause}", params  # noqa: S608
+            ).fetchone()[0]
+            base, base_params = self._visible(viewer)
+            unread_count = self._db.execute(
+                f"SELECT COUNT(*) FROM notifications WHERE {base} AND read_at IS NULL",  # noqa: S608
+                base_params,
+            ).fetchone()[0]
+        return [self._item(row) for row in rows], int(total), int(unread_count)
+
+    def get(self, viewer: Viewer, notification_id: str) -> dict[str, Any] | None:
+        where, params = self._visible(viewer)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT body, read_at, feedback, feedback_reason FROM notifications "  # noqa: S608
+                f"WHERE id = ? AND {where}", [notification_id, *params],
+            ).fetchone()
+        return self._item(row) if row else None
+
+    def mark_read(self, viewer: Viewer, notification_id: str) -> bool:
+        where, params = self._visible(viewer)
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT 1 FROM notifications WHERE id = ? AND {where}",  # noqa: S608
+                [notification_id, *params],
+            ).fetchone()
+            if found:
+                self._db.execute(
+                    "UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ?",
+                    (_now(), notification_id))
+        return found is not None
+
+    def mark_all_read(self, viewer: Viewer) -> int:
+        where, params = self._visible(viewer)
+        with self._lock:
+            cursor = self._db.execute(
+                f"UPDATE notifications SET read_at = ? WHERE read_at IS NULL AND {where}",  # noqa: S608
+                [_now(), *params],
+            )
+        return int(cursor.rowcount)
+
+    def set_feedback(
+        self, viewer: Viewer, notification_id: str, useful: bool, reason: str | None
+    ) -> str | None:
+        """Record feedback; returns the rule id, or None when the viewer cannot see it."""
+        where, params = self._visible(viewer)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT rule FROM notifications WHERE id = ? AND {where}",  # noqa: S608
+                [notification_id, *params],
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE notifications SET feedback = ?, feedback_reason = ?, feedback_at = ? "
+                "WHERE id = ?",
+                ("useful" if useful else "not_useful", reason, _now(), notification_id),
+            )
+        return str(row[0])
+
+    def feedback_counts(self) -> dict[tuple[str, str], int]:
+        """(rule, useful|not_useful) -> count, for operators."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rule, feedback, COUNT(*) FROM notifications WHERE feedback IS NOT NULL "
+                "GROUP BY rule, feedback").fetchall()
+        return {(rule, verdict): int(count) for rule, verdict, count in rows}
+
+    def expire(self, retention: dt.timedelta) -> int:
+        """Delete read notifications read longer ago than ``retention``."""
+        cutoff = (dt.datetime.now(dt.UTC) - retention).isoformat(timespec="seconds")
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM notifications WHERE read_at IS NOT NULL AND read_at < ?", (cutoff,))
+        return int(cursor.rowcount)
+
+    @staticmethod
+    def _item(row: tuple[Any, ...]) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(row[0])
+        body["read_at"] = row[1]
+        body["feedback"] = row[2]
+        body["feedback_reason"] = row[3]
+        return body
