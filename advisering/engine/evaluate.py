@@ -76,8 +76,15 @@ class Recipient:
         return {"caseworker": self.caseworker, "unit": self.unit, "department": self.department}
 
 
-def notification_id(rule_id: str, event: CaseEvent, recipient: str, related: str) -> str:
-    raw = "\x1f".join((rule_id, event.source, event.id, recipient, related))
+def notification_id(
+    rule_id: str, event: CaseEvent, citizen: str, recipient: str, related: str
+) -> str:
+    """Deterministic: the same (rule, event, citizen, recipient, related case) gives the same id.
+
+    The citizen is part of it: one event about two citizens (say, both parents
+    of a children's case) gives two notifications, not one id twice.
+    """
+    raw = "\x1f".join((rule_id, event.source, event.id, citizen, recipient, related))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -104,7 +111,7 @@ def process(
             outcome.suppressed.append(rule.id)
             continue
         for recipient, related, values in _targets(compiled, event, new):
-            nid = notification_id(rule.id, event, recipient.key, related.id)
+            nid = notification_id(rule.id, event, citizen, recipient.key, related.id)
             if nid in new.sent:
                 outcome.duplicates += 1
                 continue

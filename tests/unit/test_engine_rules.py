@@ -181,7 +181,7 @@ def test_rule_fires(rule_id: str) -> None:
     assert note["created"] == CREATED
     assert note["trigger"]["event_id"] == "trigger-1"
     key = s.caseworker or f"unit:{s.unit}"
-    assert note["id"] == notification_id(rule_id, valid(s.event), key, s.related_case)
+    assert note["id"] == notification_id(rule_id, valid(s.event), CITIZEN_A, key, s.related_case)
 
 
 @pytest.mark.parametrize(("rule_id", "negative"), NEGATIVES)
@@ -310,3 +310,10 @@ def test_disabled_rule_is_not_compiled() -> None:
     outcome = run((BF,), sanction(), Matcher([make_rule(enabled=False)]))
     assert outcome.matched == []
     assert outcome.notifications == []
+
+
+def test_notification_id_differs_per_citizen() -> None:
+    """One event about two citizens gives two ids for the same recipient and related case."""
+    event = valid(sanction())
+    assert notification_id("r", event, CITIZEN_A, "bf-1", "DUBU-1") != notification_id(
+        "r", event, "ps1-" + "b" * 52, "bf-1", "DUBU-1")

@@ -1,0 +1,226 @@
+"""The delivery channels file (``ADVISERING_CHANNELS_FILE``, e.g. ``channels.yaml``).
+
+Operators route notifications to webhooks and e-mail digests per department or
+unit. The schema is strict (unknown fields are errors) because a typo in a
+routing file silently sends a caseworker's notifications nowhere; every error
+names the file and the field path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from advisering.yamlfiles import YamlFileError, problems_from_validation, read_yaml
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+ADDRESS_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
+LOOPBACK_HOSTS = {"localhost"}
+
+
+def _placeholders(template: str, allowed: frozenset[str]) -> str:
+    """Check an address template: only ``{name}`` of the allowed names, no format tricks."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"malformed placeholder: {exc}") from exc
+    for _literal, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in allowed or spec or conversion:
+            names = ", ".join(f"{{{a}}}" for a in sorted(allowed))
+            raise ValueError(f"placeholder {{{field}}} is not allowed here; use only {names}")
+    sample = template.format(**{name: "x" for name in allowed})
+    if not ADDRESS_RE.match(sample):
+        raise ValueError("does not form an e-mail address such as {caseworker}@kommune.dk")
+    return template
+
+
+def render_address(template: str, recipient: Mapping[str, Any]) -> str | None:
+    """The address for a recipient, or None when a placeholder has no usable value."""
+    values = {"caseworker": recipient.get("caseworker"), "unit": recipient.get("unit")}
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    if any(not isinstance(values[f], str) or not values[f] for f in fields):
+        return None
+    address = template.format(**values)
+    return address if ADDRESS_RE.match(address) else None
+
+
+class Match(BaseModel):
+    """Which recipients a channel serves: a department, a unit, or a unit of a department."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    department: str | None = Field(default=None, min_length=1)
+    unit: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> Match:
+        if self.department is None and self.unit is None:
+            raise ValueError("give a department, a unit or both")
+        return self
+
+    def matches(self, recipient: Mapping[str, Any]) -> bool:
+        if self.department is not None and recipient.get("department") != self.department:
+            return False
+        return self.unit is None or recipient.get("unit") == self.unit
+
+
+class WebhookConfig(BaseModel):
+    """An HTTP endpoint of a case system that takes signed notification POSTs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: AnyHttpUrl
+    secret: SecretStr = Field(min_length=16)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    initial_backoff: float = Field(default=1.0, gt=0)
+    max_backoff: float = Field(default=60.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+    max_pending: int = Field(default=1000, ge=1)
+    include_citizen: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _https_unless_loopback(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        # Notifications are personal data: plain HTTP only to this machine.
+        if url.scheme == "https":
+            return url
+        host = (url.host or "").strip("[]")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host in LOOPBACK_HOSTS
+        if not loopback:
+            raise ValueError("must be https (plain http is only allowed to localhost)")
+        return url
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> WebhookConfig:
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError("max_backoff must be at least initial_backoff")
+        return self
+
+
+class EmailConfig(BaseModel):
+    """An SMTP relay and the addresses of the digest e-mails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    smtp_host: str = Field(min_length=1)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    sender: str
+    address: str
+    unit_address: str | None = None
+    interval: float = Field(default=900.0, gt=0)
+    starttls: bool = False
+    username: str | None = Field(default=None, min_length=1)
+    password: SecretStr | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=50)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not ADDRESS_RE.match(value):
+            raise ValueError("must be an e-mail address such as advis@kommune.dk")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _placeholders(value, frozenset({"caseworker", "unit"}))
+
+    @field_validator("unit_address")
+    @classmethod
+    def _unit_address(cls, value: str | None) -> str | None:
+        return None if value is None else _placeholders(value, frozenset({"unit"}))
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EmailConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+    def address_for(self, recipient: Mapping[str, Any]) -> str | None:
+        """The caseworker's address, or the unit's when the notification has no caseworker."""
+        if not recipient.get("caseworker") and self.unit_address is not None:
+            return render_address(self.unit_address, recipient)
+        return render_address(self.address, recipient)
+
+
+class Channel(BaseModel):
+    """One delivery channel: who it serves and how (exactly one of webhook, email)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    match: Match
+    webhook: WebhookConfig | None = None
+    email: EmailConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Channel:
+        if (self.webhook is None) == (self.email is None):
+            raise ValueError("a channel has exactly one of webhook or email")
+        return self
+
+    @property
+    def specificity(self) -> int:
+        """2 for a unit rule, 1 for a department rule: the more specific rule wins."""
+        return 2 if self.match.unit is not None else 1
+
+
+class ChannelsConfig(BaseModel):
+    """The channels file: a list of channels with unique names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: tuple[Channel, ...] = ()
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_names(cls, channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        seen: set[str] = set()
+        for channel in channels:
+            if channel.name in seen:
+                raise ValueError(f"channel name {channel.name!r} is used twice")
+            seen.add(channel.name)
+        return channels
+
+    def channels_for(self, recipient: Mapping[str, Any]) -> list[Channel]:
+        """The channels of the most specific matching rules (unit over department).
+
+        A unit has its own channels so that it can opt out of its department's
+        (e.g. a unit that wants e-mail, not the department's case system); all
+        channels at the winning level apply, so a unit may have both.
+        """
+        matching = [c for c in self.channels if c.match.matches(recipient)]
+        if not matching:
+            return []
+        best = max(c.specificity for c in matching)
+        return [c for c in matching if c.specificity == best]
+
+
+def load_channels(path: Path) -> ChannelsConfig:
+    """Read and validate the channels file; an empty file means no channels."""
+    raw = read_yaml(path)
+    try:
+        return ChannelsConfig.model_validate({} if raw is None else raw)
+    except ValidationError as exc:
+        raise YamlFileError(problems_from_validation(path, exc)) from exc

@@ -1,0 +1,275 @@
+"""Signed webhook delivery to case systems, one lane per recipient.
+
+Each recipient (caseworker, or unit without one) has its own queue and worker
+task, so an endpoint that is slow or down for one recipient never holds up
+another, and ``deliver`` never waits for the network. A lane's worker exits
+when its queue is empty, so idle recipients cost nothing. Within a lane the
+order of notifications is kept.
+
+Every attempt of one notification carries the same body and the same
+``Idempotency-Key`` (the notification id), so the receiver can drop the
+duplicates that retries and the bus's at-least-once processing produce. The
+body is signed with HMAC-SHA256 (``X-Advisering-Signature: sha256=<hex>``)
+under the channel's secret; the citizen pseudonym is left out of the body
+unless the channel sets ``include_citizen`` (the receiver knows the citizen
+through its own case, ``related_case``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from advisering import metrics
+from advisering.delivery.config import WebhookConfig
+from advisering.delivery.sink import (
+    Clock,
+    DeadLetterSink,
+    DeliveryClosedError,
+    Sleep,
+    delivery_dead_letter,
+    recipient_key,
+)
+from advisering.log import get_logger
+
+log = get_logger(__name__)
+
+REASON = "webhook_failed"
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+
+
+@dataclass
+class _Pending:
+    notification: dict[str, Any]
+    attempts: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    delivered: bool
+    retryable: bool
+    error: str = ""
+    retry_after: float | None = None
+
+
+@dataclass
+class _Lanes:
+    queues: dict[str, deque[_Pending]] = field(default_factory=dict)
+    workers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class WebhookDelivery:
+    """Delivers notifications of one channel to its webhook, with retries and dead letters."""
+
+    def __init__(
+        self, name: str, config: WebhookConfig, dead_letter_sink: DeadLetterSink, *,
+        session: aiohttp.ClientSession | None = None, clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep, jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._sink = dead_letter_sink
+        self._session = session
+        self._own_session = session is None
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._secret = config.secret.get_secret_value().encode()
+        self._url = str(config.url)
+        self._lanes = _Lanes()
+        self._background: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def start(self) -> None:
+        """Open the HTTP session (also done on the first delivery)."""
+        self._ensure_session()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": "advisering-webhook"}, raise_for_status=False,
+            )
+        return self._session
+
+    def pending(self) -> int:
+        """Notifications queued or in flight, over all recipients."""
+        return sum(len(q) for q in self._lanes.queues.values())
+
+    async def deliver(self, notification: Mapping[str, Any]) -> None:
+        """Queue one notification for its recipient's lane and return at once."""
+        if self._closing:
+            raise DeliveryClosedError(f"webhook channel {self.name} is closed")
+        recipient = notification.get("recipient")
+        key = recipient_key(recipient if isinstance(recipient, Mapping) else {})
+        queue = self._lanes.queues.setdefault(key, deque())
+        item = _Pending(dict(notification))
+        if len(queue) >= self.config.max_pending:
+            # A dead endpoint must not grow memory without bound: beyond the
+            # lane's limit, new notifications go straight to the dead letters.
+            item.last_error = "queue_full"
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
+            log.warning("webhook_queue_full", channel=self.name,
+                        notification_id=item.notification.get("id"))
+            self._spawn(self._dead_letter(item))
+            return
+        queue.append(item)
+        if key not in self._lanes.workers:
+            self._lanes.workers[key] = asyncio.create_task(self._drain(key))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _drain(self, key: str) -> None:
+        """Work off one recipient's queue in order; exit when it is empty."""
+        queue = self._lanes.queues[key]
+        try:
+            while queue:
+                # The item stays queued while in flight, so close() still sees it.
+                item = queue[0]
+                try:
+                    await self._deliver_one(item)
+                except Exception as exc:  # a bug must not wedge the lane on one item
+                    item.last_error = type(exc).__name__
+                    metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
+                    log.error("webhook_delivery_crashed", channel=self.name,
+                              notification_id=item.notification.get("id"), error=item.last_error)
+                    await self._dead_letter(item)
+                queue.popleft()
+        finally:
+            self._lanes.workers.pop(key, None)
+            if not queue and self._lanes.queues.get(key) is queue:
+                del self._lanes.queues[key]
+
+    async def _deliver_one(self, item: _Pending) -> None:
+        notification = item.notification
+        payload = notification if self.config.include_citizen else {
+            k: v for k, v in notification.items() if k != "citizen"
+        }
+        body = orjson.dumps(payload)
+        idempotency_key = str(notification.get("id", ""))
+        context = {"channel": self.name, "notification_id": idempotency_key,
+                   "rule": notification.get("rule")}
+        while item.attempts < self.config.max_attempts:
+            item.attempts += 1
+            answer = await self._attempt(body, idempotency_key)
+            if answer.delivered:
+                metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
+                log.info("webhook_delivered", attempts=item.attempts, **context)
+                return
+            item.last_error = answer.error
+            if not answer.retryable or item.attempts >= self.config.max_attempts:
+                break
+            delay = self._backoff(item.attempts, answer.retry_after)
+            metrics.WEBHOOK_DELIVERIES.labels("retried").inc()
+            log.info("webhook_retry", attempts=item.attempts, error=answer.error,
+                     delay=round(delay, 3), **context)
+            await self._sleep(delay)
+        metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
+        log.warning("webhook_failed", attempts=item.attempts, error=item.last_error, **context)
+        await self._dead_letter(item)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter, never shorter than a Retry-After (capped)."""
+        growth: float = 2.0 ** (attempt - 1)
+        ceiling = min(self.config.max_backoff, self.config.initial_backoff * growth)
+        delay = self._jitter() * ceiling
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.config.max_backoff))
+        return delay
+
+    def _headers(self, body: bytes, idempotency_key: str) -> dict[str, str]:
+        signature = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        return {
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key,
+            "X-Advisering-Signature": f"sha256={signature}",
+            "X-Advisering-Timestamp": str(int(self._clock())),
+        }
+
+    async def _attempt(self, body: bytes, idempotency_key: str) -> _Answer:
+        """One POST; the answer says whether it was delivered and whether to retry."""
+        session = self._ensure_session()
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
+        started = time.perf_counter()
+        try:
+            async with session.post(
+                self._url, data=body, headers=self._headers(body, idempotency_key),
+                timeout=timeout, allow_redirects=False,
+            ) as response:
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except TimeoutError:
+            return _Answer(delivered=False, retryable=True, error="timeout")
+        except aiohttp.ClientError as exc:
+            # The class name only: messages can carry the URL (and any token in it).
+            return _Answer(delivered=False, retryable=True, error=type(exc).__name__)
+        finally:
+            metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
+        if 200 <= status < 300:
+            return _Answer(delivered=True, retryable=False)
+        # Redirects are not followed (the body must not go to another host) and
+        # other 4xx are the receiver refusing this notification: retrying won't help.
+        retryable = status >= 500 or status in RETRYABLE_CLIENT_STATUSES
+        return _Answer(delivered=False, retryable=retryable, error=f"http_{status}",
+                       retry_after=retry_after)
+
+    async def _dead_letter(self, item: _Pending) -> None:
+        key, value = delivery_dead_letter(
+            REASON, self.name, item.notification, attempts=item.attempts,
+            last_error=item.last_error, failed_at=self._clock(),
+        )
+        try:
+            await self._sink(key, value)
+        except Exception as exc:
+            log.error("webhook_dead_letter_failed", channel=self.name,
+                      notification_id=item.notification.get("id"), error=type(exc).__name__)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop taking notifications, wait up to ``timeout`` for the lanes, dead-letter the rest."""
+        self._closing = True
+        workers = list(self._lanes.workers.values())
+        if workers:
+            _, unfinished = await asyncio.wait(workers, timeout=timeout)
+            for task in unfinished:
+                task.cancel()
+            for task in unfinished:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        leftovers = [item for queue in self._lanes.queues.values() for item in queue]
+        self._lanes.queues.clear()
+        for item in leftovers:
+            item.last_error = item.last_error or "shutdown"
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
+            await self._dead_letter(item)
+        if leftovers:
+            log.warning("webhook_closed_undelivered", channel=self.name, count=len(leftovers))
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is ignored: backoff applies)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
