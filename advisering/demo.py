@@ -1,10 +1,11 @@
 """`advisering demo`: the whole bus on one machine, for a newcomer.
 
 Starts the local Kafka (unless a remote cluster is configured), applies the
-topics, runs the worker and `advisering serve`, posts the built-in scenario
-through the HTTP ingest wave by wave, then keeps a simulated municipality
-posting live, and prints each notification as it arrives, readable to a
-person, until Ctrl-C, which stops everything the demo started.
+topics, runs the worker and `advisering serve` (HTTP ingest and the inbox,
+with links and development tokens for a few caseworkers), posts the built-in
+scenario through the HTTP ingest wave by wave, then keeps a simulated
+municipality posting live, and prints each notification as it arrives,
+readable to a person, until Ctrl-C, which stops everything the demo started.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from advisering.broker import topic_apply
 from advisering.broker.local_kafka import LocalKafka
 from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
 from advisering.engine.evaluate import EVENT_NAMES, department_name
+from advisering.inbox import tokens
 from advisering.scenario import demo_scenario
 from advisering.settings import Settings
 from advisering.sim_publish import HttpSender, Pacer, batches
@@ -136,6 +138,22 @@ def register_demo_sources(settings: Settings) -> tuple[Path, dict[str, str]]:
     return path, {name: add_source(path, name, "demo") for name in sorted(names)}
 
 
+DEMO_CASEWORKERS = (
+    ("bf-0042", "bf-syd", "børn og familie"),
+    ("hp-0107", "hjemmepleje-vest", "hjemmeplejen"),
+    ("sp-0031", "socialpsykiatri", "socialpsykiatrien"),
+    ("sk-0001", "pps", "PPR i skoleområdet (enhedens advis)"),
+)
+
+
+def print_inbox_links(port: int, secret: bytes) -> None:
+    """Ready-to-open inbox links with development tokens for a few caseworkers."""
+    print("\nIndbakken (åbn et link i browseren; nøglen gælder 8 timer):")
+    for caseworker, unit, what in DEMO_CASEWORKERS:
+        token = tokens.issue(secret, caseworker, unit)
+        print(f"  {caseworker} – {what}:\n    http://127.0.0.1:{port}/#token={token}")
+
+
 def simulate_live(sender: HttpSender, rate: float, stop: threading.Event) -> None:
     """The synthetic municipality, posted through the HTTP ingest at ``rate`` events/s."""
     municipality = Municipality(seed=2026, citizens=5_000, days=30, start=default_start(30))
@@ -152,10 +170,14 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
     key = (settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
            else secrets.token_hex(32))
     sources_file, api_keys = register_demo_sources(settings)
+    token_secret = settings.token_secret_bytes() or secrets.token_hex(32).encode()
     env = dict(os.environ, ADVISERING_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
                ADVISERING_PSEUDONYM_KEY=key, ADVISERING_WORKER_APP_ID=DEMO_APP_ID,
                ADVISERING_WORKER_COMMIT_INTERVAL="0.5",
-               ADVISERING_SOURCES_FILE=str(sources_file))
+               ADVISERING_SOURCES_FILE=str(sources_file),
+               ADVISERING_TOKEN_SECRET=token_secret.decode(),
+               ADVISERING_INBOX_DB=str(settings.kafka_cache_dir / "demo-inbox.sqlite3"),
+               ADVISERING_INBOX_GROUP="advisering-demo-inbox")
     sender = HttpSender(f"http://127.0.0.1:{settings.serve_port}", api_keys)
     stop = threading.Event()
     shown = 0
@@ -166,6 +188,7 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             wait_ready(server, settings.serve_port)
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
                   f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
+            print_inbox_links(settings.serve_port, token_secret)
             consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                                  "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
                                  "enable.auto.commit": False})

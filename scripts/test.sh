@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The browser test drives Debian's Chromium; install it when it is missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (Debian package) for the browser test"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+fi
+
 echo "== ruff"
 ruff check .
 echo "== mypy (strict)"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 from tests.integration.bus import ROOT, bus_env, free_port, run_cli
 
@@ -29,6 +31,9 @@ def test_demo_prints_readable_notifications(bootstrap: str) -> None:
     assert "Til enhed pps (skoleområdet, pps) om sag SKOLE-2026-0042" in out
     assert "Worker stopped." in out
     assert "HTTP ingest stopped." in out
+    assert "Indbakken" in out
+    assert "bf-0042 – børn og familie:" in out
+    assert "/#token=" in out
 
 
 def test_demo_runs_the_simulation_live_until_ctrl_c(bootstrap: str) -> None:
@@ -51,6 +56,14 @@ def test_demo_runs_the_simulation_live_until_ctrl_c(bootstrap: str) -> None:
             live = len(lines)
         if live and sum(1 for x in lines[live:] if x.startswith("[")) >= 3:
             break
+    # The printed inbox link works while the demo runs.
+    link = next(x.strip() for x, prev in zip(lines[1:], lines, strict=False)
+                if "bf-0042 – børn og familie" in prev)
+    base, token = link.split("/#token=")
+    request = urllib.request.Request(base + "/api/v1/notifications",
+                                      headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        inbox = json.loads(reply.read())
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=90)
     out = "".join(lines) + rest
@@ -61,3 +74,4 @@ def test_demo_runs_the_simulation_live_until_ctrl_c(bootstrap: str) -> None:
     assert "Stopper demoen" in out
     assert "Worker stopped." in out
     assert "HTTP ingest stopped." in out
+    assert any(n["recipient"]["caseworker"] == "bf-0042" for n in inbox["items"])
