@@ -7,7 +7,7 @@ never a citizen, case or event id.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 EVENTS_PROCESSED = Counter(
     "advisering_events_processed_total",
@@ -55,6 +55,14 @@ PROCESSING_SECONDS = Histogram(
 RULESET_INFO = Gauge(
     "advisering_ruleset_rules",
     "Number of enabled rules in the rule set the worker applies.",
+)
+RULESET_VERSION = Info(
+    "advisering_ruleset",
+    "The version of the rule set the worker applies (local = ADVISERING_RULES_DIR).",
+)
+RULESETS_REJECTED = Counter(
+    "advisering_rulesets_rejected_total",
+    "Rule sets seen on advisering.rules that were incomplete or invalid and not applied.",
 )
 PUBLISHED_EVENTS = Counter(
     "advisering_published_events_total",
@@ -109,4 +117,9 @@ EMAIL_DIGESTS = Counter(
 DELIVERY_UNROUTED = Counter(
     "advisering_delivery_unrouted_total",
     "Notifications whose recipient matches no delivery channel (they reach the inbox only).",
+)
+DELIVERY_REDISPATCHED = Counter(
+    "advisering_delivery_redispatched_total",
+    "Channel deliveries still pending at start-up (the service stopped before they settled) "
+    "and sent again; a webhook receiver may see these twice, with the same Idempotency-Key.",
 )

@@ -22,10 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
+from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
 from advisering.worker import steps
+from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
 
 log = get_logger(__name__)
 
@@ -48,7 +50,7 @@ class WorkerApp:
     """The app and the handles the agents and tests need."""
 
     app: faust.App
-    matcher: Matcher
+    holder: MatcherHolder
     vocabulary: Vocabulary
     citizens: Any
     intake_agent: Any
@@ -64,6 +66,7 @@ def create_app(
     settings: Settings, matcher: Matcher, vocabulary: Vocabulary, replicas: int = 1
 ) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agents."""
+    holder = MatcherHolder(matcher)
     app = faust.App(
         settings.worker_app_id,
         broker=faust_broker_urls(settings.bootstrap_servers),
@@ -125,7 +128,7 @@ def create_app(
             key: bytes = event.key
             try:
                 state, outbox = steps.correlate(key.decode(), event.value, citizens.get(key),
-                                                matcher)
+                                                holder.matcher)
             except Exception as exc:  # a bug must not stop the bus: keep the event, go on
                 # No traceback: its frames and messages could hold event data.
                 log.error("event_processing_failed", topic=message.topic,
@@ -145,7 +148,7 @@ def create_app(
     intake_agent = app.agent(topics["case_events"], name="intake")(intake)
     correlate_agent = app.agent(topics["citizen_events"], name="correlate")(correlate)
     _add_pages(app)
-    return WorkerApp(app, matcher, vocabulary, citizens, intake_agent, correlate_agent, topics)
+    return WorkerApp(app, holder, vocabulary, citizens, intake_agent, correlate_agent, topics)
 
 
 def _add_pages(app: faust.App) -> None:
@@ -203,15 +206,26 @@ def ensure_citizen_topic(settings: Settings) -> int:
     return replicas
 
 
-def run_worker(settings: Settings, matcher: Matcher, vocabulary: Vocabulary) -> int:
-    """Run the worker until it is stopped (SIGTERM or Ctrl-C)."""
+def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> int:
+    """Run the worker until it is stopped (SIGTERM or Ctrl-C).
+
+    It applies the rule set deployed on ``advisering.rules`` (or, when none is,
+    the local rules directory) and follows the topic for new sets.
+    """
     from faust.worker import Worker  # noqa: PLC0415
 
     replicas = ensure_citizen_topic(settings)
-    worker_app = create_app(settings, matcher, vocabulary, replicas)
-    log.info("worker_starting", rules=len(matcher.compiled), app_id=settings.worker_app_id,
-             bootstrap=settings.bootstrap_servers, store=settings.worker_store)
+    ruleset, state, end = initial_ruleset(settings.bootstrap_servers, vocabulary, local)
+    worker_app = create_app(settings, Matcher(ruleset), vocabulary, replicas)
+    watcher = RulesWatcher(settings.bootstrap_servers, vocabulary, worker_app.holder, state, end)
+    watcher.start()
+    log.info("worker_starting", rules=len(ruleset.rules), ruleset=ruleset.version,
+             app_id=settings.worker_app_id, bootstrap=settings.bootstrap_servers,
+             store=settings.worker_store)
     worker = Worker(worker_app.app, loglevel=settings.log_level.lower(),
                     redirect_stdouts=False, override_logging=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        watcher.stop()
     return 0

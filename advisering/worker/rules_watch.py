@@ -1,0 +1,117 @@
+"""Hot reload: each worker follows ``advisering.rules`` and swaps its matcher.
+
+Every worker reads the whole (one-partition, compacted) topic itself, outside
+any consumer group, so all workers see every rule set. A set is applied only
+when its manifest arrived and every rule it names is present, unchanged and
+valid; the swap replaces one reference, and the correlate agent reads that
+reference once per event, so each event is evaluated entirely by the old or
+entirely by the new set: nothing is lost or repeated across a switch.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from confluent_kafka import Consumer, TopicPartition
+
+from advisering import metrics
+from advisering.broker.topic_specs import RULES
+from advisering.engine.matcher import Matcher
+from advisering.engine.rules import RuleSet
+from advisering.events import Vocabulary
+from advisering.log import get_logger
+from advisering.rules_deploy import DeployedState, read_deployed
+from advisering.yamlfiles import YamlFileError
+
+log = get_logger(__name__)
+
+
+class MatcherHolder:
+    """The worker's current matcher; replaced as a whole, never changed in place."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.publish()
+
+    def swap(self, matcher: Matcher) -> None:
+        previous = self.matcher.version
+        self.matcher = matcher
+        self.publish()
+        log.info("ruleset_applied", version=matcher.version, previous=previous,
+                 rules=len(matcher.compiled))
+
+    def publish(self) -> None:
+        metrics.RULESET_INFO.set(len(self.matcher.compiled))
+        metrics.RULESET_VERSION.info({"version": self.matcher.version})
+
+
+def initial_ruleset(bootstrap: str, vocabulary: Vocabulary,
+                    local: RuleSet) -> tuple[RuleSet, DeployedState, int]:
+    """The deployed set if the topic has a valid one, else the local rules directory."""
+    state = read_deployed(bootstrap)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "advisering-rules-end"})
+    try:
+        _, end = consumer.get_watermark_offsets(TopicPartition(RULES, 0), timeout=30)
+    finally:
+        consumer.close()
+    try:
+        deployed = state.complete_set(vocabulary)
+    except YamlFileError:
+        deployed = None
+        metrics.RULESETS_REJECTED.inc()
+        log.error("ruleset_rejected", reason="invalid", where="start")
+    if deployed is None:
+        log.info("ruleset_local", rules=len(local.rules), deployed=state.manifest is not None)
+        return local, state, end
+    return deployed, state, end
+
+
+class RulesWatcher:
+    """A daemon thread following the rules topic from ``start_offset``."""
+
+    def __init__(self, bootstrap: str, vocabulary: Vocabulary, holder: MatcherHolder,
+                 state: DeployedState, start_offset: int) -> None:
+        self.vocabulary = vocabulary
+        self.holder = holder
+        self.state = state
+        self._consumer = Consumer({"bootstrap.servers": bootstrap,
+                                   "group.id": "advisering-rules-watch",
+                                   "enable.auto.commit": False})
+        self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
+
+    def start(self) -> None:
+        self._running.set()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running.clear()
+        self._thread.join(timeout=5)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while self._running.is_set():
+            message = self._consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            if self.state.apply(message.key(), message.value()):
+                self.consider()
+
+    def consider(self) -> None:
+        """Apply the manifest's set if it is complete and valid; otherwise keep the old one."""
+        manifest = self.state.manifest
+        if manifest is None or manifest.get("version") == self.holder.matcher.version:
+            return
+        try:
+            ruleset = self.state.complete_set(self.vocabulary)
+        except YamlFileError as exc:
+            metrics.RULESETS_REJECTED.inc()
+            log.error("ruleset_rejected", version=manifest.get("version"), reason="invalid",
+                      problems=len(exc.problems))
+            return
+        if ruleset is None:
+            metrics.RULESETS_REJECTED.inc()
+            log.error("ruleset_rejected", version=manifest.get("version"), reason="incomplete")
+            return
+        self.holder.swap(Matcher(ruleset))
