@@ -12,6 +12,11 @@ smtplib runs in a worker thread (``asyncio.to_thread``) rather than adding
 aiosmtplib as a runtime dependency: a channel sends at most one batch per
 interval over one connection, so a thread is cheap and the standard library's
 SMTP client (STARTTLS, AUTH) is well known to operators.
+
+``on_settled`` is called per notification of a digest when the relay took it
+(delivered) or when it was dead-lettered. On ``close(dead_letter_rest=False)``
+a last digest the relay refuses stays unsettled, for a durable caller to send
+again after its restart.
 """
 
 from __future__ import annotations
@@ -31,12 +36,18 @@ from typing import Any
 from advisering import metrics
 from advisering.delivery.config import EmailConfig
 from advisering.delivery.sink import (
+    DEAD_LETTERED,
+    DELIVERED,
+    DROPPED,
     Clock,
     DeadLetterSink,
     DeliveryClosedError,
+    SettledHook,
     Sleep,
     delivery_dead_letter,
+    no_settled_hook,
     recipient_key,
+    report_settled,
 )
 from advisering.log import get_logger
 
@@ -99,10 +110,13 @@ class EmailDigest:
     def __init__(
         self, name: str, config: EmailConfig, dead_letter_sink: DeadLetterSink | None = None,
         *, clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        on_settled: SettledHook = no_settled_hook,
     ) -> None:
         self.name = name
         self.config = config
         self._sink = dead_letter_sink
+        self._on_settled = on_settled
+        self._dead_letter_rest = True
         self._clock = clock
         self._sleep = sleep
         self._digests: dict[str, _Digest] = {}
@@ -165,9 +179,15 @@ class EmailDigest:
                 sent += 1
                 metrics.EMAIL_DIGESTS.labels("sent").inc()
                 log.info("email_digest_sent", channel=self.name, notifications=count)
+                for nid in digest.notifications:
+                    await report_settled(self._on_settled, nid, self.name, DELIVERED)
                 continue
             digest.failures += 1
             digest.last_error = error
+            if final and not self._dead_letter_rest:
+                log.info("email_closed_unsettled", channel=self.name, notifications=count,
+                         attempts=digest.failures, error=error)
+                continue
             if final or digest.failures >= self.config.max_attempts:
                 metrics.EMAIL_DIGESTS.labels("failed").inc()
                 log.warning("email_digest_failed", channel=self.name, notifications=count,
@@ -226,9 +246,11 @@ class EmailDigest:
 
     async def _dead_letter(self, notifications: list[dict[str, Any]], *, attempts: int,
                            last_error: str) -> None:
-        if self._sink is None:
-            return
         for notification in notifications:
+            nid = notification.get("id")
+            if self._sink is None:
+                await report_settled(self._on_settled, nid, self.name, DROPPED)
+                continue
             key, value = delivery_dead_letter(
                 REASON, self.name, notification, attempts=attempts, last_error=last_error,
                 failed_at=self._clock(),
@@ -236,12 +258,20 @@ class EmailDigest:
             try:
                 await self._sink(key, value)
             except Exception as exc:
+                # Not settled: a durable caller still has it due and sends it again.
                 log.error("email_dead_letter_failed", channel=self.name,
-                          notification_id=notification.get("id"), error=type(exc).__name__)
+                          notification_id=nid, error=type(exc).__name__)
+                continue
+            await report_settled(self._on_settled, nid, self.name, DEAD_LETTERED)
 
-    async def close(self) -> None:
-        """Stop the timer and send what is waiting; what cannot be sent is dead-lettered."""
+    async def close(self, *, dead_letter_rest: bool = True) -> None:
+        """Stop the timer and send what is waiting; what cannot be sent is dead-lettered.
+
+        With ``dead_letter_rest=False`` what cannot be sent now stays unsettled
+        (the caller keeps it due and sends it again after its restart).
+        """
         self._closing = True
+        self._dead_letter_rest = dead_letter_rest
         if self._timer is not None:
             # Under the lock the timer is never mid-flush, so cancelling it loses nothing.
             async with self._lock:

@@ -5,6 +5,12 @@ letter that names the notification (id, rule, recipient) so an operator can
 find it again on ``advisering.notifications`` or in the inbox. The record never
 holds the message text or the citizen pseudonym (data minimisation: the dead
 letters topic is read by operators, not by the caseworkers the text was for).
+
+A channel reports every notification that reaches a final state (delivered, or
+handed to the dead-letter sink) through its ``on_settled`` hook, so that a
+durable caller (the inbox's delivery table) knows which deliveries it must
+redo after a crash. A notification the dead-letter sink did not take is not
+settled: it stays due and is tried again at the next start.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from typing import Any
 
 import orjson
 
+from advisering.log import get_logger
+
+log = get_logger(__name__)
+
 DeadLetterSink = Callable[[bytes, bytes], Awaitable[None]]
 """``async (key, value) -> None``, e.g. producing to ``advisering.dead-letters``."""
 
@@ -24,12 +34,39 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 """``asyncio.sleep`` or a test's stand-in."""
 
+SettledHook = Callable[[str, str, str], Awaitable[None]]
+"""``async (notification_id, channel, outcome) -> None``, awaited once per final state.
+
+Asynchronous so that the hook may write to a database in a thread without
+blocking the event loop; an exception in it is logged, never fatal to a lane.
+"""
+
+DELIVERED = "delivered"
+DEAD_LETTERED = "dead_lettered"
+DROPPED = "dropped"  # undeliverable and no dead-letter sink configured
+
 DELIVERY_SOURCE = "advisering.delivery"
 RECIPIENT_FIELDS = ("caseworker", "unit", "department")
 
 
 class DeliveryClosedError(RuntimeError):
     """``deliver`` was called on a channel after ``close``."""
+
+
+async def no_settled_hook(notification_id: str, channel: str, outcome: str) -> None:
+    """The default ``on_settled``: a caller without durable state needs no report."""
+    del notification_id, channel, outcome
+
+
+async def report_settled(
+    hook: SettledHook, notification_id: object, channel: str, outcome: str
+) -> None:
+    """Call ``hook``; its failure is logged (the delivery itself already happened)."""
+    try:
+        await hook(str(notification_id or ""), channel, outcome)
+    except Exception as exc:
+        log.error("delivery_settle_report_failed", channel=channel,
+                  notification_id=notification_id, outcome=outcome, error=type(exc).__name__)
 
 
 def recipient_key(recipient: Mapping[str, Any]) -> str:

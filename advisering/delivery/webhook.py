@@ -13,6 +13,12 @@ body is signed with HMAC-SHA256 (``X-Advisering-Signature: sha256=<hex>``)
 under the channel's secret; the citizen pseudonym is left out of the body
 unless the channel sets ``include_citizen`` (the receiver knows the citizen
 through its own case, ``related_case``).
+
+A notification reaches a final state when the receiver accepted it or when it
+was handed to the dead-letter sink; only then is ``on_settled`` called. A
+durable caller closes with ``dead_letter_rest=False``: what is still queued
+then is neither dead-lettered nor settled, and the caller sends it again at its
+next start (same body, same ``Idempotency-Key``).
 """
 
 from __future__ import annotations
@@ -34,12 +40,17 @@ import orjson
 from advisering import metrics
 from advisering.delivery.config import WebhookConfig
 from advisering.delivery.sink import (
+    DEAD_LETTERED,
+    DELIVERED,
     Clock,
     DeadLetterSink,
     DeliveryClosedError,
+    SettledHook,
     Sleep,
     delivery_dead_letter,
+    no_settled_hook,
     recipient_key,
+    report_settled,
 )
 from advisering.log import get_logger
 
@@ -77,10 +88,12 @@ class WebhookDelivery:
         self, name: str, config: WebhookConfig, dead_letter_sink: DeadLetterSink, *,
         session: aiohttp.ClientSession | None = None, clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep, jitter: Callable[[], float] = random.random,
+        on_settled: SettledHook = no_settled_hook,
     ) -> None:
         self.name = name
         self.config = config
         self._sink = dead_letter_sink
+        self._on_settled = on_settled
         self._session = session
         self._own_session = session is None
         self._clock = clock
@@ -169,6 +182,7 @@ class WebhookDelivery:
             if answer.delivered:
                 metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
                 log.info("webhook_delivered", attempts=item.attempts, **context)
+                await report_settled(self._on_settled, idempotency_key, self.name, DELIVERED)
                 return
             item.last_error = answer.error
             if not answer.retryable or item.attempts >= self.config.max_attempts:
@@ -232,14 +246,23 @@ class WebhookDelivery:
             REASON, self.name, item.notification, attempts=item.attempts,
             last_error=item.last_error, failed_at=self._clock(),
         )
+        notification_id = item.notification.get("id")
         try:
             await self._sink(key, value)
         except Exception as exc:
+            # Not settled: a durable caller still has it due and sends it again.
             log.error("webhook_dead_letter_failed", channel=self.name,
-                      notification_id=item.notification.get("id"), error=type(exc).__name__)
+                      notification_id=notification_id, error=type(exc).__name__)
+            return
+        await report_settled(self._on_settled, notification_id, self.name, DEAD_LETTERED)
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Stop taking notifications, wait up to ``timeout`` for the lanes, dead-letter the rest."""
+    async def close(self, timeout: float = 10.0, *, dead_letter_rest: bool = True) -> None:
+        """Stop taking notifications, wait up to ``timeout`` for the lanes, dead-letter the rest.
+
+        With ``dead_letter_rest=False`` the rest is only counted and logged: a
+        caller that keeps its own record of unsettled deliveries redelivers it
+        after the restart instead of turning a planned restart into dead letters.
+        """
         self._closing = True
         workers = list(self._lanes.workers.values())
         if workers:
@@ -251,6 +274,10 @@ class WebhookDelivery:
                     await task
         leftovers = [item for queue in self._lanes.queues.values() for item in queue]
         self._lanes.queues.clear()
+        if not dead_letter_rest:
+            if leftovers:
+                log.info("webhook_closed_unsettled", channel=self.name, count=len(leftovers))
+            leftovers = []
         for item in leftovers:
             item.last_error = item.last_error or "shutdown"
             metrics.WEBHOOK_DELIVERIES.labels("failed").inc()

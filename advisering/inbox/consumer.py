@@ -3,7 +3,9 @@
 A background thread consumes the topic in batches, stores each batch in one
 SQLite transaction (ignoring ids it already has), commits the Kafka offsets
 only after that, and then hands the new notifications to the listeners (the
-live stream and the delivery channels) on the event loop.
+live stream and the delivery channels) on the event loop. With
+``channels_for`` the store records each new notification's channel deliveries
+as pending in that same transaction, before any listener sees it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from advisering import metrics
 from advisering.broker.topic_specs import NOTIFICATIONS
-from advisering.inbox.store import InboxStore
+from advisering.inbox.store import ChannelsFor, InboxStore
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -27,8 +29,12 @@ Listener = Callable[[list[dict[str, Any]]], None]
 
 
 class NotificationConsumer:
-    def __init__(self, bootstrap: str, group: str, store: InboxStore) -> None:
+    def __init__(
+        self, bootstrap: str, group: str, store: InboxStore, *,
+        channels_for: ChannelsFor | None = None,
+    ) -> None:
         self.store = store
+        self._channels_for = channels_for
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap,
             "group.id": group,
@@ -85,7 +91,7 @@ class NotificationConsumer:
             batch.append(value)
         if not messages:
             return 0
-        new = self.store.add_many(batch)
+        new = self.store.add_many(batch, channels_for=self._channels_for)
         self._consumer.commit(asynchronous=False)
         metrics.INBOX_STORED.inc(len(new))
         if new and self._loop is not None:

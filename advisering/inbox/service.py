@@ -1,4 +1,23 @@
-"""Wiring the inbox into `advisering serve`: store, consumer, API, page, expiry."""
+"""Wiring the inbox into `advisering serve`: store, consumer, API, page, expiry, delivery.
+
+With ``ADVISERING_CHANNELS_FILE`` set, the file is loaded when the app is
+built, so a bad file stops ``advisering serve`` before it listens, naming the
+file and the field. Every NEW notification the consumer stores then also goes
+to its recipient's webhook and e-mail channels (``advisering.inbox.durable``);
+what cannot be delivered goes to ``advisering.dead-letters`` through an
+idempotent ``acks=all`` producer.
+
+Delivery is at-least-once. Each (notification, channel) is recorded as pending
+in the same SQLite transaction that stores the notification, and settled when
+the channel delivered or dead-lettered it; at start-up every delivery still
+pending is dispatched again. So a notification queued in memory when the
+service crashed is still delivered, and one that was delivered in the moment
+before the crash may reach a webhook receiver twice, both times with the same
+``Idempotency-Key`` header (the notification id): receivers must deduplicate
+by it. Shutdown order: consumer, then the router (what it has not delivered
+within the timeout stays pending), then the dead-letter producer, then the
+store.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +28,12 @@ from importlib import resources
 
 from aiohttp import web
 
+from advisering.broker.async_producer import AsyncProducer
+from advisering.broker.topic_specs import DEAD_LETTERS
+from advisering.delivery.config import ChannelsConfig, load_channels
 from advisering.inbox.api import Broadcast, InboxApi
 from advisering.inbox.consumer import NotificationConsumer
+from advisering.inbox.durable import DurableDelivery
 from advisering.inbox.store import InboxStore
 from advisering.inbox.tokens import check_secret
 from advisering.log import get_logger
@@ -22,6 +45,8 @@ STORE = web.AppKey("inbox_store", InboxStore)
 CONSUMER = web.AppKey("inbox_consumer", NotificationConsumer)
 BROADCAST = web.AppKey("inbox_broadcast", Broadcast)
 EXPIRY_EVERY_SECONDS = 3600.0
+DELIVERY_CLOSE_SECONDS = 10.0
+DEAD_LETTER_TIMEOUT_MS = 30_000
 
 
 def _static(name: str) -> bytes:
@@ -29,10 +54,14 @@ def _static(name: str) -> bytes:
 
 
 def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True) -> None:
-    """Add the inbox API, the page and (unless ``consume`` is False) the topic consumer."""
+    """Add the inbox API, the page and (unless ``consume`` is False) the topic consumer.
+
+    Raises ``YamlFileError`` for a bad channels file, before anything is opened.
+    """
     secret = settings.token_secret_bytes()
     assert secret is not None
     check_secret(secret)
+    channels = None if settings.channels_file is None else load_channels(settings.channels_file)
     store = InboxStore(settings.inbox_db)
     broadcast = Broadcast()
     InboxApi(store, secret, broadcast, settings.case_urls).routes(app)
@@ -66,9 +95,17 @@ def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True)
 
     async def start(app: web.Application) -> None:
         if consume:
-            consumer = NotificationConsumer(settings.bootstrap_servers, settings.inbox_group,
-                                            store)
+            delivery = None
+            if channels is not None:
+                # Re-dispatches what is still pending before the consumer brings new input.
+                delivery = await _start_delivery(app, settings, channels, store)
+            consumer = NotificationConsumer(
+                settings.bootstrap_servers, settings.inbox_group, store,
+                channels_for=None if delivery is None else delivery.channels_for,
+            )
             consumer.add_listener(broadcast.publish)
+            if delivery is not None:
+                consumer.add_listener(delivery.listener)
             consumer.start(asyncio.get_running_loop())
             app[CONSUMER] = consumer
         app[EXPIRY] = asyncio.create_task(expire_forever())
@@ -79,10 +116,43 @@ def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True)
             await app[EXPIRY]
         if CONSUMER in app:
             await asyncio.to_thread(app[CONSUMER].stop)
+        await _stop_delivery(app)
         store.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
 
 
+async def _start_delivery(
+    app: web.Application, settings: Settings, channels: ChannelsConfig, store: InboxStore,
+) -> DurableDelivery:
+    """The dead-letter producer and the durable router, started; kept in the app for stop."""
+    producer = AsyncProducer({
+        "bootstrap.servers": settings.bootstrap_servers,
+        "enable.idempotence": True, "acks": "all",
+        "delivery.timeout.ms": DEAD_LETTER_TIMEOUT_MS,
+        "client.id": "advisering-delivery",
+    })
+    producer.start()
+    app[DEAD_LETTER_PRODUCER] = producer
+
+    async def dead_letter(key: bytes, value: bytes) -> None:
+        await producer.send(DEAD_LETTERS, key, value)
+
+    delivery = DurableDelivery(channels, store, dead_letter)
+    app[DELIVERY] = delivery
+    await delivery.start()
+    return delivery
+
+
+async def _stop_delivery(app: web.Application) -> None:
+    """Router first (its last dead letters need the producer), then the producer."""
+    if DELIVERY in app:
+        await app[DELIVERY].close(DELIVERY_CLOSE_SECONDS)
+    if DEAD_LETTER_PRODUCER in app:
+        await app[DEAD_LETTER_PRODUCER].close()
+
+
 EXPIRY = web.AppKey("inbox_expiry", asyncio.Task[None])
+DELIVERY = web.AppKey("inbox_delivery", DurableDelivery)
+DEAD_LETTER_PRODUCER = web.AppKey("inbox_dead_letter_producer", AsyncProducer)

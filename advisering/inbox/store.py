@@ -5,6 +5,11 @@ carry a repeat after a worker crash), and the consumer commits its Kafka
 offsets only after the rows are committed here, so a restart of the service
 loses nothing unread and shows nothing twice. Read notifications older than
 the retention are deleted: the inbox is no archive (the audit topic is).
+
+The store also remembers each (notification, channel) delivery beyond the
+inbox (webhook, e-mail) as ``pending`` until the channel reports it
+``settled`` (delivered or dead-lettered), so that deliveries still queued in
+memory when the service stops are sent again at the next start.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +42,28 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS by_caseworker ON notifications (caseworker, read_at, created);
 CREATE INDEX IF NOT EXISTS by_unit ON notifications (unit, caseworker, read_at, created);
+CREATE TABLE IF NOT EXISTS deliveries (
+    notification_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
+    outcome TEXT,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (notification_id, channel)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state) WHERE state = 'pending';
 """
 SEVERITY_ORDER = ("high", "normal", "info")
+
+ChannelsFor = Callable[[Mapping[str, Any]], Iterable[str]]
+"""The delivery channels a notification is due on (``DeliveryRouter.channel_names``)."""
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery not yet settled: the notification as received, and the channel it is due on."""
+
+    notification: dict[str, Any]
+    channel: str
 
 
 @dataclass(frozen=True)
@@ -70,8 +95,19 @@ class InboxStore:
         with self._lock:
             self._db.close()
 
-    def add_many(self, notifications: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store notifications not seen before, in one transaction; returns the new ones."""
+    def add_many(
+        self, notifications: Iterable[dict[str, Any]], *, channels_for: ChannelsFor | None = None,
+    ) -> list[dict[str, Any]]:
+        """Store notifications not seen before, in one transaction; returns the new ones.
+
+        With ``channels_for``, each new notification's deliveries are recorded
+        as pending in the SAME transaction. The consumer commits its Kafka
+        offsets right after this returns, and from then on the topic never
+        gives the notification again; recorded in a second transaction, a
+        crash between the two would leave a notification in the inbox that no
+        channel ever delivers. In one transaction both exist or neither does
+        (and then the offsets are not committed and the batch comes again).
+        """
         received = _now()
         new: list[dict[str, Any]] = []
         with self._lock:
@@ -88,11 +124,50 @@ class InboxStore:
                     )
                     if cursor.rowcount:
                         new.append(n)
+                        if channels_for is not None:
+                            self._insert_pending(n["id"], channels_for(n), received)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return new
+
+    def _insert_pending(self, notification_id: str, channels: Iterable[str], now: str) -> None:
+        """Pending rows (caller holds the lock); a delivery already recorded is left as it is."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO deliveries (notification_id, channel, state, updated) "
+            "VALUES (?, ?, 'pending', ?)", [(notification_id, c, now) for c in channels])
+
+    def mark_pending(self, notification_id: str, channels: Iterable[str]) -> None:
+        """Record deliveries as due (a settled one stays settled: it is never sent twice)."""
+        with self._lock:
+            self._insert_pending(notification_id, channels, _now())
+
+    def mark_settled(self, notification_id: str, channel: str, outcome: str) -> bool:
+        """Record a delivery's final outcome; False when no such delivery was recorded."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE deliveries SET state = 'settled', outcome = ?, updated = ? "
+                "WHERE notification_id = ? AND channel = ?",
+                (outcome, _now(), notification_id, channel))
+        return bool(cursor.rowcount)
+
+    def unsettled(self) -> list[DueDelivery]:
+        """Every pending delivery with its notification, in the order the notifications came."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT n.body, d.channel FROM deliveries d "
+                "JOIN notifications n ON n.id = d.notification_id "
+                "WHERE d.state = 'pending' ORDER BY n.rowid, d.channel").fetchall()
+        return [DueDelivery(orjson.loads(body), str(channel)) for body, channel in rows]
+
+    def deliveries(self, notification_id: str) -> dict[str, tuple[str, str | None]]:
+        """channel -> (state, outcome) of one notification's deliveries, for operators."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel, state, outcome FROM deliveries WHERE notification_id = ?",
+                (notification_id,)).fetchall()
+        return {str(channel): (str(state), outcome) for channel, state, outcome in rows}
 
     @staticmethod
     def _visible(viewer: Viewer) -> tuple[str, list[Any]]:
@@ -191,12 +266,21 @@ class InboxStore:
         return {(rule, verdict): int(count) for rule, verdict, count in rows}
 
     def expire(self, retention: dt.timedelta) -> int:
-        """Delete read notifications read longer ago than ``retention``."""
+        """Delete read notifications read longer ago than ``retention``.
+
+        A notification with a delivery still pending is kept (its re-dispatch
+        needs the body); settled deliveries go with their notification.
+        """
         cutoff = (dt.datetime.now(dt.UTC) - retention).isoformat(timespec="seconds")
         with self._lock:
             cursor = self._db.execute(
-                "DELETE FROM notifications WHERE read_at IS NOT NULL AND read_at < ?", (cutoff,))
-        return int(cursor.rowcount)
+                "DELETE FROM notifications WHERE read_at IS NOT NULL AND read_at < ? AND id NOT "
+                "IN (SELECT notification_id FROM deliveries WHERE state = 'pending')", (cutoff,))
+            removed = int(cursor.rowcount)
+            self._db.execute(
+                "DELETE FROM deliveries WHERE state = 'settled' AND notification_id NOT IN "
+                "(SELECT id FROM notifications)")
+        return removed
 
     @staticmethod
     def _item(row: tuple[Any, ...]) -> dict[str, Any]:
