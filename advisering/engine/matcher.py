@@ -1,8 +1,10 @@
 """Compiled rules and the matcher that finds which rules an event triggers.
 
-Rules are indexed by event type, so an event is only checked against the
-rules that name its type; the remaining conditions are precompiled into sets
-and prefix tuples.
+Rules are indexed by event type, department and KLE prefix (see
+:mod:`advisering.engine.index`), so an event is only checked against the few
+rules those keys leave; the remaining conditions are precompiled into sets.
+:func:`naive_matching` keeps the plain loop over every rule as the reference
+the index is tested and benchmarked against.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from advisering.engine.index import IndexKeys, RuleIndex
 from advisering.engine.rules import Rule, RuleSet
 from advisering.events import CaseEvent
 
@@ -42,15 +45,25 @@ class Template:
         return "".join(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
+    """A rule with its conditions as sets and tuples, ready to be checked many times.
+
+    Slotted, and the fields the hot path reads (after the index) come first, so
+    checking a candidate touches as little memory as possible; with thousands
+    of rules that, not the arithmetic, is what a match costs.
+    """
+
     rule: Rule
-    departments: frozenset[str]
-    kle: tuple[str, ...]
+    # False when the index answers every ``when`` condition, so a candidate matches as is.
+    checks_beyond_index: bool
+    sources: frozenset[str]
     statuses: frozenset[str]
     previous_statuses: frozenset[str]
-    sources: frozenset[str]
     where: tuple[tuple[tuple[str, ...], frozenset[Any]], ...]
+    types: frozenset[str]
+    departments: frozenset[str]
+    kle: tuple[str, ...]
     related_departments: frozenset[str]
     related_kle: tuple[str, ...]
     related_statuses: frozenset[str]
@@ -62,6 +75,7 @@ class CompiledRule:
         window = rule.throttle_window
         return cls(
             rule=rule,
+            types=frozenset(rule.when.type),
             departments=frozenset(rule.when.department),
             kle=rule.when.kle,
             statuses=frozenset(rule.when.status),
@@ -74,7 +88,15 @@ class CompiledRule:
             related_statuses=frozenset(rule.related.status),
             template=Template.compile(rule.message),
             throttle_seconds=window.total_seconds() if window else None,
+            checks_beyond_index=bool(
+                rule.when.source or rule.when.status or rule.when.previous_status
+                or rule.when.where
+            ),
         )
+
+    @property
+    def index_keys(self) -> IndexKeys:
+        return IndexKeys(self.rule.when.type, self.rule.when.department, self.kle)
 
     def first_failed_condition(self, event: CaseEvent) -> str | None:
         """None when the event meets every ``when`` condition, else the first that fails."""
@@ -95,6 +117,23 @@ class CompiledRule:
             if lookup(event, path) not in allowed:
                 return "when.where." + ".".join(path)
         return None
+
+    def holds_beyond_index(self, event: CaseEvent) -> bool:
+        """The conditions the index does not answer: source, status, previous status, where.
+
+        Only for a candidate the index returned, whose type, department and KLE
+        already hold; same semantics as :meth:`first_failed_condition`.
+        """
+        if self.sources and event.source not in self.sources:
+            return False
+        case = event.data.case
+        if self.statuses and (case is None or case.status not in self.statuses):
+            return False
+        if self.previous_statuses and (
+            case is None or case.previous_status not in self.previous_statuses
+        ):
+            return False
+        return all(lookup(event, path) in allowed for path, allowed in self.where)
 
 
 def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
@@ -117,21 +156,68 @@ def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
     return current
 
 
-class Matcher:
-    """The rule set, compiled and indexed by event type."""
+def naive_matching(compiled: Iterable[CompiledRule], event: CaseEvent) -> list[CompiledRule]:
+    """Every rule checked in full: the reference for the index's tests and benchmark."""
+    return [c for c in compiled
+            if event.type in c.types and c.first_failed_condition(event) is None]
 
-    def __init__(self, rules: RuleSet | Iterable[Rule]) -> None:
+
+# Distinct (event type, department, KLE) keys remembered; the KLE plan and the
+# vocabulary bound them in practice, the limit bounds them in theory.
+MEMO_LIMIT = 1 << 16
+
+
+class Matcher:
+    """The rule set, compiled, in rule id order, and indexed by type, department and KLE.
+
+    The index's answer for an (event type, department, KLE) key is remembered:
+    a stream repeats a bounded set of such keys, so after warm-up finding the
+    candidates is three small dictionary look-ups, whatever the number of rules
+    (nested by type and department rather than one tuple-keyed dictionary: no
+    key to build and hash, and small tables). The memo is part of this
+    matcher (a new rule set is a new matcher), so it never serves candidates
+    of an older rule set. ``memo_limit=0`` turns it off (the benchmark
+    measures that path too).
+    """
+
+    def __init__(self, rules: RuleSet | Iterable[Rule], memo_limit: int = MEMO_LIMIT) -> None:
         rule_list = rules.rules if isinstance(rules, RuleSet) else tuple(rules)
         self.version = rules.version if isinstance(rules, RuleSet) else "local"
-        self.compiled = tuple(CompiledRule.compile(r) for r in rule_list if r.enabled)
-        index: dict[str, list[CompiledRule]] = {}
-        for compiled in self.compiled:
-            for event_type in compiled.rule.when.type:
-                index.setdefault(event_type, []).append(compiled)
-        self._by_type = {k: tuple(v) for k, v in index.items()}
+        # Sorted (stably) so results come in rule id order however the rules were given.
+        self.compiled = tuple(sorted(
+            (CompiledRule.compile(r) for r in rule_list if r.enabled), key=lambda c: c.rule.id
+        ))
+        self._index = RuleIndex([(c.index_keys, c) for c in self.compiled])
+        # type -> department -> KLE -> candidates; None, None for an event without a case.
+        self._memo: dict[str, dict[str | None, dict[str | None, tuple[CompiledRule, ...]]]] = {}
+        self._memo_size = 0
+        self._memo_limit = memo_limit
 
     def candidates(self, event: CaseEvent) -> tuple[CompiledRule, ...]:
-        return self._by_type.get(event.type, ())
+        """The rules whose type, department and KLE conditions the event meets, in rule order."""
+        case = event.data.case
+        department, kle = (case.department, case.kle) if case is not None else (None, None)
+        by_department = self._memo.get(event.type)
+        if by_department is not None:
+            by_kle = by_department.get(department)
+            if by_kle is not None:
+                found = by_kle.get(kle)
+                if found is not None:
+                    return found
+        found = self._index.lookup(event.type, department, kle)
+        if self._memo_limit > 0:
+            if self._memo_size >= self._memo_limit:
+                self._memo.clear()  # start afresh rather than grow without bound
+                self._memo_size = 0
+            self._memo.setdefault(event.type, {}).setdefault(department, {})[kle] = found
+            self._memo_size += 1
+        return found
+
+    def of_type(self, event: CaseEvent) -> tuple[CompiledRule, ...]:
+        """Every rule naming the event's type: for explaining which condition a rule missed."""
+        return self._index.of_type(event.type)
 
     def matching(self, event: CaseEvent) -> list[CompiledRule]:
-        return [c for c in self.candidates(event) if c.first_failed_condition(event) is None]
+        """The rules the event triggers, in rule id order."""
+        return [rule for rule in self.candidates(event)
+                if not rule.checks_beyond_index or rule.holds_beyond_index(event)]
