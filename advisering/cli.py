@@ -128,9 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_verbs() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Verbs that live in their own modules, to keep this one short."""
-    from advisering import cli_pipeline, cli_serve, cli_simulate  # noqa: PLC0415
+    from advisering import (  # noqa: PLC0415
+        cli_deploy,
+        cli_pipeline,
+        cli_rules,
+        cli_serve,
+        cli_simulate,
+    )
 
-    return [cli_pipeline.register, cli_serve.register, cli_simulate.register]
+    return [cli_pipeline.register, cli_serve.register, cli_simulate.register, cli_rules.register,
+            cli_deploy.register]
 
 
 def _path(value: str) -> object:

@@ -86,3 +86,9 @@ def add_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status = actions.add_parser("status", help="the deployed rule set and what differs locally")
     status.add_argument("dir", nargs="?", type=Path, default=None)
     status.set_defaults(handler=_status)
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from advisering.cli_rules import rules_subparsers  # noqa: PLC0415
+
+    add_actions(rules_subparsers(verbs))

@@ -15,11 +15,18 @@ from advisering.events import CaseEvent, Rejection, RejectReason, Vocabulary, va
 from advisering.privacy import is_cpr, pseudonymise
 
 
-def prepare_event(raw: Any, key: bytes, vocabulary: Vocabulary) -> CaseEvent | Rejection:
-    """Pseudonymise the parties of ``raw`` and validate it; never raises on bad input."""
+def prepare_event(
+    raw: Any, key: bytes, vocabulary: Vocabulary, *, owned: bool = False
+) -> CaseEvent | Rejection:
+    """Pseudonymise the parties of ``raw`` and validate it; never raises on bad input.
+
+    ``raw`` is copied first, as it is the caller's; with ``owned`` (a value the
+    caller has just parsed and will not use again, as a replay does a million
+    times) it is changed in place instead.
+    """
     if not isinstance(raw, dict):
         return Rejection(RejectReason.NOT_AN_OBJECT, "", "an event must be a JSON object")
-    event = copy.deepcopy(raw)
+    event = raw if owned else copy.deepcopy(raw)
     data = event.get("data")
     parties = data.get("parties") if isinstance(data, dict) else None
     if isinstance(parties, list):

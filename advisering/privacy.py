@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 PSEUDONYM_PREFIX = "ps1-"
 REDACTED = "[CPR-REDACTED]"
 
@@ -100,8 +102,29 @@ def redact(text: str) -> str:
     return _CPR_SHAPE.sub(replace, text)
 
 
+# Ten digits in a row (a hyphen allowed after six): every CPR number has them, and
+# JSON never escapes digits, so a value whose JSON text has none holds no CPR number.
+_DIGIT_RUN = re.compile(rb"[0-9]{6}-?[0-9]{4}")
+
+
+def may_hold_cpr(value: Any) -> bool:
+    """False only when no key, string or number in ``value`` can be a CPR number.
+
+    A cheap necessary condition (one serialisation, one scan) that spares
+    :func:`cpr_paths` its walk for the vast majority of events; anything that
+    does not serialise is walked.
+    """
+    try:
+        text = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return True
+    return _DIGIT_RUN.search(text) is not None
+
+
 def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
     """Dotted paths of every string (or key) in a JSON value that holds a CPR number."""
+    if not path and not may_hold_cpr(value):
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             child = redact(f"{path}.{key}" if path else str(key))

@@ -19,7 +19,12 @@ from pydantic import (
 )
 
 from advisering.events import Vocabulary
-from advisering.yamlfiles import FileProblem, YamlFileError, problems_from_validation, read_yaml
+from advisering.yamlfiles import (
+    FileProblem,
+    YamlFileError,
+    problems_from_validation,
+    read_yaml_document,
+)
 
 CASE_EVENTS = "advisering.case-events"
 NOTIFICATIONS = "advisering.notifications"
@@ -126,22 +131,27 @@ def load_topic_specs(directory: Path) -> dict[str, TopicSpec]:
         raise YamlFileError([FileProblem(directory, "", "no topic files (*.yaml) found")])
     for file in files:
         try:
-            raw = read_yaml(file)
+            document = read_yaml_document(file)
         except YamlFileError as exc:
             problems.extend(exc.problems)
             continue
+        raw = document.value
         if not isinstance(raw, dict):
-            problems.append(FileProblem(file, "", "must be a mapping with name, partitions, ..."))
+            problems.append(FileProblem(file, "", "must be a mapping with name, partitions, ...",
+                                        document.line_of(())))
             continue
+        problems.extend(document.duplicate_key_problems(str(raw.get("name", ""))))
         try:
             spec = TopicSpec.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(problems_from_validation(file, exc, item=str(raw.get("name", ""))))
+            problems.extend(problems_from_validation(
+                file, exc, item=str(raw.get("name", "")), lines=document, model=TopicSpec))
             continue
         if spec.name in seen_in:
-            problems.append(
-                FileProblem(file, "name", f"{spec.name} is also declared in {seen_in[spec.name]}")
-            )
+            problems.append(FileProblem(
+                file, "name", f"{spec.name} is also declared in {seen_in[spec.name]}",
+                document.line_of(("name",)),
+            ))
             continue
         seen_in[spec.name] = file
         specs[spec.name] = spec

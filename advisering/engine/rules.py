@@ -26,7 +26,13 @@ from pydantic import (
 )
 
 from advisering.events import KLE_PATTERN, SDI_STATUSES, Vocabulary
-from advisering.yamlfiles import FileProblem, YamlFileError, problems_from_validation, read_yaml
+from advisering.yamlfiles import (
+    FileProblem,
+    YamlDocument,
+    YamlFileError,
+    problems_from_validation,
+    read_yaml_document,
+)
 
 PLACEHOLDERS = frozenset({
     "related.id", "related.department", "related.kle", "related.source",
@@ -196,17 +202,37 @@ class RuleSet:
 
 def check_vocabulary(rule: Rule, vocabulary: Vocabulary) -> list[tuple[str, str]]:
     """(path, message) for each event type or department the municipality does not know."""
+    return [(path, message) for path, message, _ in vocabulary_problems(
+        rule.model_dump(mode="json", include={"when", "notify", "related"}), vocabulary)]
+
+
+def _names(raw: dict[str, Any], section: str, key: str) -> list[str]:
+    part = raw.get(section)
+    value = part.get(key) if isinstance(part, dict) else None
+    values = value if isinstance(value, list | tuple) else [value]
+    return [v for v in values if isinstance(v, str)]
+
+
+def vocabulary_problems(raw: dict[str, Any], vocabulary: Vocabulary) -> list[tuple[str, str, str]]:
+    """(path, message, offending value) for names outside the vocabulary in a rule document.
+
+    Works on the plain document, so a rule that also has schema errors still
+    gets its unknown event types and departments reported in the same run.
+    """
     problems = []
-    for event_type in rule.when.type:
+    for event_type in _names(raw, "when", "type"):
         if event_type not in vocabulary.event_types:
-            problems.append(("when.type", f"unknown event type {event_type!r}"))
-    for path, departments in (("when.department", rule.when.department),
-                              ("related.department", rule.related.department)):
-        for department in departments:
+            problems.append(("when.type", f"unknown event type {event_type!r}", event_type))
+    for section in ("when", "related"):
+        for department in _names(raw, section, "department"):
             if department not in vocabulary.departments:
-                problems.append((path, f"unknown department {department!r}"))
-    if rule.notify == "origin" and rule.related != Related():
-        problems.append(("related", "a notify: origin rule has no related cases to select"))
+                problems.append((f"{section}.department", f"unknown department {department!r}",
+                                 department))
+    related = raw.get("related")
+    if raw.get("notify") == "origin" and related and (
+        not isinstance(related, dict) or any(related.values())
+    ):
+        problems.append(("related", "a notify: origin rule has no related cases to select", ""))
     return problems
 
 
@@ -218,9 +244,9 @@ def load_rules(directory: Path, vocabulary: Vocabulary) -> RuleSet:
     return rules_from_documents(((f, _read(f)) for f in files), vocabulary)
 
 
-def _read(file: Path) -> Any:
+def _read(file: Path) -> YamlDocument | YamlFileError:
     try:
-        return read_yaml(file)
+        return read_yaml_document(file)
     except YamlFileError as exc:
         return exc
 
@@ -228,33 +254,57 @@ def _read(file: Path) -> Any:
 def rules_from_documents(
     documents: Iterable[tuple[Path, Any]], vocabulary: Vocabulary, version: str = "local"
 ) -> RuleSet:
-    """Check parsed rule documents; raise YamlFileError with every problem found."""
+    """Check rule documents; raise YamlFileError with every problem in every file.
+
+    A document is a parsed value (for example from the rules topic), a
+    :class:`YamlDocument` (read from a file: problems then carry their line) or
+    the YamlFileError reading it raised. Schema, vocabulary and duplicate-id
+    problems are all collected, so one run shows an operator everything to fix.
+    """
     problems: list[FileProblem] = []
     rules: dict[str, Rule] = {}
     origin: dict[str, Path] = {}
-    for file, raw in documents:
-        if isinstance(raw, YamlFileError):
-            problems.extend(raw.problems)
+    for file, document in documents:
+        if isinstance(document, YamlFileError):
+            problems.extend(document.problems)
             continue
-        rule_id = str(raw.get("id", "")) if isinstance(raw, dict) else None
-        if not isinstance(raw, dict):
-            problems.append(FileProblem(file, "", "a rule file must be a mapping"))
-            continue
-        try:
-            rule = Rule.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(problems_from_validation(file, exc, item=rule_id))
-            continue
-        vocab_problems = check_vocabulary(rule, vocabulary)
-        if vocab_problems:
-            problems.extend(FileProblem(file, p, m, item=rule.id) for p, m in vocab_problems)
-            continue
-        if rule.id in rules:
-            problems.append(FileProblem(file, "id", f"duplicate rule id, also in {origin[rule.id]}",
-                                        item=rule.id))
-            continue
-        rules[rule.id] = rule
-        origin[rule.id] = file
+        found = _check_document(file, document, vocabulary, origin, rules)
+        problems.extend(sorted(found, key=lambda p: p.line or 0))
     if problems:
         raise YamlFileError(problems)
     return RuleSet(tuple(rules[k] for k in sorted(rules)), version)
+
+
+def _check_document(
+    file: Path, document: Any, vocabulary: Vocabulary, origin: dict[str, Path],
+    rules: dict[str, Rule],
+) -> list[FileProblem]:
+    """Every problem of one document; a rule without any is added to ``rules``."""
+    lines = document if isinstance(document, YamlDocument) else None
+    raw = document.value if isinstance(document, YamlDocument) else document
+    if not isinstance(raw, dict):
+        return [FileProblem(file, "", "a rule file must be a mapping (id: ..., title: ..., ...)",
+                            lines.line_of(()) if lines else None)]
+    rule_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    problems = lines.duplicate_key_problems(rule_id) if lines else []
+    rule = None
+    try:
+        rule = Rule.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(file, exc, item=rule_id, lines=lines,
+                                                 model=Rule))
+    flagged = {p.path for p in problems}
+    for path, message, value in vocabulary_problems(raw, vocabulary):
+        if path not in flagged:
+            line = lines.line_of_dotted(path, value or None) if lines else None
+            problems.append(FileProblem(file, path, message, line, item=rule_id))
+    if rule_id is not None:
+        if rule_id in origin:
+            line = lines.line_of(("id",)) if lines else None
+            problems.append(FileProblem(file, "id", f"duplicate rule id, also in {origin[rule_id]}",
+                                        line, item=rule_id))
+        else:
+            origin[rule_id] = file
+    if rule is not None and not problems:
+        rules[rule.id] = rule
+    return problems

@@ -16,6 +16,7 @@ ENGINE_DIR = ROOT / "advisering" / "engine"
 FORBIDDEN = ("faust", "mode", "aiokafka", "confluent_kafka")
 PURE_MODULES = (
     "advisering.engine.evaluate",
+    "advisering.engine.explain",
     "advisering.engine.matcher",
     "advisering.engine.overview",
     "advisering.engine.rules",

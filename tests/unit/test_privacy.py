@@ -12,6 +12,7 @@ from advisering.privacy import (
     find_cprs,
     is_cpr,
     is_pseudonym,
+    may_hold_cpr,
     pseudonymise,
     redact,
 )
@@ -192,3 +193,23 @@ def test_hex_ids_and_uuids_are_not_cpr_numbers() -> None:
     assert find_cprs("4f0b2c1e-8d1a-4e7b-9a51-0101801234ab") == []
     assert find_cprs("0101801234abcdef0123456789abcdef") == []
     assert find_cprs("cpr0101801234") == ["0101801234"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"note": "\b0101700001"}, {"note": "\f010170-0001"}, {"x": ["\u00010101700001"]},
+     {"0101700001": 1}, {"n": 1501700001}, ["0101700001"]],
+)
+def test_quick_check_never_hides_a_cpr_number(value: object) -> None:
+    """The cheap pre-check of cpr_paths passes every value that holds a CPR, even after escapes."""
+    assert may_hold_cpr(value)
+    assert list(cpr_paths(value)) != []
+
+
+def test_quick_check_spares_values_without_ten_digits() -> None:
+    """A typical event (times, UUIDs, KLE, pseudonyms) has no run of ten digits: no walk needed."""
+    clean = {"id": "4f0b2c1e-8d1a-4e7b-9a51-0d2f7c9e1a10", "time": "2026-11-29T09:12:00+01:00",
+             "data": {"case": {"id": "MOM-2026-00123", "kle": "32.24.06"},
+                      "parties": [{"citizen": pseudonymise("0101700001", KEY)}]}}
+    assert not may_hold_cpr(clean)
+    assert may_hold_cpr({"not json": object()})  # cannot tell: walk it

@@ -1,0 +1,198 @@
+"""`advisering rules validate | test | backtest`: the operators' rule tooling.
+
+`rules` is one sub-command with actions; other modules add theirs (deploy,
+status) through :func:`rules_subparsers`, which returns the same actions
+object whichever module asks first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from advisering.settings import Settings
+
+if TYPE_CHECKING:
+    Actions = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _user_error(message: str) -> Exception:
+    from advisering.cli import UserError  # noqa: PLC0415
+
+    return UserError(message)
+
+
+def _print_json(value: Any) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.rules_tool import vocabulary_for  # noqa: PLC0415
+    from advisering.rules_tool.validate import validate_directory  # noqa: PLC0415
+
+    report = validate_directory(args.dir or settings.rules_dir, vocabulary_for(settings.topics_dir))
+    for problem in report.problems:
+        print(problem)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _load_matcher(directory: Path, settings: Settings) -> Any:
+    from advisering.engine.matcher import Matcher  # noqa: PLC0415
+    from advisering.engine.rules import load_rules  # noqa: PLC0415
+    from advisering.rules_tool import vocabulary_for  # noqa: PLC0415
+
+    return Matcher(load_rules(directory, vocabulary_for(settings.topics_dir)))
+
+
+def _test(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.rules_tool import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
+    from advisering.rules_tool.report import trial_lines  # noqa: PLC0415
+    from advisering.rules_tool.trial import load_overview, run_trial  # noqa: PLC0415
+
+    for path in (args.scenario, args.overview):
+        if path is not None and not path.is_file():
+            raise _user_error(f"{path}: no such file")
+    vocabulary = vocabulary_for(settings.topics_dir)
+    matcher = _load_matcher(args.rules or settings.rules_dir, settings)
+    overview = (load_overview(args.overview, THROWAWAY_KEY, vocabulary)
+                if args.overview is not None else None)
+    report = run_trial(args.scenario, matcher, vocabulary, THROWAWAY_KEY, overview)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        for line in trial_lines(report):
+            print(line)
+    return 1 if report.rejected else 0
+
+
+def _moment(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} has no UTC offset; write e.g. 2026-11-01T00:00+01:00 or ...Z")
+    return moment
+
+
+def _baseline_dir(args: argparse.Namespace, settings: Settings, rules: Path) -> Path | None:
+    if args.no_baseline:
+        return None
+    if args.baseline is not None:
+        if not args.baseline.is_dir():
+            raise _user_error(f"{args.baseline}: baseline rules directory not found")
+        return Path(args.baseline)
+    deployed = settings.rules_dir
+    if deployed.is_dir() and deployed.resolve() != rules.resolve():
+        return deployed
+    return None
+
+
+def _backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.broker.topic_specs import CASE_EVENTS  # noqa: PLC0415
+    from advisering.rules_tool import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
+    from advisering.rules_tool.backtest import Progress, backtest  # noqa: PLC0415
+    from advisering.rules_tool.history import HistoryError, file_events, topic_events  # noqa: PLC0415
+    from advisering.rules_tool.report import backtest_lines  # noqa: PLC0415
+
+    rules: Path = args.rules or settings.rules_dir
+    baseline_dir = _baseline_dir(args, settings, rules)
+    vocabulary = vocabulary_for(settings.topics_dir)
+    candidate = _load_matcher(rules, settings)
+    baseline = _load_matcher(baseline_dir, settings) if baseline_dir is not None else None
+    if args.file is not None and (args.start or args.end):
+        raise _user_error("give either --file or --from/--to, not both")
+    if args.file is not None:
+        if not args.file.is_file():
+            raise _user_error(f"{args.file}: no such file")
+        events = file_events(args.file, THROWAWAY_KEY, vocabulary)
+        source: dict[str, Any] = {"file": str(args.file)}
+    else:
+        if args.start is None or args.end is None:
+            raise _user_error("give --file EVENTS.jsonl, or both --from and --to")
+        if args.end < args.start:
+            raise _user_error("--to is before --from")
+        events = topic_events(settings.bootstrap_servers, CASE_EVENTS, args.start, args.end,
+                              vocabulary)
+        source = {"topic": CASE_EVENTS, "bootstrap": settings.bootstrap_servers,
+                  "from": args.start.isoformat(), "to": args.end.isoformat()}
+    source.update({"rules": str(rules), "baseline": str(baseline_dir) if baseline_dir else None})
+
+    def progress(step: Progress) -> None:
+        print(f"backtest: {step.events} events, {step.rate:,.0f} events/s, "
+              f"{step.citizens} citizens in the overview", file=sys.stderr, flush=True)
+
+    try:
+        report = backtest(events, candidate, baseline, every=args.progress_every, source=source,
+                          progress=progress if not args.quiet else None)
+    except HistoryError as exc:
+        raise _user_error(str(exc)) from exc
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        for line in backtest_lines(report, str(rules),
+                                   str(baseline_dir) if baseline_dir else None):
+            print(line)
+    return 0
+
+
+def rules_subparsers(verbs: Actions) -> Actions:
+    """The actions of `advisering rules`, created on first use and shared afterwards.
+
+    A module adding an action (deploy, status) calls this with the same
+    ``verbs`` it gets in ``register`` and adds its parser to the result.
+    """
+    rules = verbs.choices.get("rules")
+    if rules is None:
+        rules = verbs.add_parser("rules", help="validate, test, backtest (and deploy) rules")
+        return rules.add_subparsers(dest="rules_verb", required=True, metavar="ACTION")
+    for action in rules._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError("the rules parser has no actions")  # pragma: no cover
+
+
+def register(verbs: Actions) -> None:
+    actions = rules_subparsers(verbs)
+    validate = actions.add_parser(
+        "validate", help="report every problem in a rule directory (file, line, field)")
+    validate.add_argument("dir", nargs="?", type=Path, default=None,
+                          help="rules directory (default ADVISERING_RULES_DIR)")
+    validate.set_defaults(handler=_validate)
+
+    test = actions.add_parser(
+        "test", help="run a small scenario: which rules fire, for whom, which almost did")
+    test.add_argument("--rules", type=Path, default=None,
+                      help="rules directory (default ADVISERING_RULES_DIR)")
+    test.add_argument("--scenario", type=Path, required=True,
+                      help="JSON-lines events (CPR parties or pseudonyms)")
+    test.add_argument("--overview", type=Path, default=None,
+                      help="JSON: citizen (pseudonym or CPR) -> list of open cases to start with")
+    test.add_argument("--json", action="store_true", help="machine-readable output")
+    test.set_defaults(handler=_test)
+
+    back = actions.add_parser(
+        "backtest", help="replay history through a candidate rule set; sends nothing")
+    back.add_argument("--rules", type=Path, default=None,
+                      help="candidate rules directory (default ADVISERING_RULES_DIR)")
+    back.add_argument("--baseline", type=Path, default=None,
+                      help="rules to compare with (default ADVISERING_RULES_DIR when it "
+                           "differs from --rules)")
+    back.add_argument("--no-baseline", action="store_true", help="no comparison")
+    back.add_argument("--file", type=Path, default=None, help="JSON-lines events to replay")
+    back.add_argument("--from", dest="start", type=_moment, default=None,
+                      help="replay advisering.case-events from this time (ISO 8601 with offset)")
+    back.add_argument("--to", dest="end", type=_moment, default=None,
+                      help="... up to this time")
+    back.add_argument("--json", action="store_true", help="machine-readable output")
+    back.add_argument("--progress-every", type=int, default=100_000,
+                      help="progress line on stderr every N events (default 100000)")
+    back.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    back.set_defaults(handler=_backtest)
