@@ -8,6 +8,7 @@ that Faust's tables depend on would break.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ def execute(
     ]
     if creates:
         _wait_all(admin.create_topics(creates, operation_timeout=timeout), "create")
+        wait_for_leaders(admin, [topic.topic for topic in creates], timeout)
     grows = [
         NewPartitions(change.name, change.partitions[1])
         for change in changes
@@ -141,6 +143,24 @@ def execute(
     for change in changes:
         if change.action != "unchanged":
             log.info("topic_applied", topic=change.name, action=change.action)
+
+
+def wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of ``names`` has a leader (new topics take a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout)
+        ready = all(
+            name in metadata.topics and metadata.topics[name].error is None
+            and metadata.topics[name].partitions
+            and all(p.leader >= 0 for p in metadata.topics[name].partitions.values())
+            for name in names
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise TopicApplyError(f"topics {', '.join(names)} have no leader after {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 def _describe(admin: AdminClient, names: list[str], timeout: float) -> dict[str, dict[str, str]]:

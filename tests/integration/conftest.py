@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from advisering.broker import topic_apply
 from advisering.broker.local_kafka import broker_answers
+from advisering.broker.topic_specs import load_topic_specs
 from advisering.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +27,11 @@ def bootstrap(settings: Settings) -> str:
             f"No Kafka broker answers at {settings.bootstrap_servers}. Start one with "
             "`advisering kafka start` (make test does this for you)."
         )
+    # Every test may rely on the five topics (a one-node broker: replication 1).
+    specs = [spec.effective(None, 1) for spec in load_topic_specs(ROOT / "topics").values()]
+    admin = topic_apply.admin_client(settings.bootstrap_servers)
+    topic_apply.execute(admin, specs, topic_apply.plan(admin, specs))
+    topic_apply.wait_for_leaders(admin, [spec.name for spec in specs])
     return settings.bootstrap_servers
 
 
