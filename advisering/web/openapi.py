@@ -40,12 +40,16 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "advisering",
             "version": __version__,
-            "description": "Cross-system advisory bus: HTTP ingest for source systems.",
+            "description": "Cross-system advisory bus: HTTP ingest for source systems and "
+                           "the caseworkers' inbox.",
         },
         "components": {
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer",
                            "description": "the source system's API key (advisering sources add)"},
+                "caseworker": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                               "description": "HS256 token: sub = caseworker, unit, exp "
+                                              "(advisering token issue)"},
             },
             "schemas": {
                 "Problem": _PROBLEM,
@@ -98,6 +102,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            **_inbox_paths(),
             "/healthz": {"get": {"summary": "the process is alive",
                                  "responses": {"200": {"description": "alive"}}}},
             "/readyz": {"get": {"summary": "Kafka answers",
@@ -106,4 +111,53 @@ def openapi_document() -> dict[str, Any]:
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "text exposition"}}}},
         },
+    }
+
+
+def _inbox_paths() -> dict[str, Any]:
+    """The caseworker inbox: every call needs a caseworker token; others' items are 404."""
+    secured = {"security": [{"caseworker": []}]}
+    item = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    denied = {"401": _problem("missing, malformed, forged or expired token")}
+    missing = {"404": _problem("no such notification for this caseworker")}
+    return {
+        "/api/v1/notifications": {"get": {
+            **secured, "summary": "my notifications, unread first, newest first",
+            "parameters": [
+                {"name": "unread", "in": "query", "schema": {"type": "boolean"}},
+                {"name": "severity", "in": "query",
+                 "schema": {"enum": ["high", "normal", "info"]}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {"200": ok, "400": _problem("bad filter or paging"), **denied}}},
+        "/api/v1/notifications/{id}": {"get": {
+            **secured, "summary": "one notification", "parameters": [item],
+            "responses": {"200": ok, **denied, **missing}}},
+        "/api/v1/notifications/{id}/read": {"post": {
+            **secured, "summary": "mark one read", "parameters": [item],
+            "responses": {"200": ok, **denied, **missing}}},
+        "/api/v1/notifications/read-all": {"post": {
+            **secured, "summary": "mark all of mine read",
+            "responses": {"200": ok, **denied}}},
+        "/api/v1/notifications/{id}/feedback": {"post": {
+            **secured, "summary": "useful or not useful, with an optional short reason",
+            "parameters": [item],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["useful"], "additionalProperties": False,
+                "properties": {"useful": {"type": "boolean"},
+                               "reason": {"type": "string", "maxLength": 500}}}}}},
+            "responses": {"200": ok, "400": _problem("not JSON"),
+                          "422": _problem("invalid feedback"), **denied, **missing}}},
+        "/api/v1/stream": {"get": {
+            **secured, "summary": "new notifications live (Server-Sent Events)",
+            "description": "The token may be given as access_token (EventSource sends no "
+                           "headers). Events are named notification.",
+            "parameters": [{"name": "access_token", "in": "query",
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "text/event-stream"}, **denied}}},
+        "/api/v1/me": {"get": {**secured, "summary": "who the token is for",
+                               "responses": {"200": ok, **denied}}},
     }

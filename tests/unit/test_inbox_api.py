@@ -202,6 +202,10 @@ async def test_page_and_me(inbox: Any) -> None:
     assert '<html lang="da">' in page and "Indbakke" in page
     assert (await client.get("/static/app.js")).status == 200
     assert (await client.get("/static/nope.js")).status == 404
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    for path in ("/api/v1/notifications", "/api/v1/notifications/{id}/feedback",
+                 "/api/v1/stream", "/api/v1/notifications/read-all"):
+        assert path in document["paths"]
     me = await (await client.get("/api/v1/me", headers=auth())).json()
     assert me == {"caseworker": "bf-0042", "unit": "bf-syd"}
 
