@@ -116,7 +116,7 @@ def openapi_document() -> dict[str, Any]:
 
 def _inbox_paths() -> dict[str, Any]:
     """The caseworker inbox: every call needs a caseworker token; others' items are 404."""
-    secured = {"security": [{"caseworker": []}]}
+    secured: dict[str, Any] = {"security": [{"caseworker": []}]}
     item = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     denied = {"401": _problem("missing, malformed, forged or expired token")}
