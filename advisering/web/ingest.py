@@ -162,7 +162,9 @@ class IngestHandler:
                 foreign.append({"index": index, "path": "source",
                                 "message": "source differs from the API key's source"})
                 continue
-            result = prepare_event(raw, self.config.pseudonym_key, self.config.vocabulary)
+            # The events were parsed from this request: ours to change, no copy needed.
+            result = prepare_event(raw, self.config.pseudonym_key, self.config.vocabulary,
+                                   owned=True)
             if isinstance(result, Rejection):
                 details = result.problems or ((result.path, result.message),)
                 problems.extend({"index": index, "reason": result.reason.value, "path": path,
