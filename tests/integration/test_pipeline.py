@@ -29,9 +29,12 @@ def topics_ready(bootstrap: str) -> str:
     return bootstrap
 
 
-@pytest.fixture
-def worker(topics_ready: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(bus_env(topics_ready), tmp_path / "worker.log")
+@pytest.fixture(params=["memory://", "rocksdb://"])
+def worker(topics_ready: str, tmp_path: Path, request: pytest.FixtureRequest
+           ) -> Iterator[WorkerProcess]:
+    """A worker with the memory store (default) or RocksDB (rocksdict) for its table."""
+    env = bus_env(topics_ready, ADVISERING_WORKER_STORE=request.param)
+    process = WorkerProcess(env, tmp_path / "worker.log")
     process.start()
     yield process
     process.stop()
