@@ -41,23 +41,17 @@ import ctypes
 import datetime as dt
 import gc
 import hashlib
-import io
 import itertools
 import os
-import platform
-import pstats
 import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -69,6 +63,24 @@ from typing import Any
 
 import aiohttp
 import orjson
+from common import (
+    PROFILE_START,
+    ROOT,
+    TICK,
+    ChildProcess,
+    advisering_env,
+    broker_pid,
+    free_port,
+    log,
+    python_argv,
+    read_profile,
+    run_info,
+    running,
+    share_cell,
+    share_of_busy,
+    stat_cpu_seconds,
+    write_results,
+)
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka import __version__ as confluent_version
 from prometheus_client.parser import text_string_to_metric_families
@@ -78,16 +90,11 @@ from advisering.client import default_vocabulary
 from advisering.edge import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
 from advisering.privacy import cpr_paths, find_cprs, pseudonymise
-from advisering.settings import Settings
 from advisering.simulator import CET, Municipality, simulate
 from advisering.testing import end_offsets
 from advisering.web.sources import add_source
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "ingest-latest.json"
-PROFILED = ROOT / "benchmarks" / "profiled.py"
-PROFILE_START = signal.SIGRTMIN  # see benchmarks/profiled.py
-PROFILE_STOP = signal.SIGRTMIN + 1
 PR_SET_PDEATHSIG = 1
 SIM_START = dt.datetime(2026, 10, 1, tzinfo=CET)
 SIM_DAYS = 30
@@ -116,10 +123,6 @@ def code_state() -> dict[str, Any]:
 
     changed = [line[3:] for line in git("status", "--porcelain", "--", "advisering").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD") or None, "changed_files": changed}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -253,17 +256,6 @@ def edge_breakdown(events: list[dict[str, Any]], key: bytes, vocabulary: Vocabul
 # CPU accounting (from /proc)
 # ---------------------------------------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_cpu(path: Path) -> float | None:
-    try:
-        fields = path.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def threads_cpu(pid: int | None) -> dict[str, float]:
     """CPU seconds of a process by thread group: the main thread, librdkafka, the rest."""
     if pid is None:
@@ -275,7 +267,7 @@ def threads_cpu(pid: int | None) -> dict[str, float]:
         return {}
     for tid in tids:
         task = Path(f"/proc/{pid}/task/{tid}")
-        used = _stat_cpu(task / "stat")
+        used = stat_cpu_seconds(task / "stat")
         if used is None:
             continue
         try:
@@ -301,18 +293,6 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def broker_pid(bootstrap: str) -> int | None:
-    """The pid of the local broker started by `advisering kafka start` on this port."""
-    host, _, port = bootstrap.partition(",")[0].rpartition(":")
-    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-        return None
-    pid_file = Settings(kafka_port=int(port)).broker_state_dir / "broker.pid"
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 class CpuMeter:
     """CPU of the server (by thread group), the broker, this client and the host."""
 
@@ -322,8 +302,9 @@ class CpuMeter:
         self._began: dict[str, Any] = {}
 
     def _sample(self) -> dict[str, Any]:
+        broker = stat_cpu_seconds(Path(f"/proc/{self.broker}/stat")) if self.broker else None
         return {"wall": time.monotonic(), "server": threads_cpu(self.server_pid),
-                "broker": _stat_cpu(Path(f"/proc/{self.broker}/stat")) if self.broker else None,
+                "broker": broker,
                 "client": self_cpu(), "host": host_busy_seconds()}
 
     def start(self) -> None:
@@ -373,12 +354,6 @@ def wait_quiet(bootstrap: str, timeout: float, threshold: float = 0.25) -> float
 # The server subprocess
 # ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None, use_errno=True)
@@ -402,7 +377,7 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 
 @dataclass
-class Server:
+class Server(ChildProcess):
     """`advisering serve` in a subprocess (optionally under benchmarks/profiled.py)."""
 
     env: dict[str, str]
@@ -412,45 +387,26 @@ class Server:
     switch_interval: float | None = None  # sys.setswitchinterval in the server
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def label(self) -> str:
+        return "the server"
+
+    @property
+    def http_port(self) -> int:
+        return self.port
+
     def start(self) -> None:
         args = ["-m", "advisering.cli", "serve"]
         if self.switch_interval is not None:
             args = ["-c", SWITCH_INTERVAL_BOOT, str(self.switch_interval), "serve"]
-        argv = ([sys.executable, *args] if self.profile_to is None
-                else [sys.executable, str(PROFILED), str(self.profile_to), *args])
         with self.log_path.open("ab") as handle:
-            self.process = subprocess.Popen(argv, env=self.env, stdout=handle,
-                                            stderr=subprocess.STDOUT, cwd=ROOT,
+            self.process = subprocess.Popen(python_argv(self.profile_to, *args), env=self.env,
+                                            stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
                                             preexec_fn=_die_with_parent)  # noqa: PLW1509
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
-
-    def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"the server exited ({self.process.returncode}):\n"
-                               f"{self.log_tail()}")
-
-    def get(self, path: str) -> tuple[int, bytes] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
-                                        timeout=5) as response:
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), b""
-        except OSError:
-            return None
-
-    def wait_ready(self, timeout: float) -> float:
-        began = time.monotonic()
-        while time.monotonic() - began < timeout:
-            self.check_alive()
-            answer = self.get("/readyz")
-            if answer is not None and answer[0] == 200:
-                return time.monotonic() - began
-            time.sleep(0.2)
-        raise TimeoutError(f"the server was not ready within {timeout}s:\n{self.log_tail()}")
 
     def produce_seconds(self) -> tuple[float, float]:
         """(sum, count) of advisering_ingest_produce_seconds from /metrics."""
@@ -469,67 +425,29 @@ class Server:
         return total, count
 
     def profile(self, on: bool, timeout: float = 60.0) -> None:
-        if self.profile_to is None or self.process is None:
-            return
         if on:
-            self.process.send_signal(PROFILE_START)
+            if self.profile_to is not None and self.process is not None:
+                self.process.send_signal(PROFILE_START)
             return
-        self.profile_to.unlink(missing_ok=True)
-        self.process.send_signal(PROFILE_STOP)
-        deadline = time.monotonic() + timeout
-        size = -1
-        while time.monotonic() < deadline:  # written when its size stops changing
-            current = self.profile_to.stat().st_size if self.profile_to.exists() else -1
-            if current > 0 and current == size:
-                return
-            size = current
-            time.sleep(0.3)
-        raise TimeoutError(f"no profile written to {self.profile_to}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log(f"  the server did not stop in {timeout}s: killing it")
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        self.write_profile(timeout, poll=0.3)
 
 
 @contextmanager
-def running(server: Server, ready_timeout: float) -> Iterator[Server]:
-    server.start()
-    try:
+def serving(server: Server, ready_timeout: float) -> Iterator[Server]:
+    """``server`` started and ready (or the reason why not), stopped on the way out."""
+    with running(server):
         took = server.wait_ready(ready_timeout)
         log(f"  server pid {server.pid} ready on port {server.port} after {took:.1f}s")
         yield server
-    finally:
-        server.stop()
 
 
 def server_env(bootstrap: str, pseudonym_key: str, sources_file: Path, port: int,
                max_events: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
-    env.update({
-        "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
-        "ADVISERING_PSEUDONYM_KEY": pseudonym_key,
+    return advisering_env(bootstrap, pseudonym_key, {
         "ADVISERING_SOURCES_FILE": str(sources_file),
         "ADVISERING_SERVE_PORT": str(port),
-        "ADVISERING_LOG_LEVEL": "WARNING",
-        "ADVISERING_LOG_FORMAT": "json",
         "ADVISERING_INGEST_MAX_EVENTS": str(max_events),
-        "ADVISERING_TOPICS_DIR": str(ROOT / "topics"),
-        "ADVISERING_RULES_DIR": str(ROOT / "rules"),
     })
-    return env
 
 
 # ---------------------------------------------------------------------------
@@ -784,54 +702,34 @@ CATEGORIES = (
 )
 
 
-def categorise(filename: str, function: str) -> str:
-    if filename == "~":
-        if "epoll" in function or "select" in function:
-            return "idle (epoll wait)"
-        for needle, name in (("orjson", "orjson"), ("pydantic", "pydantic"),
-                             ("validate", "pydantic"), ("Producer", "confluent_kafka"),
-                             ("re.Pattern", "re"), ("hmac", "hmac"), ("_hashlib", "hmac"),
-                             ("base64", "base64"), ("deepcopy", "copy.deepcopy"),
-                             ("socket", "socket I/O"), ("send", "socket I/O"),
-                             ("recv", "socket I/O")):
-            if needle in function:
-                return name
-        return "builtins"
-    for needle, name in CATEGORIES:
-        if needle in filename:
-            return name
-    return "other python"
+# In the builtins ("~"): by the function's name.
+BUILTIN_CATEGORIES = (
+    ("orjson", "orjson"), ("pydantic", "pydantic"), ("validate", "pydantic"),
+    ("Producer", "confluent_kafka"), ("re.Pattern", "re"), ("hmac", "hmac"),
+    ("_hashlib", "hmac"), ("base64", "base64"), ("deepcopy", "copy.deepcopy"),
+    ("socket", "socket I/O"), ("send", "socket I/O"), ("recv", "socket I/O"),
+)
 
 
 def summarise_profile(path: Path, events: int, top: int) -> dict[str, Any]:
-    stats = pstats.Stats(str(path))
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    by_category: Counter[str] = Counter()
-    for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in raw.items():
-        by_category[categorise(filename, function)] += tottime
-    total = sum(by_category.values())
-    busy = total - by_category.get("idle (epoll wait)", 0.0)
+    read = read_profile(path, CATEGORIES, BUILTIN_CATEGORIES, top,
+                        r"advisering|web_protocol|web_app|copy")
+    busy = read.busy
     table = {name: {"seconds": round(sec, 3),
                     "us_per_event": round(sec / events * 1e6, 1),
-                    "share_of_busy": round(sec / busy, 3) if name != "idle (epoll wait)"
-                    else None}
-             for name, sec in by_category.most_common()}
-    out = io.StringIO()
-    pstats.Stats(str(path), stream=out).sort_stats("tottime").print_stats(top)
-    cumulative = io.StringIO()
-    pstats.Stats(str(path), stream=cumulative).sort_stats("cumulative").print_stats(
-        r"advisering|web_protocol|web_app|copy")
+                    "share_of_busy": share_of_busy(name, sec, busy)}
+             for name, sec in read.by_category.most_common()}
     return {"events": events, "busy_s": round(busy, 3),
             "busy_us_per_event": round(busy / events * 1e6, 1), "by_category": table,
-            "top_tottime": out.getvalue(), "cumulative_selected": cumulative.getvalue()}
+            "top_tottime": read.top_tottime, "cumulative_selected": read.cumulative_selected}
 
 
 def print_profile(title: str, summary: dict[str, Any]) -> None:
     print(f"\n--- cProfile of the server's event loop, {title}: busy {summary['busy_s']} s "
           f"= {summary['busy_us_per_event']} us/event (profiled, so inflated) ---")
     for name, row in summary["by_category"].items():
-        share = f"{row['share_of_busy']:6.1%}" if row["share_of_busy"] is not None else "     -"
-        print(f"  {name:40s} {row['seconds']:8.3f} s {row['us_per_event']:8.1f} us/ev  {share}")
+        print(f"  {name:40s} {row['seconds']:8.3f} s {row['us_per_event']:8.1f} us/ev  "
+              f"{share_cell(row)}")
 
 
 # ---------------------------------------------------------------------------
@@ -976,12 +874,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  prepare_event {edge['us_per_event']['prepare_event (all edge steps)']} us/event")
 
     results: dict[str, Any] = {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "benchmarks/ingest.py", *sys.argv[1:]]),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                 "platform": platform.platform(), "aiohttp": aiohttp.__version__,
-                 "confluent_kafka": confluent_version, "load_avg_at_start": os.getloadavg(),
-                 "others_cores_at_start": others_at_start},
+        **run_info("benchmarks/ingest.py", aiohttp=aiohttp.__version__,
+                   confluent_kafka=confluent_version, load_avg_at_start=os.getloadavg(),
+                   others_cores_at_start=others_at_start),
         "code": state,
         "config": {"events": n, "simulated_events": simulated, "citizens": citizens,
                    "seed": args.seed, "days": SIM_DAYS, "concurrency": args.concurrency,
@@ -1009,7 +904,7 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(server_env(bootstrap, pseudonym_key, sources_file, port,
                                    args.max_events), port, workdir / "serve.log")
         log(f"starting `advisering serve` on port {port}")
-        with running(server, args.ready_timeout):
+        with serving(server, args.ready_timeout):
             log(f"1. ingest, one event per request, {args.concurrency} clients")
             phases["ingest_single"] = bench_ingest("ingest single", server, single,
                                                    warm_single, headers, bootstrap, args)
@@ -1041,7 +936,7 @@ def main(argv: list[str] | None = None) -> int:
                                        args.max_events), port, workdir / f"serve-{name}.log",
                             switch_interval=interval)
             variant: dict[str, Any] = {"switch_interval": interval}
-            with running(varied, args.ready_timeout):
+            with serving(varied, args.ready_timeout):
                 variant["ingest_single"] = bench_ingest(f"{name} single", varied, single,
                                                         warm_single, headers, bootstrap, args)
                 variant["ingest_batched"] = bench_ingest(f"{name} batched", varied, batched,
@@ -1062,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiled = Server(server_env(bootstrap, pseudonym_key, sources_file, port,
                                              args.max_events), port,
                                   workdir / f"serve-{name}-profiled.log", profile_to)
-                with running(profiled, args.ready_timeout):
+                with serving(profiled, args.ready_timeout):
                     measured = bench_ingest(f"{name} (profiled)", profiled, requests, warmup,
                                             headers, bootstrap, args)
                 profiles[name] = {"events_per_s_profiled": measured["events_per_s"],
@@ -1083,8 +978,7 @@ def main(argv: list[str] | None = None) -> int:
             4),
     }
     print_table(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    write_results(args.output, results)
     log(f"results written to {args.output}")
     return 0
 

@@ -30,20 +30,15 @@ import cProfile
 import datetime as dt
 import io
 import os
-import platform
 import pstats
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,6 +49,24 @@ from typing import Any
 
 import faust
 import orjson
+from common import (
+    PROFILE_START,
+    ROOT,
+    ChildProcess,
+    advisering_env,
+    broker_pid,
+    child_env,
+    free_port,
+    log,
+    python_argv,
+    read_profile,
+    run_info,
+    running,
+    share_cell,
+    share_of_busy,
+    stat_cpu_seconds,
+    write_results,
+)
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import __version__ as confluent_version
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -77,20 +90,12 @@ from advisering.settings import Settings
 from advisering.testing import end_offsets, wait_until_idle
 from advisering.worker import steps
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline-latest.json"
 PASSTHROUGH_APP = ROOT / "benchmarks" / "faust_passthrough.py"
-PROFILED = ROOT / "benchmarks" / "profiled.py"
-PROFILE_START = signal.SIGRTMIN  # see benchmarks/profiled.py
-PROFILE_STOP = signal.SIGRTMIN + 1
 PARTITIONS = 6  # as advisering.case-events and the worker's default
 TZ = dt.timezone(dt.timedelta(hours=1))
 STREAM_START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=TZ)
 STEP = dt.timedelta(seconds=30)  # event-time spacing: 20,000 events span a week
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -458,12 +463,6 @@ def bench_engine(stream: Stream, matcher: Any, vocabulary: Vocabulary, repeats: 
 # Kafka helpers
 # ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS,
                   config: dict[str, str] | None = None) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -556,7 +555,10 @@ def assigned_consumer(bootstrap: str, starts: dict[str, dict[int, int]]) -> Cons
 # ---------------------------------------------------------------------------
 
 @dataclass
-class Subprocess:
+class Subprocess(ChildProcess):
+    HTTP_TIMEOUT = 2.0
+    STOP_TIMEOUT = 60.0
+
     name: str
     argv: list[str]
     env: dict[str, str]
@@ -565,6 +567,14 @@ class Subprocess:
     profile_to: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     profiling: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    @property
+    def http_port(self) -> int:
+        return self.web_port
 
     def start(self) -> None:
         with self.log_path.open("ab") as handle:
@@ -580,62 +590,9 @@ class Subprocess:
             self.profiling = True
 
     def profile_stop(self, timeout: float = 60.0) -> None:
-        if self.profile_to is None or self.process is None or not self.profiling:
-            return
-        self.profile_to.unlink(missing_ok=True)
-        self.process.send_signal(PROFILE_STOP)
-        self.profiling = False
-        deadline = time.monotonic() + timeout
-        size = -1
-        while time.monotonic() < deadline:  # written when its size stops changing
-            current = self.profile_to.stat().st_size if self.profile_to.exists() else -1
-            if current > 0 and current == size:
-                return
-            size = current
-            time.sleep(0.5)
-        raise TimeoutError(f"{self.name}: no profile written to {self.profile_to}")
-
-    def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n"
-                               f"{self.log_tail()}")
-
-    def get(self, path: str) -> tuple[int, bytes] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}",
-                                        timeout=2) as response:
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), b""
-        except OSError:
-            return None
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            answer = self.get("/readyz")
-            if answer is not None and answer[0] == 200:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log(f"  {self.name} did not stop in {timeout}s: killing it")
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        if self.profiling:
+            self.profiling = False
+            self.write_profile(timeout, poll=0.5)
 
 
 @contextmanager
@@ -647,43 +604,12 @@ def cleanup(action: Callable[[], None]) -> Iterator[None]:
         action()
 
 
-@contextmanager
-def running(proc: Subprocess) -> Iterator[Subprocess]:
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-def python_argv(profile_to: Path | None, *args: str) -> list[str]:
-    if profile_to is None:
-        return [sys.executable, *args]
-    return [sys.executable, str(PROFILED), str(profile_to), *args]
-
-
 def cpu_seconds(pid: int | None, thread: int | None = None) -> float | None:
     """User + system CPU seconds of a process (all threads), or of one of its threads."""
     if pid is None:
         return None
     path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
-    try:
-        fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def broker_pid(bootstrap: str) -> int | None:
-    """The pid of the local broker started by `advisering kafka start` on this port."""
-    host, _, port = bootstrap.partition(",")[0].rpartition(":")
-    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-        return None
-    pid_file = Settings(kafka_port=int(port)).broker_state_dir / "broker.pid"
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return stat_cpu_seconds(Path(path))
 
 
 @dataclass
@@ -762,21 +688,14 @@ def runqueue_wait(pid: int | None) -> float | None:
 def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
                    profile_to: Path | None = None,
                    extra_env: dict[str, str] | None = None) -> Subprocess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
     port = free_port()
-    env.update({
-        "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
-        "ADVISERING_PSEUDONYM_KEY": key,
-        "ADVISERING_RULES_DIR": str(ROOT / "rules"),
-        "ADVISERING_TOPICS_DIR": str(ROOT / "topics"),
-        "ADVISERING_LOG_FORMAT": "json",
-        "ADVISERING_LOG_LEVEL": "WARNING",
+    env = advisering_env(bootstrap, key, {
         "ADVISERING_WORKER_APP_ID": app_id,
         "ADVISERING_WORKER_WEB_PORT": str(port),
         "ADVISERING_WORKER_DATA_DIR": str(workdir / f"{app_id}-data"),
         "ADVISERING_WORKER_REPLICATION_FACTOR": "1",
+        **(extra_env or {}),
     })
-    env.update(extra_env or {})
     argv = python_argv(profile_to, "-m", "advisering.cli", "worker")
     return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port, profile_to)
 
@@ -784,13 +703,11 @@ def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
 def passthrough_process(bootstrap: str, app_id: str, workdir: Path, topic_in: str,
                         topic_out: str, profile_to: Path | None = None,
                         extra_env: dict[str, str] | None = None) -> Subprocess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
     port = free_port()
-    env.update({"BENCH_APP_ID": app_id, "BENCH_BOOTSTRAP": bootstrap, "BENCH_IN": topic_in,
-                "BENCH_OUT": topic_out, "BENCH_WEB_PORT": str(port),
-                "BENCH_DATA_DIR": str(workdir / f"{app_id}-data"),
-                "BENCH_PARTITIONS": str(PARTITIONS)})
-    env.update(extra_env or {})
+    env = child_env({"BENCH_APP_ID": app_id, "BENCH_BOOTSTRAP": bootstrap, "BENCH_IN": topic_in,
+                     "BENCH_OUT": topic_out, "BENCH_WEB_PORT": str(port),
+                     "BENCH_DATA_DIR": str(workdir / f"{app_id}-data"),
+                     "BENCH_PARTITIONS": str(PARTITIONS), **(extra_env or {})})
     argv = python_argv(profile_to, str(PASSTHROUGH_APP))
     return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port, profile_to)
 
@@ -1088,29 +1005,27 @@ def measure_latency(bootstrap: str, proc: Subprocess, triggers: list[Prepared], 
     if not latencies:
         raise RuntimeError(f"no notification for any of {len(triggers)} triggers\n"
                            f"{proc.log_tail()}")
-
-    def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
-
     return {"published": len(published), "notified": len(arrived), "rate_per_s": rate,
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1], 1), "mean_ms": round(statistics.mean(latencies), 1),
-            "over_100ms": sum(1 for x in latencies if x > 100),
+            **latency_figures(latencies),
             "series": [[round(t, 3), round(x, 1)] for t, x in series]}
+
+
+def latency_figures(ordered_ms: list[float]) -> dict[str, Any]:
+    """Percentiles, max, mean and count over 100 ms of ascending latencies (ms)."""
+    def pct(q: float) -> float:
+        return round(ordered_ms[min(len(ordered_ms) - 1, int(q * len(ordered_ms)))], 1)
+
+    return {"p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": round(ordered_ms[-1], 1), "mean_ms": round(statistics.mean(ordered_ms), 1),
+            "over_100ms": sum(1 for x in ordered_ms if x > 100)}
 
 
 def pooled_latency(rounds: list[dict[str, Any]], rate: float) -> dict[str, Any]:
     """Percentiles over the latency samples of every round."""
     samples = sorted(x for r in rounds for _, x in r["series"])
-
-    def pct(q: float) -> float:
-        return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
-
     return {"published": sum(r["published"] for r in rounds),
             "notified": sum(r["notified"] for r in rounds), "rate_per_s": rate,
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-            "max_ms": round(samples[-1], 1), "mean_ms": round(statistics.mean(samples), 1),
-            "over_100ms": sum(1 for x in samples if x > 100), "rounds": rounds}
+            **latency_figures(samples), "rounds": rounds}
 
 
 def retag(value: bytes, event_id: str, days: int) -> bytes:
@@ -1207,21 +1122,11 @@ CATEGORIES = (
 )
 
 
-def categorise(filename: str, function: str) -> str:
-    if filename == "~":
-        if "epoll" in function or "select" in function:
-            return "idle (epoll wait)"
-        if "orjson" in function:
-            return "orjson"
-        if "pydantic_core" in function or "validate" in function:
-            return "pydantic"
-        if "socket" in function or "recv" in function or "send" in function:
-            return "socket I/O"
-        return "builtins"
-    for needle, name in CATEGORIES:
-        if needle in filename:
-            return name
-    return "other python"
+# In the builtins ("~"): by the function's name.
+BUILTIN_CATEGORIES = (
+    ("orjson", "orjson"), ("pydantic_core", "pydantic"), ("validate", "pydantic"),
+    ("socket", "socket I/O"), ("recv", "socket I/O"), ("send", "socket I/O"),
+)
 
 
 # Where a worker's tasks spend their time: cumulative seconds of entry points
@@ -1265,24 +1170,15 @@ def entry_points(raw: dict[Any, Any], busy: float) -> dict[str, dict[str, float]
 
 
 def summarise_profile(path: Path, top: int, events: int) -> dict[str, Any]:
-    stats = pstats.Stats(str(path))
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    by_category: Counter[str] = Counter()
-    for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in raw.items():
-        by_category[categorise(filename, function)] += tottime
-    total = sum(by_category.values())
-    busy = total - by_category.get("idle (epoll wait)", 0.0)
-    table = {name: {"seconds": round(sec, 3), "share_of_busy": round(sec / busy, 3)
-                    if name != "idle (epoll wait)" else None}
-             for name, sec in by_category.most_common()}
-    out = io.StringIO()
-    pstats.Stats(str(path), stream=out).sort_stats("tottime").print_stats(top)
-    cumulative = io.StringIO()
-    pstats.Stats(str(path), stream=cumulative).sort_stats("cumulative").print_stats(
+    read = read_profile(
+        path, CATEGORIES, BUILTIN_CATEGORIES, top,
         r"advisering|faust/(topics|streams|tables|agents)|aiokafka/(producer|consumer)")
-    return {"events": events, "total_s": round(total, 3), "busy_s": round(busy, 3),
-            "by_category": table, "by_entry_point": entry_points(raw, busy),
-            "top_tottime": out.getvalue(), "cumulative_selected": cumulative.getvalue()}
+    busy = read.busy
+    table = {name: {"seconds": round(sec, 3), "share_of_busy": share_of_busy(name, sec, busy)}
+             for name, sec in read.by_category.most_common()}
+    return {"events": events, "total_s": round(read.total, 3), "busy_s": round(busy, 3),
+            "by_category": table, "by_entry_point": entry_points(read.raw, busy),
+            "top_tottime": read.top_tottime, "cumulative_selected": read.cumulative_selected}
 
 
 def print_profile(title: str, summary: dict[str, Any]) -> None:
@@ -1291,8 +1187,7 @@ def print_profile(title: str, summary: dict[str, Any]) -> None:
           f"(busy {summary['busy_s']} s for "
           f"{events} events = {summary['busy_s'] / events * 1e6:.0f} us/event) ---")
     for name, row in summary["by_category"].items():
-        share = f"{row['share_of_busy']:6.1%}" if row["share_of_busy"] is not None else "     -"
-        print(f"  {name:24s} {row['seconds']:8.3f} s  {share}")
+        print(f"  {name:24s} {row['seconds']:8.3f} s  {share_cell(row)}")
     print("  by entry point (cumulative; indented rows are inside the row above):")
     for name, row in summary["by_entry_point"].items():
         print(f"  {name:48s} {row['seconds']:8.3f} s  {row['share_of_busy']:6.1%}  "
@@ -1352,11 +1247,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  built in {time.perf_counter() - began:.1f}s: {dict(stream.counts.most_common())}")
 
     results: dict[str, Any] = {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "benchmarks/pipeline.py", *sys.argv[1:]]),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                 "platform": platform.platform(), "faust": faust.__version__,
-                 "confluent_kafka": confluent_version},
+        **run_info("benchmarks/pipeline.py", faust=faust.__version__,
+                   confluent_kafka=confluent_version),
         "config": {"events": n, "citizens": n_citizens, "rules": len(matcher.compiled),
                    "partitions": PARTITIONS, "mix": dict(stream.counts.most_common()),
                    "latency_events": len(triggers), "latency_rate": args.latency_rate},
@@ -1495,8 +1387,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = {"engine_over_faust_passthrough": ">= 15",
                           "bus_over_faust_passthrough": ">= 0.8"}
     print_table(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    write_results(args.output, results)
     log(f"results written to {args.output}; worker logs in {workdir}")
     if not args.profile:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -36,15 +36,13 @@ from typing import Any
 from advisering import metrics
 from advisering.delivery.config import EmailConfig
 from advisering.delivery.sink import (
-    DEAD_LETTERED,
     DELIVERED,
-    DROPPED,
     Clock,
     DeadLetterSink,
     DeliveryClosedError,
     SettledHook,
     Sleep,
-    delivery_dead_letter,
+    dead_letter,
     no_settled_hook,
     recipient_key,
     report_settled,
@@ -247,22 +245,11 @@ class EmailDigest:
     async def _dead_letter(self, notifications: list[dict[str, Any]], *, attempts: int,
                            last_error: str) -> None:
         for notification in notifications:
-            nid = notification.get("id")
-            if self._sink is None:
-                await report_settled(self._on_settled, nid, self.name, DROPPED)
-                continue
-            key, value = delivery_dead_letter(
-                REASON, self.name, notification, attempts=attempts, last_error=last_error,
-                failed_at=self._clock(),
+            await dead_letter(
+                self.name, notification, reason=REASON, sink=self._sink,
+                on_settled=self._on_settled, clock=self._clock, attempts=attempts,
+                last_error=last_error, logger=log, failed_event="email_dead_letter_failed",
             )
-            try:
-                await self._sink(key, value)
-            except Exception as exc:
-                # Not settled: a durable caller still has it due and sends it again.
-                log.error("email_dead_letter_failed", channel=self.name,
-                          notification_id=nid, error=type(exc).__name__)
-                continue
-            await report_settled(self._on_settled, nid, self.name, DEAD_LETTERED)
 
     async def close(self, *, dead_letter_rest: bool = True) -> None:
         """Stop the timer and send what is waiting; what cannot be sent is dead-lettered.

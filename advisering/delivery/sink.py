@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
+import structlog
 
 from advisering.log import get_logger
 
@@ -98,3 +99,31 @@ def delivery_dead_letter(
         "received": dt.datetime.fromtimestamp(failed_at, dt.UTC).isoformat(),
     }
     return channel.encode(), orjson.dumps(record)
+
+
+async def dead_letter(
+    channel: str, notification: Mapping[str, Any], *, reason: str,
+    sink: DeadLetterSink | None, on_settled: SettledHook, clock: Clock, attempts: int,
+    last_error: str, logger: structlog.stdlib.BoundLogger, failed_event: str,
+) -> None:
+    """Hand an undelivered notification to ``sink``; report it settled once it is there.
+
+    Without a sink it is settled as dropped. When the sink fails, ``failed_event``
+    is logged on the channel's ``logger`` and the notification stays unsettled: a
+    durable caller still has it due and sends it again.
+    """
+    notification_id = notification.get("id")
+    if sink is None:
+        await report_settled(on_settled, notification_id, channel, DROPPED)
+        return
+    key, value = delivery_dead_letter(
+        reason, channel, notification, attempts=attempts, last_error=last_error,
+        failed_at=clock(),
+    )
+    try:
+        await sink(key, value)
+    except Exception as exc:
+        logger.error(failed_event, channel=channel, notification_id=notification_id,
+                     error=type(exc).__name__)
+        return
+    await report_settled(on_settled, notification_id, channel, DEAD_LETTERED)

@@ -40,14 +40,13 @@ import orjson
 from advisering import metrics
 from advisering.delivery.config import WebhookConfig
 from advisering.delivery.sink import (
-    DEAD_LETTERED,
     DELIVERED,
     Clock,
     DeadLetterSink,
     DeliveryClosedError,
     SettledHook,
     Sleep,
-    delivery_dead_letter,
+    dead_letter,
     no_settled_hook,
     recipient_key,
     report_settled,
@@ -242,19 +241,11 @@ class WebhookDelivery:
                        retry_after=retry_after)
 
     async def _dead_letter(self, item: _Pending) -> None:
-        key, value = delivery_dead_letter(
-            REASON, self.name, item.notification, attempts=item.attempts,
-            last_error=item.last_error, failed_at=self._clock(),
+        await dead_letter(
+            self.name, item.notification, reason=REASON, sink=self._sink,
+            on_settled=self._on_settled, clock=self._clock, attempts=item.attempts,
+            last_error=item.last_error, logger=log, failed_event="webhook_dead_letter_failed",
         )
-        notification_id = item.notification.get("id")
-        try:
-            await self._sink(key, value)
-        except Exception as exc:
-            # Not settled: a durable caller still has it due and sends it again.
-            log.error("webhook_dead_letter_failed", channel=self.name,
-                      notification_id=notification_id, error=type(exc).__name__)
-            return
-        await report_settled(self._on_settled, notification_id, self.name, DEAD_LETTERED)
 
     async def close(self, timeout: float = 10.0, *, dead_letter_rest: bool = True) -> None:
         """Stop taking notifications, wait up to ``timeout`` for the lanes, dead-letter the rest.

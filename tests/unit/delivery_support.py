@@ -8,12 +8,14 @@ import email.policy
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 import orjson
+from aiosmtpd.controller import Controller
 
 from tests.unit.builders import CITIZEN_A
 
@@ -107,6 +109,19 @@ class SmtpInbox:
     def count(self) -> int:
         with self._lock:
             return len(self.received)
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free local port, and what it received."""
+    inbox = SmtpInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
 
 
 class Ticker:

@@ -16,7 +16,6 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 
 from advisering.delivery.config import ChannelsConfig, EmailConfig
 from advisering.delivery.email import EmailDigest
@@ -30,6 +29,7 @@ from tests.unit.delivery_support import (
     SmtpInbox,
     free_port,
     notification,
+    smtp_server,
     wait_until,
 )
 
@@ -75,12 +75,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[SmtpInbox, int]]:
-    inbox = SmtpInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 class RecordingSleep:

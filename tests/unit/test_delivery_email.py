@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from advisering.delivery.config import EmailConfig
 from advisering.delivery.email import EmailDigest
@@ -16,6 +15,7 @@ from tests.unit.delivery_support import (
     Ticker,
     free_port,
     notification,
+    smtp_server,
     wait_until,
 )
 
@@ -25,12 +25,8 @@ TEXT_2 = "Borgeren i din sag DUBU-2025-0815 er udeblevet fra en samtale i jobcen
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[SmtpInbox, int]]:
-    inbox = SmtpInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def _config(port: int, **overrides: Any) -> EmailConfig:

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiosmtpd.controller import Controller
 
 from advisering.delivery.config import ChannelsConfig
 from advisering.delivery.router import DeliveryRouter
@@ -18,8 +17,8 @@ from tests.unit.delivery_support import (
     DeadLetters,
     SmtpInbox,
     Ticker,
-    free_port,
     notification,
+    smtp_server,
     wait_until,
 )
 
@@ -36,12 +35,8 @@ async def servers() -> AsyncIterator[tuple[list[dict[str, Any]], SmtpInbox, str,
     app.router.add_post("/advis", handle)
     http = TestServer(app, host="127.0.0.1")
     await http.start_server()
-    inbox = SmtpInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield posted, inbox, str(http.make_url("/advis")), port
-    controller.stop()
+    with smtp_server() as (inbox, port):
+        yield posted, inbox, str(http.make_url("/advis")), port
     await http.close()
 
 

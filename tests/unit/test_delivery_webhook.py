@@ -59,6 +59,18 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.close()
 
 
+def hang(receiver: Receiver) -> asyncio.Event:
+    """Make ``receiver`` answer no attempt until the returned event is set."""
+    release = asyncio.Event()
+
+    async def hanging(_attempt: int, _payload: dict[str, Any]) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=200)
+
+    receiver.answer = hanging
+    return release
+
+
 def _config(url: str, **overrides: Any) -> WebhookConfig:
     values: dict[str, Any] = {"url": url, "secret": SECRET, "max_attempts": 4,
                               "initial_backoff": 0.01, "max_backoff": 0.02, "timeout": 2.0}
@@ -215,13 +227,7 @@ async def test_refused_connection_is_retried_then_dead_lettered() -> None:
 
 async def test_close_dead_letters_what_is_still_undelivered(receiver: Receiver) -> None:
     """close() waits up to its timeout, then dead-letters the lane's rest; deliver refuses."""
-    never = asyncio.Event()
-
-    async def hang(_attempt: int, _payload: dict[str, Any]) -> web.StreamResponse:
-        await never.wait()
-        return web.Response(status=200)
-
-    receiver.answer = hang
+    never = hang(receiver)
     sink = DeadLetters()
     delivery = WebhookDelivery("fagsystem", _config(receiver.url, timeout=30.0), sink)
     await delivery.deliver(notification("n-1"))
@@ -237,13 +243,7 @@ async def test_close_dead_letters_what_is_still_undelivered(receiver: Receiver) 
 
 async def test_full_lane_dead_letters_instead_of_growing(receiver: Receiver) -> None:
     """Beyond max_pending a recipient's lane refuses more: they go to the dead letters."""
-    never = asyncio.Event()
-
-    async def hang(_attempt: int, _payload: dict[str, Any]) -> web.StreamResponse:
-        await never.wait()
-        return web.Response(status=200)
-
-    receiver.answer = hang
+    never = hang(receiver)
     sink = DeadLetters()
     delivery = WebhookDelivery("fagsystem", _config(receiver.url, max_pending=1), sink)
     for number in range(3):
