@@ -9,8 +9,9 @@ order of notifications is kept.
 Every attempt of one notification carries the same body and the same
 ``Idempotency-Key`` (the notification id), so the receiver can drop the
 duplicates that retries and the bus's at-least-once processing produce. The
-body is signed with HMAC-SHA256 (``X-Advisering-Signature: sha256=<hex>``)
-under the channel's secret; the citizen pseudonym is left out of the body
+timestamp and body are signed with HMAC-SHA256 over ``<timestamp>.<body>``
+(``X-Advisering-Signature: sha256=<hex>``, ``X-Advisering-Timestamp``) under
+the channel's secret; the citizen pseudonym is left out of the body
 unless the channel sets ``include_citizen`` (the receiver knows the citizen
 through its own case, ``related_case``).
 
@@ -205,12 +206,16 @@ class WebhookDelivery:
         return delay
 
     def _headers(self, body: bytes, idempotency_key: str) -> dict[str, str]:
-        signature = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        # The timestamp is signed with the body (as "<timestamp>.<body>"), so a
+        # receiver can refuse a replayed old request as well as a forged one.
+        timestamp = str(int(self._clock()))
+        signature = hmac.new(self._secret, timestamp.encode() + b"." + body,
+                             hashlib.sha256).hexdigest()
         return {
             "Content-Type": "application/json",
             "Idempotency-Key": idempotency_key,
             "X-Advisering-Signature": f"sha256={signature}",
-            "X-Advisering-Timestamp": str(int(self._clock())),
+            "X-Advisering-Timestamp": timestamp,
         }
 
     async def _attempt(self, body: bytes, idempotency_key: str) -> _Answer:

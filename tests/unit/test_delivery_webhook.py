@@ -104,7 +104,8 @@ async def test_retries_until_accepted_with_signed_idempotent_posts(receiver: Rec
     for headers, body in receiver.attempts:
         assert headers["Content-Type"] == "application/json"
         assert headers["Idempotency-Key"] == "n-42"
-        expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        signed = headers["X-Advisering-Timestamp"].encode() + b"." + body
+        expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["X-Advisering-Signature"], f"sha256={expected}")
         assert abs(int(headers["X-Advisering-Timestamp"]) - time.time()) < 60
     delivered = receiver.accepted[0]
