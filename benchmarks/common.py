@@ -7,6 +7,7 @@ finds this module without a package.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import io
 import os
@@ -105,7 +106,7 @@ def python_argv(profile_to: Path | None, *args: str) -> list[str]:
     return [sys.executable, str(PROFILED), str(profile_to), *args]
 
 
-class ChildProcess:
+class ChildProcess(abc.ABC):
     """A benchmarked process with a web port and a log file (subclasses are dataclasses)."""
 
     HTTP_TIMEOUT: ClassVar[float] = 5.0
@@ -116,16 +117,18 @@ class ChildProcess:
     profile_to: Path | None
 
     @property
+    @abc.abstractmethod
     def label(self) -> str:
         """What the messages call it."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def http_port(self) -> int:
-        raise NotImplementedError
+        """The port its /metrics or /readyz answer on."""
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Start the process and wait until it is ready."""
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
