@@ -186,10 +186,12 @@ class InboxApi:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})
-        await response.prepare(request)
+        # Listen before the client learns the stream is open, so nothing that
+        # arrives in between is missed.
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.broadcast.queues[queue] = viewer
         try:
+            await response.prepare(request)
             await response.write(b": connected\n\n")
             while True:
                 try:

@@ -98,6 +98,7 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
         page.get_by_role("button", name="Log ind").click()
         expect(page.get_by_text("Logget ind som bf-0042 (enhed bf-syd)")).to_be_visible()
         expect(page.locator("#unread")).to_have_text("1")
+        expect(page.locator("body")).to_have_attribute("data-live", "on")
         server.publish([notification(
             "n2", "high", 50, "Borgeren i din sag DUBU-2025-0050 har fået en sanktion eller et "
             "stop af ydelse i jobcentret (29.11.2026). Overvej om familiens situation kræver "

@@ -109,6 +109,10 @@ async function feedback(id, useful) {
 function listen() {
   if (state.stream) state.stream.close();
   state.stream = new EventSource("/api/v1/stream?access_token=" + encodeURIComponent(state.token));
+  // On every (re)connection, reload: whatever arrived while the stream was not
+  // yet (or no longer) open is in the list then.
+  state.stream.addEventListener("open", () => { document.body.dataset.live = "on"; load(); });
+  state.stream.addEventListener("error", () => { document.body.dataset.live = "off"; });
   state.stream.addEventListener("notification", async (event) => {
     const n = JSON.parse(event.data);
     $("live").textContent = `Nyt advis: ${n.title}`;
