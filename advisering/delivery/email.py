@@ -44,9 +44,9 @@ from advisering.delivery.sink import (
     Sleep,
     dead_letter,
     no_settled_hook,
-    recipient_key,
     report_settled,
 )
+from advisering.engine.evaluate import recipient_key
 from advisering.log import get_logger
 
 log = get_logger(__name__)

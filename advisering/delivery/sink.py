@@ -70,14 +70,6 @@ async def report_settled(
                   notification_id=notification_id, outcome=outcome, error=type(exc).__name__)
 
 
-def recipient_key(recipient: Mapping[str, Any]) -> str:
-    """The caseworker, or ``unit:<unit>`` without one (the engine's recipient key)."""
-    caseworker = recipient.get("caseworker")
-    if isinstance(caseworker, str) and caseworker:
-        return caseworker
-    return f"unit:{recipient.get('unit')}"
-
-
 def delivery_dead_letter(
     reason: str, channel: str, notification: Mapping[str, Any], *, attempts: int,
     last_error: str, failed_at: float,

@@ -10,6 +10,7 @@ harmless.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,18 @@ class Outcome:
     stale: bool = False
 
 
+def recipient_key(recipient: Mapping[str, Any]) -> str:
+    """Whom a notification is for: the caseworker, or ``unit:<unit>`` without one.
+
+    The Kafka key of a notification and the owner of its inbox entry, webhook
+    queue and e-mail digest; one rule for all of them.
+    """
+    caseworker = recipient.get("caseworker")
+    if isinstance(caseworker, str) and caseworker:
+        return caseworker
+    return f"unit:{recipient.get('unit')}"
+
+
 @dataclass(frozen=True)
 class Recipient:
     caseworker: str | None
@@ -70,7 +83,7 @@ class Recipient:
     @property
     def key(self) -> str:
         """The Kafka key and inbox owner: the caseworker, or the unit without one."""
-        return self.caseworker or f"unit:{self.unit}"
+        return recipient_key(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return {"caseworker": self.caseworker, "unit": self.unit, "department": self.department}

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisering.engine.evaluate import process
+from advisering.engine.evaluate import process, recipient_key
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import CaseEvent, Rejection
@@ -82,8 +82,7 @@ class Replay:
         for notification in outcome.notifications:
             rule = stats[notification["rule"]]
             rule.notifications += 1
-            recipient = notification["recipient"]
-            rule.per_recipient[recipient["caseworker"] or f"unit:{recipient['unit']}"] += 1
+            rule.per_recipient[recipient_key(notification["recipient"])] += 1
         self.duplicates += outcome.duplicates
         self.stale += outcome.stale
 

@@ -15,7 +15,7 @@ import orjson
 
 from advisering import metrics
 from advisering.deadletters import dead_letter
-from advisering.engine.evaluate import audit_record, process
+from advisering.engine.evaluate import audit_record, process, recipient_key
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import CaseEvent, Rejection, RejectReason, Vocabulary, decode_event
@@ -66,7 +66,7 @@ def correlate(
     outbox = Outbox()
     for notification in outcome.notifications:
         outbox.notifications.append(
-            (_recipient_key(notification).encode(), orjson.dumps(notification))
+            (recipient_key(notification["recipient"]).encode(), orjson.dumps(notification))
         )
         outbox.audit.append((citizen.encode(), orjson.dumps(audit_record(notification))))
         metrics.NOTIFICATIONS_EMITTED.labels(notification["rule"]).inc()
@@ -93,9 +93,3 @@ def processing_failure(
     metrics.DEAD_LETTERS.labels(rejection.reason.value).inc()
     return dead_letter(rejection, payload, topic=topic, partition=partition, offset=offset,
                        received=now_iso())
-
-
-def _recipient_key(notification: dict[str, object]) -> str:
-    recipient = notification["recipient"]
-    assert isinstance(recipient, dict)
-    return str(recipient.get("caseworker") or f"unit:{recipient['unit']}")
