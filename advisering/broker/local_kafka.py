@@ -202,7 +202,7 @@ class LocalKafka:
         ]
 
     def _format_storage(self, java: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         command = self._java_command(
             java, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
             "-c", str(self.state_dir / "server.properties"),
@@ -259,6 +259,18 @@ class LocalKafka:
         if not _alive(pid) or not _is_our_broker(pid, self.state_dir):
             return None
         return pid
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: base64url of a random UUID, never starting with "-".
+
+    The storage tool would read a leading "-" as an option (Kafka's own
+    Uuid.randomUuid avoids it for the same reason); that is 1 id in 64.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def broker_answers(bootstrap: str, timeout: float) -> bool:

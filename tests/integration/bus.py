@@ -46,6 +46,16 @@ def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def scratch_broker_env(port: int, state_dir: Path) -> dict[str, str]:
+    """Environment for a second local broker on ``port`` with its own state directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
+    env["ADVISERING_KAFKA_PORT"] = str(port)
+    env["ADVISERING_KAFKA_STATE_DIR"] = str(state_dir)
+    if "ADVISERING_KAFKA_CACHE_DIR" in os.environ:
+        env["ADVISERING_KAFKA_CACHE_DIR"] = os.environ["ADVISERING_KAFKA_CACHE_DIR"]
+    return env
+
+
 def run_cli(
     env: dict[str, str], *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from advisering.settings import Settings
 from advisering.testing import end_offsets, read_topic
 from advisering.web.server import create_web_app
 from advisering.web.sources import add_source
-from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli
+from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli, scratch_broker_env
 from tests.integration.test_pipeline import key_of, notifications_for, scenario_citizens
 
 SCRATCH_PORT = int(os.environ.get("ADVISERING_TEST_INGEST_PORT", "19292"))
@@ -88,11 +88,7 @@ async def test_events_posted_over_http_yield_the_expected_notifications(
 
 @pytest.fixture
 def scratch_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
-    env["ADVISERING_KAFKA_PORT"] = str(SCRATCH_PORT)
-    env["ADVISERING_KAFKA_STATE_DIR"] = str(tmp_path_factory.mktemp("ingest-broker"))
-    if "ADVISERING_KAFKA_CACHE_DIR" in os.environ:
-        env["ADVISERING_KAFKA_CACHE_DIR"] = os.environ["ADVISERING_KAFKA_CACHE_DIR"]
+    env = scratch_broker_env(SCRATCH_PORT, tmp_path_factory.mktemp("ingest-broker"))
     assert run_cli(env, "kafka", "start", timeout=240).returncode == 0
     applied = run_cli(env, "topics", "apply", "--replication-factor", "1")
     assert applied.returncode == 0, applied.stderr

@@ -13,25 +13,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.bus import ROOT, run_cli, scratch_broker_env
+
 SCRATCH_PORT = int(os.environ.get("ADVISERING_TEST_SCRATCH_PORT", "19192"))
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "advisering.cli", *args],
-        env=env, capture_output=True, text=True, timeout=240, cwd=ROOT, check=False,
-    )
 
 
 @pytest.fixture(scope="module")
 def scratch_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment for a second broker on its own port and state dir, stopped afterwards."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
-    env["ADVISERING_KAFKA_PORT"] = str(SCRATCH_PORT)
-    env["ADVISERING_KAFKA_STATE_DIR"] = str(tmp_path_factory.mktemp("scratch-broker"))
-    if "ADVISERING_KAFKA_CACHE_DIR" in os.environ:
-        env["ADVISERING_KAFKA_CACHE_DIR"] = os.environ["ADVISERING_KAFKA_CACHE_DIR"]
+    env = scratch_broker_env(SCRATCH_PORT, tmp_path_factory.mktemp("scratch-broker"))
     yield env
     run_cli(env, "kafka", "stop")
 

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from advisering.broker.local_kafka import java_major_version, server_properties
+from advisering.broker.local_kafka import (
+    java_major_version,
+    new_cluster_id,
+    server_properties,
+)
 from advisering.settings import MissingPseudonymKeyError, Settings
 
 
@@ -86,3 +90,10 @@ def test_broker_properties_suit_one_node_and_faust(tmp_path: Path) -> None:
     assert "group.initial.rebalance.delay.ms=0" in text
     assert "process.roles=broker,controller" in text
     assert "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093" in text
+
+
+def test_cluster_ids_never_start_with_a_hyphen() -> None:
+    """KRaft cluster ids are 22 base64url characters and never look like a command-line option."""
+    ids = [new_cluster_id() for _ in range(5000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
