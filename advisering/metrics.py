@@ -52,6 +52,16 @@ PROCESSING_SECONDS = Histogram(
     "Time to process one citizen event in the engine, in seconds.",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
 )
+SEND_BATCHES = Counter(
+    "advisering_worker_send_batches_total",
+    "Record batches the worker handed to Kafka (one per topic-partition per batch of events).",
+)
+BATCH_EVENTS = Histogram(
+    "advisering_worker_batch_events",
+    "Events per batch a worker agent took from its stream.",
+    ["agent"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
 RULESET_INFO = Gauge(
     "advisering_ruleset_rules",
     "Number of enabled rules in the rule set the worker applies.",

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     worker_data_dir: Path = DEFAULT_CACHE_DIR / "worker"
     worker_commit_interval: float = Field(default=2.8, gt=0)
     worker_session_timeout: float = Field(default=30.0, ge=6)
+    worker_batch_max: int = Field(default=1000, ge=1, le=100_000)
+    worker_batch_seconds: float = Field(default=0.01, gt=0, le=5)
 
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8080, ge=1, le=65535)

@@ -70,7 +70,6 @@ from common import (
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka import __version__ as confluent_version
 from confluent_kafka.admin import AdminClient, NewTopic
-from pydantic import ValidationError
 
 from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, NOTIFICATIONS
 from advisering.cli_pipeline import load_matcher_and_vocabulary
@@ -82,7 +81,7 @@ from advisering.events import (
     Vocabulary,
     decode_event,
     encode_event,
-    needs_case,
+    validate_event,
 )
 from advisering.scenario import event as scenario_event
 from advisering.scenario import synthetic_cpr
@@ -317,43 +316,6 @@ def latency_triggers(stream: Stream, count: int, key: bytes, vocabulary: Vocabul
 # 1. The engine alone (and the worker's own steps), one core, no Kafka
 # ---------------------------------------------------------------------------
 
-# ASCII digits -> "0", "-" stays, every other byte -> "x" (UTF-8 never hides an ASCII digit).
-_DIGIT_MAP = bytes(48 if 48 <= i <= 57 else 45 if i == 45 else 120 for i in range(256))
-
-
-def maybe_cpr(payload: bytes) -> bool:
-    """False only when no key or value of the JSON text can hold a CPR number.
-
-    A CPR number needs ten ASCII digits in a row, or six, a hyphen and four,
-    in the raw text, unless an escape (a backslash) hides one. Two C-speed
-    passes over the bytes instead of a regex per key, value and path.
-    """
-    if b"\\" in payload:
-        return True
-    shape = payload.translate(_DIGIT_MAP)
-    return b"0000000000" in shape or b"000000-0000" in shape
-
-
-def decode_prefiltered(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | Rejection:
-    """PROTOTYPE of a suggestion, not advisering's code: decode_event, CPR walk only if needed.
-
-    When :func:`maybe_cpr` says the bytes cannot hold a CPR number, the walk
-    over every key and value (privacy.cpr_paths) is skipped and pydantic
-    parses the bytes itself; anything else goes to decode_event unchanged.
-    """
-    if payload is None or maybe_cpr(payload):
-        return decode_event(payload, vocabulary)
-    try:
-        event = CaseEvent.model_validate_json(payload)
-    except ValidationError:
-        return decode_event(payload, vocabulary)
-    case = event.data.case
-    if (event.type not in vocabulary.event_types or (needs_case(event.type) and case is None)
-            or (case is not None and case.department not in vocabulary.departments)):
-        return decode_event(payload, vocabulary)
-    return event
-
-
 def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
                 decode: Callable[[bytes | None, Vocabulary], CaseEvent | Rejection] = decode_event,
                 ) -> dict[str, int]:
@@ -434,16 +396,13 @@ def bench_engine(stream: Stream, matcher: Any, vocabulary: Vocabulary, repeats: 
                  profile: bool) -> dict[str, Any]:
     payloads = [p.value for p in stream.events]
     n = len(payloads)
-    for payload in payloads:  # the prototype must agree with decode_event on every event
-        fast, slow = decode_prefiltered(payload, vocabulary), decode_event(payload, vocabulary)
-        if not isinstance(fast, CaseEvent) or not isinstance(slow, CaseEvent) or fast != slow:
-            raise RuntimeError("decode_prefiltered disagrees with decode_event")
     result: dict[str, Any] = timed({
         "engine": lambda: engine_pass(payloads, matcher, vocabulary),
         "decode_only": lambda: {"decoded": sum(
             1 for p in payloads if isinstance(decode_event(p, vocabulary), CaseEvent))},
-        "engine_with_cpr_prefilter_prototype":
-            lambda: engine_pass(payloads, matcher, vocabulary, decode_prefiltered),
+        "decode_with_full_cpr_walk": lambda: {"decoded": sum(
+            1 for p in payloads if isinstance(validate_event(orjson.loads(p), vocabulary),
+                                               CaseEvent))},
         "worker_steps": lambda: steps_pass(payloads, matcher, vocabulary, False),
         "worker_steps_with_changelog": lambda: steps_pass(payloads, matcher, vocabulary, True),
     }, n, repeats)
@@ -1278,16 +1237,32 @@ def main(argv: list[str] | None = None) -> int:
         results["raw"] = bench_raw(bootstrap, topic_in, topic_raw_out, n, args.timeout)
         log(f"  raw {results['raw']['events_per_s']} ev/s")
 
+        payloads = [p.value for p in stream.events]
+        engine_rounds: list[float] = []
+
+        def engine_sample() -> float:
+            """One engine pass now: the engine is sampled in the same minutes as Kafka runs."""
+            began = time.perf_counter()
+            engine_pass(payloads, matcher, vocabulary)
+            engine_rounds.append(round(n / (time.perf_counter() - began)))
+            return engine_rounds[-1]
+
         def pair(env: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-            """Passthrough and bus, alternating for --rounds rounds; the best round of each."""
+            """Passthrough and bus, alternating for --rounds rounds; the best round of each.
+
+            An engine pass runs right before each, so on a shared host the engine
+            and the two Faust processes are measured over the same stretch of time.
+            """
             passthroughs: list[dict[str, Any]] = []
             buses: list[dict[str, Any]] = []
             for number in range(1, args.rounds + 1):
+                log(f"  engine pass: {engine_sample()} ev/s")
                 log(f"3. bare Faust passthrough (worker subprocess), round {number}")
                 passthroughs.append(bench_passthrough(bootstrap, topic_in, n, workdir,
                                                       args.timeout, extra_env=env))
                 log(f"  passthrough {passthroughs[-1]['events_per_s']} ev/s "
                     f"({cpu_note(passthroughs[-1]['cpu'], 'process')})")
+                log(f"  engine pass: {engine_sample()} ev/s")
                 log(f"4. advisering worker end to end (worker subprocess), round {number}")
                 buses.append(bench_worker(bootstrap, stream, key, case_start, triggers,
                                           workdir, args, extra_env=env))
@@ -1306,6 +1281,12 @@ def main(argv: list[str] | None = None) -> int:
             return passthrough, bus
 
         results["faust_passthrough"], results["bus"] = pair(None)
+        # The engine figure: the best of the dedicated passes and those between the rounds.
+        if max(engine_rounds) > engine["events_per_s"]:
+            best = max(engine_rounds)
+            engine.update(events_per_s=best, us_per_event=round(1e6 / best, 2),
+                          seconds=round(n / best, 4))
+        engine["passes_between_rounds"] = engine_rounds
 
         log("4b. the worker's correlate hop alone (repartition topic preloaded, intake idle)")
         results["bus_correlate_only"] = bench_correlate_only(bootstrap, stream, key, workdir,
@@ -1419,9 +1400,9 @@ def print_table(results: dict[str, Any]) -> None:
          engine_note(engine["engine"])),
         ("  decode_event only", engine["decode_only"]["events_per_s"],
          engine_note(engine["decode_only"])),
-        ("  engine with CPR pre-check (prototype)",
-         engine["engine_with_cpr_prefilter_prototype"]["events_per_s"],
-         engine_note(engine["engine_with_cpr_prefilter_prototype"])),
+        ("  decode with the full CPR walk (slow path)",
+         engine["decode_with_full_cpr_walk"]["events_per_s"],
+         engine_note(engine["decode_with_full_cpr_walk"])),
         ("  worker steps: intake + correlate", engine["worker_steps"]["events_per_s"],
          engine_note(engine["worker_steps"])),
         ("  worker steps + changelog encode",

@@ -49,7 +49,7 @@ def department_name(slug: str) -> str:
     return DEPARTMENT_NAMES.get(slug, slug)
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What one event did: the new state, the notifications and the counts behind them."""
 
@@ -113,8 +113,8 @@ def process(
         return Outcome(state=state, duplicates=1)
     new = state.copy() if state is not None else CitizenState()
     outcome = Outcome(state=new)
-    outcome.stale = not apply_event(new, event)
     at = event.time.timestamp()
+    outcome.stale = not apply_event(new, event, at)
     new.seen[seen_key] = at
     for compiled in matcher.matching(event):
         rule = compiled.rule

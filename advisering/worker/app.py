@@ -11,14 +11,18 @@ ids make a replayed event harmless.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
 from faust.serializers import codecs
+from faust.streams import _current_event
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from advisering import metrics
 from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
@@ -28,15 +32,21 @@ from advisering.log import get_logger
 from advisering.settings import Settings
 from advisering.worker import steps
 from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
+from advisering.worker.sending import BatchSender, Record, SendFailed
 
 log = get_logger(__name__)
+
+
+def encode_state(state: CitizenState) -> bytes:
+    """A citizen's state as its changelog record holds it."""
+    return orjson.dumps(state.to_json())
 
 
 class CitizenStateCodec(codecs.Codec):
     """Changelog encoding of a citizen's state (the memory store keeps the object)."""
 
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.to_json())
+        return encode_state(obj)
 
     def _loads(self, s: bytes) -> Any:
         return CitizenState.from_json(orjson.loads(s))
@@ -56,6 +66,7 @@ class WorkerApp:
     intake_agent: Any
     correlate_agent: Any
     topics: dict[str, Any]
+    sender: BatchSender
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
@@ -67,7 +78,140 @@ def create_app(
 ) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agents."""
     holder = MatcherHolder(matcher)
-    app = faust.App(
+    app = _faust_app(settings, replicas)
+    topics = _declare_topics(app, settings)
+    citizens = _citizens_table(app, settings)
+    agents = Agents(app, settings, vocabulary, holder, citizens,
+                    {role: topic.get_topic_name() for role, topic in topics.items()})
+    intake_agent = app.agent(topics["case_events"], name="intake")(agents.intake)
+    correlate_agent = app.agent(topics["citizen_events"], name="correlate")(agents.correlate)
+    _add_pages(app)
+    return WorkerApp(app, holder, vocabulary, citizens, intake_agent, correlate_agent, topics,
+                     agents.sender)
+
+
+class Agents:
+    """The two agents' bodies: take a batch, run the pure steps, send, then ack.
+
+    Events come in batches (``stream.take_events``) and every batch's records
+    go out together (:mod:`advisering.worker.sending`): Faust's per-record
+    send was most of the worker's time. A batch's events are acked (and can be
+    committed) only after Kafka acknowledged its records.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings, vocabulary: Vocabulary,
+                 holder: MatcherHolder, citizens: Any, names: dict[str, str]) -> None:
+        self.app = app
+        self.vocabulary = vocabulary
+        self.holder = holder
+        self.citizens = citizens
+        self.names = names
+        self.batch_max = settings.worker_batch_max
+        self.batch_seconds = settings.worker_batch_seconds
+        self.sender = BatchSender(self._kafka_producer)
+
+    def _kafka_producer(self) -> Any:
+        """Faust's aiokafka producer (looked up late: the app starts it before the agents)."""
+        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+    def records(self, outbox: steps.Outbox) -> list[Record]:
+        names = self.names
+        return [(names[role], None, key, value)
+                for role, pairs in (("citizen_events", outbox.citizen_events),
+                                    ("notifications", outbox.notifications),
+                                    ("audit", outbox.audit),
+                                    ("dead_letters", outbox.dead_letters))
+                for key, value in pairs]
+
+    async def send(self, agent: str, out: list[Record]) -> None:
+        """Send or stop the worker: its events stay uncommitted and are redone at restart."""
+        try:
+            await self.sender.send(out)
+        except SendFailed as exc:
+            log.error("send_failed", agent=agent, error=str(exc))
+            await self.app.crash(exc)
+            raise
+
+    async def intake(self, stream: Any) -> Any:
+        """Validate, dead-letter or repartition by pseudonym; yields the records per batch."""
+        async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
+            out: list[Record] = []
+            for event in events:
+                message = event.message
+                out += self.records(steps.intake(event.value, self.vocabulary,
+                                                 topic=message.topic,
+                                                 partition=message.partition,
+                                                 offset=message.offset))
+            metrics.BATCH_EVENTS.labels("intake").observe(len(events))
+            await self.send("intake", out)
+            yield sum(1 for record in out if record[0] == self.names["citizen_events"])
+
+    async def correlate(self, stream: Any) -> Any:
+        """The engine per citizen event; yields the notifications per batch."""
+        async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
+            out: list[Record] = []
+            touched: dict[bytes, tuple[CitizenState, Any]] = {}
+            notified = 0
+            for event in events:
+                box = self.correlate_one(event, touched)
+                notified += len(box.notifications)
+                out += self.records(box)
+            metrics.BATCH_EVENTS.labels("correlate").observe(len(events))
+            # Notifications before state: were the state written first and the
+            # worker killed in between, the replayed events would count as seen
+            # and their notifications would be lost. This way a replay re-sends
+            # them under the same ids (at-least-once, idempotent downstream).
+            await self.send("correlate", out)
+            await self.save(touched)
+            yield notified
+
+    async def save(self, touched: dict[bytes, tuple[CitizenState, Any]]) -> None:
+        """Write the batch's new states: changelog records first (one batch), then the store.
+
+        The table's own ``__setitem__`` would send one changelog record per
+        write through Faust's producer buffer (a produce request each); here
+        they go out with the batch. Recovery reads them as Faust's own.
+        """
+        citizens = self.citizens
+        changelog = citizens.changelog_topic.get_topic_name()
+        records: list[Record] = [
+            (changelog, event.message.partition, key,
+             None if state.is_empty() else encode_state(state))
+            for key, (state, event) in touched.items()]
+        written = await self.sender.send(records) if records else {}
+        store = citizens.data
+        for key, (state, event) in touched.items():
+            as_current_event(event)  # the RocksDB store finds the partition's database by it
+            if state.is_empty():
+                store.pop(key, None)
+            else:
+                store[key] = state
+        for (topic, partition), offset in written.items():
+            store.set_persisted_offset(TP(topic, partition), offset)
+
+    def correlate_one(self, event: Any,
+                      touched: dict[bytes, tuple[CitizenState, Any]]) -> steps.Outbox:
+        """One citizen event against the batch's newest state of its citizen."""
+        message = event.message
+        key: bytes = event.key
+        as_current_event(event)
+        before = touched[key][0] if key in touched else self.citizens.data.get(key)
+        try:
+            state, outbox = steps.correlate(key.decode(), event.value, before,
+                                            self.holder.matcher)
+        except Exception as exc:  # a bug must not stop the bus: keep the event, go on
+            # No traceback: its frames and messages could hold event data.
+            log.error("event_processing_failed", topic=message.topic,
+                      partition=message.partition, offset=message.offset,
+                      error=type(exc).__name__)
+            return steps.Outbox(dead_letters=[steps.processing_failure(
+                event.value, exc, topic=message.topic, partition=message.partition,
+                offset=message.offset)])
+        touched[key] = (state, event)
+        return outbox
+def _faust_app(settings: Settings, replicas: int) -> faust.App:
+    """The Faust app with the worker's settings (at-least-once: acks from all replicas)."""
+    return faust.App(
         settings.worker_app_id,
         broker=faust_broker_urls(settings.bootstrap_servers),
         store=settings.worker_store,
@@ -82,8 +226,12 @@ def create_app(
         broker_session_timeout=settings.worker_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout / 3),
     )
+
+
+def _declare_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
+    """The worker's topics by role, all with raw bytes (the steps do the encoding)."""
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    topics = {
+    return {
         "case_events": app.topic(CASE_EVENTS, **raw),
         "citizen_events": app.topic(
             citizen_topic_name(settings), internal=True,
@@ -93,6 +241,10 @@ def create_app(
         "audit": app.topic(AUDIT, **raw),
         "dead_letters": app.topic(DEAD_LETTERS, **raw),
     }
+
+
+def _citizens_table(app: faust.App, settings: Settings) -> Any:
+    """The citizens table: per pseudonym, the citizen's state."""
     # Keys are the pseudonym's bytes as they come off the repartition topic.
     # Faust derives a table's serializers from its types (json unless a Record):
     # the changelog topic (read in recovery) and the table (used when writing)
@@ -106,49 +258,18 @@ def create_app(
                               changelog_topic=changelog)
     citizens.key_serializer = "raw"
     citizens.value_serializer = "citizen-state"
+    return citizens
 
-    async def send_all(outbox: steps.Outbox) -> None:
-        for role, records in (("citizen_events", outbox.citizen_events),
-                              ("notifications", outbox.notifications),
-                              ("audit", outbox.audit), ("dead_letters", outbox.dead_letters)):
-            for key, value in records:
-                await topics[role].send(key=key, value=value)
 
-    async def intake(stream: Any) -> Any:
-        async for event in stream.events():
-            message = event.message
-            outbox = steps.intake(event.value, vocabulary, topic=message.topic,
-                                  partition=message.partition, offset=message.offset)
-            await send_all(outbox)
-            yield len(outbox.citizen_events)
+def as_current_event(event: Any) -> None:
+    """Make ``event`` the current event of this task, as Faust's stream iteration does.
 
-    async def correlate(stream: Any) -> Any:
-        async for event in stream.events():
-            message = event.message
-            key: bytes = event.key
-            try:
-                state, outbox = steps.correlate(key.decode(), event.value, citizens.get(key),
-                                                holder.matcher)
-            except Exception as exc:  # a bug must not stop the bus: keep the event, go on
-                # No traceback: its frames and messages could hold event data.
-                log.error("event_processing_failed", topic=message.topic,
-                          partition=message.partition, offset=message.offset,
-                          error=type(exc).__name__)
-                outbox = steps.Outbox(dead_letters=[steps.processing_failure(
-                    event.value, exc, topic=message.topic, partition=message.partition,
-                    offset=message.offset)])
-            else:
-                if state.is_empty():
-                    citizens.pop(key, None)
-                else:
-                    citizens[key] = state
-            await send_all(outbox)
-            yield len(outbox.notifications)
-
-    intake_agent = app.agent(topics["case_events"], name="intake")(intake)
-    correlate_agent = app.agent(topics["citizen_events"], name="correlate")(correlate)
-    _add_pages(app)
-    return WorkerApp(app, holder, vocabulary, citizens, intake_agent, correlate_agent, topics)
+    A table finds the partition of a key (for its changelog record and, with
+    RocksDB, its database) from the current event. With ``take_events`` the
+    events are taken in Faust's drainer task, so the agent sets it itself,
+    in its own task's context only.
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def _add_pages(app: faust.App) -> None:

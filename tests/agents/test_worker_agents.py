@@ -1,11 +1,11 @@
 """The worker's two Faust agents under ``agent.test_context()``: no broker, sends recorded.
 
 Each test builds the real app (shipped rules/ and topics/) with create_app and
-replaces ``send`` on every topic of ``WorkerApp.topics`` with an AsyncMock, so
-what the agents send is recorded as (key, value) and nothing reaches Kafka.
-The table's changelog writes only land in the unstarted producer's buffer.
-``agent.put`` returns once the agent has yielded for the record (both agents
-yield exactly once per record).
+replaces ``send`` of the agents' BatchSender with an AsyncMock, so what the
+agents send (their records and the table's changelog records) is recorded as
+(topic, partition, key, value) and nothing reaches Kafka. The agents take
+events in batches; ``agent.put`` returns once the agent has yielded for the
+batch holding the record, which here is that record alone.
 """
 
 from __future__ import annotations
@@ -59,10 +59,16 @@ class Harness:
     vocabulary: Vocabulary
     settings: Settings
 
+    def records(self) -> list[tuple[str, int | None, bytes | None, bytes | None]]:
+        """Every record handed to the sender, in order."""
+        mock = self.worker.sender.send
+        return [record for call in mock.await_args_list for record in call.args[0]]
+
     def sent(self, role: str) -> list[tuple[bytes, bytes]]:
-        """(key, value) of every send to the topic of ``role``, in order."""
-        mock = self.worker.topics[role].send
-        return [(call.kwargs["key"], call.kwargs["value"]) for call in mock.await_args_list]
+        """(key, value) of every record sent to the topic of ``role``, in order."""
+        topic = self.worker.topics[role].get_topic_name()
+        return [(key or b"", value or b"") for name, _, key, value in self.records()
+                if name == topic]
 
     def sent_json(self, role: str) -> list[tuple[bytes, dict[str, Any]]]:
         return [(key, orjson.loads(value)) for key, value in self.sent(role)]
@@ -97,8 +103,7 @@ async def harness(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncI
     worker.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
     worker.app.finalize()
     worker.app.flow_control.resume()
-    for topic in worker.topics.values():
-        monkeypatch.setattr(topic, "send", AsyncMock(return_value=None))
+    monkeypatch.setattr(worker.sender, "send", AsyncMock(return_value={}))
     yield Harness(worker, vocabulary, settings)
     assert not worker.app.producer.started
     assert not worker.app.consumer.started
@@ -350,3 +355,49 @@ async def test_undecodable_repartitioned_record_is_dead_lettered(harness: Harnes
     assert_no_cpr(raw_letter, FREE_TEXT_CPR)
     assert harness.table() == {}
     assert harness.sent("notifications") == harness.sent("audit") == []
+
+
+async def test_one_batch_of_the_whole_scenario_gives_the_same_notifications(
+    harness: Harness,
+) -> None:
+    """Events of one citizen within one batch see each other's news: same result as one by one."""
+    events = scenario_events(harness.vocabulary)
+    async with harness.worker.correlate_agent.test_context() as agent:
+        for event in events:
+            [party] = event.data.parties
+            await agent.put(encode_event(event), key=party.citizen.encode(), wait=False)
+        async with asyncio.timeout(PUT_TIMEOUT):
+            while len(harness.sent("notifications")) < len(DEMO_EXPECTED):
+                await asyncio.sleep(0.01)
+        assert agent.processed_offset < len(events)  # fewer batches than events
+    notifications = harness.sent_json("notifications")
+    assert Counter(notification_key(n) for _, n in notifications) == Counter(
+        dict.fromkeys(DEMO_EXPECTED, 1))
+    assert {key: {case["id"] for case in state["cases"]}
+            for key, state in harness.table().items()} == {
+        citizen_key(number): cases for number, cases in OPEN_CASES.items()}
+
+
+async def test_state_is_saved_after_the_notifications_on_the_events_partition(
+    harness: Harness,
+) -> None:
+    """Per batch the notifications first, then one changelog record per citizen on its partition."""
+    events = scenario_events(harness.vocabulary)
+    changelog = harness.worker.citizens.changelog_topic.get_topic_name()
+    async with harness.worker.correlate_agent.test_context() as agent:
+        for event in events:
+            [party] = event.data.parties
+            before = agent.processed_offset
+            await asyncio.wait_for(agent.put(encode_event(event), key=party.citizen.encode(),
+                                             partition=1), PUT_TIMEOUT)
+            assert agent.processed_offset == before + 1
+    calls = [call.args[0] for call in harness.worker.sender.send.await_args_list]
+    assert len(calls) == 2 * len(events)  # per batch: the outputs, then the states
+    saved: dict[bytes, bytes | None] = {}
+    for outputs, states in zip(calls[0::2], calls[1::2], strict=True):
+        assert all(record[0] != changelog for record in outputs)
+        [(topic, partition, key, value)] = states  # one event per batch: one citizen
+        assert (topic, partition) == (changelog, 1)
+        assert key is not None
+        saved[key] = value
+    assert {key: orjson.loads(value) for key, value in saved.items() if value} == harness.table()

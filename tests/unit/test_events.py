@@ -296,3 +296,49 @@ def test_validate_does_not_mutate_input() -> None:
     before = copy.deepcopy(raw)
     validate_event(raw, VOCABULARY)
     assert raw == before
+
+
+def _slow_decode(payload: bytes) -> Any:
+    """decode_event without its fast path: orjson, the CPR walk, then the model."""
+    try:
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "not_json"
+    return validate_event(raw, VOCABULARY)
+
+
+def _variants() -> list[bytes]:
+    base = event_dict("benefit.changed", case("MOM-1", "jobcenter"), benefit={"action": "stopped"})
+    text = orjson.dumps(base)
+    variants = [
+        text,
+        orjson.dumps(event_dict("citizen.moved")),
+        orjson.dumps(dict(base, type="case.exploded")),
+        orjson.dumps(dict(base, extra_field=1)),
+        orjson.dumps(dict(base, data=dict(base["data"], note="ring 010190-1234"))),
+        orjson.dumps(dict(base, data=dict(base["data"], note="ring 0101901234"))),
+        orjson.dumps(dict(base, data=dict(base["data"], count=1234567890123))),
+        text.replace(b'"stopped"', b'"st\\u006fpped"'),
+        text.replace(b'"ring"', b'"\\u0030101901234"'),
+        text.replace(b'{"action":"stopped"}', b'{"action":"stopped","x":NaN}'),
+        text.replace(b'{"action":"stopped"}', b'{"action":"stopped","x":Infinity}'),
+        text.replace(b'"1.0"', b'"2.0"'),
+        text[:-1],
+        b"[1, 2]",
+        b'"just a string"',
+        orjson.dumps(dict(base, data=dict(base["data"], case=None))),
+    ]
+    escaped = dict(base, data=dict(base["data"], note="x"))
+    variants.append(orjson.dumps(escaped).replace(b'"x"', b'"\\u00300101901234"'))
+    return variants
+
+
+@pytest.mark.parametrize("payload", _variants())
+def test_fast_path_decodes_exactly_as_the_slow_path(payload: bytes) -> None:
+    """decode_event's fast path (raw-bytes CPR pre-check) gives the slow path's answer."""
+    fast = decode_event(payload, VOCABULARY)
+    slow = _slow_decode(payload)
+    if slow == "not_json":
+        assert isinstance(fast, Rejection) and fast.reason is RejectReason.NOT_JSON
+    else:
+        assert fast == slow

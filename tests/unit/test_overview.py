@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import orjson
 
 from advisering.engine.evaluate import process
@@ -13,6 +15,7 @@ from advisering.engine.overview import (
     prune,
     with_case,
 )
+from advisering.privacy import find_cprs
 from tests.unit.builders import (
     BASE_TIME,
     CREATED,
@@ -188,6 +191,28 @@ def test_state_json_round_trip() -> None:
     assert closed.cases and closed.closed and closed.sent and closed.throttle
     restored = CitizenState.from_json(orjson.loads(orjson.dumps(closed.to_json())))
     assert restored == closed
+
+
+def test_stored_state_holds_no_cpr_shaped_number() -> None:
+    """Event times whose epoch seconds read as a CPR number are stored as 13-digit milliseconds."""
+    cpr_like = dt.datetime.fromtimestamp(1801980660, dt.UTC)  # 18.01.98-0660 in seconds
+    assert find_cprs(str(int(cpr_like.timestamp())))
+    outcome = process(None, event("case.opened", JC, event_id="o1", time=cpr_like.isoformat()),
+                      "ps1-x", real_matcher(), CREATED)
+    text = orjson.dumps(outcome.state.to_json()).decode()
+    assert "1801980660000" in text
+    assert find_cprs(text) == []
+    assert CitizenState.from_json(orjson.loads(text)) == outcome.state
+
+
+def test_state_stored_in_seconds_still_loads() -> None:
+    """A changelog record written before times were stored in milliseconds reads the same."""
+    state = opened_state()
+    raw = state.to_json()
+    in_seconds = dict(raw, newest=raw["newest"] / 1000,
+                      seen={k: v / 1000 for k, v in raw["seen"].items()},
+                      cases=[dict(c, last_seen=c["last_seen"] / 1000) for c in raw["cases"]])
+    assert CitizenState.from_json(in_seconds) == state
 
 
 def test_from_json_of_nothing_is_empty() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 import pytest
 
 from advisering.privacy import (
@@ -12,6 +13,7 @@ from advisering.privacy import (
     find_cprs,
     is_cpr,
     is_pseudonym,
+    json_may_hold_cpr,
     may_hold_cpr,
     pseudonymise,
     redact,
@@ -213,3 +215,22 @@ def test_quick_check_spares_values_without_ten_digits() -> None:
                       "parties": [{"citizen": pseudonymise("0101700001", KEY)}]}}
     assert not may_hold_cpr(clean)
     assert may_hold_cpr({"not json": object()})  # cannot tell: walk it
+
+
+@pytest.mark.parametrize("value", [
+    {"note": "ring 010190-1234"}, {"note": "0101901234"}, {"0101901234": 1}, {"n": 101901234},
+    {"deep": [{"x": "a0101901234b"}]}, {"n": 3112991234},
+])
+def test_json_may_hold_cpr_never_misses_a_cpr(value: object) -> None:
+    """Whenever the decoded value holds a CPR number, the raw-bytes pre-check says it may."""
+    payload = orjson.dumps(value)
+    if list(cpr_paths(value)):
+        assert json_may_hold_cpr(payload)
+
+
+def test_json_may_hold_cpr_is_false_for_pseudonymised_events() -> None:
+    """An ordinary pseudonymised event (dates, ids, pseudonyms) needs no CPR walk."""
+    payload = orjson.dumps({"id": "ab12-34cd", "time": "2026-11-02T08:50:00+01:00",
+                            "citizen": pseudonymise("0101901234", KEY), "kle": "32.24.06"})
+    assert not json_may_hold_cpr(payload)
+    assert json_may_hold_cpr(payload.replace(b"ab12", b"\\u0030"))
