@@ -18,7 +18,7 @@ from typing import Any
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.streams import _current_event
+from faust.streams import _current_event, current_event
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -30,9 +30,9 @@ from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
-from advisering.worker import steps
+from advisering.worker import envelope, steps
 from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
-from advisering.worker.sending import BatchSender, Record, SendFailed
+from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
 
 log = get_logger(__name__)
 
@@ -106,6 +106,7 @@ class Agents:
         self.holder = holder
         self.citizens = citizens
         self.names = names
+        self.partitions = settings.worker_partitions  # the repartition topic's and the table's
         self.batch_max = settings.worker_batch_max
         self.batch_seconds = settings.worker_batch_seconds
         self.sender = BatchSender(self._kafka_producer)
@@ -133,18 +134,29 @@ class Agents:
             raise
 
     async def intake(self, stream: Any) -> Any:
-        """Validate, dead-letter or repartition by pseudonym; yields the records per batch."""
+        """Validate, dead-letter or route by pseudonym; yields the citizen copies per batch.
+
+        The copies bound for one partition of the repartition topic travel as
+        one record (:mod:`advisering.worker.envelope`).
+        """
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
             out: list[Record] = []
+            by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
             for event in events:
                 message = event.message
-                out += self.records(steps.intake(event.value, self.vocabulary,
-                                                 topic=message.topic,
-                                                 partition=message.partition,
-                                                 offset=message.offset))
+                box = steps.intake(event.value, self.vocabulary, topic=message.topic,
+                                   partition=message.partition, offset=message.offset)
+                for citizen, payload in box.citizen_events:
+                    by_partition.setdefault(partition_for(citizen, self.partitions, 0),
+                                            []).append((citizen, payload))
+                box.citizen_events = []
+                out += self.records(box)
+            topic = self.names["citizen_events"]
+            out += [(topic, partition, None, envelope.pack(pairs))
+                    for partition, pairs in by_partition.items()]
             metrics.BATCH_EVENTS.labels("intake").observe(len(events))
             await self.send("intake", out)
-            yield sum(1 for record in out if record[0] == self.names["citizen_events"])
+            yield sum(len(pairs) for pairs in by_partition.values())
 
     async def correlate(self, stream: Any) -> Any:
         """The engine per citizen event; yields the notifications per batch."""
@@ -153,9 +165,9 @@ class Agents:
             touched: dict[bytes, tuple[CitizenState, Any]] = {}
             notified = 0
             for event in events:
-                box = self.correlate_one(event, touched)
-                notified += len(box.notifications)
-                out += self.records(box)
+                for box in self.correlate_record(event, touched):
+                    notified += len(box.notifications)
+                    out += self.records(box)
             metrics.BATCH_EVENTS.labels("correlate").observe(len(events))
             # Notifications before state: were the state written first and the
             # worker killed in between, the replayed events would count as seen
@@ -189,26 +201,42 @@ class Agents:
         for (topic, partition), offset in written.items():
             store.set_persisted_offset(TP(topic, partition), offset)
 
-    def correlate_one(self, event: Any,
+    def correlate_record(self, event: Any,
+                         touched: dict[bytes, tuple[CitizenState, Any]]) -> list[steps.Outbox]:
+        """Every citizen event of one repartition record, in order."""
+        message = event.message
+        try:
+            pairs = envelope.unpack(event.key, event.value)
+        except ValueError as exc:
+            return [self.failed(message, event.value, exc)]
+        as_current_event(event)
+        return [self.correlate_one(message, citizen, payload, touched)
+                for citizen, payload in pairs]
+
+    def correlate_one(self, message: Any, citizen: bytes, payload: bytes,
                       touched: dict[bytes, tuple[CitizenState, Any]]) -> steps.Outbox:
         """One citizen event against the batch's newest state of its citizen."""
-        message = event.message
-        key: bytes = event.key
-        as_current_event(event)
-        before = touched[key][0] if key in touched else self.citizens.data.get(key)
+        before = touched[citizen][0] if citizen in touched else self.citizens.data.get(citizen)
         try:
-            state, outbox = steps.correlate(key.decode(), event.value, before,
+            state, outbox = steps.correlate(citizen.decode(), payload, before,
                                             self.holder.matcher)
         except Exception as exc:  # a bug must not stop the bus: keep the event, go on
-            # No traceback: its frames and messages could hold event data.
-            log.error("event_processing_failed", topic=message.topic,
-                      partition=message.partition, offset=message.offset,
-                      error=type(exc).__name__)
-            return steps.Outbox(dead_letters=[steps.processing_failure(
-                event.value, exc, topic=message.topic, partition=message.partition,
-                offset=message.offset)])
-        touched[key] = (state, event)
+            return self.failed(message, payload, exc)
+        touched[citizen] = (state, current_event())
         return outbox
+
+    @staticmethod
+    def failed(message: Any, payload: bytes | None, exc: Exception) -> steps.Outbox:
+        """A dead letter for what the engine could not process (a bug): kept, never dropped."""
+        # No traceback: its frames and messages could hold event data.
+        log.error("event_processing_failed", topic=message.topic,
+                  partition=message.partition, offset=message.offset,
+                  error=type(exc).__name__)
+        return steps.Outbox(dead_letters=[steps.processing_failure(
+            payload, exc, topic=message.topic, partition=message.partition,
+            offset=message.offset)])
+
+
 def _faust_app(settings: Settings, replicas: int) -> faust.App:
     """The Faust app with the worker's settings (at-least-once: acks from all replicas)."""
     return faust.App(

@@ -29,7 +29,9 @@ from advisering.events import CaseEvent, Vocabulary, encode_event
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.settings import Settings
+from advisering.worker import envelope
 from advisering.worker.app import WorkerApp, citizen_topic_name, create_app
+from advisering.worker.sending import partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = b"agent-tests-pseudonym-key-of-32-bytes"
@@ -65,10 +67,16 @@ class Harness:
         return [record for call in mock.await_args_list for record in call.args[0]]
 
     def sent(self, role: str) -> list[tuple[bytes, bytes]]:
-        """(key, value) of every record sent to the topic of ``role``, in order."""
+        """(key, value) of every record sent to the topic of ``role``, in order.
+
+        For citizen_events: (pseudonym, event) of every citizen event the
+        repartition records carry.
+        """
         topic = self.worker.topics[role].get_topic_name()
-        return [(key or b"", value or b"") for name, _, key, value in self.records()
-                if name == topic]
+        found = [(key, value) for name, _, key, value in self.records() if name == topic]
+        if role == "citizen_events":
+            return [pair for key, value in found for pair in envelope.unpack(key, value)]
+        return [(key or b"", value or b"") for key, value in found]
 
     def sent_json(self, role: str) -> list[tuple[bytes, dict[str, Any]]]:
         return [(key, orjson.loads(value)) for key, value in self.sent(role)]
@@ -401,3 +409,43 @@ async def test_state_is_saved_after_the_notifications_on_the_events_partition(
         assert key is not None
         saved[key] = value
     assert {key: orjson.loads(value) for key, value in saved.items() if value} == harness.table()
+
+
+async def test_intake_sends_one_record_per_partition_that_correlate_reads(
+    harness: Harness,
+) -> None:
+    """A batch's citizen copies travel one record per partition (their pseudonym's); correlate
+    reads those records and gives exactly the expected notifications."""
+    events = scenario_events(harness.vocabulary)
+    topic = harness.worker.topics["citizen_events"].get_topic_name()
+    async with harness.worker.intake_agent.test_context() as agent:
+        for event in events:
+            await agent.put(encode_event(event), key=event.key.encode(), wait=False)
+        async with asyncio.timeout(PUT_TIMEOUT):
+            while len(harness.sent("citizen_events")) < len(events):
+                await asyncio.sleep(0.01)
+    records = [(partition, key, value) for name, partition, key, value in harness.records()
+               if name == topic]
+    assert len(records) < len(events)  # several events per record
+    partitions = harness.settings.worker_partitions
+    for partition, key, value in records:
+        assert key is None and partition is not None
+        for citizen, _ in envelope.unpack(key, value):
+            assert partition_for(citizen, partitions, 0) == partition
+    async with harness.worker.correlate_agent.test_context() as agent:
+        for partition, key, value in records:
+            await agent.put(value, key=key, partition=partition, wait=False)
+        async with asyncio.timeout(PUT_TIMEOUT):
+            while len(harness.sent("notifications")) < len(DEMO_EXPECTED):
+                await asyncio.sleep(0.01)
+    notifications = harness.sent_json("notifications")
+    assert Counter(notification_key(n) for _, n in notifications) == Counter(
+        dict.fromkeys(DEMO_EXPECTED, 1))
+
+
+async def test_a_malformed_repartition_record_is_dead_lettered(harness: Harness) -> None:
+    """A repartition record correlate cannot read goes to the dead letters, the agent goes on."""
+    async with harness.worker.correlate_agent.test_context() as agent:
+        assert await put(agent, b"ps1-broken-line-without-event", key=b"") == 0
+    [(_, raw_letter)] = harness.sent("dead_letters")
+    assert orjson.loads(raw_letter)["reason"] == "processing_error"
