@@ -106,17 +106,23 @@ def process(
 ) -> Outcome:
     """Apply ``event`` to the citizen's state and evaluate the rules against it."""
     seen_key = f"{event.source}\x1f{event.id}"
-    if state is not None and seen_key in state.seen:
+    if state is None:
+        new = CitizenState()
+    elif seen_key in state.seen:
         # A re-delivered event (a retry, a replay after a crash): its news is in
         # the overview and its notifications were sent. Matching it again against
         # today's overview could reach cases opened since, so it does nothing.
-        return Outcome(state=state, duplicates=1)
-    new = state.copy() if state is not None else CitizenState()
-    outcome = Outcome(state=new)
+        return Outcome(state, duplicates=1)
+    else:
+        new = state.copy()
     at = event.time.timestamp()
-    outcome.stale = not apply_event(new, event, at)
+    outcome = Outcome(new, stale=not apply_event(new, event, at))
     new.seen[seen_key] = at
-    for compiled in matcher.matching(event):
+    matching = matcher.matching(event)
+    if not matching:  # most events: the overview changes, no rule fires
+        prune(new)
+        return outcome
+    for compiled in matching:
         rule = compiled.rule
         outcome.matched.append(rule.id)
         case = event.data.case
