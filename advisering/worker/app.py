@@ -1,12 +1,21 @@
 """The Faust app: two short agents around the pure steps.
 
 ``intake`` reads ``advisering.case-events``, dead-letters what is invalid and
-repartitions each valid event by citizen pseudonym (one copy per party).
-``correlate`` keeps each citizen's state in a table (memory store with a
-changelog topic, or RocksDB) and sends notifications and audit records.
-Processing is at-least-once: Faust flushes the producer before it commits
-offsets, and deterministic notification ids plus the state's memory of sent
-ids make a replayed event harmless.
+routes each valid event's copies (one per party) to the partition of the
+party's pseudonym on the repartition topic, one record per batch and
+partition (:mod:`advisering.worker.envelope`). ``correlate`` keeps each
+citizen's state in a table (memory store with a changelog topic, or RocksDB)
+and sends notifications and audit records.
+
+Both agents take events in batches (``stream.take_events``) and send a
+batch's records as one Kafka batch per topic-partition
+(:mod:`advisering.worker.sending`): Faust's per-record send and per-message
+consumer machinery were most of the worker's time (benchmarks/pipeline.py).
+Processing is at-least-once: a batch's events are acked (and can be
+committed) only after Kafka acknowledged its records, correlate saves state
+only after the notifications it caused were acknowledged, and deterministic
+notification ids plus the state's memory of processed events make a
+replayed event harmless.
 """
 
 from __future__ import annotations
