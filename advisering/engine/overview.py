@@ -21,6 +21,7 @@ from typing import Any
 from advisering.events import CaseEvent
 
 CLOSED_TOMBSTONE_SECONDS = 30 * 86400
+_CLOSING_TYPES = frozenset(("case.closed", "case.party-removed"))
 _MILLIS_ABOVE = 1e11  # stored times above this are milliseconds (older records: seconds)
 
 
@@ -135,25 +136,23 @@ def apply_event(state: CitizenState, event: CaseEvent, at: float | None = None) 
     case = event.data.case
     if case is None:
         return True
-    known = state.cases.get(case.id)
-    closed_at = state.closed.get(case.id)
-    if (known is not None and at < known.last_seen) or (closed_at is not None and at < closed_at):
+    case_id = case.id
+    cases, closed = state.cases, state.closed
+    known = cases.get(case_id)
+    if known is not None and at < known.last_seen:
         return False
-    closing = (
-        event.type == "case.closed"
-        or case.status == "afsluttet"
-        or event.type == "case.party-removed"
-    )
-    if closing:
-        state.cases.pop(case.id, None)
-        state.closed[case.id] = at
+    closed_at = closed.get(case_id) if closed else None
+    if closed_at is not None and at < closed_at:
+        return False
+    event_type = event.type
+    if event_type in _CLOSING_TYPES or case.status == "afsluttet":
+        cases.pop(case_id, None)
+        closed[case_id] = at
         return True
-    state.closed.pop(case.id, None)
-    state.cases[case.id] = OpenCase(
-        id=case.id, source=event.source, department=case.department, unit=case.unit,
-        caseworker=case.caseworker, kle=case.kle, status=case.status,
-        sensitivity=case.sensitivity, last_seen=at,
-    )
+    if closed_at is not None:
+        del closed[case_id]
+    cases[case_id] = OpenCase(case_id, event.source, case.department, case.unit,
+                              case.caseworker, case.kle, case.status, case.sensitivity, at)
     return True
 
 
