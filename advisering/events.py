@@ -110,7 +110,9 @@ class EventData(BaseModel):
 class CaseEvent(BaseModel):
     """A CloudEvents 1.0 structured-mode event about a case or a citizen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Parsing JSON, pydantic caches only the keys: the values (ids, pseudonyms,
+    # times) rarely repeat, and caching them costs about a tenth of the decode.
+    model_config = ConfigDict(extra="forbid", frozen=True, cache_strings="keys")
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=128)
