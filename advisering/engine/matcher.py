@@ -16,7 +16,7 @@ from typing import Any
 
 from advisering.engine.index import IndexKeys, RuleIndex
 from advisering.engine.rules import Rule, RuleSet
-from advisering.events import CaseEvent
+from advisering.events import CaseEvent, CaseRef
 
 
 def kle_matches(kle: str, prefixes: tuple[str, ...]) -> bool:
@@ -136,17 +136,21 @@ class CompiledRule:
         return all(lookup(event, path) in allowed for path, allowed in self.where)
 
 
+CASE_FIELDS = frozenset(CaseRef.model_fields)
+
+
 def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
     """The value at a dotted path inside the event's ``data`` (None when absent)."""
     head, rest = path[0], path[1:]
     data = event.data
     current: Any
-    if head == "case":
-        current = data.case.model_dump() if data.case else None
-    elif head == "parties":
+    if head == "case":  # the case's fields are flat: only case.<field> has a value
+        if data.case is None or len(rest) != 1 or rest[0] not in CASE_FIELDS:
+            return None
+        return getattr(data.case, rest[0])
+    if head == "parties":
         return None
-    else:
-        current = (data.model_extra or {}).get(head)
+    current = (data.model_extra or {}).get(head)
     for part in rest:
         if not isinstance(current, dict):
             return None

@@ -18,7 +18,8 @@ from advisering.deadletters import dead_letter
 from advisering.engine.evaluate import audit_record, process, recipient_key
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
-from advisering.events import CaseEvent, Rejection, RejectReason, Vocabulary, decode_event
+from advisering.engine.trusted import decode_validated
+from advisering.events import Rejection, RejectReason, Vocabulary, decode_event
 
 # The label children every event touches, looked up once.
 _ACCEPTED = metrics.EVENTS_PROCESSED.labels("accepted")
@@ -65,7 +66,7 @@ def correlate(
 ) -> tuple[CitizenState, Outbox]:
     """Run the engine for one citizen's copy of an event; returns the new state and sends."""
     began = time.perf_counter()
-    event = CaseEvent.model_validate_json(payload)
+    event = decode_validated(payload)  # intake validated it
     outcome = process(state, event, citizen, matcher, now_iso())
     outbox = Outbox()
     for notification in outcome.notifications:

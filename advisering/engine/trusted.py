@@ -1,0 +1,57 @@
+"""Decode an event that was validated upstream, without validating it again.
+
+Why: the correlate hop reads events that intake validated with the pydantic
+models a moment before (the repartition topic is the worker's own). Building
+the pydantic objects a second time was a third of the engine's time per
+event. :func:`decode_validated` reads the JSON with orjson into plain
+namespaces carrying what the engine reads of a :class:`CaseEvent`: ``id``,
+``source``, ``type``, ``time``, ``subject``, ``department``, ``data.case``
+(every field, defaults filled in), ``data.parties`` and ``data.model_extra``.
+
+It checks nothing intake checked already; what it cannot read (missing
+fields, a time ``fromisoformat`` refuses or without a UTC offset) goes
+through the pydantic model instead. Tests hold both paths to the same
+notifications and state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any, cast
+
+import orjson
+
+from advisering.events import CaseEvent
+
+_DATA_FIELDS = frozenset(("case", "parties"))
+_CASE_DEFAULTS = {"previous_status": None, "caseworker": None, "sensitivity": "fortrolige"}
+
+
+def _read(raw: dict[str, Any]) -> SimpleNamespace:
+    time = dt.datetime.fromisoformat(raw["time"])
+    if time.tzinfo is None:
+        raise ValueError("time without a UTC offset")
+    data = raw["data"]
+    case_raw = data.get("case")
+    case = None
+    if case_raw is not None:
+        case = SimpleNamespace(**{**_CASE_DEFAULTS, **case_raw})
+    parties = tuple(SimpleNamespace(citizen=party["citizen"], role=party.get("role", "primaer"))
+                    for party in data["parties"])
+    extra = {k: v for k, v in data.items() if k not in _DATA_FIELDS}
+    return SimpleNamespace(
+        id=raw["id"], source=raw["source"], type=raw["type"], time=time,
+        subject=raw.get("subject"), department=case.department if case else None,
+        data=SimpleNamespace(case=case, parties=parties, model_extra=extra),
+    )
+
+
+def decode_validated(payload: bytes) -> CaseEvent:
+    """The event in ``payload`` (validated upstream), as the engine reads it."""
+    try:
+        raw = orjson.loads(payload)
+        event = _read(raw)
+    except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
+        return CaseEvent.model_validate_json(payload)
+    return cast(CaseEvent, event)
