@@ -133,10 +133,13 @@ class Agents:
                                     ("dead_letters", outbox.dead_letters))
                 for key, value in pairs]
 
-    async def send(self, agent: str, out: list[Record]) -> None:
-        """Send or stop the worker: its events stay uncommitted and are redone at restart."""
+    async def send(self, agent: str, out: list[Record]) -> dict[tuple[str, int], int]:
+        """Send or stop the worker: its events stay uncommitted and are redone at restart.
+
+        Returns the last offset written per (topic, partition).
+        """
         try:
-            await self.sender.send(out)
+            return await self.sender.send(out)
         except SendFailed as exc:
             log.error("send_failed", agent=agent, error=str(exc))
             await self.app.crash(exc)
@@ -199,7 +202,7 @@ class Agents:
             (changelog, event.message.partition, key,
              None if state.is_empty() else encode_state(state))
             for key, (state, event) in touched.items()]
-        written = await self.sender.send(records) if records else {}
+        written = await self.send("correlate", records) if records else {}
         store = citizens.data
         for key, (state, event) in touched.items():
             as_current_event(event)  # the RocksDB store finds the partition's database by it

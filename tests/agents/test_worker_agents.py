@@ -31,7 +31,7 @@ from advisering.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.settings import Settings
 from advisering.worker import envelope
 from advisering.worker.app import WorkerApp, citizen_topic_name, create_app
-from advisering.worker.sending import partition_for
+from advisering.worker.sending import SendFailed, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = b"agent-tests-pseudonym-key-of-32-bytes"
@@ -449,3 +449,19 @@ async def test_a_malformed_repartition_record_is_dead_lettered(harness: Harness)
         assert await put(agent, b"ps1-broken-line-without-event", key=b"") == 0
     [(_, raw_letter)] = harness.sent("dead_letters")
     assert orjson.loads(raw_letter)["reason"] == "processing_error"
+
+
+async def test_a_refused_send_stops_the_worker_before_anything_is_acked(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When Kafka refuses the records, the app crashes (a restart redoes the uncommitted events)."""
+    crash = AsyncMock(return_value=None)
+    monkeypatch.setattr(harness.worker.app, "crash", crash)
+    monkeypatch.setattr(harness.worker.sender, "send",
+                        AsyncMock(side_effect=SendFailed("1 of 1 batches refused")))
+    [event] = scenario_events(harness.vocabulary)[:1]
+    async with harness.worker.intake_agent.test_context() as agent:
+        with pytest.raises(SendFailed):
+            await asyncio.wait_for(agent.put(encode_event(event), key=event.key.encode()),
+                                   PUT_TIMEOUT)
+    crash.assert_awaited_once()
