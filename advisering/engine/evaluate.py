@@ -82,8 +82,11 @@ class Recipient:
 
     @property
     def key(self) -> str:
-        """The Kafka key and inbox owner: the caseworker, or the unit without one."""
-        return recipient_key(self.to_json())
+        """The Kafka key and inbox owner: the caseworker, or the unit without one.
+
+        :func:`recipient_key` of :meth:`to_json`, without building the dict.
+        """
+        return self.caseworker if self.caseworker else f"unit:{self.unit}"
 
     def to_json(self) -> dict[str, Any]:
         return {"caseworker": self.caseworker, "unit": self.unit, "department": self.department}
@@ -153,7 +156,7 @@ def _targets(
 ) -> list[tuple[Recipient, OpenCase, dict[str, str]]]:
     """(recipient, the case through which they know the citizen, placeholder values)."""
     rule = compiled.rule
-    base = _event_values(event, rule.title)
+    base: dict[str, str] | None = None  # the event's placeholder values, once a target is found
     own_case = event.data.case
     own_department = own_case.department if own_case else None
     targets = []
@@ -169,6 +172,8 @@ def _targets(
                 continue
             if compiled.related_statuses and case.status not in compiled.related_statuses:
                 continue
+            if base is None:
+                base = _event_values(event, rule.title)
             values = dict(base)
             values.update({
                 "related.id": case.id, "related.department": department_name(case.department),
@@ -186,7 +191,7 @@ def _targets(
     })
     if not departments:
         return targets
-    values = dict(base)
+    values = _event_values(event, rule.title)
     values.update({
         "case.id": mine.id, "case.department": department_name(mine.department),
         "departments": ", ".join(department_name(d) for d in departments),

@@ -89,8 +89,14 @@ class CitizenState:
     seen: dict[str, float] = field(default_factory=dict)
 
     def copy(self) -> CitizenState:
-        return CitizenState(dict(self.cases), dict(self.closed), dict(self.sent),
-                            dict(self.throttle), self.newest, dict(self.seen))
+        new = object.__new__(CitizenState)  # once per event: skips the generated __init__
+        new.cases = self.cases.copy()
+        new.closed = self.closed.copy()
+        new.sent = self.sent.copy()
+        new.throttle = self.throttle.copy()
+        new.newest = self.newest
+        new.seen = self.seen.copy()
+        return new
 
     def is_empty(self) -> bool:
         return not (self.cases or self.closed or self.sent or self.throttle or self.seen)

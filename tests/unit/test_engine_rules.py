@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from advisering.engine.evaluate import Outcome, notification_id, process
+from advisering.engine.evaluate import Outcome, Recipient, notification_id, process, recipient_key
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from tests.unit.builders import (
@@ -317,3 +317,11 @@ def test_notification_id_differs_per_citizen() -> None:
     event = valid(sanction())
     assert notification_id("r", event, CITIZEN_A, "bf-1", "DUBU-1") != notification_id(
         "r", event, "ps1-" + "b" * 52, "bf-1", "DUBU-1")
+
+
+@pytest.mark.parametrize("caseworker", ["bf-0042", None, ""])
+def test_recipient_key_is_the_one_rule_for_keys(caseworker: str | None) -> None:
+    """Recipient.key equals recipient_key of its JSON: the caseworker, else unit:<unit>."""
+    recipient = Recipient(caseworker, "ppr", "skole")
+    assert recipient.key == recipient_key(recipient.to_json())
+    assert recipient.key == (caseworker or "unit:ppr")
