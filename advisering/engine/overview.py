@@ -7,9 +7,9 @@ processed and the ids of notifications already sent (so a re-delivered event
 notifies nobody twice, even when the overview changed since) and the
 throttle windows.
 Times are event times (epoch seconds), so a replay gives the same answers.
-Stored (the changelog), they are whole epoch milliseconds: ten-digit epoch
-seconds such as 1801980660 read as a CPR number (18.01.98-0660) to the bus's
-own CPR scan and to any data-loss scanner a municipality runs on its topics.
+Stored (the changelog), they are whole epoch milliseconds: from 2027 on,
+ten-digit epoch seconds (18019…, a valid date 18.01.98) read as CPR numbers
+to the bus's own CPR scan and to any data-loss scanner run on the topics.
 """
 
 from __future__ import annotations
