@@ -102,13 +102,11 @@ def redact(text: str) -> str:
     return _CPR_SHAPE.sub(replace, text)
 
 
-# Ten digits in a row (a hyphen allowed after six): every CPR number has them, and
-# JSON never escapes digits, so a value whose JSON text has none holds no CPR number.
-_DIGIT_RUN = re.compile(rb"[0-9]{6}-?[0-9]{4}")
-
-
 # ASCII digits -> "0", "-" stays, every other byte -> "x" (UTF-8 never hides an ASCII digit).
 _DIGIT_SHAPE = bytes(48 if 48 <= i <= 57 else 45 if i == 45 else 120 for i in range(256))
+# The shapes of a CPR number in that alphabet: ten digits, or six, a hyphen and four.
+_RUN_OF_TEN = b"0" * 10
+_RUN_SPLIT = b"0" * 6 + b"-" + b"0" * 4
 
 
 def json_may_hold_cpr(payload: bytes) -> bool:
@@ -121,21 +119,21 @@ def json_may_hold_cpr(payload: bytes) -> bool:
     if b"\\" in payload:
         return True
     shape = payload.translate(_DIGIT_SHAPE)
-    return b"0000000000" in shape or b"000000-0000" in shape
+    return _RUN_OF_TEN in shape or _RUN_SPLIT in shape
 
 
 def may_hold_cpr(value: Any) -> bool:
     """False only when no key, string or number in ``value`` can be a CPR number.
 
-    A cheap necessary condition (one serialisation, one scan) that spares
-    :func:`cpr_paths` its walk for the vast majority of events; anything that
-    does not serialise is walked.
+    A cheap necessary condition (one serialisation, then :func:`json_may_hold_cpr`)
+    that spares :func:`cpr_paths` its walk for the vast majority of events;
+    anything that does not serialise is walked.
     """
     try:
         text = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
         return True
-    return _DIGIT_RUN.search(text) is not None
+    return json_may_hold_cpr(text)
 
 
 def cpr_paths(value: Any, path: str = "") -> Iterator[str]:

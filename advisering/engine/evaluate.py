@@ -69,9 +69,12 @@ def recipient_key(recipient: Mapping[str, Any]) -> str:
     queue and e-mail digest; one rule for all of them.
     """
     caseworker = recipient.get("caseworker")
-    if isinstance(caseworker, str) and caseworker:
-        return caseworker
-    return f"unit:{recipient.get('unit')}"
+    return _recipient_key(caseworker if isinstance(caseworker, str) else None,
+                          recipient.get("unit"))
+
+
+def _recipient_key(caseworker: str | None, unit: object) -> str:
+    return caseworker if caseworker else f"unit:{unit}"
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,8 @@ class Recipient:
 
     @property
     def key(self) -> str:
-        """The Kafka key and inbox owner: the caseworker, or the unit without one.
-
-        :func:`recipient_key` of :meth:`to_json`, without building the dict.
-        """
-        return self.caseworker if self.caseworker else f"unit:{self.unit}"
+        """The Kafka key and inbox owner (:func:`recipient_key`, without building the JSON)."""
+        return _recipient_key(self.caseworker, self.unit)
 
     def to_json(self) -> dict[str, Any]:
         return {"caseworker": self.caseworker, "unit": self.unit, "department": self.department}

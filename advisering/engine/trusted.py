@@ -22,10 +22,13 @@ from typing import Any, cast
 
 import orjson
 
-from advisering.events import CaseEvent
+from advisering.events import CaseEvent, CaseRef, Party
 
 _DATA_FIELDS = frozenset(("case", "parties"))
-_CASE_DEFAULTS = {"previous_status": None, "caseworker": None, "sensitivity": "fortrolige"}
+# The models' own defaults, so the two decodes cannot drift apart.
+_CASE_DEFAULTS = {name: info.default for name, info in CaseRef.model_fields.items()
+                  if not info.is_required()}
+_ROLE_DEFAULT = Party.model_fields["role"].default
 
 
 def _read(raw: dict[str, Any]) -> SimpleNamespace:
@@ -37,7 +40,7 @@ def _read(raw: dict[str, Any]) -> SimpleNamespace:
     case = None
     if case_raw is not None:
         case = SimpleNamespace(**{**_CASE_DEFAULTS, **case_raw})
-    parties = tuple(SimpleNamespace(citizen=party["citizen"], role=party.get("role", "primaer"))
+    parties = tuple(SimpleNamespace(citizen=party["citizen"], role=party.get("role", _ROLE_DEFAULT))
                     for party in data["parties"])
     extra = {k: v for k, v in data.items() if k not in _DATA_FIELDS}
     return SimpleNamespace(
