@@ -52,6 +52,10 @@ class RejectReason(StrEnum):
     MISSING_CASE = "missing_case"
     CPR_DETECTED = "cpr_detected"
     TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    NOT_GRANTED = "not_granted"
+    UNKNOWN_SOURCE = "unknown_source"
+    CITIZEN_STATE_LIMIT = "citizen_state_limit"
     PROCESSING_ERROR = "processing_error"
 
 
