@@ -1,9 +1,21 @@
-"""`advisering serve` and `advisering sources add`: the HTTP side's verbs."""
+"""`advisering serve`, `advisering sources ...` and `advisering token issue`: the HTTP side's verbs.
+
+`sources add` registers a source system with its grants and prints its key
+once; `sources add --rotate` gives a new key and keeps the old one valid for
+a grace period; `sources grant` changes what a source may publish; `sources
+revoke` removes it; `sources list` shows each source's grants, key age and
+pending rotations, never a key or a hash.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
+from pydantic import TypeAdapter, ValidationError
+
+from advisering.events import Vocabulary
+from advisering.grants import Grants, parse_list
 from advisering.settings import Settings
 
 
@@ -13,18 +25,142 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return run_server(settings)
 
 
+def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
+    """The --types/--departments of a verb as Grants (None when neither is given)."""
+    from advisering.cli import UserError  # noqa: PLC0415
+
+    types, departments = parse_list(args.types), parse_list(args.departments)
+    if not types and not departments:
+        if required:
+            raise UserError("give what the source may publish: --types T,... (exact types "
+                            "or families such as case.*) and --departments D,...")
+        return None
+    try:
+        return Grants(types=types, departments=departments)
+    except ValidationError as exc:
+        raise UserError("; ".join(e["msg"].removeprefix("Value error, ")
+                                  for e in exc.errors())) from exc
+
+
+def _vocabulary(settings: Settings) -> Vocabulary:
+    from advisering.client import default_vocabulary  # noqa: PLC0415
+
+    return default_vocabulary(settings.topics_dir)
+
+
+def _grace(value: str) -> dt.timedelta:
+    """--grace: an ISO 8601 duration (PT24H, P1D, PT0S), 0 .. 30 days."""
+    try:
+        grace = TypeAdapter(dt.timedelta).validate_python(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            "an ISO 8601 duration such as PT24H, P1D or PT0S (no grace)") from exc
+    if not dt.timedelta(0) <= grace <= dt.timedelta(days=30):
+        raise argparse.ArgumentTypeError("between PT0S and P30D")
+    return grace
+
+
 def _sources_add(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.cli import UserError  # noqa: PLC0415
-    from advisering.web.sources import add_source  # noqa: PLC0415
+    from advisering.web.sources import add_source, rotate_key  # noqa: PLC0415
 
+    path = settings.sources_file
+    grace = args.grace if args.grace is not None else settings.sources_rotation_grace
     try:
-        key = add_source(settings.sources_file, args.name, args.description, replace=args.rotate)
+        if args.rotate:
+            key = rotate_key(path, args.name, grace=grace,
+                             grants=_grants_from(args, required=False),
+                             vocabulary=_vocabulary(settings))
+        else:
+            grants = _grants_from(args, required=True)
+            assert grants is not None
+            key = add_source(path, args.name, grants, description=args.description,
+                             vocabulary=_vocabulary(settings))
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    print(f"Source {args.name!r} registered in {settings.sources_file}.")
+    if args.rotate:
+        print(f"Source {args.name!r} has a new API key in {path}.")
+        if grace > dt.timedelta(0):
+            print(f"Its previous key stays valid for {_age(grace)} (until "
+                  f"{(dt.datetime.now(dt.UTC) + grace):%Y-%m-%d %H:%M} UTC); "
+                  "`advisering sources revoke` ends every key at once.")
+        else:
+            print("Its previous key is no longer valid.")
+    else:
+        print(f"Source {args.name!r} registered in {path}.")
     print("Its API key (shown only now; store it in the source system's secret store):")
     print(key)
     return 0
+
+
+def _sources_grant(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.cli import UserError  # noqa: PLC0415
+    from advisering.web.sources import set_grants  # noqa: PLC0415
+
+    grants = _grants_from(args, required=True)
+    assert grants is not None
+    try:
+        set_grants(settings.sources_file, args.name, grants, vocabulary=_vocabulary(settings))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"Source {args.name!r} may now publish {grants.describe()} (its key is unchanged).")
+    return 0
+
+
+def _sources_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.cli import UserError  # noqa: PLC0415
+    from advisering.web.sources import revoke_source  # noqa: PLC0415
+
+    try:
+        revoke_source(settings.sources_file, args.name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"Source {args.name!r} and all its keys are removed from {settings.sources_file}; "
+          "serve and the worker refuse it from their next check "
+          f"(within {settings.sources_reload_seconds:g} s).")
+    return 0
+
+
+def _sources_list(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.web.sources import describe, load_sources, utc_now  # noqa: PLC0415
+
+    path = settings.sources_file
+    if not path.exists():
+        print(f"{path}: no sources registered (the file does not exist).")
+        return 0
+    now = utc_now()
+    rows = describe(load_sources(path), now)
+    if not rows:
+        print(f"{path}: no sources registered.")
+    for row in rows:
+        grants: Grants | None = row["grants"]
+        what = grants.describe() if grants is not None and not grants.is_empty() else (
+            "NO GRANTS: every event is refused (not_granted); "
+            "run `advisering sources grant NAME --types ... --departments ...`")
+        print(f"{row['name']}: {what}")
+        age = row["key_age"]
+        pending = row["pending"]
+        rotation = (", ".join(f"previous key valid until {p:%Y-%m-%d %H:%M} UTC"
+                              for p in pending) if pending else "no rotation pending")
+        print(f"    key age {_age(age)}; {rotation}"
+              + (f"; {row['description']}" if row["description"] else ""))
+    return 0
+
+
+def _age(age: dt.timedelta) -> str:
+    seconds = max(int(age.total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
+    return f"{days}d {rest // 3600}h" if days else f"{rest // 3600}h {rest % 3600 // 60}m"
+
+
+
+def _grant_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_argument_group("grants", what)
+    group.add_argument("--types", default=None,
+                       help="comma-separated event types or families: case.opened,case.*; "
+                            "citizen.* only for registries")
+    group.add_argument("--departments", default=None,
+                       help="comma-separated departments whose cases it may publish")
 
 
 def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,13 +181,28 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = verbs.add_parser("serve", help="HTTP ingest for source systems and the inbox")
     serve.set_defaults(handler=_serve)
-    sources = verbs.add_parser("sources", help="source systems allowed to use HTTP ingest")
+    sources = verbs.add_parser("sources", help="source systems: API keys and grants")
     actions = sources.add_subparsers(dest="sources_verb", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="register a source and print its new API key once")
     add.add_argument("name", help="the source name its events carry in `source`")
+    _grant_options(add, "what it may publish (required unless --rotate)")
     add.add_argument("--description", default=None)
-    add.add_argument("--rotate", action="store_true", help="replace the key of an existing source")
+    add.add_argument("--rotate", action="store_true",
+                     help="a new key for an existing source; the old one stays valid for "
+                          "the grace period")
+    add.add_argument("--grace", type=_grace, default=None,
+                     help="with --rotate: how long the old key stays valid, ISO 8601 "
+                          "(default ADVISERING_SOURCES_ROTATION_GRACE, PT24H; PT0S: not at all)")
     add.set_defaults(handler=_sources_add)
+    grant = actions.add_parser("grant", help="replace what a source may publish (same key)")
+    grant.add_argument("name")
+    _grant_options(grant, "what it may publish from now on (replaces its grants)")
+    grant.set_defaults(handler=_sources_grant)
+    revoke = actions.add_parser("revoke", help="remove a source and all its keys, at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_sources_revoke)
+    listing = actions.add_parser("list", help="sources, their grants, key age, rotations")
+    listing.set_defaults(handler=_sources_list)
     token = verbs.add_parser("token", help="bearer tokens for the caseworker inbox")
     token_actions = token.add_subparsers(dest="token_verb", required=True, metavar="ACTION")
     issue = token_actions.add_parser("issue", help="a signed token for development")

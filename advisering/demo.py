@@ -31,12 +31,15 @@ from confluent_kafka import Consumer, TopicPartition
 from advisering.broker import topic_apply
 from advisering.broker.local_kafka import LocalKafka
 from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
+from advisering.client import default_vocabulary
 from advisering.engine.evaluate import EVENT_NAMES, department_name
+from advisering.events import Vocabulary
+from advisering.grants import Grants
 from advisering.inbox import tokens
 from advisering.scenario import demo_scenario
 from advisering.settings import Settings
 from advisering.sim_publish import HttpSender, Pacer, batches
-from advisering.simulator import DEPARTMENTS, Municipality, default_start, simulate
+from advisering.simulator import Municipality, default_start, simulate, source_grants
 from advisering.testing import end_offsets, wait_until_idle
 from advisering.web.sources import add_source
 
@@ -129,13 +132,29 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 120
     raise RuntimeError(f"a demo process was not ready within {timeout:.0f}s; see its log")
 
 
+def demo_grants() -> dict[str, Grants]:
+    """The grants of every source system of the demo: the simulator's and the scenario's."""
+    # The scenario's health case comes from a system called "sundhed"; the simulator's
+    # from "nexus-sundhed". Both may publish health cases, nothing else.
+    return source_grants() | {"sundhed": Grants(types=("case.*",), departments=("sundhed",))}
+
+
+def write_demo_sources(path: Path, vocabulary: Vocabulary | None = None) -> dict[str, str]:
+    """A fresh sources file with a key and real grants for every demo source; the keys."""
+    path.unlink(missing_ok=True)
+    return {name: add_source(path, name, grants, description="demo", vocabulary=vocabulary)
+            for name, grants in sorted(demo_grants().items())}
+
+
 def register_demo_sources(settings: Settings) -> tuple[Path, dict[str, str]]:
     """A fresh sources file with a key for every source system of the demo."""
     path = settings.kafka_cache_dir / "demo-sources.yaml"
-    path.unlink(missing_ok=True)
     names = {event["source"] for wave in demo_scenario() for event in wave}
-    names |= {source for source, *_ in DEPARTMENTS.values()} | {"cpr", "sundhedsplatformen"}
-    return path, {name: add_source(path, name, "demo") for name in sorted(names)}
+    keys = write_demo_sources(path, default_vocabulary(settings.topics_dir))
+    missing = names - set(keys)
+    if missing:  # a scenario source without grants would be refused: say so at once
+        raise RuntimeError(f"demo sources without grants: {sorted(missing)}")
+    return path, keys
 
 
 DEMO_CASEWORKERS = (

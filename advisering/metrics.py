@@ -133,3 +133,9 @@ DELIVERY_REDISPATCHED = Counter(
     "Channel deliveries still pending at start-up (the service stopped before they settled) "
     "and sent again; a webhook receiver may see these twice, with the same Idempotency-Key.",
 )
+SOURCES_RELOADS = Counter(
+    "advisering_sources_reloads_total",
+    "Changes of the sources file (ADVISERING_SOURCES_FILE) seen by serve or the worker: "
+    "reloaded, or invalid (the last good file stays in force).",
+    ["outcome"],
+)

@@ -7,6 +7,7 @@ can change what another part was configured with.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8080, ge=1, le=65535)
     sources_file: Path = Path("sources.yaml")
+    # How long a rotated-out API key stays valid (`sources add --rotate`), and how
+    # often serve and the worker look for a changed sources file.
+    sources_rotation_grace: dt.timedelta = Field(
+        default=dt.timedelta(hours=24), ge=dt.timedelta(0), le=dt.timedelta(days=30))
+    sources_reload_seconds: float = Field(default=1.0, ge=0, le=60)
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     ingest_max_events: int = Field(default=1000, ge=1)
     ingest_delivery_timeout: float = Field(default=10.0, gt=0)

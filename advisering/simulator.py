@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from advisering.grants import Grants
+
 DAY_SPAN = 36_500  # birth dates spread over a hundred years
 SIM_NAMESPACE = uuid.UUID("0e7a6c63-3f7b-4a57-8d0e-5b9c2f4a1d20")
 CET = dt.timezone(dt.timedelta(hours=1))
@@ -44,8 +46,28 @@ DEPARTMENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], int]] = {
     "skole": ("elevsag", ("17.07.00", "17.11.00"), ("pps", "skole-ungdom"), 15),
     "borgerservice": ("kmd-borgerservice", ("23.05.00",), ("borgerservice",), 10),
 }
+# Registry source systems and the citizen.* events each publishes (no case, so no department).
+REGISTRIES: dict[str, tuple[str, ...]] = {
+    "cpr": ("citizen.moved", "citizen.deceased"),
+    "sundhedsplatformen": ("citizen.admitted", "citizen.discharged"),
+}
+# Event types a department's system publishes beyond its cases' lifecycle (case.*).
+EXTRA_TYPES: dict[str, tuple[str, ...]] = {
+    "momentum": ("benefit.changed", "appointment.missed"),
+    "kmd-ydelse": ("benefit.changed",),
+}
 INITIALS = {"jobcenter": "jc", "ydelse": "yd", "boern-familie": "bf", "aeldre": "hp",
             "handicap-psykiatri": "sp", "sundhed": "su", "skole": "sk", "borgerservice": "bs"}
+
+
+def source_grants() -> dict[str, Grants]:
+    """What each simulated source system may publish: its own department's cases, or a registry's
+    citizen.* events; for the sources file (`advisering demo`, tests)."""
+    grants = {source: Grants(types=("case.*", *EXTRA_TYPES.get(source, ())),
+                             departments=(department,))
+              for department, (source, *_) in DEPARTMENTS.items()}
+    grants.update({source: Grants(types=types) for source, types in REGISTRIES.items()})
+    return grants
 
 
 @dataclass(frozen=True)

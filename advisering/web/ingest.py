@@ -8,11 +8,20 @@ every event (idempotent producer, ``acks=all``); when Kafka cannot confirm in
 time the answer is 503 with ``Retry-After`` and the client resends. Resending
 is always safe: an event is identified by (source, id), and the worker never
 notifies twice for the same event.
+
+Who may say what: the API key names the source (401 without a valid one);
+an event may only carry its own source, and only the event types and
+departments granted to it in the sources file (403, reason ``not_granted``,
+naming the type or department per event). The sources file is reloaded
+when it changes (:mod:`advisering.web.sources_reload`), so a rotated or
+revoked key or a changed grant counts from the next request on.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +33,10 @@ from advisering.broker.async_producer import AsyncProducer, DeliveryError
 from advisering.broker.topic_specs import CASE_EVENTS
 from advisering.edge import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
+from advisering.grants import GrantCheck
 from advisering.log import get_logger
-from advisering.web.sources import SourceAuthenticator
+from advisering.web.sources import utc_now
+from advisering.web.sources_reload import ReloadingSources
 
 log = get_logger(__name__)
 
@@ -86,13 +97,16 @@ class IngestHandler:
     """The ingest endpoint, with its producer and the registered sources."""
 
     def __init__(self, config: IngestConfig, producer: AsyncProducer,
-                 authenticator: SourceAuthenticator) -> None:
+                 sources: ReloadingSources,
+                 wall_clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.config = config
         self.producer = producer
-        self.authenticator = authenticator
+        self.sources = sources
+        self.wall_clock = wall_clock  # a rotated-out key's expiry is checked against it
 
     async def post_events(self, request: web.Request) -> web.Response:
-        source = self.authenticator.source_for(presented_key(request))
+        sources = self.sources.current()  # one snapshot per request
+        source = sources.authenticator.source_for(presented_key(request), self.wall_clock())
         if source is None:
             return error_response(401, "unauthorized",
                                   "a valid API key is required (Authorization: Bearer <key>)")
@@ -122,6 +136,17 @@ class IngestHandler:
             return error_response(403, "forbidden",
                                   f"the API key belongs to source {source!r}; it may only "
                                   "publish events whose source is its own", problems=foreign)
+        refused = not_granted(prepared, sources.grants)
+        if refused:
+            # Refused outright, whatever else is wrong: the other problems come along.
+            everything = sorted(refused + problems, key=lambda p: p["index"])
+            for problem in everything:
+                self._count_rejected(problem["reason"], 1)
+            log.warning("ingest_not_granted", source=source, events=len(refused))
+            return error_response(403, "not_granted",
+                                  f"{len(refused)} of {len(raw_events)} event(s) are outside "
+                                  f"what source {source!r} is granted; nothing was published",
+                                  problems=everything)
         if problems:
             for problem in problems:
                 self._count_rejected(problem["reason"], 1)
@@ -132,7 +157,7 @@ class IngestHandler:
         began = time.perf_counter()
         try:
             await self.producer.send_all(
-                [(CASE_EVENTS, event.key.encode(), encode_event(event)) for event in prepared]
+                [(CASE_EVENTS, event.key.encode(), encode_event(event)) for _, event in prepared]
             )
         except DeliveryError as exc:
             log.warning("ingest_kafka_unavailable", source=source, events=len(prepared),
@@ -146,14 +171,14 @@ class IngestHandler:
         metrics.INGEST_REQUESTS.labels("202").inc()
         log.info("ingest_accepted", source=source, events=len(prepared))
         return web.json_response(
-            {"accepted": len(prepared), "ids": [event.id for event in prepared]},
+            {"accepted": len(prepared), "ids": [event.id for _, event in prepared]},
             status=202, dumps=_dumps,
         )
 
     def _prepare(
         self, raw_events: list[Any], source: str
-    ) -> tuple[list[CaseEvent], list[dict[str, Any]], list[dict[str, Any]]]:
-        prepared: list[CaseEvent] = []
+    ) -> tuple[list[tuple[int, CaseEvent]], list[dict[str, Any]], list[dict[str, Any]]]:
+        prepared: list[tuple[int, CaseEvent]] = []
         problems: list[dict[str, Any]] = []
         foreign: list[dict[str, Any]] = []
         for index, raw in enumerate(raw_events):
@@ -170,8 +195,23 @@ class IngestHandler:
                 problems.extend({"index": index, "reason": result.reason.value, "path": path,
                                  "message": message} for path, message in details)
                 continue
-            prepared.append(result)
+            prepared.append((index, result))
         return prepared, problems, foreign
 
     def _count_rejected(self, reason: str, count: int) -> None:
         metrics.INGEST_EVENTS.labels("rejected", reason).inc(count)
+
+
+def not_granted(prepared: list[tuple[int, CaseEvent]], grants: GrantCheck) -> list[dict[str, Any]]:
+    """One problem per valid event outside its source's grants (its type or its department).
+
+    The events were validated first: type and department are vocabulary
+    names, so the message may name them; it holds no citizen data.
+    """
+    refused = []
+    for index, event in prepared:
+        refusal = grants.refusal(event)
+        if refusal is not None:
+            refused.append({"index": index, "reason": refusal.reason.value,
+                            "path": refusal.path, "message": refusal.message})
+    return refused

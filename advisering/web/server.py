@@ -8,7 +8,9 @@ answers), Prometheus metrics (`/metrics`) and the OpenAPI document
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +23,8 @@ from advisering.log import get_logger
 from advisering.settings import MissingPseudonymKeyError, Settings
 from advisering.web.ingest import MAX_BODY, IngestConfig, IngestHandler
 from advisering.web.openapi import openapi_document
-from advisering.web.sources import SourceAuthenticator, load_sources
+from advisering.web.sources import utc_now
+from advisering.web.sources_reload import ReloadingSources
 
 log = get_logger(__name__)
 
@@ -41,8 +44,12 @@ class Readiness:
         return self._ready
 
 
-def create_web_app(settings: Settings, *, consume: bool = True) -> web.Application:
-    """The HTTP side: ingest (with a pseudonym key), inbox (with a token secret), health."""
+def create_web_app(settings: Settings, *, consume: bool = True,
+                   wall_clock: Callable[[], dt.datetime] = utc_now) -> web.Application:
+    """The HTTP side: ingest (with a pseudonym key), inbox (with a token secret), health.
+
+    ``wall_clock`` is what a rotated-out API key's expiry is compared with (tests move it).
+    """
     if settings.pseudonym_key is None and settings.token_secret is None:
         raise MissingPseudonymKeyError(
             "advisering serve needs ADVISERING_PSEUDONYM_KEY (HTTP ingest) and/or "
@@ -69,14 +76,22 @@ def create_web_app(settings: Settings, *, consume: bool = True) -> web.Applicati
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
     if settings.pseudonym_key is not None:
-        add_ingest(app, settings)
+        add_ingest(app, settings, wall_clock)
     if settings.token_secret is not None:
         add_inbox(app, settings, consume=consume)
     return app
 
 
-def add_ingest(app: web.Application, settings: Settings) -> None:
-    """POST /api/v1/events with its producer, started and stopped with the app."""
+def add_ingest(app: web.Application, settings: Settings,
+               wall_clock: Callable[[], dt.datetime] = utc_now) -> None:
+    """POST /api/v1/events with its producer, started and stopped with the app.
+
+    The sources file is read now (an invalid one stops serve with the file's
+    problems) and again whenever it changes, so keys and grants need no restart.
+    """
+    vocabulary = default_vocabulary(settings.topics_dir)
+    sources = ReloadingSources(settings.sources_file, vocabulary,
+                               interval=settings.sources_reload_seconds, required=False)
     app[MAX_BODY] = settings.ingest_max_body_bytes
     producer = AsyncProducer({
         "bootstrap.servers": settings.bootstrap_servers,
@@ -84,10 +99,10 @@ def add_ingest(app: web.Application, settings: Settings) -> None:
         "client.id": "advisering-ingest",
     })
     handler = IngestHandler(
-        IngestConfig(settings.pseudonym_key_bytes(), default_vocabulary(settings.topics_dir),
-                     settings.ingest_max_events),
+        IngestConfig(settings.pseudonym_key_bytes(), vocabulary, settings.ingest_max_events),
         producer,
-        SourceAuthenticator(load_sources(settings.sources_file)),
+        sources,
+        wall_clock,
     )
 
     async def start_producer(app: web.Application) -> None:

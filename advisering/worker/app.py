@@ -39,6 +39,7 @@ from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
+from advisering.web.sources_reload import ReloadingSources
 from advisering.worker import envelope, steps
 from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
@@ -119,6 +120,8 @@ class Agents:
         self.batch_max = settings.worker_batch_max
         self.batch_seconds = settings.worker_batch_seconds
         self.sender = BatchSender(self._kafka_producer)
+        self.sources = ReloadingSources(settings.sources_file, vocabulary, required=True,
+                                        interval=settings.sources_reload_seconds)
 
     def _kafka_producer(self) -> Any:
         """Faust's aiokafka producer (looked up late: the app starts it before the agents)."""
@@ -154,10 +157,12 @@ class Agents:
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
             out: list[Record] = []
             by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+            grants = self.sources.current().grants  # reloaded when the file changed
             for event in events:
                 message = event.message
-                box = steps.intake(event.value, self.vocabulary, topic=message.topic,
-                                   partition=message.partition, offset=message.offset)
+                box = steps.intake(event.value, self.vocabulary, grants=grants,
+                                   topic=message.topic, partition=message.partition,
+                                   offset=message.offset)
                 for citizen, payload in box.citizen_events:
                     by_partition.setdefault(partition_for(citizen, self.partitions, 0),
                                             []).append((citizen, payload))

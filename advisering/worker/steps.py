@@ -20,6 +20,7 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.engine.trusted import decode_validated
 from advisering.events import Rejection, RejectReason, Vocabulary, decode_event
+from advisering.grants import GrantCheck
 
 # The label children every event touches, looked up once.
 _ACCEPTED = metrics.EVENTS_PROCESSED.labels("accepted")
@@ -41,12 +42,18 @@ def now_iso() -> str:
 
 
 def intake(
-    payload: bytes | None, vocabulary: Vocabulary, *, topic: str, partition: int | None,
-    offset: int | None,
+    payload: bytes | None, vocabulary: Vocabulary, *, grants: GrantCheck, topic: str,
+    partition: int | None, offset: int | None,
 ) -> Outbox:
-    """Validate one case event; fan it out per party keyed by pseudonym, or dead-letter it."""
+    """Validate one case event; fan it out per party keyed by pseudonym, or dead-letter it.
+
+    A valid event from a source the sources file does not know, or outside its
+    source's grants, is a dead letter too (``unknown_source``, ``not_granted``).
+    """
     outbox = Outbox()
     result = decode_event(payload, vocabulary)
+    if not isinstance(result, Rejection):
+        result = grants.refusal(result) or result
     if isinstance(result, Rejection):
         outbox.dead_letters.append(dead_letter(
             result, payload, topic=topic, partition=partition, offset=offset, received=now_iso(),

@@ -22,8 +22,9 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from advisering.broker.topic_specs import CASE_EVENTS
+from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
 from advisering.cli_pipeline import load_matcher_and_vocabulary
+from advisering.demo import write_demo_sources
 from advisering.edge import prepare_event
 from advisering.events import CaseEvent, Vocabulary, encode_event
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
@@ -46,6 +47,12 @@ OPEN_CASES = {
     44: {"KY-2026-1188", "SKOLE-2026-0042"},
     55: {"CARE-2023-1207", "SUND-2025-0912"},
 }
+
+
+def demo_sources_file(path: Path) -> Path:
+    """The demo's source systems with their grants: the worker refuses to start without them."""
+    write_demo_sources(path, load_vocabulary(ROOT / "topics"))
+    return path
 
 
 def citizen_key(number: int) -> bytes:
@@ -101,6 +108,7 @@ def settings(tmp_path: Path) -> Settings:
         worker_partitions=2,
         worker_data_dir=tmp_path / "worker",
         worker_web_port=6067,
+        sources_file=demo_sources_file(tmp_path / "sources.yaml"),
     )
 
 

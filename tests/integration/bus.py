@@ -8,16 +8,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from advisering.broker.topic_specs import CASE_EVENTS
+from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
+from advisering.demo import write_demo_sources
 from advisering.testing import wait_until_idle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +32,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@cache
+def demo_sources_file() -> Path:
+    """One sources file per test session: the demo's source systems with their real grants.
+
+    The worker refuses to start without a sources file, and refuses events of
+    sources it does not know; the tests publish the demo's and simulator's sources.
+    """
+    path = Path(tempfile.mkdtemp(prefix="advisering-test-sources-")) / "sources.yaml"
+    write_demo_sources(path, load_vocabulary(ROOT / "topics"))
+    return path
+
+
 def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
-    """Environment for advisering processes: the test broker and a fresh pseudonym key."""
+    """Environment for advisering processes: the test broker, a fresh pseudonym key, and
+    the demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
     env.update({
         "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
@@ -41,6 +57,7 @@ def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
         "ADVISERING_WORKER_REPLICATION_FACTOR": "1",
         "ADVISERING_WORKER_COMMIT_INTERVAL": "0.5",
         "ADVISERING_WORKER_SESSION_TIMEOUT": "6",
+        "ADVISERING_SOURCES_FILE": str(demo_sources_file()),
     })
     env.update(extra)
     return env

@@ -13,7 +13,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS
+from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_vocabulary
+from advisering.demo import demo_grants
 from advisering.scenario import DEMO_EXPECTED, demo_scenario
 from advisering.settings import Settings
 from advisering.testing import end_offsets, read_topic
@@ -43,7 +44,9 @@ async def ingest(bootstrap: str, tmp_path: Path) -> AsyncIterator[tuple[Any, dic
     result = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
     assert result.returncode == 0, result.stderr
     sources = tmp_path / "sources.yaml"
-    keys = {name: add_source(sources, name) for name in sources_of(demo_scenario())}
+    grants, vocabulary = demo_grants(), load_vocabulary(ROOT / "topics")
+    keys = {name: add_source(sources, name, grants[name], vocabulary=vocabulary)
+            for name in sources_of(demo_scenario())}
     pseudonym_key = secrets.token_hex(32)
     client = await make_client(bootstrap, pseudonym_key, sources)
     yield client, keys, pseudonym_key
@@ -102,7 +105,7 @@ async def test_kafka_down_is_503_and_nothing_is_lost_after_recovery(
     """With Kafka stopped the ingest answers 503 + Retry-After; resent after recovery it lands."""
     bootstrap = f"127.0.0.1:{SCRATCH_PORT}"
     sources = tmp_path / "sources.yaml"
-    key = add_source(sources, "momentum")
+    key = add_source(sources, "momentum", demo_grants()["momentum"])
     client = await make_client(bootstrap, secrets.token_hex(32), sources, delivery_timeout=3.0)
     event = demo_scenario()[0][0]
     auth = {"Authorization": f"Bearer {key}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,12 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from advisering.demo import demo_grants
 from advisering.privacy import find_cprs
 from advisering.scenario import demo_scenario, synthetic_cpr
 from advisering.settings import Settings
 from advisering.web.server import create_web_app
-from advisering.web.sources import add_source, load_sources
+from advisering.web.sources import add_source, load_sources, rotate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +26,7 @@ async def client_and_keys(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, str]]]:
     sources = tmp_path / "sources.yaml"
-    keys = {name: add_source(sources, name) for name in ("momentum", "dubu")}
+    keys = {name: add_source(sources, name, demo_grants()[name]) for name in ("momentum", "dubu")}
     settings = Settings(bootstrap_servers="127.0.0.1:1", pseudonym_key="k" * 32,
                         sources_file=sources, topics_dir=ROOT / "topics",
                         ingest_max_body_bytes=64 * 1024, ingest_max_events=5,
@@ -137,11 +139,12 @@ async def test_health_openapi_and_metrics(client_and_keys: Any) -> None:
 def test_sources_file_stores_only_hashes(tmp_path: Path) -> None:
     """`sources add` stores a SHA-256 hash, never the key, and refuses a duplicate name."""
     path = tmp_path / "sources.yaml"
-    key = add_source(path, "momentum")
+    grants = demo_grants()["momentum"]
+    key = add_source(path, "momentum", grants)
     assert key not in path.read_text()
     assert "momentum" in load_sources(path).sources
     with pytest.raises(ValueError, match="exists already"):
-        add_source(path, "momentum")
-    assert add_source(path, "momentum", replace=True) != key
+        add_source(path, "momentum", grants)
+    assert rotate_key(path, "momentum", grace=dt.timedelta(0)) != key
     with pytest.raises(ValueError, match="lower-case"):
-        add_source(path, "Bad Name")
+        add_source(path, "Bad Name", grants)
