@@ -1,4 +1,4 @@
-"""HTTP ingest and grants: 403 not_granted per event, key rotation and revocation without restart."""
+"""HTTP ingest and grants: 403 not_granted per event; keys rotated and revoked without restart."""
 
 from __future__ import annotations
 
