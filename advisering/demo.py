@@ -148,7 +148,8 @@ def write_demo_sources(path: Path, vocabulary: Vocabulary | None = None) -> dict
 
 def register_demo_sources(settings: Settings) -> tuple[Path, dict[str, str]]:
     """A fresh sources file with a key for every source system of the demo."""
-    path = settings.kafka_cache_dir / "demo-sources.yaml"
+    # One file per serve port: two demos on one machine cannot share a port, nor keys.
+    path = settings.kafka_cache_dir / f"demo-sources-{settings.serve_port}.yaml"
     names = {event["source"] for wave in demo_scenario() for event in wave}
     keys = write_demo_sources(path, default_vocabulary(settings.topics_dir))
     missing = names - set(keys)
