@@ -17,10 +17,25 @@ def _start(value: str) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=CET)
 
 
+def _register(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering import sim_publish  # noqa: PLC0415
+    from advisering.client import default_vocabulary  # noqa: PLC0415
+
+    added, rotated = sim_publish.register_sources(
+        settings.sources_file, args.register_sources, default_vocabulary(settings.topics_dir),
+        settings.sources_rotation_grace)
+    print(f"{len(added)} simulated source systems registered in {settings.sources_file}"
+          + (f", {len(rotated)} given a new key ({', '.join(rotated)})" if rotated else "")
+          + f"; their API keys are in {args.register_sources} (for --api-keys).")
+    return 0
+
+
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from advisering import sim_publish  # noqa: PLC0415
     from advisering.simulator import Municipality, simulate  # noqa: PLC0415
 
+    if args.register_sources is not None:
+        return _register(args, settings)
     municipality = Municipality(seed=args.seed, citizens=args.citizens, days=args.days,
                                 start=args.start)
     events = simulate(municipality, args.work_dir)
@@ -69,5 +84,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      help="YAML mapping of source name to API key for --publish http")
     sim.add_argument("--rate", type=float, default=0.0, help="events per second (0: no limit)")
     sim.add_argument("--batch", type=int, default=100, help="events per request or flush")
+    sim.add_argument("--register-sources", type=Path, default=None, metavar="KEYS_FILE",
+                     help="register the simulated source systems with their grants in "
+                          "ADVISERING_SOURCES_FILE, write their API keys to KEYS_FILE, and exit")
     sim.add_argument("--work-dir", type=Path, default=None, help="where day buckets are kept")
     sim.set_defaults(handler=_simulate)

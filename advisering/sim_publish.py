@@ -7,6 +7,8 @@ with that source's key and honours ``Retry-After`` when Kafka is away.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +19,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from advisering.events import Vocabulary
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -97,6 +100,38 @@ class HttpSender:
                 log.warning("ingest_unreachable", attempt=attempt, error=str(exc)[:200])
             time.sleep(delay)
         raise RuntimeError(f"ingest did not accept the batch after {self.max_retries} tries")
+
+
+def register_sources(sources_file: Path, keys_file: Path, vocabulary: Vocabulary,
+                     grace: dt.timedelta) -> tuple[list[str], list[str]]:
+    """Register every simulated source system with its grants; write their keys for --api-keys.
+
+    A source already registered gets a new key (its old one stays valid for
+    ``grace``), so the keys file is complete. Returns (added, rotated).
+    """
+    from advisering.simulator import source_grants  # noqa: PLC0415
+    from advisering.web.sources import add_source, load_sources, rotate_key  # noqa: PLC0415
+
+    existing = load_sources(sources_file).sources
+    keys: dict[str, str] = {}
+    added: list[str] = []
+    rotated: list[str] = []
+    for name, grants in sorted(source_grants().items()):
+        if name in existing:
+            keys[name] = rotate_key(sources_file, name, grace=grace, grants=grants,
+                                    vocabulary=vocabulary)
+            rotated.append(name)
+        else:
+            keys[name] = add_source(sources_file, name, grants, description="simulator",
+                                    vocabulary=vocabulary)
+            added.append(name)
+    import yaml  # noqa: PLC0415
+
+    fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("# API keys of the simulated source systems (advisering simulate "
+                     "--api-keys)\n" + yaml.safe_dump(keys, sort_keys=True))
+    return added, rotated
 
 
 def load_api_keys(path: Path) -> dict[str, str]:

@@ -304,3 +304,26 @@ def test_cli_list_flags_sources_without_grants(
     assert "momentum: NO GRANTS" in out
     assert "sources grant" in out
     assert os.access(path, os.R_OK)
+
+
+def test_simulator_registers_its_sources_with_grants_and_writes_their_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simulate --register-sources` grants every simulated system what it publishes, and its
+    keys file (0600) authenticates each; an existing source gets a new key in its grace."""
+    path = tmp_path / "sources.yaml"
+    old = add_source(path, "momentum", JOBCENTER)
+    keys_file = tmp_path / "keys.yaml"
+    assert cli(monkeypatch, path, "simulate", "--register-sources", str(keys_file)) == 0
+    assert "given a new key (momentum)" in capsys.readouterr().out
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    keys = yaml.safe_load(keys_file.read_text())
+    current = ReloadingSources(path, VOCABULARY, interval=0, required=True).current()
+    for name, key in keys.items():
+        assert current.authenticator.source_for(key) == name
+    assert current.authenticator.source_for(old) == "momentum"  # in its grace
+    grants = current.sources.sources
+    assert grants["cpr"].grants == Grants(types=("citizen.moved", "citizen.deceased"))
+    assert grants["dubu"].grants == DUBU
+    assert grants["momentum"].grants is not None
+    assert grants["momentum"].grants.allows_type("appointment.missed")
