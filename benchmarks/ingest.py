@@ -90,7 +90,7 @@ from advisering.client import default_vocabulary
 from advisering.edge import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
 from advisering.privacy import cpr_paths, find_cprs, pseudonymise
-from advisering.simulator import CET, Municipality, simulate
+from advisering.simulator import CET, Municipality, simulate, source_grants
 from advisering.testing import end_offsets
 from advisering.web.sources import add_source
 
@@ -896,7 +896,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="advisering-bench-ingest-"))
     try:
         sources_file = workdir / "sources.yaml"
-        keys = {source: add_source(sources_file, source, "benchmarks/ingest.py")
+        grants = source_grants()
+        keys = {source: add_source(sources_file, source, grants[source],
+                                   description="benchmarks/ingest.py")
                 for source in sources}
         headers = {source: {"Authorization": f"Bearer {key}",
                             "Content-Type": "application/json"} for source, key in keys.items()}

@@ -93,10 +93,12 @@ from advisering.events import (
     encode_event,
     validate_event,
 )
+from advisering.grants import GrantCheck, Grants
 from advisering.scenario import event as scenario_event
 from advisering.scenario import synthetic_cpr
 from advisering.settings import Settings
 from advisering.testing import end_offsets, wait_until_idle
+from advisering.web.sources import add_source
 from advisering.worker import steps
 
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline-latest.json"
@@ -137,6 +139,13 @@ DEPARTMENTS = (
     Department("skole", "elevsag", "SKOLE", ("17.07.00",), ("pps",), None, 5),
 )
 BY_NAME = {d.name: d for d in DEPARTMENTS}
+# What each source may publish (the sources file the worker checks every event against).
+GRANTS = {
+    **{d.source: Grants(types=("case.*", "document.*", "benefit.*", "appointment.*"),
+                        departments=(d.name,)) for d in DEPARTMENTS},
+    "cpr": Grants(types=("citizen.moved", "citizen.deceased")),
+    "sundhedsplatformen": Grants(types=("citizen.admitted", "citizen.discharged")),
+}
 # What happens after the cases are open: mostly events no rule cares about.
 TRIGGERS = (
     ("document.added", 28), ("case.status-changed", 20), ("benefit.changed", 20),
@@ -369,8 +378,10 @@ def steps_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
     """What the worker's agents run per record, minus Faust: intake + correlate (+ changelog)."""
     states: dict[bytes, Any] = {}
     notifications = 0
+    grants = GrantCheck(GRANTS)
     for offset, payload in enumerate(payloads):
-        box = steps.intake(payload, vocabulary, topic=CASE_EVENTS, partition=0, offset=offset)
+        box = steps.intake(payload, vocabulary, grants=grants, topic=CASE_EVENTS, partition=0,
+                           offset=offset)
         for key, value in box.citizen_events:
             state, out = steps.correlate(key.decode(), value, states.get(key), matcher)
             notifications += len(out.notifications)
@@ -683,7 +694,12 @@ def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
                    profile_to: Path | None = None,
                    extra_env: dict[str, str] | None = None) -> Subprocess:
     port = free_port()
+    sources = workdir / "sources.yaml"
+    if not sources.exists():
+        for name, grants in GRANTS.items():
+            add_source(sources, name, grants, description="benchmarks/pipeline.py")
     env = advisering_env(bootstrap, key, {
+        "ADVISERING_SOURCES_FILE": str(sources),
         "ADVISERING_WORKER_APP_ID": app_id,
         "ADVISERING_WORKER_WEB_PORT": str(port),
         "ADVISERING_WORKER_DATA_DIR": str(workdir / f"{app_id}-data"),
