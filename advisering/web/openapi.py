@@ -94,7 +94,9 @@ def openapi_document() -> dict[str, Any]:
                                                    "ids": {"type": "array",
                                                            "items": {"type": "string"}}}}}}},
                         "401": _problem("missing or unknown API key"),
-                        "403": _problem("an event's source is not the key's source"),
+                        "403": _problem("an event's source is not the key's source "
+                                        "(forbidden), or an event type or department the "
+                                        "source is not granted (not_granted, per event)"),
                         "413": _problem("body or batch too large"),
                         "415": _problem("unsupported content type"),
                         "422": _problem("invalid events, with index and field path of each"),
