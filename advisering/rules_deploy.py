@@ -89,11 +89,13 @@ class InvalidRecord(ValueError):
         self.detail = detail[:160]
 
 
-def _schema_detail(exc: ValidationError) -> str:
+def _schema_detail(model: type[BaseModel], exc: ValidationError) -> str:
+    """Which field failed and how; only the model's own field names, never a key or value."""
     errors = exc.errors(include_input=False, include_url=False)
     first = errors[0] if errors else {"loc": (), "type": "invalid"}
-    where = ".".join(str(part) for part in first["loc"][:4]) or "value"
-    return f"{where}: {first['type']} ({len(errors)} error(s))"
+    where = first["loc"][0] if first["loc"] else "value"
+    name = where if isinstance(where, str) and where in model.model_fields else "value"
+    return f"{name}: {first['type']} ({len(errors)} error(s))"
 
 
 @dataclass
@@ -183,7 +185,7 @@ def _parse(model: type[_Model], value: bytes) -> _Model:
     try:
         return model.model_validate(parsed)
     except ValidationError as exc:
-        raise InvalidRecord("schema", _schema_detail(exc)) from exc
+        raise InvalidRecord("schema", _schema_detail(model, exc)) from exc
 
 
 def read_deployed(bootstrap: str, timeout: float = 30.0,
