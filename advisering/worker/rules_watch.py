@@ -122,7 +122,6 @@ class RulesWatcher:
                 self.step()
         except BaseException as exc:  # not expected: step() catches Exception
             log.critical("rules_watcher_ended", error=type(exc).__name__)
-            raise
         finally:
             metrics.RULES_WATCHER_UP.set(0)
 
