@@ -51,9 +51,10 @@ class RateLimitedForwarder(logging.Handler):
 
     def __init__(self, interval: float = DEFAULT_INTERVAL,
                  clock: Callable[[], float] = time.monotonic,
-                 sink: Callable[..., Any] | None = None) -> None:
+                 sink: Callable[..., Any] | None = None, event: str = "librdkafka_log") -> None:
         super().__init__(level=logging.DEBUG)
         self.interval = interval
+        self.event = event
         self._clock = clock
         self._sink = sink
         self._kinds: dict[str, _Kind] = {}
@@ -82,23 +83,32 @@ class RateLimitedForwarder(logging.Handler):
             self._sink(level, **fields)
             return
         if level >= logging.ERROR:
-            log.error("librdkafka_log", **fields)
+            log.error(self.event, **fields)
         elif level >= logging.WARNING:
-            log.warning("librdkafka_log", **fields)
+            log.warning(self.event, **fields)
         elif level >= logging.INFO:
-            log.info("librdkafka_log", **fields)
+            log.info(self.event, **fields)
         else:
-            log.debug("librdkafka_log", **fields)
+            log.debug(self.event, **fields)
 
 
 def _parts(record: logging.LogRecord) -> tuple[str, str, str]:
-    """(kind, client, text) of a librdkafka record: confluent-kafka logs ``"%s [%s] %s"``."""
+    """(kind, client, text) of a record.
+
+    confluent-kafka logs librdkafka's lines as ``"%s [%s] %s"`` (facility,
+    client, text): the facility is the kind. Any other record's kind is its
+    logger and message template (``aiokafka: Unable connect to node ...``),
+    a bounded set as templates are fixed strings.
+    """
     args = record.args
-    if isinstance(args, tuple) and len(args) == 3:  # (facility, client, text)
+    if record.msg == _CONFLUENT_FORMAT and isinstance(args, tuple) and len(args) == 3:
         kind, client, text = (str(part) for part in args)
-    else:
-        kind, client, text = "other", "", record.getMessage()
-    return kind[:32], client[:64], text[:MAX_LINE_CHARS]
+        return kind[:32], client[:64], text[:MAX_LINE_CHARS]
+    kind = f"{record.name}: {record.msg}"[:80]
+    return kind, record.name[:64], record.getMessage()[:MAX_LINE_CHARS]
+
+
+_CONFLUENT_FORMAT = "%s [%s] %s"
 
 
 FORWARDER = RateLimitedForwarder()
@@ -108,9 +118,23 @@ LIBRDKAFKA_LOGGER.setLevel(logging.DEBUG)  # structlog's level filters
 LIBRDKAFKA_LOGGER.propagate = False  # never also through the root logger's stderr handler
 
 
-def set_log_interval(seconds: float) -> None:
-    """Apply ``ADVISERING_KAFKA_LOG_INTERVAL`` (called once at start-up)."""
-    FORWARDER.interval = seconds
+#: aiokafka (Faust's Kafka client) logs through the standard library at ERROR on
+#: every reconnect and metadata attempt: thousands of lines a minute with Kafka gone.
+AIOKAFKA_FORWARDER = RateLimitedForwarder(event="aiokafka_log")
+
+
+def configure_client_logging(interval: float) -> None:
+    """Apply ``ADVISERING_KAFKA_LOG_INTERVAL`` and route aiokafka's log through the limit.
+
+    Called once at the worker's start-up. aiokafka's WARNING and above go to
+    structlog, one line per logger and message template per interval.
+    """
+    FORWARDER.interval = interval
+    AIOKAFKA_FORWARDER.interval = interval
+    aiokafka = logging.getLogger("aiokafka")
+    aiokafka.handlers = [AIOKAFKA_FORWARDER]
+    aiokafka.setLevel(logging.WARNING)
+    aiokafka.propagate = False
 
 
 def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from advisering import metrics
-from advisering.broker.kafka_clients import client_config, set_log_interval
+from advisering.broker.kafka_clients import client_config, configure_client_logging
 from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
@@ -384,7 +384,7 @@ def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> in
     a crash, 128 + signal when a stop outlived ``worker_shutdown_grace``, 1
     when the worker could not start.
     """
-    set_log_interval(settings.kafka_log_interval)
+    configure_client_logging(settings.kafka_log_interval)
     replicas = ensure_citizen_topic(settings)
     ruleset, state, end = initial_ruleset(settings.bootstrap_servers, vocabulary, local,
                                           settings.rules_record_max_bytes)

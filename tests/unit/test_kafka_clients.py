@@ -65,8 +65,33 @@ def test_lines_are_bounded_and_odd_records_are_forwarded() -> None:
     handler.handle(librdkafka_record("FAIL", "x" * 10_000))
     handler.handle(logging.LogRecord("x", logging.WARNING, "", 0, "plain %s", ("text",), None))
     assert len(lines[0][1]["message"]) == kafka_clients.MAX_LINE_CHARS
-    assert lines[1][1] == {"kind": "other", "client": "", "message": "plain text",
+    assert lines[1][1] == {"kind": "x: plain %s", "client": "x", "message": "plain text",
                            "suppressed": 0}
+
+
+def test_aiokafka_reconnect_errors_are_routed_through_the_limit(monkeypatch: Any) -> None:
+    """With Kafka gone, aiokafka's per-attempt ERROR lines give one structlog line per template."""
+    forwarded: list[Any] = []
+    monkeypatch.setattr(kafka_clients.AIOKAFKA_FORWARDER, "_sink",
+                        lambda level, **fields: forwarded.append((level, fields)))
+    monkeypatch.setattr(kafka_clients.AIOKAFKA_FORWARDER, "_kinds", {})
+    for handler in (kafka_clients.FORWARDER, kafka_clients.AIOKAFKA_FORWARDER):
+        monkeypatch.setattr(handler, "interval", handler.interval)  # restored after the test
+    logger = logging.getLogger("aiokafka")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        kafka_clients.configure_client_logging(10.0)
+        for node in range(500):
+            logger.error("Unable connect to node with id %s: %s", node % 3, "refused")
+            logging.getLogger("aiokafka.consumer.fetcher").error(
+                "Failed fetch messages from %s: %s", node % 3, "NodeNotReadyError")
+        logger.debug("a debug line %s", 1)
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved
+    assert [fields["kind"] for _, fields in forwarded] == [
+        "aiokafka: Unable connect to node with id %s: %s",
+        "aiokafka.consumer.fetcher: Failed fetch messages from %s: %s"]
+    assert forwarded[0][1]["message"] == "Unable connect to node with id 0: refused"
 
 
 def test_client_config_passes_the_logger_and_backs_reconnects_off() -> None:
