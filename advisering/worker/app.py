@@ -29,7 +29,6 @@ import orjson
 from faust.serializers import codecs
 from faust.streams import _current_event, current_event
 from faust.types import TP
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from advisering import metrics
 from advisering.broker.kafka_clients import client_config, configure_client_logging
@@ -42,6 +41,7 @@ from advisering.log import get_logger
 from advisering.settings import Settings
 from advisering.worker import envelope, faust_door, steps
 from advisering.worker.lifecycle import EXIT_FAILED, EXIT_OK, Watchdog, WorkerStatus
+from advisering.worker.pages import add_pages
 from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
 
@@ -98,7 +98,7 @@ def create_app(
     intake_agent = app.agent(topics["case_events"], name="intake")(agents.intake)
     correlate_agent = app.agent(topics["citizen_events"], name="correlate")(agents.correlate)
     status = WorkerStatus()
-    _add_pages(app, status)
+    add_pages(app, status)
     return WorkerApp(app, holder, vocabulary, citizens, intake_agent, correlate_agent, topics,
                      agents.sender, status)
 
@@ -314,29 +314,6 @@ def as_current_event(event: Any) -> None:
     in its own task's context only.
     """
     _current_event.set(weakref.ref(event))
-
-
-def _add_pages(app: faust.App, status: WorkerStatus) -> None:
-    """/metrics, /healthz (503 once the app crashed) and /readyz (503 until it can work)."""
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        if faust_door.crashed(app):  # from the moment of the crash; the process is exiting
-            return web.json({"status": "crashed"}, status=503)
-        return web.json({"status": "alive"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        rebalancing, recovering, recovered = faust_door.readiness(app)
-        watcher = status.watcher_up()
-        crashed = faust_door.crashed(app)
-        ready = not rebalancing and not recovering and recovered and watcher and not crashed
-        body = {"ready": ready, "rebalancing": rebalancing, "recovering": recovering,
-                "rules_watcher": "up" if watcher else "ended", "crashed": crashed}
-        return web.json(body, status=200 if ready else 503)
 
 
 def citizen_topic_name(settings: Settings) -> str:
