@@ -41,7 +41,7 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_plan(plan: Any, deployed: Any) -> None:
-    current = deployed.manifest["version"] if deployed.manifest else "none (workers use "\
+    current = deployed.manifest.version if deployed.manifest else "none (workers use "\
         "ADVISERING_RULES_DIR)"
     print(f"Deployed now: {current}")
     for label, ids in (("added", plan.added), ("changed", plan.changed),
@@ -60,9 +60,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         print("No rule set is deployed; workers use their ADVISERING_RULES_DIR.")
         return 0
     manifest = deployed.manifest
-    print(f"Deployed rule set {manifest['version']} at {manifest['deployed']} "
-          f"({len(manifest['rules'])} rules):")
-    for rule_id in sorted(manifest["rules"]):
+    print(f"Deployed rule set {manifest.version} at {manifest.deployed} "
+          f"({len(manifest.rules)} rules):")
+    for rule_id in sorted(manifest.rules):
         print(f"  {rule_id}")
     directory: Path = args.dir or settings.rules_dir
     if directory.is_dir():

@@ -74,6 +74,20 @@ RULESETS_REJECTED = Counter(
     "advisering_rulesets_rejected_total",
     "Rule sets seen on advisering.rules that were incomplete or invalid and not applied.",
 )
+RULESET_RECORDS_INVALID = Counter(
+    "advisering_ruleset_records_invalid_total",
+    "Records on advisering.rules that were not a valid rule, tombstone or manifest and were "
+    "skipped, by reason (not_json, not_object, schema, key, too_large, too_deep).",
+    ["reason"],
+)
+RULES_WATCHER_UP = Gauge(
+    "advisering_rules_watcher_up",
+    "1 while the worker's rules watcher thread follows advisering.rules, 0 once it ended.",
+)
+WORKER_CRASHED = Gauge(
+    "advisering_worker_crashed",
+    "1 once the worker's Faust app crashed (the process is exiting), else 0.",
+)
 PUBLISHED_EVENTS = Counter(
     "advisering_published_events_total",
     "Events offered to the publisher, by outcome (accepted, rejected).",

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from advisering import metrics
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.topic_specs import RULES
 from advisering.engine.rules import Rule, RuleSet, rules_from_documents
 from advisering.events import Vocabulary
+from advisering.log import get_logger
+
+log = get_logger(__name__)
 
 MANIFEST_KEY = "__ruleset__"
 
@@ -43,25 +50,100 @@ def set_version(rules: Iterable[Rule], at: dt.datetime) -> str:
     return f"{at:%Y%m%dT%H%M%SZ}-{digest[:8]}"
 
 
+RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+#: At most this many rules in one manifest (operators' sets hold tens).
+MAX_MANIFEST_RULES = 10_000
+DEFAULT_MAX_RECORD_BYTES = 262_144
+
+
+class RuleRecord(BaseModel):
+    """The value of a rule record: the rule's document and the set it came with."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    version: str = Field(min_length=1, max_length=100)
+    rule: dict[str, Any]
+
+
+class Manifest(BaseModel):
+    """The value of the ``__ruleset__`` record: the set's version and every rule's hash."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    version: str = Field(min_length=1, max_length=100)
+    deployed: str = Field(default="", max_length=64)
+    rules: dict[RuleId, Sha256] = Field(max_length=MAX_MANIFEST_RULES)
+
+
+class InvalidRecord(ValueError):
+    """A record on the rules topic that is not a rule, tombstone or manifest.
+
+    ``reason`` is one of a fixed set (a metric label); ``detail`` names where
+    the record went wrong (a field and pydantic's error type), never content.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail[:160]
+
+
+def _schema_detail(model: type[BaseModel], exc: ValidationError) -> str:
+    """Which field failed and how; only the model's own field names, never a key or value."""
+    errors = exc.errors(include_input=False, include_url=False)
+    first = errors[0] if errors else {"loc": (), "type": "invalid"}
+    where = first["loc"][0] if first["loc"] else "value"
+    name = where if isinstance(where, str) and where in model.model_fields else "value"
+    return f"{name}: {first['type']} ({len(errors)} error(s))"
+
+
 @dataclass
 class DeployedState:
-    """What the topic says: the latest record per rule id and the latest manifest."""
+    """What the topic says: the latest record per rule id and the latest manifest.
+
+    Records are checked before they change anything: a record that is not
+    valid (not JSON, not an object, a rule without ``rule``, a manifest
+    without ``rules``, a key that is not UTF-8 or not a rule id, too large
+    or too deep) is logged as ``ruleset_record_invalid`` with its offset,
+    counted, and skipped, so a worker keeps the set it has.
+    """
 
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
-    manifest: dict[str, Any] | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest | None = None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
-    def apply(self, key: bytes | None, value: bytes | None) -> bool:
+    def apply(self, key: bytes | None, value: bytes | None, offset: int = -1) -> bool:
         """Take one record; True when it was a manifest (a set may now be complete)."""
-        if key is None:
+        try:
+            return self._apply(key, value)
+        except InvalidRecord as exc:
+            metrics.RULESET_RECORDS_INVALID.labels(exc.reason).inc()
+            log.warning("ruleset_record_invalid", offset=offset, reason=exc.reason,
+                        detail=exc.detail)
             return False
-        name = key.decode()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> bool:
+        name = _record_key(key)
+        if value is not None and len(value) > self.max_record_bytes:
+            raise InvalidRecord("too_large", f"{len(value)} bytes > {self.max_record_bytes}")
         if name == MANIFEST_KEY:
-            self.manifest = orjson.loads(value) if value else None
+            self.manifest = None if value is None else _parse(Manifest, value)
             return True
+        if not _RULE_ID.fullmatch(name):
+            raise InvalidRecord("key", "not a rule id")
         if value is None:
             self.rules.pop(name, None)
-        else:
-            self.rules[name] = orjson.loads(value)["rule"]
+            self.hashes.pop(name, None)
+            return False
+        document = _parse(RuleRecord, value).rule
+        try:
+            digest = rule_hash(document)
+        except orjson.JSONEncodeError as exc:  # nested beyond what orjson writes
+            raise InvalidRecord("too_deep", "rule") from exc
+        self.rules[name] = document
+        self.hashes[name] = digest
         return False
 
     def complete_set(self, vocabulary: Vocabulary) -> RuleSet | None:
@@ -69,19 +151,50 @@ class DeployedState:
         if self.manifest is None:
             return None
         documents = []
-        for rule_id, digest in sorted(self.manifest["rules"].items()):
+        for rule_id, digest in sorted(self.manifest.rules.items()):
             document = self.rules.get(rule_id)
-            if document is None or rule_hash(document) != digest:
+            if document is None or self.hashes.get(rule_id) != digest:
                 return None
             documents.append((Path(f"{RULES}/{rule_id}"), document))
-        return rules_from_documents(documents, vocabulary, version=self.manifest["version"])
+        return rules_from_documents(documents, vocabulary, version=self.manifest.version)
 
 
-def read_deployed(bootstrap: str, timeout: float = 30.0) -> DeployedState:
+_RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,80}")
+_MAX_KEY_BYTES = 128
+_Model = TypeVar("_Model", RuleRecord, Manifest)
+
+
+def _record_key(key: bytes | None) -> str:
+    if key is None:
+        raise InvalidRecord("key", "no key")
+    if len(key) > _MAX_KEY_BYTES:
+        raise InvalidRecord("key", f"{len(key)} bytes")
+    try:
+        return key.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord("key", "not UTF-8") from exc
+
+
+def _parse(model: type[_Model], value: bytes) -> _Model:
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord("not_json", f"at byte {exc.pos}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidRecord("not_object", type(parsed).__name__)
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        raise InvalidRecord("schema", _schema_detail(model, exc)) from exc
+
+
+def read_deployed(bootstrap: str, timeout: float = 30.0,
+                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> DeployedState:
     """Read ``advisering.rules`` from the beginning to its current end."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "advisering-rules-reader",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    state = DeployedState()
+    consumer = Consumer(client_config(bootstrap, {
+        "group.id": "advisering-rules-reader", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest"}))
+    state = DeployedState(max_record_bytes=max_record_bytes)
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(RULES, 0), timeout=timeout)
         if high <= low:
@@ -93,8 +206,9 @@ def read_deployed(bootstrap: str, timeout: float = 30.0) -> DeployedState:
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue
-            state.apply(message.key(), message.value())
-            position = int(message.offset() or 0) + 1
+            offset = int(message.offset() or 0)
+            state.apply(message.key(), message.value(), offset)
+            position = offset + 1
         if position < high:
             raise TimeoutError(f"could not read {RULES} to its end within {timeout:.0f}s")
         return state
@@ -113,7 +227,7 @@ class DeployPlan:
 
 def plan_deploy(ruleset: RuleSet, deployed: DeployedState, at: dt.datetime) -> DeployPlan:
     new = {rule.id: rule_hash(rule_json(rule)) for rule in ruleset.rules}
-    old = {rule_id: rule_hash(doc) for rule_id, doc in deployed.rules.items()}
+    old = deployed.hashes
     return DeployPlan(
         version=set_version(ruleset.rules, at),
         added=sorted(set(new) - set(old)),
@@ -126,8 +240,7 @@ def plan_deploy(ruleset: RuleSet, deployed: DeployedState, at: dt.datetime) -> D
 def deploy(bootstrap: str, ruleset: RuleSet, plan: DeployPlan, at: dt.datetime,
            timeout: float = 30.0) -> None:
     """Publish the rules, tombstones, then the manifest; wait until Kafka confirmed all."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                         "acks": "all"})
+    producer = Producer(client_config(bootstrap, {"enable.idempotence": True, "acks": "all"}))
     errors: list[str] = []
 
     def delivered(error: Any, _message: Any) -> None:

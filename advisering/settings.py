@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     worker_data_dir: Path = DEFAULT_CACHE_DIR / "worker"
     worker_commit_interval: float = Field(default=2.8, gt=0)
     worker_session_timeout: float = Field(default=30.0, ge=6)
+    # Failures and shutdown (README "Failures, shutdown and health").
+    worker_shutdown_grace: float = Field(default=20.0, gt=0, le=3600)
+    worker_crash_stop_timeout: float = Field(default=5.0, gt=0, le=600)
+    worker_crash_exit_delay: float = Field(default=0.0, ge=0, le=86400)
+    rules_record_max_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)
+    kafka_log_interval: float = Field(default=10.0, ge=0, le=3600)
     worker_batch_max: int = Field(default=1000, ge=1, le=100_000)
     worker_batch_seconds: float = Field(default=0.01, gt=0, le=5)
 

@@ -21,7 +21,7 @@ replayed event harmless.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -29,9 +29,9 @@ import orjson
 from faust.serializers import codecs
 from faust.streams import _current_event, current_event
 from faust.types import TP
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from advisering import metrics
+from advisering.broker.kafka_clients import client_config, configure_client_logging
 from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
@@ -40,7 +40,9 @@ from advisering.events import Vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
 from advisering.web.sources_reload import ReloadingSources
-from advisering.worker import envelope, steps
+from advisering.worker import envelope, faust_door, steps
+from advisering.worker.lifecycle import EXIT_FAILED, EXIT_OK, Watchdog, WorkerStatus
+from advisering.worker.pages import add_pages
 from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
 
@@ -77,6 +79,7 @@ class WorkerApp:
     correlate_agent: Any
     topics: dict[str, Any]
     sender: BatchSender
+    status: WorkerStatus = field(default_factory=WorkerStatus)
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
@@ -95,9 +98,10 @@ def create_app(
                     {role: topic.get_topic_name() for role, topic in topics.items()})
     intake_agent = app.agent(topics["case_events"], name="intake")(agents.intake)
     correlate_agent = app.agent(topics["citizen_events"], name="correlate")(agents.correlate)
-    _add_pages(app)
+    status = WorkerStatus()
+    add_pages(app, status)
     return WorkerApp(app, holder, vocabulary, citizens, intake_agent, correlate_agent, topics,
-                     agents.sender)
+                     agents.sender, status)
 
 
 class Agents:
@@ -125,7 +129,7 @@ class Agents:
 
     def _kafka_producer(self) -> Any:
         """Faust's aiokafka producer (looked up late: the app starts it before the agents)."""
-        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return faust_door.aiokafka_producer(self.app)
 
     def records(self, outbox: steps.Outbox) -> list[Record]:
         names = self.names
@@ -317,25 +321,6 @@ def as_current_event(event: Any) -> None:
     _current_event.set(weakref.ref(event))
 
 
-def _add_pages(app: faust.App) -> None:
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "alive"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        recovering = bool(getattr(app, "in_recovery", False))
-        recovery = getattr(app.tables, "recovery", None)
-        recovered = recovery is not None and recovery.completed.is_set()
-        ready = not app.rebalancing and not recovering and recovered
-        body = {"ready": ready, "rebalancing": bool(app.rebalancing), "recovering": recovering}
-        return web.json(body, status=200 if ready else 503)
-
-
 def citizen_topic_name(settings: Settings) -> str:
     return f"{settings.worker_app_id}-citizen-events"
 
@@ -355,7 +340,7 @@ def ensure_citizen_topic(settings: Settings) -> int:
     from confluent_kafka import KafkaError  # noqa: PLC0415
     from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(client_config(settings.bootstrap_servers))
     replicas = replication_factor(settings, len(admin.list_topics(timeout=30).brokers))
     name = citizen_topic_name(settings)
     new = NewTopic(name, num_partitions=settings.worker_partitions,
@@ -373,25 +358,34 @@ def ensure_citizen_topic(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> int:
-    """Run the worker until it is stopped (SIGTERM or Ctrl-C).
+    """Run the worker until it is stopped (SIGTERM or Ctrl-C) or crashes; the exit code.
 
     It applies the rule set deployed on ``advisering.rules`` (or, when none is,
-    the local rules directory) and follows the topic for new sets.
+    the local rules directory) and follows the topic for new sets. Exit codes
+    (README "Failures, shutdown and health"): 0 after a clean stop, 70 after
+    a crash, 128 + signal when a stop outlived ``worker_shutdown_grace``, 1
+    when the worker could not start.
     """
-    from faust.worker import Worker  # noqa: PLC0415
-
+    configure_client_logging(settings.kafka_log_interval)
     replicas = ensure_citizen_topic(settings)
-    ruleset, state, end = initial_ruleset(settings.bootstrap_servers, vocabulary, local)
+    ruleset, state, end = initial_ruleset(settings.bootstrap_servers, vocabulary, local,
+                                          settings.rules_record_max_bytes)
     worker_app = create_app(settings, Matcher(ruleset), vocabulary, replicas)
     watcher = RulesWatcher(settings.bootstrap_servers, vocabulary, worker_app.holder, state, end)
+    worker_app.status.watcher_alive = lambda: watcher.alive
+    watchdog = Watchdog(worker_app.app, settings, watcher.stop)
     watcher.start()
+    watchdog.start()
     log.info("worker_starting", rules=len(ruleset.rules), ruleset=ruleset.version,
              app_id=settings.worker_app_id, bootstrap=settings.bootstrap_servers,
-             store=settings.worker_store)
-    worker = Worker(worker_app.app, loglevel=settings.log_level.lower(),
-                    redirect_stdouts=False, override_logging=False)
+             store=settings.worker_store, shutdown_grace=settings.worker_shutdown_grace)
+    worker_class = faust_door.worker_class(watchdog.on_signal)
+    worker = worker_class(worker_app.app, loglevel=settings.log_level.lower(),
+                          redirect_stdouts=False, override_logging=False)
+    started = EXIT_OK
     try:
         worker.execute_from_commandline()
-    finally:
-        watcher.stop()
-    return 0
+    except SystemExit as exc:  # mode ends with sys.exit: 1 when it failed or crashed
+        started = EXIT_FAILED if exc.code not in (None, 0) else EXIT_OK
+    code = watchdog.finish()
+    return code if code != EXIT_OK else started

@@ -15,12 +15,13 @@ import threading
 from confluent_kafka import Consumer, TopicPartition
 
 from advisering import metrics
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.topic_specs import RULES
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.log import get_logger
-from advisering.rules_deploy import DeployedState, read_deployed
+from advisering.rules_deploy import DEFAULT_MAX_RECORD_BYTES, DeployedState, read_deployed
 from advisering.yamlfiles import YamlFileError
 
 log = get_logger(__name__)
@@ -45,11 +46,16 @@ class MatcherHolder:
         metrics.RULESET_VERSION.info({"version": self.matcher.version})
 
 
-def initial_ruleset(bootstrap: str, vocabulary: Vocabulary,
-                    local: RuleSet) -> tuple[RuleSet, DeployedState, int]:
-    """The deployed set if the topic has a valid one, else the local rules directory."""
-    state = read_deployed(bootstrap)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "advisering-rules-end"})
+def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
+                    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                    ) -> tuple[RuleSet, DeployedState, int]:
+    """The deployed set if the topic has a valid one, else the local rules directory.
+
+    Invalid records were skipped by :meth:`DeployedState.apply`; a set that
+    does not validate (or fails in any other way) leaves the local rules.
+    """
+    state = read_deployed(bootstrap, max_record_bytes=max_record_bytes)
+    consumer = Consumer(client_config(bootstrap, {"group.id": "advisering-rules-end"}))
     try:
         _, end = consumer.get_watermark_offsets(TopicPartition(RULES, 0), timeout=30)
     finally:
@@ -60,6 +66,10 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary,
         deployed = None
         metrics.RULESETS_REJECTED.inc()
         log.error("ruleset_rejected", reason="invalid", where="start")
+    except Exception as exc:  # hostile documents must not stop the start: local rules
+        deployed = None
+        metrics.RULESETS_REJECTED.inc()
+        log.error("ruleset_rejected", reason="error", where="start", error=type(exc).__name__)
     if deployed is None:
         log.info("ruleset_local", rules=len(local.rules), deployed=state.manifest is not None)
         return local, state, end
@@ -67,51 +77,82 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary,
 
 
 class RulesWatcher:
-    """A daemon thread following the rules topic from ``start_offset``."""
+    """A daemon thread following the rules topic from ``start_offset``.
+
+    Nothing one record holds can end it: every record is handled inside a
+    catch-all (an invalid record is skipped by :class:`DeployedState`, an
+    unexpected error is logged and counted as ``rules_watch_error``). Should
+    the thread end anyway, :attr:`alive` turns False, the gauge
+    ``advisering_rules_watcher_up`` drops to 0 and ``/readyz`` answers 503.
+    """
 
     def __init__(self, bootstrap: str, vocabulary: Vocabulary, holder: MatcherHolder,
                  state: DeployedState, start_offset: int) -> None:
         self.vocabulary = vocabulary
         self.holder = holder
         self.state = state
-        self._consumer = Consumer({"bootstrap.servers": bootstrap,
-                                   "group.id": "advisering-rules-watch",
-                                   "enable.auto.commit": False})
+        self._consumer = Consumer(client_config(bootstrap, {
+            "group.id": "advisering-rules-watch", "enable.auto.commit": False}))
         self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
         self._running = threading.Event()
+        self._closed = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread follows the topic (False before start and after it ended)."""
+        return self._thread.is_alive()
 
     def start(self) -> None:
         self._running.set()
+        metrics.RULES_WATCHER_UP.set(1)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop following; safe to call twice and from any thread."""
         self._running.clear()
-        self._thread.join(timeout=5)
-        self._consumer.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
+        if not self._thread.is_alive() and self._closed.acquire(blocking=False):
+            self._consumer.close()
 
     def _run(self) -> None:
-        while self._running.is_set():
+        try:
+            while self._running.is_set():
+                self.step()
+        except BaseException as exc:  # not expected: step() catches Exception
+            log.critical("rules_watcher_ended", error=type(exc).__name__)
+        finally:
+            metrics.RULES_WATCHER_UP.set(0)
+
+    def step(self) -> None:
+        """Poll once and take what came; never raises an Exception."""
+        offset = -1
+        try:
             message = self._consumer.poll(0.5)
             if message is None or message.error():
-                continue
-            if self.state.apply(message.key(), message.value()):
+                return
+            offset = int(message.offset() or 0)
+            if self.state.apply(message.key(), message.value(), offset):
                 self.consider()
+        except Exception as exc:
+            metrics.RULESETS_REJECTED.inc()
+            log.error("rules_watch_error", offset=offset, error=type(exc).__name__)
 
     def consider(self) -> None:
         """Apply the manifest's set if it is complete and valid; otherwise keep the old one."""
         manifest = self.state.manifest
-        if manifest is None or manifest.get("version") == self.holder.matcher.version:
+        if manifest is None or manifest.version == self.holder.matcher.version:
             return
         try:
             ruleset = self.state.complete_set(self.vocabulary)
         except YamlFileError as exc:
             metrics.RULESETS_REJECTED.inc()
-            log.error("ruleset_rejected", version=manifest.get("version"), reason="invalid",
+            log.error("ruleset_rejected", version=manifest.version, reason="invalid",
                       problems=len(exc.problems))
             return
         if ruleset is None:
             metrics.RULESETS_REJECTED.inc()
-            log.error("ruleset_rejected", version=manifest.get("version"), reason="incomplete")
+            log.error("ruleset_rejected", version=manifest.version, reason="incomplete")
             return
         self.holder.swap(Matcher(ruleset))

@@ -1,0 +1,150 @@
+"""Configuration of advisering's confluent-kafka clients, and where librdkafka's log goes.
+
+librdkafka logs on its own: without a ``logger`` it writes straight to
+stderr, bypassing structlog, and with the broker gone it writes a ``FAIL``
+line at every reconnect attempt (every ~50 ms with several clients). Every
+confluent client advisering creates takes its configuration from
+:func:`client_config`, which passes a ``logging.Logger`` whose handler
+forwards librdkafka's lines to structlog (event ``librdkafka_log``, with the
+facility as ``kind``), at most one line per kind per
+``ADVISERING_KAFKA_LOG_INTERVAL`` seconds with a count of the lines
+suppressed in between, and which backs reconnects off to at most ten seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from advisering.log import get_logger
+
+log = get_logger(__name__)
+
+#: Exponential reconnect backoff: 0.5 s, doubling, to at most 10 s per broker.
+RECONNECT_BACKOFF_MS = 500
+RECONNECT_BACKOFF_MAX_MS = 10_000
+#: librdkafka lines are cut here (they hold broker addresses and states, no event data).
+MAX_LINE_CHARS = 400
+#: Kinds remembered by the rate limit (librdkafka has a few dozen facilities).
+MAX_KINDS = 256
+DEFAULT_INTERVAL = 10.0
+
+
+@dataclass
+class _Kind:
+    last: float
+    suppressed: int = 0
+
+
+class RateLimitedForwarder(logging.Handler):
+    """A logging handler that forwards librdkafka's records to structlog, rate-limited.
+
+    The kind of a record is librdkafka's facility (``FAIL``, ``REQTMOUT``,
+    ...). The first record of a kind is forwarded; later ones within
+    ``interval`` seconds are only counted, and the next forwarded record of
+    that kind carries the count as ``suppressed``.
+    """
+
+    def __init__(self, interval: float = DEFAULT_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic,
+                 sink: Callable[..., Any] | None = None, event: str = "librdkafka_log") -> None:
+        super().__init__(level=logging.DEBUG)
+        self.interval = interval
+        self.event = event
+        self._clock = clock
+        self._sink = sink
+        self._kinds: dict[str, _Kind] = {}
+        self._mutex = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            kind, client, text = _parts(record)
+            now = self._clock()
+            with self._mutex:
+                seen = self._kinds.get(kind)
+                if seen is not None and now - seen.last < self.interval:
+                    seen.suppressed += 1
+                    return
+                suppressed = seen.suppressed if seen is not None else 0
+                if seen is None and len(self._kinds) >= MAX_KINDS:
+                    self._kinds.clear()
+                self._kinds[kind] = _Kind(last=now)
+            self._forward(record.levelno, kind=kind, client=client, message=text,
+                          suppressed=suppressed)
+        except Exception:  # a log line must never take a Kafka client's thread down
+            self.handleError(record)
+
+    def _forward(self, level: int, **fields: Any) -> None:
+        if self._sink is not None:
+            self._sink(level, **fields)
+            return
+        if level >= logging.ERROR:
+            log.error(self.event, **fields)
+        elif level >= logging.WARNING:
+            log.warning(self.event, **fields)
+        elif level >= logging.INFO:
+            log.info(self.event, **fields)
+        else:
+            log.debug(self.event, **fields)
+
+
+def _parts(record: logging.LogRecord) -> tuple[str, str, str]:
+    """(kind, client, text) of a record.
+
+    confluent-kafka logs librdkafka's lines as ``"%s [%s] %s"`` (facility,
+    client, text): the facility is the kind. Any other record's kind is its
+    logger and message template (``aiokafka: Unable connect to node ...``),
+    a bounded set as templates are fixed strings.
+    """
+    args = record.args
+    if record.msg == _CONFLUENT_FORMAT and isinstance(args, tuple) and len(args) == 3:
+        kind, client, text = (str(part) for part in args)
+        return kind[:32], client[:64], text[:MAX_LINE_CHARS]
+    kind = f"{record.name}: {record.msg}"[:80]
+    return kind, record.name[:64], record.getMessage()[:MAX_LINE_CHARS]
+
+
+_CONFLUENT_FORMAT = "%s [%s] %s"
+
+
+FORWARDER = RateLimitedForwarder()
+LIBRDKAFKA_LOGGER = logging.getLogger("advisering.librdkafka")
+LIBRDKAFKA_LOGGER.addHandler(FORWARDER)
+LIBRDKAFKA_LOGGER.setLevel(logging.DEBUG)  # structlog's level filters
+LIBRDKAFKA_LOGGER.propagate = False  # never also through the root logger's stderr handler
+
+
+#: aiokafka (Faust's Kafka client) logs through the standard library at ERROR on
+#: every reconnect and metadata attempt: thousands of lines a minute with Kafka gone.
+AIOKAFKA_FORWARDER = RateLimitedForwarder(event="aiokafka_log")
+
+
+def configure_client_logging(interval: float) -> None:
+    """Apply ``ADVISERING_KAFKA_LOG_INTERVAL`` and route aiokafka's log through the limit.
+
+    Called once at the worker's start-up. aiokafka's WARNING and above go to
+    structlog, one line per logger and message template per interval.
+    """
+    FORWARDER.interval = interval
+    AIOKAFKA_FORWARDER.interval = interval
+    aiokafka = logging.getLogger("aiokafka")
+    aiokafka.handlers = [AIOKAFKA_FORWARDER]
+    aiokafka.setLevel(logging.WARNING)
+    aiokafka.propagate = False
+
+
+def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A confluent-kafka client configuration: bootstrap, logger, reconnect backoff, ``props``."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "logger": LIBRDKAFKA_LOGGER,
+        "reconnect.backoff.ms": RECONNECT_BACKOFF_MS,
+        "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
+        "log.connection.close": False,
+    }
+    config.update(props or {})
+    return config
