@@ -51,11 +51,17 @@ class PublishError(RuntimeError):
     """Kafka did not confirm delivery in time; nothing may be assumed accepted."""
 
 
-def default_vocabulary(topics_dir: Path) -> Vocabulary:
-    """The municipality's vocabulary when topics/ is at hand, else the core one."""
+def default_vocabulary(topics_dir: Path, settings: Settings | None = None) -> Vocabulary:
+    """The municipality's vocabulary when topics/ is at hand, else the core one.
+
+    With ``settings``, its event limits (JSON depth, parties) are the configured ones.
+    """
     if (topics_dir / "case-events.yaml").exists():
-        return load_vocabulary(topics_dir)
-    return Vocabulary()
+        return load_vocabulary(topics_dir, settings)
+    if settings is None:
+        return Vocabulary()
+    return Vocabulary(max_depth=settings.json_max_depth,
+                      max_parties=settings.event_max_parties)
 
 
 class Publisher:
@@ -66,7 +72,7 @@ class Publisher:
         delivery_timeout: float = 30.0, producer_config: dict[str, Any] | None = None,
     ) -> None:
         self._key = settings.pseudonym_key_bytes()  # refuses to start without the key
-        self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir)
+        self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir, settings)
         self.delivery_timeout = delivery_timeout
         config: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,

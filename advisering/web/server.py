@@ -84,8 +84,8 @@ def add_ingest(app: web.Application, settings: Settings) -> None:
         "client.id": "advisering-ingest",
     })
     handler = IngestHandler(
-        IngestConfig(settings.pseudonym_key_bytes(), default_vocabulary(settings.topics_dir),
-                     settings.ingest_max_events),
+        IngestConfig(settings.pseudonym_key_bytes(),
+                     default_vocabulary(settings.topics_dir, settings), settings.ingest_max_events),
         producer,
         SourceAuthenticator(load_sources(settings.sources_file)),
     )

@@ -31,11 +31,11 @@ def scenario_payloads() -> list[bytes]:
     extras = [
         event_dict("case.opened", jc, event_id="x1", time=at(1)),
         event_dict("benefit.changed", jc, event_id="x2", time=at(2),
-                   benefit={"action": "sanctioned", "amount": 1200}),
+                   benefit={"action": "sanctioned"}),
         event_dict("case.status-changed", dict(jc, status="afgjort", previous_status="oplyst"),
                    event_id="x3", time=at(3)),
         event_dict("citizen.moved", event_id="x4", time="2026-11-05T10:00:00Z",
-                   move={"municipality": "0101"}),
+                   move={"within_municipality": False}),
     ]
     minimal = event_dict("case.opened", case("SP-9", "handicap-psykiatri", kle="27.12.00"),
                          event_id="x5", time=at(4))
