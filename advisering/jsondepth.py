@@ -8,16 +8,23 @@ on the raw bytes first, and nothing deeper than the limit is parsed at all.
 
 How, cheaply: the number of ``[`` and ``{`` bounds the depth, so an ordinary
 event (a handful of brackets) costs two C-speed counts and nothing more.
-Only text with more brackets than the limit is looked at closely: escapes
-(a backslash and the character after it) and then strings are cut out with
-two linear regular expressions, every byte but the brackets is dropped with
-``bytes.translate``, and a Python loop walks what is left, the brackets
-only. Every step is linear in the length of the text; no regular expression
-here can backtrack.
+Only text with more brackets than the limit is looked at closely, with
+C-speed steps that are each linear in its length (no regular expression here
+can backtrack): escapes (a backslash and the character after it) are cut
+out, then the strings (every other piece between quotes: once the escapes
+are gone, every quote opens or closes one), then every byte but the
+brackets. What is left, the structure alone, is measured by removing the
+innermost ``()`` pairs round by round (a balanced structure of depth d is
+gone after d rounds); only a structure that is deeper than the limit or not
+balanced is walked bracket by bracket, and that walk stops at the limit.
 
-Text that is not JSON gets an answer too: an unterminated string does not
-hide the brackets after it, so a truncated deep document still counts as
-deep (it would be refused as not JSON anyway).
+The walk the issue proposed (a regular expression over every quote,
+backslash and bracket, tracking strings in Python) gives the same answer;
+this way a thousand-event ingest batch (450 kB) costs about 3 ms instead of
+about 24 ms on the development machine, as the strings are skipped in C.
+
+Text that is not JSON still gets an answer; it may differ from what a
+parser would say, but such text is refused as not JSON anyway.
 """
 
 from __future__ import annotations
@@ -25,11 +32,35 @@ from __future__ import annotations
 import re
 
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
-_STRING = re.compile(rb'"[^"]*"')  # a string, once the escapes are gone
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _BRACKETS)
 _OPEN_CLOSE = bytes.maketrans(b"[{]}", b"(())")
 _OPEN = ord("(")
+
+
+def _structure(payload: bytes) -> bytes:
+    """The brackets of ``payload`` outside strings, as ``(`` and ``)``."""
+    text = payload
+    if b"\\" in text:
+        text = _ESCAPE.sub(b"", text)
+    if b'"' in text:
+        text = b"".join(text.split(b'"')[::2])
+    return text.translate(_OPEN_CLOSE, _NOT_BRACKETS)
+
+
+def _deepest(structure: bytes, stop: int) -> int:
+    """The deepest nesting in ``structure``; the walk ends once it passes ``stop``."""
+    depth = deepest = 0
+    for byte in structure:
+        if byte == _OPEN:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop:
+                    break
+        elif depth:
+            depth -= 1
+    return deepest
 
 
 def json_depth(payload: bytes, stop: int | None = None) -> int:
@@ -38,27 +69,20 @@ def json_depth(payload: bytes, stop: int | None = None) -> int:
     With ``stop``, the walk ends as soon as the depth passes it (the answer is then
     ``stop + 1``): a megabyte of brackets is not walked to its end.
     """
-    bound = stop if stop is not None else len(payload)
-    text = payload
-    if b"\\" in text:
-        text = _ESCAPE.sub(b"", text)
-    if b'"' in text:
-        text = _STRING.sub(b"", text)
-    depth = deepest = 0
-    for byte in text.translate(_OPEN_CLOSE, _NOT_BRACKETS):
-        if byte == _OPEN:
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > bound:
-                    break
-        elif depth:
-            depth -= 1
-    return deepest
+    return _deepest(_structure(payload), stop if stop is not None else len(payload))
 
 
 def json_too_deep(payload: bytes, limit: int) -> bool:
     """True when ``payload`` nests arrays and objects more than ``limit`` levels deep."""
     if payload.count(b"[") + payload.count(b"{") <= limit:
         return False  # fewer brackets than the limit: no need to look closer
-    return json_depth(payload, limit) > limit
+    structure = _structure(payload)
+    rest = structure
+    for _ in range(limit):  # a balanced structure of depth d is gone after d rounds
+        shorter = rest.replace(b"()", b"")
+        if not shorter:
+            return False
+        if len(shorter) == len(rest):
+            break  # not balanced: walk it
+        rest = shorter
+    return _deepest(structure, limit) > limit
