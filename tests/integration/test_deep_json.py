@@ -19,6 +19,7 @@ from advisering.worker import envelope
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 
 SECRET = synthetic_cpr(91)
+CITIZEN = b"ps1-" + b"a" * 52
 
 
 @pytest.fixture
@@ -31,17 +32,22 @@ def worker(bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
     process.stop()
 
 
+def deep_event(inner: str) -> bytes:
+    """A real event whose data.note holds ``inner`` 400 levels deep."""
+    event = dict(demo_scenario()[0][0], id=f"deep-{uuid.uuid4().hex[:8]}")
+    event["data"] = dict(event["data"], note="X", parties=[{"citizen": CITIZEN.decode()}])
+    head, tail = orjson.dumps(event).split(b'"X"')
+    return head + b"[" * 400 + orjson.dumps(inner) + b"]" * 400 + tail
+
+
 def deep_records() -> list[bytes]:
     """Arrays, objects and an event with a deep field, 33 to 5,000 levels; one holds a CPR."""
-    event = dict(demo_scenario()[0][0], id=f"deep-{uuid.uuid4().hex[:8]}")
-    event["data"] = dict(event["data"], note="X")
-    head, tail = orjson.dumps(event).split(b'"X"')
     return [
         b"[" * 33 + b"]" * 33,
         b"[" * 1000 + b"]" * 1000,
         b'{"a":' * 300 + b"1" + b"}" * 300,
         b"[" * 5000,  # cut off, too
-        head + b"[" * 400 + f'"{SECRET}"'.encode() + b"]" * 400 + tail,
+        deep_event(SECRET),
     ]
 
 
@@ -70,10 +76,9 @@ def test_deep_json_is_dead_lettered_and_the_worker_keeps_notifying(
     letters_start = end_offsets(bootstrap, DEAD_LETTERS)
     notifications_start = end_offsets(bootstrap, NOTIFICATIONS)
     repartition = f"{worker.app_id}-citizen-events"
-    citizen = b"ps1-" + b"a" * 52
     deep = deep_records()
     written = produce(bootstrap, [(CASE_EVENTS, value) for value in deep]
-                      + [(repartition, envelope.pack([(citizen, deep[-1])]))])
+                      + [(repartition, envelope.pack([(CITIZEN, deep_event("x"))]))])
     worker.wait_idle(bootstrap)
 
     waves = demo_scenario()[:3]  # the third wave holds the job centre's sanction
