@@ -65,12 +65,20 @@ class DataField(BaseModel):
 
 
 def _check_date(value: str) -> str:
-    dt.date.fromisoformat(value)
+    # Own messages: the parser's would repeat the value, and no error echoes a value.
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a calendar date (YYYY-MM-DD)") from None
     return value
 
 
 def _check_datetime(value: str) -> str:
-    if dt.datetime.fromisoformat(value).tzinfo is None:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
         raise ValueError("a date-time needs a UTC offset")
     return value
 
@@ -137,7 +145,8 @@ class DataSchema:
             self.model.model_validate(extra)
         except ValidationError as error:
             found = [(detail["type"], ".".join(["data", *map(str, detail["loc"])]),
-                      "unknown field" if detail["type"] == "extra_forbidden" else detail["msg"])
+                      "unknown field" if detail["type"] == "extra_forbidden"
+                      else detail["msg"].removeprefix("Value error, "))
                      for detail in error.errors(include_url=False, include_input=False)]
             return sorted(found, key=lambda problem: problem[0] != "extra_forbidden")
         return []
