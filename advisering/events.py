@@ -217,6 +217,7 @@ _REASONS = {
     "missing": RejectReason.MISSING_FIELD,
     "extra_forbidden": RejectReason.UNKNOWN_FIELD,
     "too_long": RejectReason.TOO_LARGE,  # a list past its bound (parties)
+    "json_invalid": RejectReason.NOT_JSON,  # from model_validate_json
 }
 
 
