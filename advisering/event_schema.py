@@ -18,9 +18,11 @@ those few values), never a second walk over the whole event.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -137,7 +139,6 @@ class DataSchema:
 
     model: type[BaseModel]
     required: bool  # some field is required: an event without extension fields is checked too
-    empty: bool  # nothing declared: any extension field is unknown
 
     def problems(self, extra: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         """(kind, path under data, message) of every problem; unknown fields first."""
@@ -152,17 +153,21 @@ class DataSchema:
         return []
 
 
+@functools.lru_cache(maxsize=32)
 def compile_schemas(
-    fields: Iterable[DataField], event_types: Iterable[str]
-) -> dict[str, DataSchema]:
-    """One schema per event type, with the fields of that type and those of every type."""
-    fields = tuple(fields)
-    schemas = {}
+    fields: tuple[DataField, ...], event_types: frozenset[str]
+) -> Mapping[str, DataSchema]:
+    """One schema per event type, with the fields of that type and those of every type.
+
+    Cached: vocabularies made from the same declarations share their schemas
+    (and so compare equal), and making one again costs nothing.
+    """
+    schemas: dict[str, DataSchema] = {}
     for event_type in sorted(event_types):
         mine = [spec for spec in fields if spec.event_type in (event_type, ANY_TYPE)]
         model = _model(f"Data_{re.sub(r'[^a-zA-Z0-9]', '_', event_type)}", mine, ())
-        schemas[event_type] = DataSchema(model, any(spec.required for spec in mine), not mine)
-    return schemas
+        schemas[event_type] = DataSchema(model, any(spec.required for spec in mine))
+    return MappingProxyType(schemas)
 
 
 def field_conflicts(fields: Iterable[DataField]) -> list[str]:

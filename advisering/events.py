@@ -8,7 +8,7 @@ reason and the field path, which the worker sends to the dead letters.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -84,7 +84,7 @@ class Vocabulary(BaseModel):
     data_fields: tuple[DataField, ...] = CORE_DATA_FIELDS
     max_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=2, le=200)
     max_parties: int = Field(default=DEFAULT_MAX_PARTIES, ge=1, le=MAX_PARTIES_BOUND)
-    _schemas: dict[str, DataSchema] = PrivateAttr(default_factory=dict)
+    _schemas: Mapping[str, DataSchema] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         self._schemas = compile_schemas(self.data_fields, self.event_types)
