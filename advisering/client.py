@@ -28,7 +28,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from advisering import metrics
 from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
 from advisering.edge import prepare_event
-from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
+from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
+from advisering.jsondepth import value_too_deep
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -87,6 +88,8 @@ class Publisher:
 
     def prepare(self, raw: Any) -> CaseEvent | Rejection:
         """Pseudonymise and validate one event without sending it."""
+        if value_too_deep(raw, self.vocabulary.max_depth):  # a dict never was bytes to check
+            return too_deep(self.vocabulary.max_depth)
         return prepare_event(raw, self._key, self.vocabulary)
 
     def publish(self, events: Iterable[Any]) -> list[PublishResult]:

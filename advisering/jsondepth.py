@@ -30,6 +30,7 @@ parser would say, but such text is refused as not JSON anyway.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
 _BRACKETS = b"[]{}"
@@ -86,3 +87,24 @@ def json_too_deep(payload: bytes, limit: int) -> bool:
             break  # not balanced: walk it
         rest = shorter
     return _deepest(structure, limit) > limit
+
+
+def value_too_deep(value: object, limit: int) -> bool:
+    """True when a decoded JSON value (dicts and lists) nests more than ``limit`` levels.
+
+    For values that never were bytes (the Python SDK's dicts); iterative, and it
+    stops at the first container past the limit.
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisering.events import Rejection, RejectReason, Vocabulary, decode_event
-from advisering.jsondepth import json_depth, json_too_deep
+from advisering.jsondepth import json_depth, json_too_deep, value_too_deep
 from tests.unit.builders import VOCABULARY, case, event_dict
 
 
@@ -95,4 +95,32 @@ def test_decode_refuses_deep_json_before_parsing() -> None:
         assert result.reason == RejectReason.TOO_DEEP
     shallow = Vocabulary(max_depth=2)
     result = decode_event(orjson.dumps(raw), shallow)
+    assert isinstance(result, Rejection) and result.reason == RejectReason.TOO_DEEP
+
+
+def test_decoded_values_are_measured_without_recursion() -> None:
+    """value_too_deep: the limit passes, one more is too deep, 100,000 levels raise nothing."""
+    assert not value_too_deep(orjson.loads(nested(32)), 32)
+    assert value_too_deep(orjson.loads(nested(33)), 32)
+    very_deep: list[Any] = []
+    for _ in range(100_000):
+        very_deep = [very_deep]
+    assert value_too_deep(very_deep, 32)
+    assert not value_too_deep({"a": 1, "b": "[[[["}, 1)
+
+
+def test_the_sdk_refuses_a_deep_dict(tmp_path: Any) -> None:
+    """Publisher.prepare answers TOO_DEEP for a dict nested past the limit (no RecursionError)."""
+    from advisering.client import Publisher  # noqa: PLC0415
+    from advisering.settings import Settings  # noqa: PLC0415
+
+    raw = event_dict("case.opened", case("MOM-1", "jobcenter"))
+    note: list[Any] = []
+    for _ in range(5000):
+        note = [note]
+    raw["data"]["note"] = note
+    settings = Settings(bootstrap_servers="127.0.0.1:1", pseudonym_key="k" * 32,
+                        topics_dir=tmp_path)
+    with Publisher(settings) as publisher:
+        result = publisher.prepare(raw)
     assert isinstance(result, Rejection) and result.reason == RejectReason.TOO_DEEP
