@@ -124,3 +124,16 @@ def test_the_sdk_refuses_a_deep_dict(tmp_path: Any) -> None:
     with Publisher(settings) as publisher:
         result = publisher.prepare(raw)
     assert isinstance(result, Rejection) and result.reason == RejectReason.TOO_DEEP
+
+
+def test_replayed_files_refuse_deep_lines(tmp_path: Any) -> None:
+    """rules test/backtest read a deep line as TOO_DEEP, an ordinary one as an event."""
+    from advisering.rules_tool.history import json_lines, prepared  # noqa: PLC0415
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(orjson.dumps(event_dict("case.opened", case("MOM-1", "jobcenter")))
+                     + b"\n" + nested(40) + b"\n{oops\n")
+    results = [result for _, result in prepared(json_lines(path), b"k" * 32, VOCABULARY)]
+    assert not isinstance(results[0], Rejection)
+    assert [r.reason for r in results[1:] if isinstance(r, Rejection)] == [
+        RejectReason.TOO_DEEP, RejectReason.NOT_JSON]
