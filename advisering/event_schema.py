@@ -89,6 +89,7 @@ _DATE = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"),
                   AfterValidator(_check_date)]
 _DATETIME = Annotated[str, StringConstraints(max_length=40), AfterValidator(_check_datetime)]
 _INTEGER = Annotated[StrictInt, Field(ge=-MAX_INTEGER, le=MAX_INTEGER)]
+_NUMBER = Annotated[StrictFloat, Field(allow_inf_nan=False)]  # an integer is a number too
 
 
 def _annotation(spec: DataField) -> Any:
@@ -100,7 +101,7 @@ def _annotation(spec: DataField) -> Any:
     if spec.kind == "integer":
         return _INTEGER
     if spec.kind == "number":
-        return StrictFloat | _INTEGER
+        return _NUMBER
     if spec.kind == "boolean":
         return StrictBool
     if spec.kind == "date":

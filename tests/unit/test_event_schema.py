@@ -216,3 +216,25 @@ def test_bad_declaration_names_the_file_and_the_field(
     assert problem.file == topics / "case-events.yaml"
     assert problem.path == path
     assert words in problem.message
+
+
+@pytest.mark.parametrize(("kind", "good", "bad"), [
+    ("integer", [0, -3, 2**53], [1.5, "1", True, 2**53 + 1]),
+    ("number", [1, 2.5, -0.25], ["1", True, [1]]),
+    ("boolean", [True, False], [1, "true"]),
+    ("datetime", ["2026-11-29T09:12:00+01:00", "2026-11-29T08:12:00Z"],
+     ["2026-11-29T09:12:00", "i morgen", 5]),
+    ("date", ["2026-12-01"], ["2026-12-1", "2026-12-01T00:00:00Z", 20261201]),
+])
+def test_each_declared_type_is_checked_strictly(kind: Any, good: list[Any],
+                                                bad: list[Any]) -> None:
+    """Each field type accepts its JSON values and refuses the others, without conversion."""
+    from advisering.event_schema import DataField  # noqa: PLC0415
+
+    vocabulary = Vocabulary.extended(data_fields=[
+        DataField(event_type="case.opened", path=("x",), kind=kind)])
+    for value in good:
+        accepted(event_dict("case.opened", JC, x=value), vocabulary)
+    for value in bad:
+        result = refused(event_dict("case.opened", JC, x=value), vocabulary)
+        assert (result.reason, result.path) == (RejectReason.INVALID_FIELD, "data.x"), value
