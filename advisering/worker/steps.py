@@ -70,6 +70,7 @@ def intake(
             outbox.citizen_events.append((citizen.encode(), value))
         return outbox
     except Exception as exc:  # a bug must not break the batch: keep the event, go on
+        _DEAD_LETTERED.inc()
         return _failed("intake", payload, exc, topic=topic, partition=partition, offset=offset)
 
 
@@ -142,5 +143,14 @@ def _failed(step: str, payload: bytes | None, error: Exception, *, topic: str,
     """The dead letter of an event a step failed on, logged by type only (no event data)."""
     log.error("event_processing_failed", step=step, topic=topic, partition=partition,
               offset=offset, error=type(error).__name__)
-    return Outbox(dead_letters=[processing_failure(payload, error, topic=topic,
-                                                   partition=partition, offset=offset)])
+    try:
+        letter = processing_failure(payload, error, topic=topic, partition=partition,
+                                    offset=offset)
+    except Exception as again:  # the payload defeats even the dead letter: keep its place
+        log.error("dead_letter_failed", step=step, error=type(again).__name__)
+        letter = (b"unknown", orjson.dumps({
+            "reason": RejectReason.PROCESSING_ERROR.value, "path": "",
+            "message": type(error).__name__, "problems": [], "source": "unknown",
+            "event_id": None, "topic": topic, "partition": partition, "offset": offset,
+            "received": now_iso(), "payload": "", "payload_truncated": True}))
+    return Outbox(dead_letters=[letter])

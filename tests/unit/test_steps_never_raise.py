@@ -138,3 +138,30 @@ def test_state_is_kept_when_correlate_refuses() -> None:
     state = CitizenState()
     new, box = steps.correlate("ps1-" + "a" * 52, b"{oops", state, matcher())
     assert new is state and box.dead_letters and not box.notifications
+
+
+def test_an_engine_bug_is_a_processing_error_dead_letter(monkeypatch: Any) -> None:
+    """When the engine raises (a bug), correlate keeps the state and dead-letters the event."""
+    def broken(*_args: Any) -> Any:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(steps, "process", broken)
+    state = CitizenState()
+    new, box = steps.correlate("ps1-" + "a" * 52, real_events()[0], state, matcher())
+    assert new is state
+    [(_, value)] = box.dead_letters
+    assert orjson.loads(value)["reason"] == "processing_error"
+
+
+def test_a_failing_dead_letter_still_leaves_a_record(monkeypatch: Any) -> None:
+    """If even the dead letter fails, intake still returns a bare processing_error record."""
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(steps, "decode_event", broken)
+    monkeypatch.setattr(steps, "dead_letter", broken)
+    box = steps.intake(real_events()[0], VOCABULARY, topic=TOPIC, partition=3, offset=9)
+    [(_, value)] = box.dead_letters
+    letter = orjson.loads(value)
+    assert (letter["reason"], letter["partition"], letter["offset"]) == ("processing_error", 3, 9)
+    assert letter["payload"] == ""
