@@ -17,7 +17,7 @@ def load_matcher_and_vocabulary(settings: Settings) -> tuple[Any, Any]:
     from advisering.engine.matcher import Matcher  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
 
-    vocabulary = load_vocabulary(settings.topics_dir)
+    vocabulary = load_vocabulary(settings.topics_dir, settings)
     return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
 
 
@@ -26,21 +26,26 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.engine.rules import load_rules  # noqa: PLC0415
     from advisering.worker.app import run_worker  # noqa: PLC0415
 
-    vocabulary = load_vocabulary(settings.topics_dir)
+    vocabulary = load_vocabulary(settings.topics_dir, settings)
     return run_worker(settings, load_rules(settings.rules_dir, vocabulary), vocabulary)
 
 
-def read_json_lines(path: Path) -> list[tuple[int, Any, str | None]]:
-    """(line number, parsed value or None, error) for every non-blank line."""
+def read_json_lines(path: Path, max_depth: int) -> list[tuple[int, Any, str | None]]:
+    """(line number, parsed value or None, "reason: error") for every non-blank line."""
+    from advisering.jsondepth import json_too_deep  # noqa: PLC0415
+
     lines: list[tuple[int, Any, str | None]] = []
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            if json_too_deep(line, max_depth):  # before the parser, like the ingest
+                lines.append((number, None, f"too_deep: nested deeper than {max_depth}"))
+                continue
             try:
                 lines.append((number, orjson.loads(line), None))
             except orjson.JSONDecodeError as exc:
-                lines.append((number, None, f"not JSON: {exc}"))
+                lines.append((number, None, f"not_json: not JSON: {exc}"))
     return lines
 
 
@@ -51,13 +56,13 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    lines = read_json_lines(path)
+    lines = read_json_lines(path, settings.json_max_depth)
     rejected = 0
     to_send: list[tuple[int, Any]] = []
     with Publisher(settings) as publisher:
         for number, value, error in lines:
             if error is not None:
-                print(f"line {number}: not_json: {error}")
+                print(f"line {number}: {error}")
                 rejected += 1
             else:
                 to_send.append((number, value))

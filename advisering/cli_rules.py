@@ -35,7 +35,8 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.rules_tool import vocabulary_for  # noqa: PLC0415
     from advisering.rules_tool.validate import validate_directory  # noqa: PLC0415
 
-    report = validate_directory(args.dir or settings.rules_dir, vocabulary_for(settings.topics_dir))
+    report = validate_directory(args.dir or settings.rules_dir,
+                                vocabulary_for(settings.topics_dir, settings))
     for problem in report.problems:
         print(problem)
     print(report.summary())
@@ -47,7 +48,7 @@ def _load_matcher(directory: Path, settings: Settings) -> Any:
     from advisering.engine.rules import load_rules  # noqa: PLC0415
     from advisering.rules_tool import vocabulary_for  # noqa: PLC0415
 
-    return Matcher(load_rules(directory, vocabulary_for(settings.topics_dir)))
+    return Matcher(load_rules(directory, vocabulary_for(settings.topics_dir, settings)))
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,7 +59,7 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
     for path in (args.scenario, args.overview):
         if path is not None and not path.is_file():
             raise _user_error(f"{path}: no such file")
-    vocabulary = vocabulary_for(settings.topics_dir)
+    vocabulary = vocabulary_for(settings.topics_dir, settings)
     matcher = _load_matcher(args.rules or settings.rules_dir, settings)
     overview = (load_overview(args.overview, THROWAWAY_KEY, vocabulary)
                 if args.overview is not None else None)
@@ -104,7 +105,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
     rules: Path = args.rules or settings.rules_dir
     baseline_dir = _baseline_dir(args, settings, rules)
-    vocabulary = vocabulary_for(settings.topics_dir)
+    vocabulary = vocabulary_for(settings.topics_dir, settings)
     candidate = _load_matcher(rules, settings)
     baseline = _load_matcher(baseline_dir, settings) if baseline_dir is not None else None
     if args.file is not None and (args.start or args.end):

@@ -28,7 +28,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from advisering import metrics
 from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
 from advisering.edge import prepare_event
-from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
+from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
+from advisering.jsondepth import value_too_deep
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -51,11 +52,17 @@ class PublishError(RuntimeError):
     """Kafka did not confirm delivery in time; nothing may be assumed accepted."""
 
 
-def default_vocabulary(topics_dir: Path) -> Vocabulary:
-    """The municipality's vocabulary when topics/ is at hand, else the core one."""
+def default_vocabulary(topics_dir: Path, settings: Settings | None = None) -> Vocabulary:
+    """The municipality's vocabulary when topics/ is at hand, else the core one.
+
+    With ``settings``, its event limits (JSON depth, parties) are the configured ones.
+    """
     if (topics_dir / "case-events.yaml").exists():
-        return load_vocabulary(topics_dir)
-    return Vocabulary()
+        return load_vocabulary(topics_dir, settings)
+    if settings is None:
+        return Vocabulary()
+    return Vocabulary(max_depth=settings.json_max_depth,
+                      max_parties=settings.event_max_parties)
 
 
 class Publisher:
@@ -66,7 +73,7 @@ class Publisher:
         delivery_timeout: float = 30.0, producer_config: dict[str, Any] | None = None,
     ) -> None:
         self._key = settings.pseudonym_key_bytes()  # refuses to start without the key
-        self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir)
+        self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir, settings)
         self.delivery_timeout = delivery_timeout
         config: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -81,6 +88,8 @@ class Publisher:
 
     def prepare(self, raw: Any) -> CaseEvent | Rejection:
         """Pseudonymise and validate one event without sending it."""
+        if value_too_deep(raw, self.vocabulary.max_depth):  # a dict never was bytes to check
+            return too_deep(self.vocabulary.max_depth)
         return prepare_event(raw, self._key, self.vocabulary)
 
     def publish(self, events: Iterable[Any]) -> list[PublishResult]:

@@ -7,24 +7,41 @@ and cut to a bounded size.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from advisering.events import Rejection
+from advisering.jsondepth import json_too_deep
 from advisering.privacy import redact, redact_value
 
 MAX_PAYLOAD_CHARS = 16_384
+# Deeper than this, a payload is kept as redacted text, never decoded: the
+# redaction walk and orjson's serialiser (255 levels) must not meet deep JSON.
+MAX_DECODED_DEPTH = 64
+# A \uXXXX escape outside the surrogates: decoded before a text redaction, so an
+# escaped digit cannot hide a CPR number from it.
+_UNICODE_ESCAPE = re.compile(r"\\u(?![dD][89a-fA-F])([0-9a-fA-F]{4})")
+
+
+def _redacted_text(text: str) -> str:
+    return redact(_UNICODE_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text))
 
 
 def _redacted_payload(payload: bytes | None) -> str:
     """The payload as text with CPR numbers redacted, also inside JSON escapes."""
     text = (payload or b"").decode("utf-8", errors="replace")
+    if json_too_deep(payload or b"", MAX_DECODED_DEPTH):
+        return _redacted_text(text)
     try:
         decoded = orjson.loads(payload or b"")
     except orjson.JSONDecodeError:
-        return redact(text)
-    return orjson.dumps(redact_value(decoded)).decode()
+        return _redacted_text(text)
+    try:
+        return orjson.dumps(redact_value(decoded)).decode()
+    except (RecursionError, orjson.JSONEncodeError):
+        return _redacted_text(text)
 
 
 def _source_of(payload: bytes | None) -> str:

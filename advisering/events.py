@@ -8,14 +8,16 @@ reason and the field path, which the worker sends to the dead letters.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from advisering.event_schema import DataField, DataSchema, compile_schemas
+from advisering.jsondepth import json_too_deep
 from advisering.privacy import cpr_paths, json_may_hold_cpr
 
 CORE_DEPARTMENTS = (
@@ -31,6 +33,14 @@ CORE_EVENT_TYPES = (
 SDI_STATUSES = ("opstaaet", "oplyst", "afgjort", "afsluttet")
 SENSITIVITIES = ("ikke-fortrolige", "fortrolige", "foelsomme")
 BENEFIT_ACTIONS = ("granted", "reduced", "stopped", "sanctioned")
+# The data fields DESIGN.md fixes beyond case and parties: benefit.changed says what happened.
+CORE_DATA_FIELDS = (
+    DataField(event_type="benefit.changed", path=("benefit", "action"), enum=BENEFIT_ACTIONS,
+              required=True),
+)
+DEFAULT_MAX_DEPTH = 32  # ADVISERING_JSON_MAX_DEPTH
+DEFAULT_MAX_PARTIES = 20  # ADVISERING_EVENT_MAX_PARTIES
+MAX_PARTIES_BOUND = 1000  # the model's own bound, whatever the setting says
 
 Status = Literal["opstaaet", "oplyst", "afgjort", "afsluttet"]
 Sensitivity = Literal["ikke-fortrolige", "fortrolige", "foelsomme"]
@@ -60,20 +70,40 @@ class RejectReason(StrEnum):
 
 
 class Vocabulary(BaseModel):
-    """The departments and event types known to this municipality (core plus declared)."""
+    """What an event may be here: departments, event types, data fields (core plus declared).
+
+    It also carries the limits an event must keep (JSON depth, parties), so
+    everything that decides whether an event is acceptable travels as one
+    value. The per-type data schemas are compiled once, when it is made.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     departments: frozenset[str] = frozenset(CORE_DEPARTMENTS)
     event_types: frozenset[str] = frozenset(CORE_EVENT_TYPES)
+    data_fields: tuple[DataField, ...] = CORE_DATA_FIELDS
+    max_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=2, le=200)
+    max_parties: int = Field(default=DEFAULT_MAX_PARTIES, ge=1, le=MAX_PARTIES_BOUND)
+    _schemas: Mapping[str, DataSchema] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._schemas = compile_schemas(self.data_fields, self.event_types)
+
+    def schema_for(self, event_type: str) -> DataSchema | None:
+        """The data schema of a known event type (None for an unknown type)."""
+        return self._schemas.get(event_type)
 
     @classmethod
     def extended(
-        cls, departments: Iterable[str] = (), event_types: Iterable[str] = ()
+        cls, departments: Iterable[str] = (), event_types: Iterable[str] = (),
+        data_fields: Iterable[DataField] = (), *, max_depth: int = DEFAULT_MAX_DEPTH,
+        max_parties: int = DEFAULT_MAX_PARTIES,
     ) -> Vocabulary:
         return cls(
             departments=frozenset(CORE_DEPARTMENTS) | frozenset(departments),
             event_types=frozenset(CORE_EVENT_TYPES) | frozenset(event_types),
+            data_fields=CORE_DATA_FIELDS + tuple(data_fields),
+            max_depth=max_depth, max_parties=max_parties,
         )
 
 
@@ -103,12 +133,20 @@ class Party(BaseModel):
 
 
 class EventData(BaseModel):
-    """The payload: the case, the parties and event-specific metadata (for example benefit)."""
+    """The payload: the case, the parties and the declared fields of its event type.
+
+    The model checks the core (``case``, ``parties``); the other fields are
+    kept as their JSON values in ``model_extra`` and checked against the
+    event type's schema (:mod:`advisering.event_schema`) by
+    :func:`validate_event` and :func:`decode_event`, the only ways in.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     case: CaseRef | None = None
-    parties: tuple[Party, ...] = Field(min_length=1)
+    # The vocabulary's max_parties (a setting) is checked after the model; this
+    # bound keeps the model itself from building thousands of parties.
+    parties: tuple[Party, ...] = Field(min_length=1, max_length=MAX_PARTIES_BOUND)
 
 
 class CaseEvent(BaseModel):
@@ -121,11 +159,11 @@ class CaseEvent(BaseModel):
     specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=128)
     source: str = Field(pattern=_NAME)
-    type: str = Field(pattern=r"^[a-z]+\.[a-z-]+$")
+    type: str = Field(max_length=64, pattern=r"^[a-z]+\.[a-z-]+$")
     time: AwareDatetime  # with a UTC offset (RFC 3339)
-    subject: str | None = None
+    subject: str | None = Field(default=None, max_length=128)
     datacontenttype: Literal["application/json"] = "application/json"
-    dataschema: str | None = None
+    dataschema: str | None = Field(default=None, max_length=256)
     data: EventData
 
     @property
@@ -164,20 +202,23 @@ class Rejection:
     problems: tuple[tuple[str, str], ...] = ()  # (path, message) of every problem
 
 
-def _rejection_from_validation(error: ValidationError) -> Rejection:
+def rejection_from_validation(error: ValidationError) -> Rejection:
     problems = []
     for detail in error.errors():
         path = ".".join(str(part) for part in detail["loc"])
         problems.append((path, detail["msg"] if detail["type"] != "extra_forbidden"
                          else "unknown field"))
-    first = error.errors()[0]
-    kind = first["type"]
-    reason = (
-        RejectReason.MISSING_FIELD if kind == "missing"
-        else RejectReason.UNKNOWN_FIELD if kind == "extra_forbidden"
-        else RejectReason.INVALID_FIELD
-    )
-    return Rejection(reason, problems[0][0], problems[0][1], tuple(problems))
+    return Rejection(_REASONS.get(error.errors()[0]["type"], RejectReason.INVALID_FIELD),
+                     problems[0][0], problems[0][1], tuple(problems))
+
+
+# pydantic's error type of the first problem -> the reason (anything else: invalid_field).
+_REASONS = {
+    "missing": RejectReason.MISSING_FIELD,
+    "extra_forbidden": RejectReason.UNKNOWN_FIELD,
+    "too_long": RejectReason.TOO_LARGE,  # a list past its bound (parties)
+    "json_invalid": RejectReason.NOT_JSON,  # from model_validate_json
+}
 
 
 def validate_event(raw: Any, vocabulary: Vocabulary) -> CaseEvent | Rejection:
@@ -194,25 +235,41 @@ def validate_event(raw: Any, vocabulary: Vocabulary) -> CaseEvent | Rejection:
     try:
         event = CaseEvent.model_validate(raw)
     except ValidationError as exc:
-        return _rejection_from_validation(exc)
+        return rejection_from_validation(exc)
     return _in_vocabulary(event, vocabulary)
 
 
 def _in_vocabulary(event: CaseEvent, vocabulary: Vocabulary) -> CaseEvent | Rejection:
-    if event.type not in vocabulary.event_types:
+    """The checks past the model: type, case, department, data fields of the type, parties."""
+    schema = vocabulary.schema_for(event.type)
+    if schema is None:
         return Rejection(RejectReason.UNKNOWN_TYPE, "type",
                          f"unknown event type {event.type!r}")
-    if needs_case(event.type) and event.data.case is None:
+    data = event.data
+    if needs_case(event.type) and data.case is None:
         return Rejection(RejectReason.MISSING_CASE, "data.case",
                          f"a {event.type} event must carry data.case")
-    if event.data.case is not None and event.data.case.department not in vocabulary.departments:
+    if data.case is not None and data.case.department not in vocabulary.departments:
         return Rejection(RejectReason.UNKNOWN_DEPARTMENT, "data.case.department",
-                         f"unknown department {event.data.case.department!r}")
+                         f"unknown department {data.case.department!r}")
+    extra = data.model_extra
+    if extra or schema.required:  # most events carry none: one dict lookup, no validation
+        problems = schema.problems(extra or {})
+        if problems:
+            kind, path, message = problems[0]
+            return Rejection(_REASONS.get(kind, RejectReason.INVALID_FIELD), path, message,
+                             tuple((p, m) for _, p, m in problems))
+    if len(data.parties) > vocabulary.max_parties:
+        return Rejection(RejectReason.TOO_LARGE, "data.parties",
+                         f"at most {vocabulary.max_parties} parties per event")
     return event
 
 
 def decode_event(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | Rejection:
     """Bytes from the topic to a valid event or a rejection; never raises.
+
+    First, before any parser sees them, bytes nested deeper than the
+    vocabulary's ``max_depth`` are refused (``too_deep``).
 
     Fast path: when the raw bytes cannot hold a CPR number (no ten-digit run,
     no escape) and hold no NaN/Infinity (which pydantic's JSON parser would
@@ -222,6 +279,8 @@ def decode_event(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | R
     """
     if payload is None:
         return Rejection(RejectReason.NOT_JSON, "", "empty record (no value)")
+    if json_too_deep(payload, vocabulary.max_depth):
+        return too_deep(vocabulary.max_depth)
     if not json_may_hold_cpr(payload) and b"NaN" not in payload and b"Infinity" not in payload:
         try:
             event = CaseEvent.model_validate_json(payload)
@@ -234,6 +293,12 @@ def decode_event(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | R
     except orjson.JSONDecodeError as exc:
         return Rejection(RejectReason.NOT_JSON, "", f"not JSON: {exc}")
     return validate_event(raw, vocabulary)
+
+
+def too_deep(limit: int) -> Rejection:
+    """The rejection of JSON nested deeper than ``limit`` (found before any parse)."""
+    return Rejection(RejectReason.TOO_DEEP, "",
+                     f"JSON may be nested at most {limit} levels deep")
 
 
 def encode_event(event: CaseEvent) -> bytes:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     ingest_max_events: int = Field(default=1000, ge=1)
     ingest_delivery_timeout: float = Field(default=10.0, gt=0)
+    # What one event may hold (README "What an event may hold"): checked at the
+    # ingest, by the publisher and by the worker alike.
+    json_max_depth: int = Field(default=32, ge=2, le=200)
+    event_max_parties: int = Field(default=20, ge=1, le=1000)
 
     token_secret: SecretStr | None = None
     inbox_db: Path = DEFAULT_CACHE_DIR / "inbox.sqlite3"

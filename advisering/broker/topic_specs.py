@@ -7,7 +7,7 @@ every one of them must be declared exactly once.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,13 +18,24 @@ from pydantic import (
     model_validator,
 )
 
-from advisering.events import Vocabulary
+from advisering.event_schema import (
+    ANY_TYPE,
+    DEFAULT_MAX_LENGTH,
+    MAX_MAX_LENGTH,
+    DataField,
+    FieldKind,
+    field_conflicts,
+)
+from advisering.events import CORE_DATA_FIELDS, CORE_EVENT_TYPES, Vocabulary
 from advisering.yamlfiles import (
     FileProblem,
     YamlFileError,
     problems_from_validation,
     read_yaml_document,
 )
+
+if TYPE_CHECKING:
+    from advisering.settings import Settings
 
 CASE_EVENTS = "advisering.case-events"
 NOTIFICATIONS = "advisering.notifications"
@@ -42,13 +53,46 @@ TopicName = Literal[
 ]
 
 
+class FieldSpec(BaseModel):
+    """One declared extension field of ``data``: a type name, or a mapping with more."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FieldKind = "string"
+    enum: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=100)
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=1, le=MAX_MAX_LENGTH)
+    required: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_name(cls, value: Any) -> Any:
+        # "deadline: date" is short for "deadline: {type: date}".
+        return {"type": value} if isinstance(value, str) else value
+
+    @field_validator("enum")
+    @classmethod
+    def _enum_values(cls, values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for value in values or ():
+            if not 1 <= len(value) <= DEFAULT_MAX_LENGTH:
+                raise ValueError(f"enum values are 1 to {DEFAULT_MAX_LENGTH} characters")
+        return values
+
+
 class VocabularySpec(BaseModel):
-    """The municipality's own event types and departments, beyond the core ones."""
+    """The municipality's own event types, departments and data fields, beyond the core ones.
+
+    ``data_fields`` maps an event type (or ``"*"`` for every type) to its
+    extension fields of ``data``: a dotted name (``hospital.department`` is
+    ``data.hospital.department``) and a type (``string``, ``integer``,
+    ``number``, ``boolean``, ``date``, ``datetime``), or a mapping with
+    ``type``, ``enum``, ``max_length`` and ``required``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     departments: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
+    data_fields: dict[str, dict[str, FieldSpec]] = Field(default_factory=dict)
 
     @field_validator("departments", "event_types")
     @classmethod
@@ -57,6 +101,26 @@ class VocabularySpec(BaseModel):
             if not value or value != value.strip().lower() or " " in value:
                 raise ValueError(f"{value!r} must be a lower-case name without spaces")
         return values
+
+    @model_validator(mode="after")
+    def _fields_fit(self) -> VocabularySpec:
+        known = set(CORE_EVENT_TYPES) | set(self.event_types) | {ANY_TYPE}
+        problems = [f"data_fields.{event_type}: unknown event type (declare it in "
+                    "event_types)" for event_type in self.data_fields if event_type not in known]
+        problems += [f"data_fields: {problem}" for problem in
+                     field_conflicts(CORE_DATA_FIELDS + self.declared_fields())]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def declared_fields(self) -> tuple[DataField, ...]:
+        """The declared extension fields, one per (event type, dotted name)."""
+        return tuple(
+            DataField(event_type=event_type, path=tuple(dotted.split(".")), kind=spec.type,
+                      enum=spec.enum or (), max_length=spec.max_length, required=spec.required)
+            for event_type, fields in self.data_fields.items()
+            for dotted, spec in fields.items()
+        )
 
 
 class TopicSpec(BaseModel):
@@ -164,9 +228,16 @@ def load_topic_specs(directory: Path) -> dict[str, TopicSpec]:
     return specs
 
 
-def load_vocabulary(directory: Path) -> Vocabulary:
-    """The municipality's departments and event types: core ones plus those declared."""
-    spec = load_topic_specs(directory)[CASE_EVENTS].vocabulary
-    if spec is None:
-        return Vocabulary()
-    return Vocabulary.extended(spec.departments, spec.event_types)
+def load_vocabulary(directory: Path, settings: Settings | None = None) -> Vocabulary:
+    """The municipality's departments, event types and data fields: core plus declared.
+
+    With ``settings``, the event limits (JSON depth, parties) are the configured
+    ones; without, the defaults.
+    """
+    spec = load_topic_specs(directory)[CASE_EVENTS].vocabulary or VocabularySpec()
+    limits: dict[str, int] = {}
+    if settings is not None:
+        limits = {"max_depth": settings.json_max_depth,
+                  "max_parties": settings.event_max_parties}
+    return Vocabulary.extended(spec.departments, spec.event_types, spec.declared_fields(),
+                               **limits)

@@ -12,6 +12,14 @@ It checks nothing intake checked already; what it cannot read (missing
 fields, a time ``fromisoformat`` refuses or without a UTC offset) goes
 through the pydantic model instead. Tests hold both paths to the same
 notifications and state.
+
+The extension fields of ``data`` are those intake let through, checked
+against the event type's schema; they stay the JSON values they came as, in
+``model_extra``, exactly as the pydantic model keeps them.
+
+The repartition topic is the worker's own, but a hostile or broken writer can
+put anything there: :func:`decode_trusted` answers such a record with a
+:class:`Rejection` (too deep, not JSON, not an event), never an exception.
 """
 
 from __future__ import annotations
@@ -21,8 +29,19 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
+from pydantic import ValidationError
 
-from advisering.events import CaseEvent, CaseRef, Party
+from advisering.events import (
+    DEFAULT_MAX_DEPTH,
+    CaseEvent,
+    CaseRef,
+    Party,
+    Rejection,
+    RejectReason,
+    rejection_from_validation,
+    too_deep,
+)
+from advisering.jsondepth import json_too_deep
 
 _DATA_FIELDS = frozenset(("case", "parties"))
 # The models' own defaults, so the two decodes cannot drift apart.
@@ -58,3 +77,19 @@ def decode_validated(payload: bytes) -> CaseEvent:
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
         return CaseEvent.model_validate_json(payload)
     return cast(CaseEvent, event)
+
+
+def decode_trusted(payload: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> CaseEvent | Rejection:
+    """:func:`decode_validated`, or why ``payload`` is no event; never raises.
+
+    The depth is checked first (two byte counts for an ordinary event), so a
+    deep record is never parsed.
+    """
+    if json_too_deep(payload, max_depth):
+        return too_deep(max_depth)
+    try:
+        return decode_validated(payload)
+    except ValidationError as exc:
+        return rejection_from_validation(exc)
+    except ValueError as exc:  # orjson's JSONDecodeError is one; pydantic's JSON errors too
+        return Rejection(RejectReason.NOT_JSON, "", f"not JSON: {type(exc).__name__}")

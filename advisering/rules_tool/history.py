@@ -21,25 +21,37 @@ import orjson
 
 from advisering.edge import prepare_event
 from advisering.events import (
+    DEFAULT_MAX_DEPTH,
     CaseEvent,
     Rejection,
     RejectReason,
     Vocabulary,
     decode_event,
+    too_deep,
     validate_event,
 )
+from advisering.jsondepth import json_too_deep
 
 
-def json_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """(line number, parsed value or None, error) for every non-blank line, streamed."""
+def json_lines(
+    path: Path, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Iterator[tuple[int, Any, Rejection | None]]:
+    """(line number, parsed value or None, why not) for every non-blank line, streamed.
+
+    A line nested deeper than ``max_depth`` is refused before it is parsed, as
+    the worker refuses it.
+    """
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            if json_too_deep(line, max_depth):
+                yield number, None, too_deep(max_depth)
+                continue
             try:
                 yield number, orjson.loads(line), None
             except orjson.JSONDecodeError as exc:
-                yield number, None, f"not JSON: {exc}"
+                yield number, None, Rejection(RejectReason.NOT_JSON, "", f"not JSON: {exc}")
 
 
 _SHARED_CASE_FIELDS = ("department", "unit", "caseworker", "kle", "status", "sensitivity")
@@ -65,19 +77,19 @@ def interned(raw: Any) -> Any:
 
 
 def prepared(
-    lines: Iterator[tuple[int, Any, str | None]], key: bytes, vocabulary: Vocabulary
+    lines: Iterator[tuple[int, Any, Rejection | None]], key: bytes, vocabulary: Vocabulary
 ) -> Iterator[tuple[int, CaseEvent | Rejection]]:
     """Each line as the publishing edge would pass it on: an event, or why not."""
     for number, raw, error in lines:
         if error is not None:
-            yield number, Rejection(RejectReason.NOT_JSON, "", error)
+            yield number, error
         else:
             yield number, prepare_event(interned(raw), key, vocabulary, owned=True)
 
 
 def decoded(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | Rejection:
     """A record's value as the worker's intake decodes it (with the shared fields interned)."""
-    if payload is None:
+    if payload is None or json_too_deep(payload, vocabulary.max_depth):
         return decode_event(payload, vocabulary)
     try:
         raw = orjson.loads(payload)
@@ -89,7 +101,7 @@ def decoded(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | Reject
 def file_events(
     path: Path, key: bytes, vocabulary: Vocabulary
 ) -> Iterator[CaseEvent | Rejection]:
-    for _, result in prepared(json_lines(path), key, vocabulary):
+    for _, result in prepared(json_lines(path, vocabulary.max_depth), key, vocabulary):
         yield result
 
 

@@ -181,7 +181,7 @@ def run_trial(
     """Run every line of ``scenario`` through the engine, one in-memory state per citizen."""
     states = dict(overview or {})
     steps = []
-    for line, result in prepared(json_lines(scenario), key, vocabulary):
+    for line, result in prepared(json_lines(scenario, vocabulary.max_depth), key, vocabulary):
         if isinstance(result, Rejection):
             steps.append(TrialStep(line, rejection=result))
             continue

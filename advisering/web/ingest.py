@@ -20,6 +20,7 @@ revoked key or a changed grant counts from the next request on.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +33,16 @@ from advisering import metrics
 from advisering.broker.async_producer import AsyncProducer, DeliveryError
 from advisering.broker.topic_specs import CASE_EVENTS
 from advisering.edge import prepare_event
-from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event
+from advisering.events import (
+    DEFAULT_MAX_DEPTH,
+    CaseEvent,
+    Rejection,
+    RejectReason,
+    Vocabulary,
+    encode_event,
+)
 from advisering.grants import GrantCheck
+from advisering.jsondepth import json_too_deep
 from advisering.log import get_logger
 from advisering.web.sources import utc_now
 from advisering.web.sources_reload import ReloadingSources
@@ -45,6 +54,7 @@ JSON_TYPES = {"application/json", "application/cloudevents+json",
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
 RETRY_AFTER_SECONDS = 5
 MAX_BODY = web.AppKey("max_body", int)
+_BATCH = re.compile(rb"\s*\[")  # a JSON body that is an array: a batch of events
 
 
 @dataclass(frozen=True)
@@ -74,22 +84,46 @@ def presented_key(request: web.Request) -> str | None:
     return request.headers.get("X-API-Key")
 
 
-def parse_body(body: bytes, content_type: str) -> list[Any] | list[dict[str, Any]]:
-    """The events of a request body; raises ValueError with a client-facing message."""
+class BodyError(ValueError):
+    """A body the ingest cannot take apart: the reason and a client-facing message."""
+
+    def __init__(self, reason: str, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.index = index
+
+
+def parse_body(body: bytes, content_type: str,
+               max_depth: int = DEFAULT_MAX_DEPTH) -> list[Any] | list[dict[str, Any]]:
+    """The events of a request body; raises BodyError with a client-facing message.
+
+    JSON nested deeper than ``max_depth`` is refused before it is parsed (the
+    outer array of a batch is not counted: an event may nest as deeply in a
+    batch as alone), and the body is never echoed.
+    """
     if content_type in NDJSON_TYPES:
         events: list[Any] = []
         for number, line in enumerate(body.splitlines(), start=1):
             if not line.strip():
                 continue
+            if json_too_deep(line, max_depth):
+                raise BodyError(RejectReason.TOO_DEEP.value,
+                                f"line {number} is nested deeper than {max_depth} levels",
+                                len(events))
             try:
                 events.append(orjson.loads(line))
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"line {number} is not JSON: {exc}") from exc
+                raise BodyError("not_json", f"line {number} is not JSON: {exc}") from exc
         return events
+    batch = _BATCH.match(body) is not None
+    if json_too_deep(body, max_depth + (1 if batch else 0)):
+        raise BodyError(RejectReason.TOO_DEEP.value,
+                        f"the body is nested deeper than {max_depth} levels"
+                        + (" (inside the batch's array)" if batch else ""))
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"the body is not JSON: {exc}") from exc
+        raise BodyError("not_json", f"the body is not JSON: {exc}") from exc
     return value if isinstance(value, list) else [value]
 
 
@@ -120,12 +154,12 @@ class IngestHandler:
             return error_response(413, "body_too_large",
                                   f"the body exceeds {request.app[MAX_BODY]} bytes")
         try:
-            raw_events = parse_body(body, request.content_type)
-        except ValueError as exc:
-            self._count_rejected("not_json", 1)
+            raw_events = parse_body(body, request.content_type, self.config.vocabulary.max_depth)
+        except BodyError as exc:
+            self._count_rejected(exc.reason, 1)
             return error_response(422, "invalid_events", str(exc),
-                                  problems=[{"index": None, "reason": "not_json", "path": "",
-                                             "message": str(exc)}])
+                                  problems=[{"index": exc.index, "reason": exc.reason,
+                                             "path": "", "message": str(exc)}])
         if not raw_events:
             return error_response(422, "invalid_events", "the request holds no event")
         if len(raw_events) > self.config.max_events:

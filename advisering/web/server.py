@@ -89,7 +89,7 @@ def add_ingest(app: web.Application, settings: Settings,
     The sources file is read now (an invalid one stops serve with the file's
     problems) and again whenever it changes, so keys and grants need no restart.
     """
-    vocabulary = default_vocabulary(settings.topics_dir)
+    vocabulary = default_vocabulary(settings.topics_dir, settings)
     sources = ReloadingSources(settings.sources_file, vocabulary,
                                interval=settings.sources_reload_seconds, required=False)
     app[MAX_BODY] = settings.ingest_max_body_bytes

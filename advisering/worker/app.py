@@ -239,8 +239,10 @@ class Agents:
         """One citizen event against the batch's newest state of its citizen."""
         before = touched[citizen][0] if citizen in touched else self.citizens.data.get(citizen)
         try:
-            state, outbox = steps.correlate(citizen.decode(), payload, before,
-                                            self.holder.matcher)
+            state, outbox = steps.correlate(
+                citizen.decode(errors="replace"), payload, before, self.holder.matcher,
+                topic=message.topic, partition=message.partition, offset=message.offset,
+                max_depth=self.vocabulary.max_depth)
         except Exception as exc:  # a bug must not stop the bus: keep the event, go on
             return self.failed(message, payload, exc)
         touched[citizen] = (state, current_event())

@@ -360,14 +360,14 @@ async def test_engine_failure_is_dead_lettered_and_correlate_continues(
 
 
 async def test_undecodable_repartitioned_record_is_dead_lettered(harness: Harness) -> None:
-    """A repartitioned record that is no CaseEvent is dead-lettered, CPR redacted, not stored."""
+    """A repartitioned record that is no CaseEvent is dead-lettered with why, CPR redacted."""
     parent = citizen_key(11)
     payload = b'{"id": "x", "note": "' + FREE_TEXT_CPR.encode() + b'"}'
     async with harness.worker.correlate_agent.test_context() as agent:
         assert await put(agent, payload, key=parent) == 0
     [(key, raw_letter)] = harness.sent("dead_letters")
     letter = orjson.loads(raw_letter)
-    assert (key, letter["reason"]) == (b"unknown", "processing_error")
+    assert (key, letter["reason"]) == (b"unknown", "missing_field")
     assert_no_cpr(raw_letter, FREE_TEXT_CPR)
     assert harness.table() == {}
     assert harness.sent("notifications") == harness.sent("audit") == []

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from advisering.edge import prepare_event
 from advisering.engine.evaluate import process
 from advisering.engine.overview import CitizenState
-from advisering.engine.trusted import decode_validated
-from advisering.events import CaseEvent, encode_event
+from advisering.engine.trusted import decode_trusted, decode_validated
+from advisering.events import CaseEvent, Rejection, RejectReason, encode_event
 from advisering.scenario import demo_scenario
 from tests.unit.builders import CITIZEN_A, KEY, VOCABULARY, at, case, event_dict, real_matcher
 
@@ -31,11 +31,11 @@ def scenario_payloads() -> list[bytes]:
     extras = [
         event_dict("case.opened", jc, event_id="x1", time=at(1)),
         event_dict("benefit.changed", jc, event_id="x2", time=at(2),
-                   benefit={"action": "sanctioned", "amount": 1200}),
+                   benefit={"action": "sanctioned"}),
         event_dict("case.status-changed", dict(jc, status="afgjort", previous_status="oplyst"),
                    event_id="x3", time=at(3)),
         event_dict("citizen.moved", event_id="x4", time="2026-11-05T10:00:00Z",
-                   move={"municipality": "0101"}),
+                   move={"within_municipality": False}),
     ]
     minimal = event_dict("case.opened", case("SP-9", "handicap-psykiatri", kle="27.12.00"),
                          event_id="x5", time=at(4))
@@ -100,3 +100,20 @@ def test_what_it_cannot_read_goes_through_the_model(change: dict[str, Any]) -> N
             decode_validated(payload)
     else:
         assert decode_validated(payload) == expected
+
+
+def test_decode_trusted_agrees_and_refuses_what_is_no_event() -> None:
+    """decode_trusted gives decode_validated's event, and a Rejection (never an exception) else."""
+    for payload in scenario_payloads():
+        fast = decode_trusted(payload)
+        assert not isinstance(fast, Rejection)
+        assert vars(fast) == vars(decode_validated(payload))
+    payload = scenario_payloads()[0]
+    cases = {
+        payload[:40]: RejectReason.NOT_JSON,
+        b"[" * 40 + b"]" * 40: RejectReason.TOO_DEEP,
+        orjson.dumps({"id": "x"}): RejectReason.MISSING_FIELD,
+    }
+    for bad, reason in cases.items():
+        result = decode_trusted(bad)
+        assert isinstance(result, Rejection) and result.reason == reason
