@@ -23,7 +23,7 @@ from advisering.engine.evaluate import (
     process,
 )
 from advisering.engine.matcher import CompiledRule, Matcher, kle_matches, lookup
-from advisering.engine.overview import CitizenState, OpenCase
+from advisering.engine.overview import CitizenState, OpenCase, throttle_key
 from advisering.events import CaseEvent
 
 Verdict = Literal["fired", "condition", "no_target", "suppressed", "throttled", "duplicate"]
@@ -122,7 +122,7 @@ def _verdicts(
                 f"{recipient.key} was already told about case {related.id} by this event",
             ))
             continue
-        until = outcome.state.throttle.get(f"{rule_id}\x1f{recipient.key}")
+        until = outcome.state.throttle.get(throttle_key(rule_id, recipient.key))
         when = _local(until, event) if until is not None else "later"
         verdicts.append(RuleVerdict(
             rule_id, "throttled", "throttle",
