@@ -19,6 +19,7 @@ to the bus's own CPR scan and to any data-loss scanner run on the topics.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -31,13 +32,13 @@ _CLOSING_TYPES = frozenset(("case.closed", "case.party-removed"))
 _MILLIS_ABOVE = 1e11  # stored times above this are milliseconds (older records: seconds)
 KEYS_VERSION = 2  # records without "v" hold raw keys in seen, closed and throttle
 # Hex digits to letters: a digest key holds no digit, so it never reads as a CPR number.
-_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
+_NO_DIGITS = bytes.maketrans(b"0123456789", b"ghijklmnop")
 
 
 def memory_key(text: str) -> str:
     """The 24-letter key (96 bits of BLAKE2b) under which the state remembers ``text``."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12)
-    return digest.hexdigest().translate(_NO_DIGITS)
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+    return binascii.hexlify(digest).translate(_NO_DIGITS).decode("ascii")
 
 
 def seen_key(source: str, event_id: str) -> str:
