@@ -76,6 +76,8 @@ def explain(
 ) -> Explanation:
     """Process ``event`` for ``citizen`` and say, for each rule of its type, what happened."""
     outcome = process(state, event, citizen, matcher, created)
+    if outcome.limit is not None:  # refused by a state limit (outcome.limit): not evaluated
+        return Explanation(outcome)
     if state is not None and outcome.state is state:
         return Explanation(outcome, repeated=True)
     verdicts: list[RuleVerdict] = []

@@ -97,8 +97,7 @@ def correlate(
         name, value = outcome.limit
         outbox.dead_letters.append(state_limit_letter(
             payload, citizen, name, value, topic=topic, partition=partition, offset=offset))
-        return outcome.state, outbox
-    if outcome.forgotten:
+    elif outcome.forgotten:
         metrics.CITIZEN_STATE_TRIMMED.inc(outcome.forgotten)
     for notification in outcome.notifications:
         outbox.notifications.append(
