@@ -122,6 +122,24 @@ def correlate(
 # Where in the event the growth came from, for the dead letter's path.
 _LIMIT_PATHS = {"max_open_cases": "data.case.id", "max_tombstones": "data.case.id",
                 "max_seen_events": "id"}
+# A flood for one citizen is thousands of refusals: one log line per citizen and limit
+# per interval, with the number refused since (every refusal is a dead letter and counted).
+LIMIT_LOG_SECONDS = 60.0
+_LIMIT_LOG_KEYS = 1024
+_limit_logged: dict[tuple[str, str], tuple[float, int]] = {}
+
+
+def _refusals_to_log(citizen: str, limit: str) -> int:
+    """How many refusals a log line now covers (0: not now, a line was written lately)."""
+    now = time.monotonic()
+    last, unlogged = _limit_logged.get((citizen, limit), (float("-inf"), 0))
+    if now - last < LIMIT_LOG_SECONDS:
+        _limit_logged[(citizen, limit)] = (last, unlogged + 1)
+        return 0
+    if len(_limit_logged) >= _LIMIT_LOG_KEYS:
+        _limit_logged.clear()
+    _limit_logged[(citizen, limit)] = (now, 0)
+    return unlogged + 1
 
 
 def state_limit_letter(
@@ -130,16 +148,19 @@ def state_limit_letter(
 ) -> tuple[bytes, bytes]:
     """A dead letter for an event refused because the citizen's state would pass ``limit``.
 
-    Counted per limit and logged with a prefix of the pseudonym (enough to
-    find the citizen's other refusals, no more).
+    Counted per limit, and logged with a prefix of the pseudonym (enough to
+    find the citizen's other refusals, no more) at most once per citizen and
+    limit every ``LIMIT_LOG_SECONDS``, with the number of refusals it covers.
     """
     short = citizen[:12]
     rejection = Rejection(RejectReason.CITIZEN_STATE_LIMIT, _LIMIT_PATHS.get(limit, ""),
                           f"the state of citizen {short}... would pass {limit} ({value})")
     metrics.DEAD_LETTERS.labels(rejection.reason.value).inc()
     metrics.CITIZEN_STATE_LIMITS.labels(limit).inc()
-    log.warning("citizen_state_limit", limit=limit, value=value, citizen=short, topic=topic,
-                partition=partition, offset=offset)
+    refused = _refusals_to_log(short, limit)
+    if refused:
+        log.warning("citizen_state_limit", limit=limit, value=value, citizen=short,
+                    refused=refused, topic=topic, partition=partition, offset=offset)
     return dead_letter(rejection, payload, topic=topic, partition=partition, offset=offset,
                        received=now_iso())
 

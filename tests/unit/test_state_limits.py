@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from advisering.engine.evaluate import notification_id, process
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
@@ -333,3 +334,23 @@ def test_state_size_letter_is_a_citizen_state_limit_dead_letter() -> None:
     assert (key, letter["reason"], letter["event_id"]) == (b"momentum", "citizen_state_limit",
                                                             ev.id)
     assert "max_state_bytes (1024)" in letter["message"]
+
+
+def test_a_flood_of_refusals_is_logged_once_per_interval_with_its_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refusals for one citizen and limit: one log line per interval, counting those between."""
+    clock = [1000.0]
+    monkeypatch.setattr(steps.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(steps, "_limit_logged", {})
+    limits = StateLimits(max_open_cases=1)
+    state = accepted(None, opened(0), limits)
+    with capture_logs() as logs:
+        for n in range(1, 4):
+            assert_refused(state, opened(n), limits, "max_open_cases")
+        clock[0] += steps.LIMIT_LOG_SECONDS
+        assert_refused(state, opened(9), limits, "max_open_cases")
+    lines = [line for line in logs if line["event"] == "citizen_state_limit"]
+    assert [line["refused"] for line in lines] == [1, 3]
+    assert {line["citizen"] for line in lines} == {CITIZEN_A[:12]}
+    assert all(CITIZEN_A not in str(line) for line in logs)
