@@ -47,6 +47,17 @@ STALE_EVENTS = Counter(
     "advisering_stale_events_total",
     "Events older than the overview's news of their case (the case was left as it was).",
 )
+CITIZEN_STATE_LIMITS = Counter(
+    "advisering_citizen_state_limit_total",
+    "Citizen events refused (dead-lettered) because the citizen's state would pass a limit, "
+    "by limit (max_open_cases, max_seen_events, max_tombstones, max_state_bytes).",
+    ["limit"],
+)
+CITIZEN_STATE_TRIMMED = Counter(
+    "advisering_citizen_state_trimmed_total",
+    "Oldest sent notification ids and throttle windows forgotten to keep a citizen's "
+    "state within its limits.",
+)
 PROCESSING_SECONDS = Histogram(
     "advisering_processing_seconds",
     "Time to process one citizen event in the engine, in seconds.",

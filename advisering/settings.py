@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     kafka_log_interval: float = Field(default=10.0, ge=0, le=3600)
     worker_batch_max: int = Field(default=1000, ge=1, le=100_000)
     worker_batch_seconds: float = Field(default=0.01, gt=0, le=5)
+    # Bounded state per citizen (README "Bounded state per citizen"; the same
+    # defaults as advisering/engine/limits.py, which a test checks).
+    citizen_max_open_cases: int = Field(default=100, ge=1)
+    citizen_max_seen_events: int = Field(default=2000, ge=1)
+    citizen_max_tombstones: int = Field(default=200, ge=1)
+    citizen_max_sent_notifications: int = Field(default=500, ge=1)
+    citizen_max_throttle_windows: int = Field(default=200, ge=1)
+    # Below the changelog topic's max.message.bytes (Kafka's default: 1 MiB).
+    citizen_max_state_bytes: int = Field(default=524_288, ge=1024, le=1_000_000)
 
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8080, ge=1, le=65535)

@@ -4,7 +4,8 @@ Pure: no I/O, no clock of its own (the caller passes ``created``), so the
 worker, the backtest and the tests get the same answers for the same input.
 Notification ids are deterministic from (rule, event, recipient, related case),
 which together with the state's memory of sent ids makes re-delivered events
-harmless.
+harmless. The state is bounded per citizen (:mod:`advisering.engine.limits`):
+an event that would pass a limit changes nothing and notifies nobody.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from advisering.engine.limits import DEFAULT_LIMITS, StateLimits, over_limit, trim
 from advisering.engine.matcher import CompiledRule, Matcher, kle_matches
-from advisering.engine.overview import CitizenState, OpenCase, apply_event, prune
+from advisering.engine.overview import (
+    CitizenState,
+    OpenCase,
+    apply_event,
+    prune,
+    seen_key,
+    throttle_key,
+)
 from advisering.events import CaseEvent
 
 DEPARTMENT_NAMES = {
@@ -60,6 +69,8 @@ class Outcome:
     suppressed: list[str] = field(default_factory=list)
     duplicates: int = 0
     stale: bool = False
+    limit: tuple[str, int] | None = None  # (name, value) of the limit the event would pass
+    forgotten: int = 0  # sent ids and throttle windows trimmed to their limits
 
 
 def recipient_key(recipient: Mapping[str, Any]) -> str:
@@ -105,13 +116,19 @@ def notification_id(
 
 
 def process(
-    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str
+    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str,
+    limits: StateLimits = DEFAULT_LIMITS,
 ) -> Outcome:
-    """Apply ``event`` to the citizen's state and evaluate the rules against it."""
-    seen_key = f"{event.source}\x1f{event.id}"
+    """Apply ``event`` to the citizen's state and evaluate the rules against it.
+
+    An event that would take the state past a hard limit is refused: the
+    outcome has ``limit`` set, the given state (or a new empty one) and no
+    notifications.
+    """
+    seen = seen_key(event.source, event.id)
     if state is None:
         new = CitizenState()
-    elif seen_key in state.seen:
+    elif seen in state.seen:
         # A re-delivered event (a retry, a replay after a crash): its news is in
         # the overview and its notifications were sent. Matching it again against
         # today's overview could reach cases opened since, so it does nothing.
@@ -120,7 +137,10 @@ def process(
         new = state.copy()
     at = event.time.timestamp()
     outcome = Outcome(new, stale=not apply_event(new, event, at))
-    new.seen[seen_key] = at
+    new.seen[seen] = at
+    passed = over_limit(state, new, limits)  # three len() calls unless a map is full
+    if passed is not None:
+        return Outcome(state if state is not None else CitizenState(), limit=passed)
     matching = matcher.matching(event)
     if not matching:  # most events: the overview changes, no rule fires
         prune(new)
@@ -137,17 +157,20 @@ def process(
             if nid in new.sent:
                 outcome.duplicates += 1
                 continue
-            throttle_key = f"{rule.id}\x1f{recipient.key}"
             if compiled.throttle_seconds is not None:
-                if new.throttle.get(throttle_key, float("-inf")) > at:
+                window = throttle_key(rule.id, recipient.key)
+                if new.throttle.get(window, float("-inf")) > at:
                     outcome.throttled.append(rule.id)
                     continue
-                new.throttle[throttle_key] = at + compiled.throttle_seconds
+                new.throttle[window] = at + compiled.throttle_seconds
             new.sent[nid] = at
             outcome.notifications.append(
                 _notification(nid, compiled, event, citizen, recipient, related, values, created)
             )
     prune(new)
+    if (len(new.sent) > limits.max_sent_notifications
+            or len(new.throttle) > limits.max_throttle_windows):
+        outcome.forgotten = trim(new, limits)
     return outcome
 
 

@@ -23,7 +23,7 @@ from advisering.engine.evaluate import (
     process,
 )
 from advisering.engine.matcher import CompiledRule, Matcher, kle_matches, lookup
-from advisering.engine.overview import CitizenState, OpenCase
+from advisering.engine.overview import CitizenState, OpenCase, throttle_key
 from advisering.events import CaseEvent
 
 Verdict = Literal["fired", "condition", "no_target", "suppressed", "throttled", "duplicate"]
@@ -76,6 +76,8 @@ def explain(
 ) -> Explanation:
     """Process ``event`` for ``citizen`` and say, for each rule of its type, what happened."""
     outcome = process(state, event, citizen, matcher, created)
+    if outcome.limit is not None:  # refused by a state limit (outcome.limit): not evaluated
+        return Explanation(outcome)
     if state is not None and outcome.state is state:
         return Explanation(outcome, repeated=True)
     verdicts: list[RuleVerdict] = []
@@ -122,7 +124,7 @@ def _verdicts(
                 f"{recipient.key} was already told about case {related.id} by this event",
             ))
             continue
-        until = outcome.state.throttle.get(f"{rule_id}\x1f{recipient.key}")
+        until = outcome.state.throttle.get(throttle_key(rule_id, recipient.key))
         when = _local(until, event) if until is not None else "later"
         verdicts.append(RuleVerdict(
             rule_id, "throttled", "throttle",

@@ -7,6 +7,11 @@ processed and the ids of notifications already sent (so a re-delivered event
 notifies nobody twice, even when the overview changed since) and the
 throttle windows.
 Times are event times (epoch seconds), so a replay gives the same answers.
+Remembered event ids, tombstones and throttle windows are keyed by a short
+digest (:func:`memory_key`), not the ids themselves: an event id or case id
+may be 128 characters, each up to six bytes in JSON, and these maps hold
+thousands of entries (the record must stay small, see ``limits.py``); the
+changelog also holds fewer of the sources' ids that way.
 Stored (the changelog), they are whole epoch milliseconds: from 2027 on,
 ten-digit epoch seconds (18019…, a valid date 18.01.98) read as CPR numbers
 to the bus's own CPR scan and to any data-loss scanner run on the topics.
@@ -14,7 +19,9 @@ to the bus's own CPR scan and to any data-loss scanner run on the topics.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +30,30 @@ from advisering.events import CaseEvent
 CLOSED_TOMBSTONE_SECONDS = 30 * 86400
 _CLOSING_TYPES = frozenset(("case.closed", "case.party-removed"))
 _MILLIS_ABOVE = 1e11  # stored times above this are milliseconds (older records: seconds)
+KEYS_VERSION = 2  # records without "v" hold raw keys in seen, closed and throttle
+# Hex digits to letters: a digest key holds no digit, so it never reads as a CPR number.
+_NO_DIGITS = bytes.maketrans(b"0123456789", b"ghijklmnop")
+
+
+def memory_key(text: str) -> str:
+    """The 24-letter key (96 bits of BLAKE2b) under which the state remembers ``text``."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+    return binascii.hexlify(digest).translate(_NO_DIGITS).decode("ascii")
+
+
+def seen_key(source: str, event_id: str) -> str:
+    """The dedup memory's key of the event (source, id)."""
+    return memory_key(f"{source}\x1f{event_id}")
+
+
+def tombstone_key(case_id: str) -> str:
+    """The key of a closed case's tombstone."""
+    return memory_key(case_id)
+
+
+def throttle_key(rule_id: str, recipient: str) -> str:
+    """The key of a rule's throttle window for one recipient."""
+    return memory_key(f"{rule_id}\x1f{recipient}")
 
 
 def stored_time(seconds: float) -> int:
@@ -41,6 +72,13 @@ def _stored(times: dict[str, float]) -> dict[str, int]:
 
 def _loaded(times: dict[str, float]) -> dict[str, float]:
     return {key: loaded_time(at) for key, at in times.items()}
+
+
+def _loaded_keyed(times: dict[str, float], raw_keys: bool) -> dict[str, float]:
+    """Like :func:`_loaded`; a record of the earlier format gets its raw keys digested."""
+    if not raw_keys:
+        return _loaded(times)
+    return {memory_key(key): loaded_time(at) for key, at in times.items()}
 
 SENT_MEMORY_SECONDS = 14 * 86400
 
@@ -109,19 +147,21 @@ class CitizenState:
             "throttle": _stored(self.throttle),
             "newest": stored_time(self.newest),
             "seen": _stored(self.seen),
+            "v": KEYS_VERSION,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> CitizenState:
         if not raw:
             return cls()
+        raw_keys = raw.get("v") != KEYS_VERSION
         return cls(
             cases={c["id"]: OpenCase.from_json(c) for c in raw.get("cases", [])},
-            closed=_loaded(raw.get("closed", {})),
+            closed=_loaded_keyed(raw.get("closed", {}), raw_keys),
             sent=_loaded(raw.get("sent", {})),
-            throttle=_loaded(raw.get("throttle", {})),
+            throttle=_loaded_keyed(raw.get("throttle", {}), raw_keys),
             newest=loaded_time(raw.get("newest", 0.0)),
-            seen=_loaded(raw.get("seen", {})),
+            seen=_loaded_keyed(raw.get("seen", {}), raw_keys),
         )
 
 
@@ -147,16 +187,18 @@ def apply_event(state: CitizenState, event: CaseEvent, at: float | None = None) 
     known = cases.get(case_id)
     if known is not None and at < known.last_seen:
         return False
-    closed_at = closed.get(case_id) if closed else None
+    # The digest only when there are tombstones or the event closes the case.
+    tombstone = tombstone_key(case_id) if closed else ""
+    closed_at = closed.get(tombstone) if tombstone else None
     if closed_at is not None and at < closed_at:
         return False
     event_type = event.type
     if event_type in _CLOSING_TYPES or case.status == "afsluttet":
         cases.pop(case_id, None)
-        closed[case_id] = at
+        closed[tombstone or tombstone_key(case_id)] = at
         return True
     if closed_at is not None:
-        del closed[case_id]
+        del closed[tombstone]
     cases[case_id] = OpenCase(case_id, event.source, case.department, case.unit,
                               case.caseworker, case.kle, case.status, case.sensitivity, at)
     return True

@@ -48,6 +48,10 @@ from advisering.worker.sending import BatchSender, Record, SendFailed, partition
 
 log = get_logger(__name__)
 
+# One citizen event handled in a correlate batch: (pseudonym or None for a record that
+# could not be unpacked, its message, its payload, what to send for it).
+Handled = tuple[bytes | None, Any, bytes | None, steps.Outbox]
+
 
 def encode_state(state: CitizenState) -> bytes:
     """A citizen's state as its changelog record holds it."""
@@ -123,6 +127,8 @@ class Agents:
         self.partitions = settings.worker_partitions  # the repartition topic's and the table's
         self.batch_max = settings.worker_batch_max
         self.batch_seconds = settings.worker_batch_seconds
+        self.limits = steps.state_limits(settings)
+        self.max_state_bytes = settings.citizen_max_state_bytes
         self.sender = BatchSender(self._kafka_producer)
         self.sources = ReloadingSources(settings.sources_file, vocabulary, required=True,
                                         interval=settings.sources_reload_seconds)
@@ -182,23 +188,38 @@ class Agents:
     async def correlate(self, stream: Any) -> Any:
         """The engine per citizen event; yields the notifications per batch."""
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
-            out: list[Record] = []
             touched: dict[bytes, tuple[CitizenState, Any]] = {}
-            notified = 0
+            handled: list[Handled] = []
             for event in events:
-                for box in self.correlate_record(event, touched):
-                    notified += len(box.notifications)
-                    out += self.records(box)
+                handled += self.correlate_record(event, touched)
             metrics.BATCH_EVENTS.labels("correlate").observe(len(events))
+            encoded = {key: None if state.is_empty() else encode_state(state)
+                       for key, (state, _) in touched.items()}
+            # Defence in depth behind the engine's limits: a state the changelog
+            # would refuse stays as it was, and what its events caused is not sent.
+            too_large = steps.too_large(encoded, self.max_state_bytes)
+            for key in too_large:
+                del touched[key]
+            out: list[Record] = []
+            notified = 0
+            for citizen, message, payload, box in handled:
+                if citizen is not None and citizen in too_large:
+                    out += self.records(steps.state_size_letter(
+                        payload, citizen, self.max_state_bytes, topic=message.topic,
+                        partition=message.partition, offset=message.offset))
+                    continue
+                notified += len(box.notifications)
+                out += self.records(box)
             # Notifications before state: were the state written first and the
             # worker killed in between, the replayed events would count as seen
             # and their notifications would be lost. This way a replay re-sends
             # them under the same ids (at-least-once, idempotent downstream).
             await self.send("correlate", out)
-            await self.save(touched)
+            await self.save(touched, encoded)
             yield notified
 
-    async def save(self, touched: dict[bytes, tuple[CitizenState, Any]]) -> None:
+    async def save(self, touched: dict[bytes, tuple[CitizenState, Any]],
+                   encoded: dict[bytes, bytes | None]) -> None:
         """Write the batch's new states: changelog records first (one batch), then the store.
 
         The table's own ``__setitem__`` would send one changelog record per
@@ -208,9 +229,8 @@ class Agents:
         citizens = self.citizens
         changelog = citizens.changelog_topic.get_topic_name()
         records: list[Record] = [
-            (changelog, event.message.partition, key,
-             None if state.is_empty() else encode_state(state))
-            for key, (state, event) in touched.items()]
+            (changelog, event.message.partition, key, encoded[key])
+            for key, (_, event) in touched.items()]
         written = await self.send("correlate", records) if records else {}
         store = citizens.data
         for key, (state, event) in touched.items():
@@ -223,15 +243,16 @@ class Agents:
             store.set_persisted_offset(TP(topic, partition), offset)
 
     def correlate_record(self, event: Any,
-                         touched: dict[bytes, tuple[CitizenState, Any]]) -> list[steps.Outbox]:
+                         touched: dict[bytes, tuple[CitizenState, Any]]) -> list[Handled]:
         """Every citizen event of one repartition record, in order."""
         message = event.message
         try:
             pairs = envelope.unpack(event.key, event.value)
         except ValueError as exc:
-            return [self.failed(message, event.value, exc)]
+            return [(None, message, event.value, self.failed(message, event.value, exc))]
         as_current_event(event)
-        return [self.correlate_one(message, citizen, payload, touched)
+        return [(citizen, message, payload,
+                 self.correlate_one(message, citizen, payload, touched))
                 for citizen, payload in pairs]
 
     def correlate_one(self, message: Any, citizen: bytes, payload: bytes,
@@ -241,11 +262,13 @@ class Agents:
         try:
             state, outbox = steps.correlate(
                 citizen.decode(errors="replace"), payload, before, self.holder.matcher,
-                topic=message.topic, partition=message.partition, offset=message.offset,
-                max_depth=self.vocabulary.max_depth)
+                self.limits, topic=message.topic, partition=message.partition,
+                offset=message.offset, max_depth=self.vocabulary.max_depth)
         except Exception as exc:  # a bug must not stop the bus: keep the event, go on
             return self.failed(message, payload, exc)
-        touched[citizen] = (state, current_event())
+        # Unchanged (a re-delivered or refused event): nothing to write.
+        if state is not before and (before is not None or not state.is_empty()):
+            touched[citizen] = (state, current_event())
         return outbox
 
     @staticmethod

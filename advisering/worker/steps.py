@@ -21,12 +21,14 @@ import orjson
 from advisering import metrics
 from advisering.deadletters import dead_letter
 from advisering.engine.evaluate import audit_record, process, recipient_key
+from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.engine.trusted import decode_trusted
 from advisering.events import DEFAULT_MAX_DEPTH, Rejection, RejectReason, Vocabulary, decode_event
 from advisering.grants import GrantCheck
 from advisering.log import get_logger
+from advisering.settings import Settings
 
 log = get_logger(__name__)
 
@@ -43,6 +45,17 @@ class Outbox:
     notifications: list[tuple[bytes, bytes]] = field(default_factory=list)
     audit: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def state_limits(settings: Settings) -> StateLimits:
+    """The engine's per-citizen limits from the ``ADVISERING_CITIZEN_*`` settings."""
+    return StateLimits(
+        max_open_cases=settings.citizen_max_open_cases,
+        max_seen_events=settings.citizen_max_seen_events,
+        max_tombstones=settings.citizen_max_tombstones,
+        max_sent_notifications=settings.citizen_max_sent_notifications,
+        max_throttle_windows=settings.citizen_max_throttle_windows,
+    )
 
 
 def now_iso() -> str:
@@ -82,28 +95,32 @@ def intake(
 
 
 def correlate(
-    citizen: str, payload: bytes, state: CitizenState | None, matcher: Matcher, *,
-    topic: str = "", partition: int | None = None, offset: int | None = None,
-    max_depth: int = DEFAULT_MAX_DEPTH,
+    citizen: str, payload: bytes, state: CitizenState | None, matcher: Matcher,
+    limits: StateLimits = DEFAULT_LIMITS, *, topic: str = "", partition: int | None = None,
+    offset: int | None = None, max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[CitizenState, Outbox]:
     """Run the engine for one citizen's copy of an event; returns the new state and sends.
 
     A record that is no event (a hostile or broken writer on the repartition
     topic) or that the engine fails on leaves the state as it was and becomes
-    a dead letter.
+    a dead letter. An event the citizen's state limits refuse becomes a dead
+    letter (``citizen_state_limit``) and the state returned is the one given
+    (a new empty one for a citizen without state). ``topic``, ``partition``
+    and ``offset`` locate the record in the dead letter.
     """
     unchanged = state if state is not None else CitizenState()
     try:
-        return _correlate(citizen, payload, state, matcher, topic=topic, partition=partition,
-                          offset=offset, max_depth=max_depth)
+        return _correlate(citizen, payload, state, matcher, limits, topic=topic,
+                          partition=partition, offset=offset, max_depth=max_depth)
     except Exception as exc:  # a bug must not break the batch: keep the event, go on
         return unchanged, _failed("correlate", payload, exc, topic=topic, partition=partition,
                                   offset=offset)
 
 
 def _correlate(
-    citizen: str, payload: bytes, state: CitizenState | None, matcher: Matcher, *,
-    topic: str, partition: int | None, offset: int | None, max_depth: int,
+    citizen: str, payload: bytes, state: CitizenState | None, matcher: Matcher,
+    limits: StateLimits, *, topic: str, partition: int | None, offset: int | None,
+    max_depth: int,
 ) -> tuple[CitizenState, Outbox]:
     began = time.perf_counter()
     event = decode_trusted(payload, max_depth)  # intake validated it, unless forged
@@ -112,8 +129,14 @@ def _correlate(
         return (state if state is not None else CitizenState()), Outbox(dead_letters=[
             dead_letter(event, payload, topic=topic, partition=partition, offset=offset,
                         received=now_iso())])
-    outcome = process(state, event, citizen, matcher, now_iso())
+    outcome = process(state, event, citizen, matcher, now_iso(), limits)
     outbox = Outbox()
+    if outcome.limit is not None:
+        name, value = outcome.limit
+        outbox.dead_letters.append(state_limit_letter(
+            payload, citizen, name, value, topic=topic, partition=partition, offset=offset))
+    elif outcome.forgotten:
+        metrics.CITIZEN_STATE_TRIMMED.inc(outcome.forgotten)
     for notification in outcome.notifications:
         outbox.notifications.append(
             (recipient_key(notification["recipient"]).encode(), orjson.dumps(notification))
@@ -132,6 +155,78 @@ def _correlate(
         metrics.STALE_EVENTS.inc()
     metrics.PROCESSING_SECONDS.observe(time.perf_counter() - began)
     return outcome.state, outbox
+
+
+# Where in the event the growth came from, for the dead letter's path.
+_LIMIT_PATHS = {"max_open_cases": "data.case.id", "max_tombstones": "data.case.id",
+                "max_seen_events": "id"}
+# A flood for one citizen is thousands of refusals: one log line per citizen and limit
+# per interval, with the number refused since (every refusal is a dead letter and counted).
+LIMIT_LOG_SECONDS = 60.0
+_LIMIT_LOG_KEYS = 1024
+_limit_logged: dict[tuple[str, str], tuple[float, int]] = {}
+
+
+def _refusals_to_log(citizen: str, limit: str) -> int:
+    """How many refusals a log line now covers (0: not now, a line was written lately)."""
+    now = time.monotonic()
+    last, unlogged = _limit_logged.get((citizen, limit), (float("-inf"), 0))
+    if now - last < LIMIT_LOG_SECONDS:
+        _limit_logged[(citizen, limit)] = (last, unlogged + 1)
+        return 0
+    if len(_limit_logged) >= _LIMIT_LOG_KEYS:
+        _limit_logged.clear()
+    _limit_logged[(citizen, limit)] = (now, 0)
+    return unlogged + 1
+
+
+def state_limit_letter(
+    payload: bytes | None, citizen: str, limit: str, value: int, *, topic: str,
+    partition: int | None, offset: int | None,
+) -> tuple[bytes, bytes]:
+    """A dead letter for an event refused because the citizen's state would pass ``limit``.
+
+    Counted per limit, and logged with a prefix of the pseudonym (enough to
+    find the citizen's other refusals, no more) at most once per citizen and
+    limit every ``LIMIT_LOG_SECONDS``, with the number of refusals it covers.
+    """
+    short = citizen[:12]
+    rejection = Rejection(RejectReason.CITIZEN_STATE_LIMIT, _LIMIT_PATHS.get(limit, ""),
+                          f"the state of citizen {short}... would pass {limit} ({value})")
+    metrics.DEAD_LETTERS.labels(rejection.reason.value).inc()
+    metrics.CITIZEN_STATE_LIMITS.labels(limit).inc()
+    refused = _refusals_to_log(short, limit)
+    if refused:
+        log.warning("citizen_state_limit", limit=limit, value=value, citizen=short,
+                    refused=refused, topic=topic, partition=partition, offset=offset)
+    return dead_letter(rejection, payload, topic=topic, partition=partition, offset=offset,
+                       received=now_iso())
+
+
+def too_large(encoded: dict[bytes, bytes | None], max_bytes: int) -> set[bytes]:
+    """The citizens whose encoded new state is larger than ``max_bytes`` (logged).
+
+    Defence in depth behind the engine's limits, which keep a state far below
+    the cap: a record the changelog topic refuses would stop the worker, and
+    the replay would refuse it again. The worker keeps these citizens' states
+    as they were and dead-letters the batch's events of them instead.
+    """
+    found = {key for key, value in encoded.items()
+             if value is not None and len(value) > max_bytes}
+    for key in found:
+        log.error("citizen_state_too_large", citizen=key[:12].decode(errors="replace"),
+                  bytes=len(encoded[key] or b""), max_bytes=max_bytes)
+    return found
+
+
+def state_size_letter(
+    payload: bytes | None, citizen: bytes, max_bytes: int, *, topic: str,
+    partition: int | None, offset: int | None,
+) -> Outbox:
+    """What is sent for an event whose citizen's new state was too large: its dead letter."""
+    return Outbox(dead_letters=[state_limit_letter(
+        payload, citizen.decode(errors="replace"), "max_state_bytes", max_bytes, topic=topic,
+        partition=partition, offset=offset)])
 
 
 def processing_failure(

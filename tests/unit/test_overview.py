@@ -13,6 +13,7 @@ from advisering.engine.overview import (
     OpenCase,
     apply_event,
     prune,
+    tombstone_key,
     with_case,
 )
 from advisering.privacy import find_cprs
@@ -87,7 +88,7 @@ def test_case_closed_removes_case() -> None:
     assert apply_event(state, event("case.closed", {**JC, "status": "afsluttet"},
                                     event_id="c1", time=at(2)))
     assert state.cases == {}
-    assert state.closed == {"MOM-1": BASE_TIME.timestamp() + 7200}
+    assert state.closed == {tombstone_key("MOM-1"): BASE_TIME.timestamp() + 7200}
 
 
 def test_status_afsluttet_removes_case() -> None:
@@ -142,7 +143,7 @@ def test_older_event_does_not_resurrect_closed_case() -> None:
                                     event_id="c", time=at(3)))
     assert not apply_event(state, event("document.added", JC, event_id="late", time=at(1)))
     assert state.cases == {}
-    assert "MOM-1" in state.closed
+    assert tombstone_key("MOM-1") in state.closed
 
 
 def test_newer_event_reopens_closed_case() -> None:
@@ -152,7 +153,7 @@ def test_newer_event_reopens_closed_case() -> None:
                                     event_id="c", time=at(3)))
     assert apply_event(state, event("case.opened", JC, event_id="again", time=at(4)))
     assert "MOM-1" in state.cases
-    assert "MOM-1" not in state.closed
+    assert tombstone_key("MOM-1") not in state.closed
 
 
 def test_duplicate_event_gives_no_second_notification() -> None:
