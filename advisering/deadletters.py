@@ -17,31 +17,40 @@ from advisering.privacy import redact, redact_value
 MAX_PAYLOAD_CHARS = 16_384
 
 
-def _redacted_payload(payload: bytes | None) -> str:
-    """The payload as text with CPR numbers redacted, also inside JSON escapes."""
-    text = (payload or b"").decode("utf-8", errors="replace")
-    try:
-        decoded = orjson.loads(payload or b"")
-    except orjson.JSONDecodeError:
-        return redact(text)
-    return orjson.dumps(redact_value(decoded)).decode()
+_NOT_PARSED = object()
 
 
-def _source_of(payload: bytes | None) -> str:
+def _parse(payload: bytes | None) -> Any:
+    """The decoded payload, or _NOT_PARSED when it is not JSON (or too deep for orjson)."""
     try:
-        raw = orjson.loads(payload or b"")
+        return orjson.loads(payload or b"")
     except orjson.JSONDecodeError:
-        return "unknown"
-    source = raw.get("source") if isinstance(raw, dict) else None
+        return _NOT_PARSED
+
+
+def _redacted_payload(payload: bytes | None, decoded: Any) -> str:
+    """The payload as text with CPR numbers redacted in every disguise, also inside escapes.
+
+    JSON is decoded, redacted value by value (iteratively, any depth) and
+    encoded again; when it cannot be encoded again (deeper than orjson
+    writes) or is not JSON, the text itself is redacted, which decodes JSON
+    escapes, percent-encoding and HTML references before matching.
+    """
+    if decoded is not _NOT_PARSED:
+        try:
+            return orjson.dumps(redact_value(decoded)).decode()
+        except orjson.JSONEncodeError:
+            pass
+    return redact((payload or b"").decode("utf-8", errors="replace"))
+
+
+def _source_of(decoded: Any) -> str:
+    source = decoded.get("source") if isinstance(decoded, dict) else None
     return redact(source) if isinstance(source, str) and source else "unknown"
 
 
-def _event_id_of(payload: bytes | None) -> str | None:
-    try:
-        raw = orjson.loads(payload or b"")
-    except orjson.JSONDecodeError:
-        return None
-    value = raw.get("id") if isinstance(raw, dict) else None
+def _event_id_of(decoded: Any) -> str | None:
+    value = decoded.get("id") if isinstance(decoded, dict) else None
     return redact(value) if isinstance(value, str) else None
 
 
@@ -50,21 +59,23 @@ def dead_letter(
     offset: int | None, received: str,
 ) -> tuple[bytes, bytes]:
     """(key, value) of the dead-letter record for a rejected input; key is the source."""
-    text = _redacted_payload(payload)
+    decoded = _parse(payload)
+    text = _redacted_payload(payload, decoded)
     truncated = len(text) > MAX_PAYLOAD_CHARS
-    source = _source_of(payload)
+    source = _source_of(decoded)
     record: dict[str, Any] = {
         "reason": rejection.reason.value,
         "path": redact(rejection.path),
         "message": redact(rejection.message),
         "problems": [{"path": redact(p), "message": redact(m)} for p, m in rejection.problems],
         "source": source,
-        "event_id": _event_id_of(payload),
+        "event_id": _event_id_of(decoded),
         "topic": topic,
         "partition": partition,
         "offset": offset,
         "received": received,
-        "payload": text[:MAX_PAYLOAD_CHARS],
+        # Cutting can leave ten digits of a longer run at the end: redact again.
+        "payload": redact(text[:MAX_PAYLOAD_CHARS]) if truncated else text,
         "payload_truncated": truncated,
     }
     return source.encode(), orjson.dumps(record)
