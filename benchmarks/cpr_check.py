@@ -52,17 +52,25 @@ def per_event_us(run: Callable[[], object], count: int, seconds: float = 1.0) ->
     return best * 1e6
 
 
+def report(name: str, sample: list[dict[str, Any]]) -> None:
+    payloads = [orjson.dumps(e) for e in sample]
+    cleared = sum(not json_may_hold_cpr(p) for p in payloads)
+    print(f"{name}: {len(sample)} events, mean {sum(map(len, payloads)) // len(payloads)} "
+          f"bytes, pre-check clears {cleared}/{len(payloads)}")
+    runs: dict[str, Callable[[], object]] = {
+        "json_may_hold_cpr": lambda: [json_may_hold_cpr(p) for p in payloads],
+        "cpr_paths (walk)": lambda: [list(cpr_paths(e, "x")) for e in sample],
+        "redact_value": lambda: [redact_value(e) for e in sample],
+    }
+    for label, run in runs.items():
+        print(f"  {label:18} {per_event_us(run, len(sample)):8.2f} us/event")
+
+
 def main() -> None:
-    plain = events()
+    plain = events() * 20
     danish = [dict(e, subject="Sag om Søren Ærø, børn og familie") for e in plain]
-    for name, sample in (("pseudonymised events", plain), ("with Danish subject", danish)):
-        payloads = [orjson.dumps(e) for e in sample]
-        cleared = sum(not json_may_hold_cpr(p) for p in payloads)
-        print(f"{name}: {len(sample)} events, mean {sum(map(len, payloads)) // len(payloads)} "
-              f"bytes, pre-check clears {cleared}/{len(payloads)}")
-        print(f"  json_may_hold_cpr  {per_event_us(lambda: [json_may_hold_cpr(p) for p in payloads], len(payloads)):8.2f} us/event")  # noqa: E501
-        print(f"  cpr_paths (walk)   {per_event_us(lambda: [list(cpr_paths(e, 'x')) for e in sample], len(sample)):8.2f} us/event")  # noqa: E501
-        print(f"  redact_value       {per_event_us(lambda: [redact_value(e) for e in sample], len(sample)):8.2f} us/event")  # noqa: E501
+    report("pseudonymised events", plain)
+    report("with Danish subject", danish)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Property tests: a CPR number survives no disguise, and the raw-bytes pre-check never misses one."""
+"""Property tests: a CPR number survives no disguise; the raw-bytes pre-check never misses one."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_redacted_text_never_holds_a_cpr(text: str) -> None:
 
 
 def test_no_character_normalises_to_more_digits_than_its_utf8_bytes() -> None:
-    """Every non-ASCII code point yields at most as many digits as its UTF-8 length (pre-check bound)."""
+    """Each non-ASCII code point yields at most as many digits as its UTF-8 bytes (pre-check)."""
     normalise = cpr_text._normalise_char.__wrapped__
     worst = 0
     for point in range(0x80, sys.maxunicode + 1):

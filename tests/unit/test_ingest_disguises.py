@@ -1,4 +1,4 @@
-"""HTTP ingest without a broker: every disguised CPR number of the corpus is a 422 that never echoes it."""
+"""HTTP ingest without a broker: each disguised CPR number of the corpus is a 422, never echoed."""
 
 from __future__ import annotations
 

@@ -291,7 +291,7 @@ def test_truncated_dead_letter_payload_is_redacted_again() -> None:
     "\u0660\u0661\u0660\u0661\u0669\u0660\u0661\u0662\u0663\u0664",
 ])
 def test_party_cpr_in_any_form_has_the_same_pseudonym(written: str) -> None:
-    """A party's CPR with blanks, dots, dashes or Unicode digits gets the pseudonym of the ten digits."""
+    """A party's CPR with blanks, dots, dashes or Unicode digits has the ten digits' pseudonym."""
     from advisering.edge import prepare_event  # noqa: PLC0415
     from advisering.events import CaseEvent  # noqa: PLC0415
     from tests.unit.builders import VOCABULARY, case, event_dict  # noqa: PLC0415
@@ -311,7 +311,7 @@ def test_party_cpr_in_any_form_has_the_same_pseudonym(written: str) -> None:
     "507f1f77bcf86c0101901234", "da39a3ee5e6b4b0d3255bfef0101901234d80709",
 ])
 def test_exempt_tokens_hide_cpr_shaped_digits(value: str) -> None:
-    """UUIDs and 16/24/32/40/64-hex tokens are exempt, even with CPR-shaped digits (the residual risk)."""
+    """UUIDs and 16/24/32/40/64-hex tokens are exempt even with CPR-shaped digits (residual risk)."""
     assert find_cprs(value) == []
     assert find_cprs(value + "g")  # no longer a hex token: the digits are found
 
