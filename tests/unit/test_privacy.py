@@ -311,7 +311,7 @@ def test_party_cpr_in_any_form_has_the_same_pseudonym(written: str) -> None:
     "507f1f77bcf86c0101901234", "da39a3ee5e6b4b0d3255bfef0101901234d80709",
 ])
 def test_exempt_tokens_hide_cpr_shaped_digits(value: str) -> None:
-    """UUIDs and 16/24/32/40/64-hex tokens are exempt even with CPR-shaped digits (residual risk)."""
+    """UUIDs and 16/24/32/40/64-hex tokens are exempt despite CPR-shaped digits (residual risk)."""
     assert find_cprs(value) == []
     assert find_cprs(value + "g")  # no longer a hex token: the digits are found
 
