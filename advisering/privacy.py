@@ -139,18 +139,21 @@ def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 # The raw-bytes pre-check. ASCII separators are deleted; an ASCII digit or a
 # byte of a non-ASCII character (which may be, or normalise to, digits or
-# separators, or be removed) becomes "0"; anything else "x". Ten digits with
-# separators between them are then ten "0"s in a row: a non-ASCII character
-# normalises to at most as many digits as it has UTF-8 bytes (a test checks
-# every code point).
-_SEPARATOR_BYTES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f./\\_-"
-_SQUEEZE = bytes(48 if 48 <= i <= 57 or i >= 128 else 120 for i in range(256))
+# separators, or be removed) becomes "0"; a backslash or "%" (escapes that may
+# hide anything) "E"; "&" stays; anything else "x". Ten digits with separators
+# between them are then ten "0"s in a row: a non-ASCII character normalises to
+# at most as many digits as it has UTF-8 bytes (a test checks every code point).
+_SEPARATOR_BYTES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f./_-"
+_SQUEEZE = bytes(
+    48 if 48 <= i <= 57 or i >= 128 else 69 if i in (37, 92) else 38 if i == 38 else 120
+    for i in range(256)
+)
 _TEN = b"0" * 10
-# For numbers, with blanks and signs deleted: digit "0", "." stays, e/E "e",
-# a byte before a JSON value (":", ",", "[") "n", a quote "q", non-ASCII "u",
-# anything else "x".
+# For numbers, with blanks and signs deleted: a digit or "." "0", e/E "e", a
+# byte before a JSON value (":", ",", "[") "n", a quote "q", non-ASCII "u",
+# anything else "x". (A dot counting as a digit only makes the test wider.)
 _NUMERIC = bytes(
-    48 if 48 <= i <= 57 else 46 if i == 46 else 101 if i in (69, 101)
+    48 if 48 <= i <= 57 or i == 46 else 101 if i in (69, 101)
     else 110 if i in (58, 44, 91) else 113 if i == 34 else 117 if i >= 128 else 120
     for i in range(256)
 )
@@ -159,9 +162,9 @@ _NINE = b"000000000"
 _NINE_AFTER = b"n000000000"
 # A JSON number with an exponent (or at the top of the payload), and a JSON
 # string made only of what an exponent-form number normalises from.
-_EXPONENT_NUMBER = re.compile(rb"n0[0.]*e")
-_TOP_EXPONENT = re.compile(rb"0[0.]*e")
-_NUMERIC_STRING = re.compile(rb"q[0.eu]*q")
+_EXPONENT_NUMBER = re.compile(rb"n0+e")
+_TOP_NUMBER = re.compile(rb"0(?:0*e|00000000)")
+_NUMERIC_STRING = re.compile(rb"q[0eu]*q")
 _ENTITY = re.compile(rb"&[#A-Za-z]")
 # JSON strings that are wholly an exempt token of advisering.cpr_text (a UUID,
 # a hex id): a subset of what the walk exempts, found fast (they start with '"').
@@ -176,32 +179,40 @@ def json_may_hold_cpr(payload: bytes) -> bool:
     """False only when no key or value of the JSON text ``payload`` can hold a CPR number.
 
     Sound for every disguise :func:`cpr_paths` finds (a hypothesis test checks
-    it), and cheap: a few C-speed passes over the bytes, regular expressions
-    only when those find something. True when an escape could hide digits (a
-    backslash, ``%``, an HTML character reference); when ten digits stand
-    together with only separators or non-ASCII characters between them
-    (outside UUIDs and hex ids, looked at only when the first look finds
-    ten); when a number has nine digits or an exponent; or when a string could
-    be an exponent-form number.
+    it), and cheap: two C-speed translations of the bytes and substring
+    tests, regular expressions only when those find something. True when an
+    escape could hide digits (a backslash, ``%``, an HTML character
+    reference); when ten digits stand together with only separators or
+    non-ASCII characters between them (outside UUIDs and hex ids, looked at
+    only when the first look finds ten); when a number has nine digits or an
+    exponent; or when a string could be an exponent-form number.
     """
-    if b"\\" in payload or b"%" in payload:
+    squeezed = payload.translate(_SQUEEZE, _SEPARATOR_BYTES)
+    if b"E" in squeezed or (b"&" in squeezed and _ENTITY.search(payload)):
         return True
-    if b"&" in payload and _ENTITY.search(payload):
-        return True
-    if _TEN in payload.translate(_SQUEEZE, _SEPARATOR_BYTES) and _TEN in _EXEMPT.sub(
-            b'""', payload).translate(_SQUEEZE, _SEPARATOR_BYTES):
+    if _TEN in squeezed and _TEN in _EXEMPT.sub(b'""', payload).translate(
+            _SQUEEZE, _SEPARATOR_BYTES):
         return True
     shape = payload.translate(_NUMERIC, _BLANKS_AND_SIGNS)
-    if _NINE_AFTER in shape or shape.startswith(_NINE):
+    if _NINE_AFTER in shape or (b"n0" in shape and _EXPONENT_NUMBER.search(shape)):
         return True
-    if _EXPONENT_NUMBER.search(shape) or _TOP_EXPONENT.match(shape):
+    if shape[:1] == b"0" and _TOP_NUMBER.match(shape):
         return True
-    if b"u" not in shape and b"0e0" not in shape and b".e0" not in shape:
-        return False  # an ASCII exponent-form string has a digit or dot, e, a digit
-    for match in _NUMERIC_STRING.finditer(shape):
-        text = match.group()
-        if (b"0" in text or b"u" in text) and (b"e" in text or b"u" in text):
+    if b"u" in shape:
+        return any((b"0" in m.group() or b"u" in m.group()) and (b"e" in m.group() or b"u" in
+                   m.group()) for m in _NUMERIC_STRING.finditer(shape))
+    return _ascii_exponent_string(shape)
+
+
+def _ascii_exponent_string(shape: bytes) -> bool:
+    """Whether an ASCII payload's shape has a string of digits and dots, e, digits (2.1e9)."""
+    position = shape.find(b"0e0")
+    while position != -1:
+        start = shape.rfind(b"q", 0, position) + 1
+        end = shape.find(b"q", position)
+        if end != -1 and not shape[start:end].translate(None, b"0e"):
             return True
+        position = shape.find(b"0e0", position + 3)
     return False
 
 

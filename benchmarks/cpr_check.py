@@ -67,7 +67,7 @@ def report(name: str, sample: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    plain = events() * 20
+    plain = [event for _ in range(20) for event in events()]
     danish = [dict(e, subject="Sag om Søren Ærø, børn og familie") for e in plain]
     report("pseudonymised events", plain)
     report("with Danish subject", danish)
