@@ -59,7 +59,10 @@ class CprRedactingFilter(logging.Filter):
     """A handler filter that redacts CPR numbers in standard-library log records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: shown as they are
+            message = f"{record.msg!r} {record.args!r}"
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None

@@ -3,8 +3,14 @@
 No CPR number may reach a topic, a log line or a metric. The publishing edge
 turns each CPR number given as a party into a pseudonym (HMAC-SHA256 keyed with
 the municipality's secret), and everything downstream works on pseudonyms
-only. Any other CPR-shaped value is refused at the edge and, should one slip
+only. Any other CPR number is refused at the edge and, should one slip
 through, dead-lettered by the worker with the value redacted.
+
+What counts as a CPR number, in whatever disguise (separators, Unicode
+digits, zero-width characters, percent-encoding, numbers), is decided by
+:mod:`advisering.cpr_text`; this module applies it to JSON values (every key,
+string and number, walked iteratively), to raw JSON bytes (a cheap, sound
+pre-check) and to redaction.
 
 A pseudonym is ``ps1-`` followed by the lower-case base32 of the HMAC. The
 base32 alphabet has no 0, 1, 8 or 9, so a pseudonym can never itself look like
