@@ -76,7 +76,19 @@ _RUN = re.compile(rf"[0-9]+(?:{_SEP}+[0-9]+)*")
 _DIGITS = re.compile(r"[0-9]+")
 # After normalisation: could this ASCII text hold ten digits with separators?
 _TEN = re.compile(rf"[0-9](?:{_SEP}*[0-9]){{9}}")
-_EXPONENT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+\s*")
+# A window of whole digit groups with ten digits, in C: its first digit starts a
+# group (no digit before it), its last ends one (no digit after it), separators
+# only between; the day's first digit is 0-3 and the month 01-12. The date is
+# then checked exactly. The first digit is consumed and the rest looked ahead
+# at, so windows that overlap are all seen.
+_S = rf"{_SEP}*"
+_WINDOW = re.compile(
+    rf"[0-3](?<![0-9][0-3])(?=({_S}[0-9]{_S}(?:0{_S}[1-9]|1{_S}[0-2])(?:{_S}[0-9]){{6}})"
+    rf"(?![0-9]))"
+)
+_NOT_DIGIT = re.compile(r"[^0-9]+")
+# Written without ambiguity: backtracking stays linear on a long run of digits.
+_EXPONENT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+\s*")
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,13 @@ def _normalise_char(char: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)
+def _normalise_run(run: str) -> list[str]:
+    """A run of non-ASCII characters normalised, one piece per character; [run] if unchanged."""
+    pieces = [_normalise_char(c) for c in run]
+    return [run] if "".join(pieces) == run else pieces
+
+
 def _ignorable(char: str) -> bool:
     if unicodedata.category(char) in ("Cf", "Mn", "Me", "Mc"):
         return True
@@ -169,7 +188,7 @@ def _decode_token(match: re.Match[str]) -> list[str]:
     """
     kind, token = match.lastgroup, match.group()
     if kind == "uni":
-        return [_normalise_char(c) for c in token]
+        return _normalise_run(token)
     if kind == "pct":
         raw = bytes.fromhex(token.replace("%", ""))
         return [raw.decode("utf-8", "surrogateescape").translate(_LATIN1_FALLBACK)]
@@ -223,6 +242,12 @@ def _round(text: str, starts: list[int], ends: list[int]) -> tuple[str, list[int
             new_starts.extend(starts[position:begin])
             new_ends.extend(ends[position:begin])
         pieces = _decode_token(match)
+        if pieces == [match.group()]:  # unchanged (letters like æ, ø): spans as they are
+            parts.append(pieces[0])
+            new_starts.extend(starts[begin:stop])
+            new_ends.extend(ends[begin:stop])
+            position = stop
+            continue
         single = len(pieces) == 1
         for offset, piece in enumerate(pieces):
             first = begin if single else begin + offset
@@ -258,8 +283,8 @@ def _blank_exempt(text: str) -> str:
     return _EXEMPT.sub(lambda m: "x" * len(m.group()), text)
 
 
-def find_hits(text: str) -> list[Hit]:
-    """Every CPR number in ``text`` under normalisation, with its span in ``text``."""
+def find_hits(text: str, limit: int = 1_000_000) -> list[Hit]:
+    """The CPR numbers in ``text`` under normalisation (at most ``limit``), with spans."""
     quick = text.isascii() and "%" not in text and "&" not in text and "\\" not in text
     if quick and _TEN.search(text) is None:
         if ("e" in text or "E" in text) and _EXPONENT.fullmatch(text) is not None:
@@ -276,20 +301,13 @@ def find_hits(text: str) -> list[Hit]:
         if digits is not None:
             return [Hit(digits, 0, len(text))]
     searched = _blank_exempt(norm.text)
-    for run in _RUN.finditer(searched):
-        groups = [m.span() for m in _DIGITS.finditer(searched, run.start(), run.end())]
-        for first in range(len(groups)):
-            total = 0
-            for last in range(first, len(groups)):
-                total += groups[last][1] - groups[last][0]
-                if total >= 10:
-                    break
-            if total != 10:
-                continue
-            digits = "".join(searched[a:b] for a, b in groups[first:last + 1])
-            if digits_are_cpr(digits):
-                start, end = norm.span(groups[first][0], groups[last][1] - 1)
-                hits.append(Hit(digits, start, end))
+    for window in _WINDOW.finditer(searched):
+        digits = searched[window.start()] + _NOT_DIGIT.sub("", window.group(1))
+        if digits_are_cpr(digits):
+            start, end = norm.span(window.start(), window.end(1) - 1)
+            hits.append(Hit(digits, start, end))
+            if len(hits) >= limit:
+                break
     return hits
 
 

@@ -32,6 +32,8 @@ from advisering.cpr_text import find_hits, number_digits, single_cpr, valid_date
 
 PSEUDONYM_PREFIX = "ps1-"
 REDACTED = "[CPR-REDACTED]"
+# A text with more CPR numbers than this is redacted whole (bounded work).
+MAX_HITS = 256
 
 _PSEUDONYM = re.compile(r"^ps1-[a-z2-7]{52}$")
 # The characters that delimit JSON values: the fallback redaction of text
@@ -39,7 +41,7 @@ _PSEUDONYM = re.compile(r"^ps1-[a-z2-7]{52}$")
 _JSON_SEGMENT = re.compile(r'[^{}\[\],:"]+')
 
 __all__ = [
-    "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs", "is_cpr", "is_pseudonym",
+    "MAX_HITS", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs", "is_cpr", "is_pseudonym",
     "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr", "number_is_cpr", "pseudonymise",
     "redact", "redact_value", "string_holds_cpr", "valid_date",
 ]
@@ -57,7 +59,7 @@ def find_cprs(text: str) -> list[str]:
 
 def string_holds_cpr(text: str) -> bool:
     """True when ``text`` holds a CPR number in any disguise."""
-    return bool(find_hits(text))
+    return bool(find_hits(text, 1))
 
 
 def number_is_cpr(value: float) -> bool:
@@ -107,24 +109,28 @@ def redact(text: str) -> str:
     one is replaced whole, and failing that the whole text: the result never
     holds a CPR number.
     """
-    hits = find_hits(text)
+    hits = find_hits(text, MAX_HITS + 1)
     if not hits:
         return text
+    if len(hits) > MAX_HITS:
+        return REDACTED
     result = _replace_spans(text, [(hit.start, hit.end) for hit in hits])
-    if not find_hits(result):
+    if not find_hits(result, 1):
         return result
     result = _JSON_SEGMENT.sub(
-        lambda m: REDACTED if find_hits(m.group()) else m.group(), result)
-    return result if not find_hits(result) else REDACTED
+        lambda m: REDACTED if find_hits(m.group(), 1) else m.group(), result)
+    return result if not find_hits(result, 1) else REDACTED
 
 
 def _redact_string(text: str) -> str:
     """A JSON string value redacted: the smallest span, else the whole value."""
-    hits = find_hits(text)
+    hits = find_hits(text, MAX_HITS + 1)
     if not hits:
         return text
+    if len(hits) > MAX_HITS:
+        return REDACTED
     result = _replace_spans(text, [(hit.start, hit.end) for hit in hits])
-    return result if not find_hits(result) else REDACTED
+    return result if not find_hits(result, 1) else REDACTED
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
@@ -216,9 +222,11 @@ def _ascii_exponent_string(shape: bytes) -> bool:
     while position != -1:
         start = shape.rfind(b"q", 0, position) + 1
         end = shape.find(b"q", position)
-        if end != -1 and not shape[start:end].translate(None, b"0e"):
+        if end == -1:
+            return False
+        if not shape[start:end].translate(None, b"0e"):
             return True
-        position = shape.find(b"0e0", position + 3)
+        position = shape.find(b"0e0", end)  # each stretch between quotes is read once
     return False
 
 
@@ -238,7 +246,7 @@ def may_hold_cpr(value: Any) -> bool:
 
 def _leaf_holds_cpr(value: Any) -> bool:
     if isinstance(value, str):
-        return bool(find_hits(value))
+        return bool(find_hits(value, 1))
     if isinstance(value, int | float) and not isinstance(value, bool):
         return number_digits(value) is not None
     return False
@@ -260,7 +268,7 @@ def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
             for key, child in item.items():
                 name = str(key)
                 child_path = redact(f"{where}.{redact(name)}" if where else redact(name))
-                if find_hits(name):
+                if find_hits(name, 1):
                     children.append((child_path, _KEY_HIT))
                 children.append((child_path, child))
             stack.extend(reversed(children))
