@@ -367,3 +367,13 @@ def test_standard_library_records_are_redacted() -> None:
     line = logging.Formatter().format(record)
     assert find_cprs(line) == []
     assert REDACTED in line
+
+
+def test_text_with_very_many_cpr_numbers_is_redacted_whole() -> None:
+    """Past MAX_HITS CPR numbers in one text, redaction replaces the whole text (bounded work)."""
+    from advisering.privacy import MAX_HITS  # noqa: PLC0415
+
+    many = "01.01.90 1234; " * (MAX_HITS + 1)
+    assert redact(many) == REDACTED
+    few = "01.01.90 1234; " * 3
+    assert redact(few) == f"{REDACTED}; " * 3
