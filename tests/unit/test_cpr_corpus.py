@@ -122,3 +122,14 @@ def test_typical_events_skip_the_walk() -> None:
                           "W3C trace id", "SHA-256 (64 hex)", "8-digit phone number",
                           "CVR number", "date", "amount"):
             assert not json_may_hold_cpr(event_bytes(entry, "data.note")), entry.note
+
+
+def test_events_with_random_uuid_ids_skip_the_walk() -> None:
+    """With the exempt UUID, no event differing only in a random UUID id needs the walk."""
+    import uuid  # noqa: PLC0415
+
+    from tests.unit.cpr_corpus import base_event  # noqa: PLC0415
+
+    payloads = [orjson.dumps(base_event(str(uuid.uuid4()))) for _ in range(2000)]
+    assert not any(json_may_hold_cpr(payload) for payload in payloads)
+    assert json_may_hold_cpr(orjson.dumps(base_event("0101901234-aaaa")))
