@@ -7,58 +7,50 @@ and cut to a bounded size.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from advisering.events import Rejection
-from advisering.jsondepth import json_too_deep
 from advisering.privacy import redact, redact_value
 
 MAX_PAYLOAD_CHARS = 16_384
-# Deeper than this, a payload is kept as redacted text, never decoded: the
-# redaction walk and orjson's serialiser (255 levels) must not meet deep JSON.
-MAX_DECODED_DEPTH = 64
-# A \uXXXX escape outside the surrogates: decoded before a text redaction, so an
-# escaped digit cannot hide a CPR number from it.
-_UNICODE_ESCAPE = re.compile(r"\\u(?![dD][89a-fA-F])([0-9a-fA-F]{4})")
 
 
-def _redacted_text(text: str) -> str:
-    return redact(_UNICODE_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text))
+_NOT_PARSED = object()
 
 
-def _redacted_payload(payload: bytes | None) -> str:
-    """The payload as text with CPR numbers redacted, also inside JSON escapes."""
-    text = (payload or b"").decode("utf-8", errors="replace")
-    if json_too_deep(payload or b"", MAX_DECODED_DEPTH):
-        return _redacted_text(text)
+def _parse(payload: bytes | None) -> Any:
+    """The decoded payload, or _NOT_PARSED when it is not JSON (or too deep for orjson)."""
     try:
-        decoded = orjson.loads(payload or b"")
+        return orjson.loads(payload or b"")
     except orjson.JSONDecodeError:
-        return _redacted_text(text)
-    try:
-        return orjson.dumps(redact_value(decoded)).decode()
-    except (RecursionError, orjson.JSONEncodeError):
-        return _redacted_text(text)
+        return _NOT_PARSED
 
 
-def _source_of(payload: bytes | None) -> str:
-    try:
-        raw = orjson.loads(payload or b"")
-    except orjson.JSONDecodeError:
-        return "unknown"
-    source = raw.get("source") if isinstance(raw, dict) else None
+def _redacted_payload(payload: bytes | None, decoded: Any) -> str:
+    """The payload as text with CPR numbers redacted in every disguise, also inside escapes.
+
+    JSON is decoded, redacted value by value (iteratively, any depth) and
+    encoded again; when it cannot be encoded again (deeper than orjson
+    writes) or is not JSON, the text itself is redacted, which decodes JSON
+    escapes, percent-encoding and HTML references before matching.
+    """
+    if decoded is not _NOT_PARSED:
+        try:
+            return orjson.dumps(redact_value(decoded)).decode()
+        except orjson.JSONEncodeError:
+            pass
+    return redact((payload or b"").decode("utf-8", errors="replace"))
+
+
+def _source_of(decoded: Any) -> str:
+    source = decoded.get("source") if isinstance(decoded, dict) else None
     return redact(source) if isinstance(source, str) and source else "unknown"
 
 
-def _event_id_of(payload: bytes | None) -> str | None:
-    try:
-        raw = orjson.loads(payload or b"")
-    except orjson.JSONDecodeError:
-        return None
-    value = raw.get("id") if isinstance(raw, dict) else None
+def _event_id_of(decoded: Any) -> str | None:
+    value = decoded.get("id") if isinstance(decoded, dict) else None
     return redact(value) if isinstance(value, str) else None
 
 
@@ -67,21 +59,23 @@ def dead_letter(
     offset: int | None, received: str,
 ) -> tuple[bytes, bytes]:
     """(key, value) of the dead-letter record for a rejected input; key is the source."""
-    text = _redacted_payload(payload)
+    decoded = _parse(payload)
+    text = _redacted_payload(payload, decoded)
     truncated = len(text) > MAX_PAYLOAD_CHARS
-    source = _source_of(payload)
+    source = _source_of(decoded)
     record: dict[str, Any] = {
         "reason": rejection.reason.value,
         "path": redact(rejection.path),
         "message": redact(rejection.message),
         "problems": [{"path": redact(p), "message": redact(m)} for p, m in rejection.problems],
         "source": source,
-        "event_id": _event_id_of(payload),
+        "event_id": _event_id_of(decoded),
         "topic": topic,
         "partition": partition,
         "offset": offset,
         "received": received,
-        "payload": text[:MAX_PAYLOAD_CHARS],
+        # Cutting can leave ten digits of a longer run at the end: redact again.
+        "payload": redact(text[:MAX_PAYLOAD_CHARS]) if truncated else text,
         "payload_truncated": truncated,
     }
     return source.encode(), orjson.dumps(record)

@@ -3,8 +3,14 @@
 No CPR number may reach a topic, a log line or a metric. The publishing edge
 turns each CPR number given as a party into a pseudonym (HMAC-SHA256 keyed with
 the municipality's secret), and everything downstream works on pseudonyms
-only. Any other CPR-shaped value is refused at the edge and, should one slip
+only. Any other CPR number is refused at the edge and, should one slip
 through, dead-lettered by the worker with the value redacted.
+
+What counts as a CPR number, in whatever disguise (separators, Unicode
+digits, zero-width characters, percent-encoding, numbers), is decided by
+:mod:`advisering.cpr_text`; this module applies it to JSON values (every key,
+string and number, walked iteratively), to raw JSON bytes (a cheap, sound
+pre-check) and to redaction.
 
 A pseudonym is ``ps1-`` followed by the lower-case base32 of the HMAC. The
 base32 alphabet has no 0, 1, 8 or 9, so a pseudonym can never itself look like
@@ -14,7 +20,6 @@ a CPR number (a CPR month always starts with 0 or 1).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -23,57 +28,60 @@ from typing import Any
 
 import orjson
 
+from advisering.cpr_text import find_hits, number_digits, single_cpr, valid_date
+
 PSEUDONYM_PREFIX = "ps1-"
 REDACTED = "[CPR-REDACTED]"
+# A text with more CPR numbers than this is redacted whole (bounded work).
+MAX_HITS = 256
 
-# Ten digits, optionally with a hyphen after the sixth, not glued to other
-# digits or hex letters: hex ids and UUIDs (ab010180-1234-..., sha256 digests)
-# are not CPR numbers, while "cpr0101801234" still is. Whether ten digits are
-# a CPR number is then decided by the date.
-_CPR_SHAPE = re.compile(r"(?<![0-9a-fA-F])([0-9]{6})-?([0-9]{4})(?![0-9a-fA-F])")
 _PSEUDONYM = re.compile(r"^ps1-[a-z2-7]{52}$")
+# The characters that delimit JSON values: the fallback redaction of text
+# replaces a whole segment between two of them.
+_JSON_SEGMENT = re.compile(r'[^{}\[\],:"]+')
 
-
-def _birth_century(year2: int, seventh: int) -> list[int]:
-    """Centuries a CPR number's seventh digit allows (the CPR office's table)."""
-    if seventh <= 3:
-        return [1900]
-    if seventh in (4, 9):
-        return [2000] if year2 <= 36 else [1900]
-    return [2000] if year2 <= 57 else [1800]
-
-
-def _valid_date(digits6: str, seventh: int) -> bool:
-    day, month, year2 = int(digits6[:2]), int(digits6[2:4]), int(digits6[4:6])
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return False
-    for century in _birth_century(year2, seventh):
-        try:
-            dt.date(century + year2, month, day)
-        except ValueError:
-            continue
-        return True
-    return False
+__all__ = [
+    "MAX_HITS", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs", "is_cpr", "is_pseudonym",
+    "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr", "number_is_cpr", "pseudonymise",
+    "redact", "redact_value", "string_holds_cpr", "valid_date",
+]
 
 
 def find_cprs(text: str) -> list[str]:
-    """Every CPR number (valid date, with or without hyphen) inside ``text``."""
-    found = []
-    for match in _CPR_SHAPE.finditer(text):
-        if _valid_date(match.group(1), int(match.group(2)[0])):
-            found.append(match.group(0))
-    return found
+    """Every CPR number inside ``text``, in any disguise, as written in ``text``.
+
+    Matching works on the normalised text (see :mod:`advisering.cpr_text`):
+    ``010190 1234``, ``01.01.90-1234``, Unicode digits, zero-width characters,
+    percent-encoding, digits glued to letters and exponent-form numbers count.
+    """
+    return [text[hit.start:hit.end] for hit in find_hits(text)]
+
+
+def string_holds_cpr(text: str) -> bool:
+    """True when ``text`` holds a CPR number in any disguise."""
+    return bool(find_hits(text, 1))
+
+
+def number_is_cpr(value: float) -> bool:
+    """True when a JSON number stands for a CPR number (ten digits, nine that lost a 0, floats)."""
+    return number_digits(value) is not None
 
 
 def is_cpr(value: str) -> bool:
-    """True when ``value`` is exactly one CPR number."""
-    match = _CPR_SHAPE.fullmatch(value.strip())
-    return match is not None and _valid_date(match.group(1), int(match.group(2)[0]))
+    """True when ``value`` is exactly one CPR number: ten digits, separators allowed.
+
+    ``010190 1234``, ``01.01.90-1234`` and full-width digits are the same CPR
+    number as ``0101901234``; text around the digits is not.
+    """
+    return single_cpr(value) is not None
 
 
 def normalise_cpr(value: str) -> str:
-    """The ten digits of a CPR number, without hyphen or spaces."""
-    return value.strip().replace("-", "")
+    """The ten ASCII digits of a CPR number written in any accepted form."""
+    digits = single_cpr(value)
+    if digits is None:
+        raise ValueError("not a CPR number")
+    return digits
 
 
 def pseudonymise(cpr: str, key: bytes) -> str:
@@ -93,33 +101,133 @@ def is_pseudonym(value: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """``text`` with every CPR number replaced by a marker."""
-    def replace(match: re.Match[str]) -> str:
-        if _valid_date(match.group(1), int(match.group(2)[0])):
-            return REDACTED
-        return match.group(0)
+    """``text`` with every CPR number (in any disguise) replaced by :data:`REDACTED`.
 
-    return _CPR_SHAPE.sub(replace, text)
+    The smallest original span that holds the digits of each hit is replaced.
+    Should the result still hold a CPR number under normalisation (decoding
+    can make that possible), each segment between JSON delimiters that holds
+    one is replaced whole, and failing that the whole text: the result never
+    holds a CPR number.
+    """
+    hits = find_hits(text, MAX_HITS + 1)
+    if not hits:
+        return text
+    if len(hits) > MAX_HITS:
+        return REDACTED
+    result = _replace_spans(text, [(hit.start, hit.end) for hit in hits])
+    if not find_hits(result, 1):
+        return result
+    result = _JSON_SEGMENT.sub(
+        lambda m: REDACTED if find_hits(m.group(), 1) else m.group(), result)
+    return result if not find_hits(result, 1) else REDACTED
 
 
-# ASCII digits -> "0", "-" stays, every other byte -> "x" (UTF-8 never hides an ASCII digit).
-_DIGIT_SHAPE = bytes(48 if 48 <= i <= 57 else 45 if i == 45 else 120 for i in range(256))
-# The shapes of a CPR number in that alphabet: ten digits, or six, a hyphen and four.
-_RUN_OF_TEN = b"0" * 10
-_RUN_SPLIT = b"0" * 6 + b"-" + b"0" * 4
+def _redact_string(text: str) -> str:
+    """A JSON string value redacted: the smallest span, else the whole value."""
+    hits = find_hits(text, MAX_HITS + 1)
+    if not hits:
+        return text
+    if len(hits) > MAX_HITS:
+        return REDACTED
+    result = _replace_spans(text, [(hit.start, hit.end) for hit in hits])
+    return result if not find_hits(result, 1) else REDACTED
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, position = [], 0
+    for start, end in merged:
+        parts.append(text[position:start])
+        parts.append(REDACTED)
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+# The raw-bytes pre-check. ASCII separators are deleted; an ASCII digit or a
+# byte of a non-ASCII character (which may be, or normalise to, digits or
+# separators, or be removed) becomes "0"; a backslash or "%" (escapes that may
+# hide anything) "E"; "&" stays; anything else "x". Ten digits with separators
+# between them are then ten "0"s in a row: a non-ASCII character normalises to
+# at most as many digits as it has UTF-8 bytes (a test checks every code point).
+_SEPARATOR_BYTES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f./_-"
+_SQUEEZE = bytes(
+    48 if 48 <= i <= 57 or i >= 128 else 69 if i in (37, 92) else 38 if i == 38 else 120
+    for i in range(256)
+)
+_TEN = b"0" * 10
+# For numbers, with blanks and signs deleted: a digit or "." "0", e/E "e", a
+# byte before a JSON value (":", ",", "[") "n", a quote "q", non-ASCII "u",
+# anything else "x". (A dot counting as a digit only makes the test wider.)
+_NUMERIC = bytes(
+    48 if 48 <= i <= 57 or i == 46 else 101 if i in (69, 101)
+    else 110 if i in (58, 44, 91) else 113 if i == 34 else 117 if i >= 128 else 120
+    for i in range(256)
+)
+_BLANKS_AND_SIGNS = b" \t\n\r+-"
+_NINE = b"000000000"
+_NINE_AFTER = b"n000000000"
+# A JSON number with an exponent (or at the top of the payload), and a JSON
+# string made only of what an exponent-form number normalises from.
+_EXPONENT_NUMBER = re.compile(rb"n0+e")
+_TOP_NUMBER = re.compile(rb"0(?:0*e|00000000)")
+_NUMERIC_STRING = re.compile(rb"q[0eu]*q")
+_ENTITY = re.compile(rb"&[#A-Za-z]")
+# JSON strings that are wholly an exempt token of advisering.cpr_text (a UUID,
+# a hex id): a subset of what the walk exempts, found fast (they start with '"').
+_H8 = rb"[0-9A-Fa-f]{8}"
+_EXEMPT = re.compile(
+    rb'"' + _H8 + rb"(?:-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|" + _H8
+    + rb"(?:" + _H8 + rb"(?:" + _H8 + rb"(?:" + _H8 + rb"(?:" + _H8 * 3 + rb")?)?)?)?)" + rb'"'
+)
 
 
 def json_may_hold_cpr(payload: bytes) -> bool:
     """False only when no key or value of the JSON text ``payload`` can hold a CPR number.
 
-    A CPR number needs ten ASCII digits in a row, or six, a hyphen and four,
-    in the raw text, unless an escape (a backslash) hides one. Two C-speed
-    passes over the bytes; it spares the decoded walk of :func:`cpr_paths`.
+    Sound for every disguise :func:`cpr_paths` finds (a hypothesis test checks
+    it), and cheap: two C-speed translations of the bytes and substring
+    tests, regular expressions only when those find something. True when an
+    escape could hide digits (a backslash, ``%``, an HTML character
+    reference); when ten digits stand together with only separators or
+    non-ASCII characters between them (outside UUIDs and hex ids, looked at
+    only when the first look finds ten); when a number has nine digits or an
+    exponent; or when a string could be an exponent-form number.
     """
-    if b"\\" in payload:
+    squeezed = payload.translate(_SQUEEZE, _SEPARATOR_BYTES)
+    if b"E" in squeezed or (b"&" in squeezed and _ENTITY.search(payload)):
         return True
-    shape = payload.translate(_DIGIT_SHAPE)
-    return _RUN_OF_TEN in shape or _RUN_SPLIT in shape
+    if _TEN in squeezed and _TEN in _EXEMPT.sub(b'""', payload).translate(
+            _SQUEEZE, _SEPARATOR_BYTES):
+        return True
+    shape = payload.translate(_NUMERIC, _BLANKS_AND_SIGNS)
+    if _NINE_AFTER in shape or (b"n0" in shape and _EXPONENT_NUMBER.search(shape)):
+        return True
+    if shape[:1] == b"0" and _TOP_NUMBER.match(shape):
+        return True
+    if b"u" in shape:
+        return any((b"0" in m.group() or b"u" in m.group()) and (b"e" in m.group() or b"u" in
+                   m.group()) for m in _NUMERIC_STRING.finditer(shape))
+    return _ascii_exponent_string(shape)
+
+
+def _ascii_exponent_string(shape: bytes) -> bool:
+    """Whether an ASCII payload's shape has a string of digits and dots, e, digits (2.1e9)."""
+    position = shape.find(b"0e0")
+    while position != -1:
+        start = shape.rfind(b"q", 0, position) + 1
+        end = shape.find(b"q", position)
+        if end == -1:
+            return False
+        if not shape[start:end].translate(None, b"0e"):
+            return True
+        position = shape.find(b"0e0", end)  # each stretch between quotes is read once
+    return False
 
 
 def may_hold_cpr(value: Any) -> bool:
@@ -127,7 +235,7 @@ def may_hold_cpr(value: Any) -> bool:
 
     A cheap necessary condition (one serialisation, then :func:`json_may_hold_cpr`)
     that spares :func:`cpr_paths` its walk for the vast majority of events;
-    anything that does not serialise is walked.
+    anything that does not serialise (too deep, foreign types) is walked.
     """
     try:
         text = orjson.dumps(value)
@@ -136,31 +244,77 @@ def may_hold_cpr(value: Any) -> bool:
     return json_may_hold_cpr(text)
 
 
+def _leaf_holds_cpr(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(find_hits(value, 1))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return number_digits(value) is not None
+    return False
+
+
 def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
-    """Dotted paths of every string (or key) in a JSON value that holds a CPR number."""
+    """Dotted paths of every key, string or number in a JSON value that holds a CPR number.
+
+    Keys are redacted in the paths. The walk is iterative (any depth), in
+    document order; at the top it first asks the cheap :func:`may_hold_cpr`.
+    """
     if not path and not may_hold_cpr(value):
         return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = redact(f"{path}.{key}" if path else str(key))
-            if find_cprs(str(key)):
-                yield child
-            yield from cpr_paths(item, child)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from cpr_paths(item, f"{path}[{index}]")
-    elif isinstance(value, str | int) and not isinstance(value, bool) and find_cprs(str(value)):
-        yield path
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            children: list[tuple[str, Any]] = []
+            for key, child in item.items():
+                name = str(key)
+                child_path = redact(f"{where}.{redact(name)}" if where else redact(name))
+                if find_hits(name, 1):
+                    children.append((child_path, _KEY_HIT))
+                children.append((child_path, child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}[{index}]", child)
+                         for index, child in reversed(list(enumerate(item))))
+        elif item is _KEY_HIT or _leaf_holds_cpr(item):
+            yield where
+
+
+# Marks, on the walk's stack, a key that holds a CPR number.
+_KEY_HIT = object()
 
 
 def redact_value(value: Any) -> Any:
-    """A JSON value with every CPR number in keys, strings and integers redacted."""
-    if isinstance(value, dict):
-        return {redact(str(k)): redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(item) for item in value]
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, int) and not isinstance(value, bool) and find_cprs(str(value)):
-        return REDACTED
-    return value
+    """A JSON value with every CPR number in keys, strings and numbers redacted.
+
+    Iterative (any depth). A string keeps its text around a redacted span; a
+    number that is a CPR number becomes the marker.
+    """
+    root: list[Any] = [None]
+    # (container to fill, slot in it, value to copy)
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]
+    while stack:
+        target, slot, item = stack.pop()
+        if isinstance(item, dict):
+            copied: dict[str, Any] = {}
+            _assign(target, slot, copied)
+            pending = []
+            for key, child in item.items():
+                name = _redact_string(str(key))
+                copied[name] = None
+                pending.append((copied, name, child))
+            stack.extend(reversed(pending))
+        elif isinstance(item, list | tuple):
+            items: list[Any] = [None] * len(item)
+            _assign(target, slot, items)
+            stack.extend((items, index, child) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            _assign(target, slot, _redact_string(item))
+        elif _leaf_holds_cpr(item):
+            _assign(target, slot, REDACTED)
+        else:
+            _assign(target, slot, item)
+    return root[0]
+
+
+def _assign(target: Any, slot: Any, value: Any) -> None:
+    target[slot] = value

@@ -9,15 +9,19 @@ from typing import Any
 import yaml
 
 from advisering.broker.topic_specs import load_vocabulary
+from advisering.demo import demo_grants
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState, apply_event
 from advisering.engine.rules import Rule, RuleSet, load_rules
 from advisering.events import CaseEvent, Rejection, Vocabulary, validate_event
+from advisering.grants import GrantCheck
 from advisering.privacy import pseudonymise
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = b"k" * 32
 VOCABULARY: Vocabulary = load_vocabulary(ROOT / "topics")
+# The demo's source systems with their real grants (what the worker's intake checks).
+DEMO_GRANTS = GrantCheck(dict(demo_grants()))
 
 # Clearly synthetic CPR numbers (1 January 1970 and 2 February 1980, sequence 0001/0002).
 CPR_A = "0101700001"

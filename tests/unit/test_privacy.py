@@ -15,8 +15,11 @@ from advisering.privacy import (
     is_pseudonym,
     json_may_hold_cpr,
     may_hold_cpr,
+    normalise_cpr,
+    number_is_cpr,
     pseudonymise,
     redact,
+    redact_value,
 )
 from tests.unit.builders import KEY
 
@@ -234,3 +237,143 @@ def test_json_may_hold_cpr_is_false_for_pseudonymised_events() -> None:
                             "citizen": pseudonymise("0101901234", KEY), "kle": "32.24.06"})
     assert not json_may_hold_cpr(payload)
     assert json_may_hold_cpr(payload.replace(b"ab12", b"\\u0030"))
+
+
+def test_cpr_paths_and_redact_value_walk_any_depth() -> None:
+    """A value nested 5000 deep is walked and redacted without RecursionError."""
+    deep: object = "cpr 010190 1234"
+    for _ in range(5000):
+        deep = {"x": [deep]}
+    paths = list(cpr_paths(deep))
+    assert len(paths) == 1 and paths[0].startswith("x[0].x[0]")
+    redacted = redact_value(deep)
+    assert list(cpr_paths(redacted)) == []
+    inner = redacted
+    for _ in range(5000):
+        inner = inner["x"][0]  # type: ignore[index]
+    assert inner == f"cpr {REDACTED}"
+
+
+def test_dead_letter_of_a_1000_deep_payload_is_redacted() -> None:
+    """A payload deeper than orjson writes is dead-lettered as redacted text, without raising."""
+    from advisering.deadletters import dead_letter  # noqa: PLC0415
+    from advisering.events import Rejection, RejectReason  # noqa: PLC0415
+
+    payload = b'{"source":"momentum","id":"deep","a":' + b"[" * 1000 + b'"0101\\u200b901234"' \
+        + b"]" * 1000 + b"}"
+    key, value = dead_letter(Rejection(RejectReason.TOO_DEEP, "a", "too deep"), payload,
+                             topic="t", partition=0, offset=1, received="2026-11-29T00:00:00Z")
+    record = orjson.loads(value)
+    assert key == b"momentum"
+    assert record["event_id"] == "deep"
+    assert find_cprs(record["payload"]) == []
+    assert REDACTED in record["payload"]
+
+
+def test_truncated_dead_letter_payload_is_redacted_again() -> None:
+    """Cutting a long payload cannot leave ten digits of a longer run as a CPR number."""
+    from advisering.deadletters import MAX_PAYLOAD_CHARS, dead_letter  # noqa: PLC0415
+    from advisering.events import Rejection, RejectReason  # noqa: PLC0415
+
+    text = "x" * (MAX_PAYLOAD_CHARS - 10) + "01019012345"  # 11 digits: no CPR until cut
+    assert find_cprs(text) == []
+    _, value = dead_letter(Rejection(RejectReason.NOT_JSON, "", "not JSON"), text.encode(),
+                           topic="t", partition=0, offset=1, received="2026-11-29T00:00:00Z")
+    record = orjson.loads(value)
+    assert record["payload_truncated"] is True
+    assert find_cprs(record["payload"]) == []
+    assert record["payload"].endswith(REDACTED)
+
+
+@pytest.mark.parametrize("written", [
+    "010190 1234", "01 01 90 1234", "01.01.90-1234", "010190\u20131234", " 0101901234 ",
+    "\uff10\uff11\uff10\uff11\uff19\uff10\uff11\uff12\uff13\uff14",
+    "\u0660\u0661\u0660\u0661\u0669\u0660\u0661\u0662\u0663\u0664",
+])
+def test_party_cpr_in_any_form_has_the_same_pseudonym(written: str) -> None:
+    """A party's CPR with blanks, dots, dashes or Unicode digits has the ten digits' pseudonym."""
+    from advisering.edge import prepare_event  # noqa: PLC0415
+    from advisering.events import CaseEvent  # noqa: PLC0415
+    from tests.unit.builders import VOCABULARY, case, event_dict  # noqa: PLC0415
+
+    assert is_cpr(written)
+    assert normalise_cpr(written) == "0101901234"
+    assert pseudonymise(written, KEY) == pseudonymise("0101901234", KEY)
+    raw = event_dict("case.opened", case("MOM-1", "jobcenter", kle="32.24.06"))
+    raw["data"]["parties"] = [{"cpr": written, "role": "primaer"}]
+    event = prepare_event(raw, KEY, VOCABULARY)
+    assert isinstance(event, CaseEvent)
+    assert event.data.parties[0].citizen == pseudonymise("0101901234", KEY)
+
+
+@pytest.mark.parametrize("value", [
+    "4f0b2c1e-8d1a-4e7b-9a51-0101801234ab", "0101901234abcdef", "0101901234abcdef0123456789abcdef",
+    "507f1f77bcf86c0101901234", "da39a3ee5e6b4b0d3255bfef0101901234d80709",
+])
+def test_exempt_tokens_hide_cpr_shaped_digits(value: str) -> None:
+    """UUIDs and 16/24/32/40/64-hex tokens are exempt despite CPR-shaped digits (residual risk)."""
+    assert find_cprs(value) == []
+    assert find_cprs(value + "g")  # no longer a hex token: the digits are found
+
+
+def test_numbers_count_by_value() -> None:
+    """Ten-digit ints, nine-digit ints (lost 0), integral and other floats count; bool does not."""
+    assert number_is_cpr(2101901234) and number_is_cpr(101901234) and number_is_cpr(-101901234)
+    assert number_is_cpr(2101901234.0) and number_is_cpr(2.101901234e9)
+    assert number_is_cpr(101901234.5)
+    assert not number_is_cpr(True) and not number_is_cpr(1764403920000)
+    assert not number_is_cpr(float("inf")) and not number_is_cpr(3102801234)
+    assert find_cprs("2.101901234e9") == ["2.101901234e9"]
+    assert find_cprs("1e9") == []
+
+
+def test_text_encoded_beyond_the_round_limit_counts_as_a_cpr() -> None:
+    """A value that still decodes after the last round is refused and redacted whole."""
+    layered = "%" + "25" * 10 + "30"
+    assert find_cprs(layered) == [layered]
+    assert redact(layered) == REDACTED
+    assert find_cprs("%2520") == []  # double encoding of a blank: decoded, nothing found
+
+
+def test_log_processor_redacts_every_value() -> None:
+    """The structlog processor redacts CPR numbers in strings, numbers, containers and keys."""
+    from advisering.log import redact_cprs  # noqa: PLC0415
+
+    event = {"event": "x", "note": "ring 010190 1234", "n": 101901234, "ok": 12,
+             "nested": {"k": ["0101\u200b901234"]}, "0101901234": 1, "flag": True}
+    out = redact_cprs(None, "info", dict(event))
+    assert out["note"] == f"ring {REDACTED}"
+    assert out["n"] == REDACTED
+    assert out["ok"] == 12 and out["flag"] is True
+    assert out["nested"] == {"k": [REDACTED]}
+    assert REDACTED in out and "0101901234" not in out
+    assert not find_cprs(orjson.dumps(out).decode())
+
+
+def test_standard_library_records_are_redacted() -> None:
+    """The handler filter redacts a CPR number in a record's message, arguments and traceback."""
+    import logging  # noqa: PLC0415
+
+    from advisering.log import CprRedactingFilter  # noqa: PLC0415
+
+    try:
+        raise ValueError("bad cpr 01.01.90-1234")
+    except ValueError:
+        import sys  # noqa: PLC0415
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("faust", logging.ERROR, __file__, 1, "payload %s", ("0101901234",),
+                               exc_info)
+    assert CprRedactingFilter().filter(record)
+    line = logging.Formatter().format(record)
+    assert find_cprs(line) == []
+    assert REDACTED in line
+
+
+def test_text_with_very_many_cpr_numbers_is_redacted_whole() -> None:
+    """Past MAX_HITS CPR numbers in one text, redaction replaces the whole text (bounded work)."""
+    from advisering.privacy import MAX_HITS  # noqa: PLC0415
+
+    many = "01.01.90 1234; " * (MAX_HITS + 1)
+    assert redact(many) == REDACTED
+    few = "01.01.90 1234; " * 3
+    assert redact(few) == f"{REDACTED}; " * 3

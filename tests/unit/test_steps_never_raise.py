@@ -9,18 +9,15 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisering.demo import demo_grants
 from advisering.edge import prepare_event
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import CaseEvent, RejectReason, encode_event
-from advisering.grants import GrantCheck
 from advisering.scenario import demo_scenario
 from advisering.worker import steps
-from tests.unit.builders import KEY, VOCABULARY, real_matcher
+from tests.unit.builders import DEMO_GRANTS, KEY, VOCABULARY, real_matcher
 
 TOPIC = "advisering.case-events"
-GRANTS = GrantCheck(dict(demo_grants()))
 REASONS = {reason.value for reason in RejectReason}
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -56,7 +53,7 @@ def deep(depth: int, kind: str) -> bytes:
 
 def intake(payload: bytes | None) -> steps.Outbox:
     """steps.intake, checked: the event is routed or dead-lettered, never dropped."""
-    box = steps.intake(payload, VOCABULARY, grants=GRANTS, topic=TOPIC, partition=0, offset=1)
+    box = steps.intake(payload, VOCABULARY, grants=DEMO_GRANTS, topic=TOPIC, partition=0, offset=1)
     assert isinstance(box, steps.Outbox)
     assert bool(box.citizen_events) != bool(box.dead_letters)
     for _, value in box.dead_letters:
@@ -163,7 +160,7 @@ def test_a_failing_dead_letter_still_leaves_a_record(monkeypatch: Any) -> None:
 
     monkeypatch.setattr(steps, "decode_event", broken)
     monkeypatch.setattr(steps, "dead_letter", broken)
-    box = steps.intake(real_events()[0], VOCABULARY, grants=GRANTS, topic=TOPIC, partition=3,
+    box = steps.intake(real_events()[0], VOCABULARY, grants=DEMO_GRANTS, topic=TOPIC, partition=3,
                        offset=9)
     [(_, value)] = box.dead_letters
     letter = orjson.loads(value)
