@@ -271,8 +271,9 @@ def decode_event(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | R
     First, before any parser sees them, bytes nested deeper than the
     vocabulary's ``max_depth`` are refused (``too_deep``).
 
-    Fast path: when the raw bytes cannot hold a CPR number (no ten-digit run,
-    no escape) and hold no NaN/Infinity (which pydantic's JSON parser would
+    Fast path: when the raw bytes cannot hold a CPR number in any disguise
+    (:func:`advisering.privacy.json_may_hold_cpr`, a sound byte-level
+    pre-check) and hold no NaN/Infinity (which pydantic's JSON parser would
     take and orjson refuses), pydantic parses the bytes itself and the walk
     over every key and value is skipped. Anything else, and any event the fast
     path refuses, takes the slow path, which gives the precise rejection.
