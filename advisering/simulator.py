@@ -63,7 +63,8 @@ INITIALS = {"jobcenter": "jc", "ydelse": "yd", "boern-familie": "bf", "aeldre": 
 def source_grants() -> dict[str, Grants]:
     """What each simulated source system may publish: its own department's cases, or a registry's
     citizen.* events; for the sources file (`advisering demo`, tests)."""
-    grants = {source: Grants(types=("case.*", *EXTRA_TYPES.get(source, ())),
+    # Every case system files documents on its own cases (document.added).
+    grants = {source: Grants(types=("case.*", "document.added", *EXTRA_TYPES.get(source, ())),
                              departments=(department,))
               for department, (source, *_) in DEPARTMENTS.items()}
     grants.update({source: Grants(types=types) for source, types in REGISTRIES.items()})
