@@ -24,7 +24,7 @@ def load_matcher_and_vocabulary(settings: Settings) -> tuple[Any, Any]:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.worker.app import run_worker  # noqa: PLC0415
+    from advisering.worker.process import run_worker  # noqa: PLC0415
 
     vocabulary = load_vocabulary(settings.topics_dir, settings)
     return run_worker(settings, load_rules(settings.rules_dir, vocabulary), vocabulary)

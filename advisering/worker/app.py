@@ -31,19 +31,17 @@ from faust.streams import _current_event, current_event
 from faust.types import TP
 
 from advisering import metrics
-from advisering.broker.kafka_clients import client_config, configure_client_logging
 from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
-from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
 from advisering.web.sources_reload import ReloadingSources
 from advisering.worker import envelope, faust_door, steps
-from advisering.worker.lifecycle import EXIT_FAILED, EXIT_OK, Watchdog, WorkerStatus
+from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
-from advisering.worker.rules_watch import MatcherHolder, RulesWatcher, initial_ruleset
+from advisering.worker.rules_watch import MatcherHolder
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
 
 log = get_logger(__name__)
@@ -348,69 +346,3 @@ def as_current_event(event: Any) -> None:
 
 def citizen_topic_name(settings: Settings) -> str:
     return f"{settings.worker_app_id}-citizen-events"
-
-
-def replication_factor(settings: Settings, brokers: int) -> int:
-    """The configured factor for internal topics, or 3 capped at the cluster's brokers."""
-    return settings.worker_replication_factor or min(3, max(brokers, 1))
-
-
-def ensure_citizen_topic(settings: Settings) -> int:
-    """Create the repartition topic before Faust assigns partitions.
-
-    Faust creates an ``internal`` topic only when it first sends to it, after
-    the first assignment; the correlate agent would then own no partition
-    until the next rebalance.
-    """
-    from confluent_kafka import KafkaError  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
-
-    admin = AdminClient(client_config(settings.bootstrap_servers))
-    replicas = replication_factor(settings, len(admin.list_topics(timeout=30).brokers))
-    name = citizen_topic_name(settings)
-    new = NewTopic(name, num_partitions=settings.worker_partitions,
-                   replication_factor=replicas,
-                   config={"cleanup.policy": "delete", "retention.ms": str(7 * 86400 * 1000)})
-    for future in admin.create_topics([new], operation_timeout=30).values():
-        try:
-            future.result(timeout=60)
-        except Exception as exc:
-            error = exc.args[0] if exc.args else None
-            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    log.info("citizen_topic_ready", topic=name, replicas=replicas)
-    return replicas
-
-
-def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> int:
-    """Run the worker until it is stopped (SIGTERM or Ctrl-C) or crashes; the exit code.
-
-    It applies the rule set deployed on ``advisering.rules`` (or, when none is,
-    the local rules directory) and follows the topic for new sets. Exit codes
-    (README "Failures, shutdown and health"): 0 after a clean stop, 70 after
-    a crash, 128 + signal when a stop outlived ``worker_shutdown_grace``, 1
-    when the worker could not start.
-    """
-    configure_client_logging(settings.kafka_log_interval)
-    replicas = ensure_citizen_topic(settings)
-    ruleset, state, end = initial_ruleset(settings.bootstrap_servers, vocabulary, local,
-                                          settings.rules_record_max_bytes)
-    worker_app = create_app(settings, Matcher(ruleset), vocabulary, replicas)
-    watcher = RulesWatcher(settings.bootstrap_servers, vocabulary, worker_app.holder, state, end)
-    worker_app.status.watcher_alive = lambda: watcher.alive
-    watchdog = Watchdog(worker_app.app, settings, watcher.stop)
-    watcher.start()
-    watchdog.start()
-    log.info("worker_starting", rules=len(ruleset.rules), ruleset=ruleset.version,
-             app_id=settings.worker_app_id, bootstrap=settings.bootstrap_servers,
-             store=settings.worker_store, shutdown_grace=settings.worker_shutdown_grace)
-    worker_class = faust_door.worker_class(watchdog.on_signal)
-    worker = worker_class(worker_app.app, loglevel=settings.log_level.lower(),
-                          redirect_stdouts=False, override_logging=False)
-    started = EXIT_OK
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:  # mode ends with sys.exit: 1 when it failed or crashed
-        started = EXIT_FAILED if exc.code not in (None, 0) else EXIT_OK
-    code = watchdog.finish()
-    return code if code != EXIT_OK else started

@@ -107,8 +107,12 @@ class WorkerProcess:
         self.wait_ready(timeout)
 
     def readiness(self) -> int | None:
+        return self.page_status("/readyz")
+
+    def page_status(self, path: str) -> int | None:
+        """The HTTP status of one of the worker's pages, or None when nothing answers."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz",
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}",
                                         timeout=2) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:

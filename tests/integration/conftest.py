@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from advisering.broker import topic_apply
 from advisering.broker.local_kafka import broker_answers
 from advisering.broker.topic_specs import load_topic_specs
 from advisering.settings import Settings
+from tests.integration.bus import WorkerProcess, bus_env, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +35,23 @@ def bootstrap(settings: Settings) -> str:
     topic_apply.execute(admin, specs, topic_apply.plan(admin, specs))
     topic_apply.wait_for_leaders(admin, [spec.name for spec in specs])
     return settings.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def topics_ready(bootstrap: str) -> str:
+    """The bootstrap address once `advisering topics apply` ran (as an operator would)."""
+    result = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
+    assert result.returncode == 0, result.stderr
+    return bootstrap
+
+
+@pytest.fixture
+def worker(topics_ready: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """An `advisering worker` subprocess with the test session's sources, stopped after."""
+    process = WorkerProcess(bus_env(topics_ready), tmp_path / "worker.log")
+    process.start()
+    yield process
+    process.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,12 +13,9 @@ import datetime as dt
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from confluent_kafka import Producer
 
 from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
@@ -26,26 +23,11 @@ from advisering.engine.limits import DEFAULT_LIMITS
 from advisering.privacy import pseudonymise
 from advisering.scenario import synthetic_cpr
 from advisering.testing import end_offsets, read_topic
-from tests.integration.bus import WorkerProcess, bus_env, run_cli
+from tests.integration.bus import WorkerProcess
 
 BUSY_EVENTS = 10_000
 BUSY_CASES = 5_000  # case.opened for as many cases; then document.added for the first 100
 BASE = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def topics_ready(bootstrap: str) -> str:
-    result = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
-    assert result.returncode == 0, result.stderr
-    return bootstrap
-
-
-@pytest.fixture
-def worker(topics_ready: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(bus_env(topics_ready), tmp_path / "worker.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def case_event(event_id: str, event_type: str, citizen: str, case: dict[str, Any],

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import orjson
-import pytest
 from confluent_kafka import Producer
 
 from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS
 from advisering.privacy import cpr_paths, find_cprs
 from advisering.testing import end_offsets, read_topic
-from tests.integration.bus import WorkerProcess, bus_env, run_cli
+from tests.integration.bus import WorkerProcess
 from tests.unit.cpr_corpus import REFUSED, base_event, event_bytes
 
 POSITIONS = ("subject", "data.note", "key")
-
-
-@pytest.fixture(scope="module")
-def topics_ready(bootstrap: str) -> str:
-    result = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
-    assert result.returncode == 0, result.stderr
-    return bootstrap
-
-
-@pytest.fixture
-def worker(topics_ready: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(bus_env(topics_ready), tmp_path / "worker.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def test_every_disguise_on_the_topic_is_dead_lettered_and_redacted(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
 from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
@@ -16,20 +14,10 @@ from advisering.privacy import find_cprs, pseudonymise
 from advisering.scenario import demo_scenario, synthetic_cpr
 from advisering.testing import end_offsets, read_topic
 from advisering.worker import envelope
-from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
+from tests.integration.bus import WorkerProcess, run_cli, write_jsonl
 
 SECRET = synthetic_cpr(91)
 CITIZEN = b"ps1-" + b"a" * 52
-
-
-@pytest.fixture
-def worker(bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    result = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
-    assert result.returncode == 0, result.stderr
-    process = WorkerProcess(bus_env(bootstrap), tmp_path / "worker.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def deep_event(inner: str) -> bytes:

@@ -22,13 +22,6 @@ from advisering.testing import end_offsets, read_topic
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 
 
-@pytest.fixture(scope="module")
-def topics_ready(bootstrap: str) -> str:
-    result = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
-    assert result.returncode == 0, result.stderr
-    return bootstrap
-
-
 @pytest.fixture(params=["memory://", "rocksdb://"])
 def worker(topics_ready: str, tmp_path: Path, request: pytest.FixtureRequest
            ) -> Iterator[WorkerProcess]:

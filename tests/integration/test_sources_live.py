@@ -10,12 +10,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from confluent_kafka import Producer
 
 from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS, load_vocabulary
@@ -37,16 +36,6 @@ def case(case_id: str, department: str, unit: str, caseworker: str, kle: str) ->
 
 def with_id(raw: dict[str, Any]) -> dict[str, Any]:
     return dict(raw, id=str(uuid.uuid4()))
-
-
-@pytest.fixture
-def worker(bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    applied = run_cli(bus_env(bootstrap), "topics", "apply", "--replication-factor", "1")
-    assert applied.returncode == 0, applied.stderr
-    process = WorkerProcess(bus_env(bootstrap), tmp_path / "worker.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def test_forged_events_on_kafka_are_dead_lettered_and_notify_nobody(

@@ -13,8 +13,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,14 +51,7 @@ def publish_demo(worker: WorkerProcess, tmp_path: Path) -> None:
 
 
 def health(worker: WorkerProcess) -> int | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/healthz",
-                                    timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return None
+    return worker.page_status("/healthz")
 
 
 def wait_for_log(worker: WorkerProcess, text: str, timeout: float = 90.0) -> None:
