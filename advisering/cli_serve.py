@@ -20,8 +20,10 @@ from advisering.settings import Settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.broker.kafka_clients import configure_client_logging  # noqa: PLC0415
     from advisering.web.server import run_server  # noqa: PLC0415
 
+    configure_client_logging(settings.kafka_log_interval)
     return run_server(settings)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from advisering import metrics
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
 from advisering.edge import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
@@ -75,14 +76,13 @@ class Publisher:
         self._key = settings.pseudonym_key_bytes()  # refuses to start without the key
         self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir, settings)
         self.delivery_timeout = delivery_timeout
-        config: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap_servers,
+        config: dict[str, Any] = client_config(settings.bootstrap_servers, {
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
             "delivery.timeout.ms": int(delivery_timeout * 1000),
             "client.id": "advisering-publisher",
-        }
+        })
         config.update(producer_config or {})
         self._producer = Producer(config)
 

@@ -29,6 +29,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from advisering.broker import topic_apply
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.local_kafka import LocalKafka
 from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
 from advisering.client import default_vocabulary
@@ -209,9 +210,9 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
                   f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
             print_inbox_links(settings.serve_port, token_secret)
-            consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                                 "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
-                                 "enable.auto.commit": False})
+            consumer = Consumer(client_config(settings.bootstrap_servers, {
+                "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
+                "enable.auto.commit": False}))
             ends = end_offsets(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
             topics = [CASE_EVENTS, f"{DEMO_APP_ID}-citizen-events"]

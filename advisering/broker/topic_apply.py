@@ -24,6 +24,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.topic_specs import TopicSpec
 from advisering.log import get_logger
 
@@ -57,7 +58,7 @@ class TopicChange:
 
 
 def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+    return AdminClient(client_config(bootstrap, {"socket.timeout.ms": 10000}))
 
 
 def plan(

@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException
 
 from advisering import metrics
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.topic_specs import NOTIFICATIONS
 from advisering.inbox.store import ChannelsFor, InboxStore
 from advisering.log import get_logger
@@ -35,13 +36,12 @@ class NotificationConsumer:
     ) -> None:
         self.store = store
         self._channels_for = channels_for
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+        self._consumer = Consumer(client_config(bootstrap, {
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "client.id": "advisering-inbox",
-        })
+        }))
         self._listeners: list[Listener] = []
         self._running = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-consumer", daemon=True)

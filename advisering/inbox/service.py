@@ -29,6 +29,7 @@ from importlib import resources
 from aiohttp import web
 
 from advisering.broker.async_producer import AsyncProducer
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.topic_specs import DEAD_LETTERS
 from advisering.delivery.config import ChannelsConfig, load_channels
 from advisering.inbox.api import Broadcast, InboxApi
@@ -127,12 +128,11 @@ async def _start_delivery(
     app: web.Application, settings: Settings, channels: ChannelsConfig, store: InboxStore,
 ) -> DurableDelivery:
     """The dead-letter producer and the durable router, started; kept in the app for stop."""
-    producer = AsyncProducer({
-        "bootstrap.servers": settings.bootstrap_servers,
+    producer = AsyncProducer(client_config(settings.bootstrap_servers, {
         "enable.idempotence": True, "acks": "all",
         "delivery.timeout.ms": DEAD_LETTER_TIMEOUT_MS,
         "client.id": "advisering-delivery",
-    })
+    }))
     producer.start()
     app[DEAD_LETTER_PRODUCER] = producer
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from advisering.broker.kafka_clients import client_config
 from advisering.edge import prepare_event
 from advisering.events import (
     DEFAULT_MAX_DEPTH,
@@ -123,12 +124,11 @@ def topic_events(
     """
     from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: PLC0415
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
+    consumer = Consumer(client_config(bootstrap, {
         "group.id": f"advisering-backtest-{uuid.uuid4()}",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-    })
+    }))
     try:
         try:
             metadata = consumer.list_topics(topic, timeout=10)

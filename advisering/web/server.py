@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from advisering.broker.async_producer import AsyncProducer
+from advisering.broker.kafka_clients import client_config
 from advisering.broker.local_kafka import broker_answers
 from advisering.client import default_vocabulary
 from advisering.inbox.service import add_inbox
@@ -93,11 +94,10 @@ def add_ingest(app: web.Application, settings: Settings,
     sources = ReloadingSources(settings.sources_file, vocabulary,
                                interval=settings.sources_reload_seconds, required=False)
     app[MAX_BODY] = settings.ingest_max_body_bytes
-    producer = AsyncProducer({
-        "bootstrap.servers": settings.bootstrap_servers,
+    producer = AsyncProducer(client_config(settings.bootstrap_servers, {
         "delivery.timeout.ms": int(settings.ingest_delivery_timeout * 1000),
         "client.id": "advisering-ingest",
-    })
+    }))
     handler = IngestHandler(
         IngestConfig(settings.pseudonym_key_bytes(), vocabulary, settings.ingest_max_events),
         producer,
