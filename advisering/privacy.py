@@ -161,6 +161,13 @@ _SQUEEZE = bytes(
     for i in range(256)
 )
 _TEN = b"0" * 10
+# ASCII only (a non-ASCII character may be removed or be a separator, so it
+# cannot be placed in a group): digits "0", separators "s", anything else "x".
+# Ten digits of whole groups joined by separators, as cpr_text's windows: case
+# ids such as SKOLE-A19226-0000006 (twelve digits over two groups) are clear.
+_GROUPS = bytes(48 if 48 <= i <= 57 else 115 if bytes([i]) in _SEPARATOR_BYTES else 120
+                for i in range(256))
+_WHOLE_TEN = re.compile(rb"(?<!0)0(?:s*0){9}(?!0)")
 # For numbers, with blanks and signs deleted: a digit or "." "0", e/E "e", a
 # byte before a JSON value (":", ",", "[") "n", a quote "q", non-ASCII "u",
 # anything else "x". (A dot counting as a digit only makes the test wider.)
@@ -202,9 +209,11 @@ def json_may_hold_cpr(payload: bytes) -> bool:
     squeezed = payload.translate(_SQUEEZE, _SEPARATOR_BYTES)
     if b"E" in squeezed or (b"&" in squeezed and _ENTITY.search(payload)):
         return True
-    if _TEN in squeezed and _TEN in _EXEMPT.sub(b'""', payload).translate(
-            _SQUEEZE, _SEPARATOR_BYTES):
-        return True
+    if _TEN in squeezed:
+        unexempt = _EXEMPT.sub(b'""', payload)
+        if _TEN in unexempt.translate(_SQUEEZE, _SEPARATOR_BYTES) and (
+                not payload.isascii() or _WHOLE_TEN.search(unexempt.translate(_GROUPS))):
+            return True
     shape = payload.translate(_NUMERIC, _BLANKS_AND_SIGNS)
     if _NINE_AFTER in shape or (b"n0" in shape and _EXPONENT_NUMBER.search(shape)):
         return True
@@ -255,7 +264,9 @@ def _leaf_holds_cpr(value: Any) -> bool:
 def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
     """Dotted paths of every key, string or number in a JSON value that holds a CPR number.
 
-    Keys are redacted in the paths. The walk is iterative (any depth), in
+    Paths are redacted as they are yielded (keys, and what joined keys could
+    spell): the walk itself builds them as plain text, so a clean event costs
+    one check per key and leaf. The walk is iterative (any depth), in
     document order; at the top it first asks the cheap :func:`may_hold_cpr`.
     """
     if not path and not may_hold_cpr(value):
@@ -267,8 +278,11 @@ def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
             children: list[tuple[str, Any]] = []
             for key, child in item.items():
                 name = str(key)
-                child_path = redact(f"{where}.{redact(name)}" if where else redact(name))
-                if find_hits(name, 1):
+                hit = bool(find_hits(name, 1))
+                if hit:  # on its own (an exponent-form key is a CPR only as a whole)
+                    name = redact(name)
+                child_path = f"{where}.{name}" if where else name
+                if hit:
                     children.append((child_path, _KEY_HIT))
                 children.append((child_path, child))
             stack.extend(reversed(children))
@@ -276,7 +290,7 @@ def cpr_paths(value: Any, path: str = "") -> Iterator[str]:
             stack.extend((f"{where}[{index}]", child)
                          for index, child in reversed(list(enumerate(item))))
         elif item is _KEY_HIT or _leaf_holds_cpr(item):
-            yield where
+            yield redact(where)
 
 
 # Marks, on the walk's stack, a key that holds a CPR number.
