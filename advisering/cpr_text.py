@@ -137,7 +137,7 @@ def number_digits(value: float) -> str | None:
 
     Ten-digit integers as they are; nine-digit ones zero-padded (a CPR number
     starting with 0 that lost its zero); a float by its integer part, so
-    2101901234.0, 2.101901234e9 and 2101901234.5 all count. bool is no number.
+    Synthetic example: 2101901234.0, 2.101901234e9 and 2101901234.5 all count. bool is no number.
     """
     if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
         return None

@@ -71,7 +71,7 @@ def is_cpr(value: str) -> bool:
     """True when ``value`` is exactly one CPR number: ten digits, separators allowed.
 
     ``010190 1234``, ``01.01.90-1234`` and full-width digits are the same CPR
-    number as ``0101901234``; text around the digits is not.
+    number as ``0101901234`` (a synthetic example); text around the digits is not.
     """
     return single_cpr(value) is not None
 
