@@ -135,17 +135,15 @@ def _sources_list(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print(f"{path}: no sources registered.")
     for row in rows:
-        grants: Grants | None = row["grants"]
+        grants = row.grants
         what = grants.describe() if grants is not None and not grants.is_empty() else (
             "NO GRANTS: every event is refused (not_granted); "
             "run `advisering sources grant NAME --types ... --departments ...`")
-        print(f"{row['name']}: {what}")
-        age = row["key_age"]
-        pending = row["pending"]
+        print(f"{row.name}: {what}")
         rotation = (", ".join(f"previous key valid until {p:%Y-%m-%d %H:%M} UTC"
-                              for p in pending) if pending else "no rotation pending")
-        print(f"    key age {_age(age)}; {rotation}"
-              + (f"; {row['description']}" if row["description"] else ""))
+                              for p in row.pending) if row.pending else "no rotation pending")
+        print(f"    key age {_age(row.key_age)}; {rotation}"
+              + (f"; {row.description}" if row.description else ""))
     return 0
 
 

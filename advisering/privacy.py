@@ -100,6 +100,19 @@ def is_pseudonym(value: str) -> bool:
     return bool(_PSEUDONYM.match(value))
 
 
+def _spans_replaced(text: str) -> str | None:
+    """``text`` with the smallest span of each hit replaced (all of it past MAX_HITS).
+
+    None when ``text`` holds no CPR number.
+    """
+    hits = find_hits(text, MAX_HITS + 1)
+    if not hits:
+        return None
+    if len(hits) > MAX_HITS:
+        return REDACTED
+    return _replace_spans(text, [(hit.start, hit.end) for hit in hits])
+
+
 def redact(text: str) -> str:
     """``text`` with every CPR number (in any disguise) replaced by :data:`REDACTED`.
 
@@ -109,12 +122,9 @@ def redact(text: str) -> str:
     one is replaced whole, and failing that the whole text: the result never
     holds a CPR number.
     """
-    hits = find_hits(text, MAX_HITS + 1)
-    if not hits:
+    result = _spans_replaced(text)
+    if result is None:
         return text
-    if len(hits) > MAX_HITS:
-        return REDACTED
-    result = _replace_spans(text, [(hit.start, hit.end) for hit in hits])
     if not find_hits(result, 1):
         return result
     result = _JSON_SEGMENT.sub(
@@ -124,12 +134,9 @@ def redact(text: str) -> str:
 
 def _redact_string(text: str) -> str:
     """A JSON string value redacted: the smallest span, else the whole value."""
-    hits = find_hits(text, MAX_HITS + 1)
-    if not hits:
+    result = _spans_replaced(text)
+    if result is None:
         return text
-    if len(hits) > MAX_HITS:
-        return REDACTED
-    result = _replace_spans(text, [(hit.start, hit.end) for hit in hits])
     return result if not find_hits(result, 1) else REDACTED
 
 

@@ -29,7 +29,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -293,16 +293,20 @@ class SourceAuthenticator:
         return found
 
 
-def describe(sources: SourcesFile, now: dt.datetime) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SourceRow:
+    """What `sources list` shows of one source; never a key or its hash."""
+
+    name: str
+    grants: Grants | None
+    key_age: dt.timedelta
+    pending: tuple[dt.datetime, ...]  # expiries of previous keys still valid
+    description: str | None
+
+
+def describe(sources: SourcesFile, now: dt.datetime) -> list[SourceRow]:
     """What `sources list` shows per source: grants, key age, pending rotations; never a key."""
-    rows = []
-    for name, entry in sorted(sources.sources.items()):
-        rows.append({
-            "name": name,
-            "grants": entry.grants,
-            "key_age": entry.key_age(now),
-            "pending": [key.expires for key in entry.pending(now)],
-            "description": entry.description,
-        })
-    return rows
+    return [SourceRow(name, entry.grants, entry.key_age(now),
+                      tuple(key.expires for key in entry.pending(now)), entry.description)
+            for name, entry in sorted(sources.sources.items())]
 

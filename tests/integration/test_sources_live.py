@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,15 @@ from advisering.events import CaseEvent, encode_event
 from advisering.privacy import find_cprs, pseudonymise
 from advisering.scenario import event, synthetic_cpr
 from advisering.testing import end_offsets, read_topic
-from tests.integration.bus import ROOT, WorkerProcess, bus_env, free_port, run_cli, write_jsonl
+from tests.integration.bus import (
+    ROOT,
+    WorkerProcess,
+    bus_env,
+    free_port,
+    run_cli,
+    terminate,
+    write_jsonl,
+)
 
 WHEN = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 VOCABULARY = load_vocabulary(ROOT / "topics")
@@ -147,13 +154,7 @@ class Serve:
             return int(exc.code)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
 
 def within(seconds: float, condition: Callable[[], bool]) -> bool:
