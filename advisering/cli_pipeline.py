@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from advisering.settings import Settings
 
 
@@ -32,20 +30,18 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def read_json_lines(path: Path, max_depth: int) -> list[tuple[int, Any, str | None]]:
     """(line number, parsed value or None, "reason: error") for every non-blank line."""
-    from advisering.jsondepth import json_too_deep  # noqa: PLC0415
+    from advisering.events import Rejection, parse_json  # noqa: PLC0415
 
     lines: list[tuple[int, Any, str | None]] = []
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            if json_too_deep(line, max_depth):  # before the parser, like the ingest
-                lines.append((number, None, f"too_deep: nested deeper than {max_depth}"))
-                continue
-            try:
-                lines.append((number, orjson.loads(line), None))
-            except orjson.JSONDecodeError as exc:
-                lines.append((number, None, f"not_json: not JSON: {exc}"))
+            value = parse_json(line, max_depth)  # depth before the parser, like the ingest
+            if isinstance(value, Rejection):
+                lines.append((number, None, f"{value.reason.value}: {value.message}"))
+            else:
+                lines.append((number, value, None))
     return lines
 
 

@@ -296,6 +296,16 @@ def decode_event(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | R
     return validate_event(raw, vocabulary)
 
 
+def parse_json(payload: bytes, max_depth: int) -> Any:
+    """One JSON text parsed, or a Rejection: too deep (checked before parsing) or not JSON."""
+    if json_too_deep(payload, max_depth):
+        return too_deep(max_depth)
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(RejectReason.NOT_JSON, "", f"not JSON: {exc}")
+
+
 def too_deep(limit: int) -> Rejection:
     """The rejection of JSON nested deeper than ``limit`` (found before any parse)."""
     return Rejection(RejectReason.TOO_DEEP, "",

@@ -25,10 +25,9 @@ from advisering.events import (
     DEFAULT_MAX_DEPTH,
     CaseEvent,
     Rejection,
-    RejectReason,
     Vocabulary,
     decode_event,
-    too_deep,
+    parse_json,
     validate_event,
 )
 from advisering.jsondepth import json_too_deep
@@ -46,13 +45,11 @@ def json_lines(
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            if json_too_deep(line, max_depth):
-                yield number, None, too_deep(max_depth)
-                continue
-            try:
-                yield number, orjson.loads(line), None
-            except orjson.JSONDecodeError as exc:
-                yield number, None, Rejection(RejectReason.NOT_JSON, "", f"not JSON: {exc}")
+            value = parse_json(line, max_depth)
+            if isinstance(value, Rejection):
+                yield number, None, value
+            else:
+                yield number, value, None
 
 
 _SHARED_CASE_FIELDS = ("department", "unit", "caseworker", "kle", "status", "sensitivity")
