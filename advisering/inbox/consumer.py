@@ -19,9 +19,9 @@ import orjson
 from confluent_kafka import Consumer, KafkaException
 
 from advisering import metrics
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.topic_specs import NOTIFICATIONS
 from advisering.inbox.store import ChannelsFor, InboxStore
+from advisering.kafka.clients import client_config
+from advisering.kafka.topics import NOTIFICATIONS
 from advisering.log import get_logger
 
 log = get_logger(__name__)

@@ -28,15 +28,15 @@ from importlib import resources
 
 from aiohttp import web
 
-from advisering.broker.async_producer import AsyncProducer
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.topic_specs import DEAD_LETTERS
 from advisering.delivery.config import ChannelsConfig, load_channels
 from advisering.inbox.api import Broadcast, InboxApi
 from advisering.inbox.consumer import NotificationConsumer
 from advisering.inbox.durable import DurableDelivery
 from advisering.inbox.store import InboxStore
 from advisering.inbox.tokens import check_secret
+from advisering.kafka.clients import client_config
+from advisering.kafka.producer import AsyncProducer
+from advisering.kafka.topics import DEAD_LETTERS
 from advisering.log import get_logger
 from advisering.settings import Settings
 

@@ -31,17 +31,17 @@ from faust.streams import _current_event, current_event
 from faust.types import TP
 
 from advisering import metrics
-from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import Vocabulary
+from advisering.http.sources_reload import ReloadingSources
+from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.log import get_logger
+from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
-from advisering.web.sources_reload import ReloadingSources
 from advisering.worker import envelope, faust_door, steps
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
-from advisering.worker.rules_watch import MatcherHolder
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
 
 log = get_logger(__name__)

@@ -7,16 +7,16 @@ worker`` runs against a real cluster.
 
 from __future__ import annotations
 
-from advisering.broker.kafka_clients import client_config, configure_client_logging
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
+from advisering.kafka.clients import client_config, configure_client_logging
 from advisering.log import get_logger
+from advisering.rulebook.watch import RulesWatcher, initial_ruleset
 from advisering.settings import Settings
 from advisering.worker import faust_door
 from advisering.worker.app import citizen_topic_name, create_app
 from advisering.worker.lifecycle import EXIT_FAILED, EXIT_OK, Watchdog
-from advisering.worker.rules_watch import RulesWatcher, initial_ruleset
 
 log = get_logger(__name__)
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import orjson
 
 from advisering import metrics
-from advisering.deadletters import dead_letter
 from advisering.engine.evaluate import audit_record, process, recipient_key
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import Matcher
@@ -27,6 +26,7 @@ from advisering.engine.overview import CitizenState
 from advisering.engine.trusted import decode_trusted
 from advisering.events import DEFAULT_MAX_DEPTH, Rejection, RejectReason, Vocabulary, decode_event
 from advisering.grants import GrantCheck
+from advisering.kafka.deadletters import dead_letter
 from advisering.log import get_logger
 from advisering.settings import Settings
 

@@ -18,8 +18,8 @@ from unittest.mock import AsyncMock
 import orjson
 import pytest
 
-from advisering.cli_pipeline import load_matcher_and_vocabulary
-from advisering.demo import write_demo_sources
+from advisering.cli.pipeline import load_matcher_and_vocabulary
+from advisering.dev.demo import write_demo_sources
 from advisering.events import CaseEvent, encode_event
 from advisering.settings import Settings
 from advisering.worker import envelope

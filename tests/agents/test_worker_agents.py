@@ -22,13 +22,13 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
-from advisering.cli_pipeline import load_matcher_and_vocabulary
-from advisering.demo import write_demo_sources
-from advisering.edge import prepare_event
+from advisering.cli.pipeline import load_matcher_and_vocabulary
+from advisering.dev.demo import write_demo_sources
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
+from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Vocabulary, encode_event
+from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
-from advisering.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.settings import Settings
 from advisering.worker import envelope
 from advisering.worker.app import WorkerApp, citizen_topic_name, create_app

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.cli_pipeline import load_matcher_and_vocabulary
-from advisering.demo import write_demo_sources
+from advisering.cli.pipeline import load_matcher_and_vocabulary
+from advisering.dev.demo import write_demo_sources
 from advisering.settings import Settings
 from advisering.worker.app import WorkerApp, create_app
 

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from playwright.sync_api import expect, sync_playwright
 
+from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.service import BROADCAST, STORE
 from advisering.settings import Settings
-from advisering.web.server import create_web_app
 from tests.integration.bus import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
-from advisering.demo import write_demo_sources
+from advisering.dev.demo import write_demo_sources
+from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
 from advisering.testing import wait_until_idle
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from advisering.broker import topic_apply
-from advisering.broker.local_kafka import broker_answers
-from advisering.broker.topic_specs import load_topic_specs
+from advisering.kafka import apply as topic_apply
+from advisering.kafka.clients import broker_answers
+from advisering.kafka.topics import load_topic_specs
 from advisering.settings import Settings
 from tests.integration.bus import WorkerProcess, bus_env, run_cli
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from advisering.broker.topic_specs import CASE_EVENTS
-from advisering.client import Publisher
+from advisering.edge.client import Publisher
+from advisering.kafka.topics import CASE_EVENTS
 from advisering.settings import Settings
 from tests.integration.bus import ROOT, bus_env, run_cli
 

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
+from advisering.dev.scenario import synthetic_cpr
 from advisering.engine.limits import DEFAULT_LIMITS
+from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import pseudonymise
-from advisering.scenario import synthetic_cpr
 from advisering.testing import end_offsets, read_topic
 from tests.integration.bus import WorkerProcess
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from confluent_kafka import Producer
 
-from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS
+from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS
 from advisering.privacy import cpr_paths, find_cprs
 from advisering.testing import end_offsets, read_topic
 from tests.integration.bus import WorkerProcess

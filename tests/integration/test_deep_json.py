@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
+from advisering.dev.scenario import demo_scenario, synthetic_cpr
+from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import find_cprs, pseudonymise
-from advisering.scenario import demo_scenario, synthetic_cpr
 from advisering.testing import end_offsets, read_topic
 from advisering.worker import envelope
 from tests.integration.bus import WorkerProcess, run_cli, write_jsonl

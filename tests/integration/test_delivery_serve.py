@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.broker.topic_specs import DEAD_LETTERS
+from advisering.dev.scenario import demo_scenario
+from advisering.http.server import create_web_app
 from advisering.inbox.service import STORE
-from advisering.scenario import demo_scenario
+from advisering.kafka.topics import DEAD_LETTERS
 from advisering.settings import Settings
 from advisering.testing import end_offsets, read_topic
-from advisering.web.server import create_web_app
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 from tests.integration.test_pipeline import scenario_citizens
 

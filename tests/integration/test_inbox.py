@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from advisering.dev.scenario import demo_scenario, event, synthetic_cpr
+from advisering.http.server import create_web_app
 from advisering.inbox import tokens
-from advisering.scenario import demo_scenario, event, synthetic_cpr
 from advisering.settings import Settings
-from advisering.web.server import create_web_app
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 from tests.integration.test_pipeline import scenario_citizens
 

@@ -13,13 +13,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_vocabulary
-from advisering.demo import demo_grants
-from advisering.scenario import DEMO_EXPECTED, demo_scenario
+from advisering.dev.demo import demo_grants
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
+from advisering.http.server import create_web_app
+from advisering.http.sources import add_source
+from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_vocabulary
 from advisering.settings import Settings
 from advisering.testing import end_offsets, read_topic
-from advisering.web.server import create_web_app
-from advisering.web.sources import add_source
 from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli, scratch_broker_env
 from tests.integration.test_pipeline import key_of, notifications_for, scenario_citizens
 

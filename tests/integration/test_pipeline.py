@@ -13,11 +13,11 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
-from advisering.edge import prepare_event
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
+from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Vocabulary
+from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import cpr_paths, find_cprs, pseudonymise
-from advisering.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.testing import end_offsets, read_topic
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 

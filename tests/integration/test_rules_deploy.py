@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 
-from advisering.broker.topic_specs import NOTIFICATIONS, RULES
-from advisering.rules_deploy import MANIFEST_KEY, rule_hash
-from advisering.scenario import DEMO_EXPECTED, demo_scenario
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
+from advisering.kafka.topics import NOTIFICATIONS, RULES
+from advisering.rulebook.deploy import MANIFEST_KEY, rule_hash
 from advisering.testing import end_offsets
 from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli
 from tests.integration.test_pipeline import (

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 
-from advisering.broker.topic_specs import RULES
-from advisering.rules_deploy import MANIFEST_KEY
+from advisering.kafka.topics import RULES
+from advisering.rulebook.deploy import MANIFEST_KEY
 from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli
 from tests.integration.test_rules_deploy import deployed_version, rejected, wait_for_version
 

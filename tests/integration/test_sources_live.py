@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from advisering.broker.topic_specs import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS, load_vocabulary
-from advisering.edge import prepare_event
+from advisering.dev.scenario import event, synthetic_cpr
+from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, encode_event
+from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS, load_vocabulary
 from advisering.privacy import find_cprs, pseudonymise
-from advisering.scenario import event, synthetic_cpr
 from advisering.testing import end_offsets, read_topic
 from tests.integration.bus import (
     ROOT,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from advisering.broker.topic_specs import NOTIFICATIONS
-from advisering.scenario import demo_scenario
+from advisering.dev.scenario import demo_scenario
+from advisering.kafka.topics import NOTIFICATIONS
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 
 EXIT_CRASHED = 70

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from advisering.scenario import DEMO_EXPECTED, demo_scenario
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
 from tests.integration.bus import WorkerProcess, bus_env, run_cli
 from tests.integration.test_pipeline import publish_waves
 

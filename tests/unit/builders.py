@@ -8,13 +8,13 @@ from typing import Any
 
 import yaml
 
-from advisering.broker.topic_specs import load_vocabulary
-from advisering.demo import demo_grants
+from advisering.dev.demo import demo_grants
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState, apply_event
 from advisering.engine.rules import Rule, RuleSet, load_rules
 from advisering.events import CaseEvent, Rejection, Vocabulary, validate_event
 from advisering.grants import GrantCheck
+from advisering.kafka.topics import load_vocabulary
 from advisering.privacy import pseudonymise
 
 ROOT = Path(__file__).resolve().parents[2]

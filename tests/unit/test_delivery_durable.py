@@ -19,10 +19,10 @@ from aiohttp import web
 
 from advisering.delivery.config import ChannelsConfig, EmailConfig
 from advisering.delivery.email import EmailDigest
+from advisering.http.server import create_web_app
 from advisering.inbox.durable import CHANNEL_REMOVED, DurableDelivery
 from advisering.inbox.store import InboxStore
 from advisering.settings import Settings
-from advisering.web.server import create_web_app
 from advisering.yamlfiles import YamlFileError
 from tests.unit.delivery_support import (
     DeadLetters,

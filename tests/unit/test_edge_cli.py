@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 
-from advisering.deadletters import dead_letter
+from advisering.dev.scenario import synthetic_cpr
 from advisering.events import Rejection, RejectReason
+from advisering.kafka.deadletters import dead_letter
 from advisering.privacy import find_cprs
-from advisering.scenario import synthetic_cpr
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ PURE_MODULES = (
     "advisering.engine.rules",
     "advisering.events",
     "advisering.privacy",
-    "advisering.edge",
+    "advisering.edge.prepare",
 )
 
 PROBE = textwrap.dedent("""

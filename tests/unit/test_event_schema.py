@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from advisering.broker.topic_specs import load_vocabulary
-from advisering.edge import prepare_event
+from advisering.dev.scenario import demo_scenario
+from advisering.edge.prepare import prepare_event
 from advisering.events import (
     CaseEvent,
     Rejection,
@@ -19,7 +19,7 @@ from advisering.events import (
     decode_event,
     validate_event,
 )
-from advisering.scenario import demo_scenario
+from advisering.kafka.topics import load_vocabulary
 from advisering.yamlfiles import YamlFileError
 from tests.unit.builders import KEY, ROOT, VOCABULARY, case, event_dict
 

@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
+from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.service import BROADCAST, STORE
 from advisering.inbox.store import InboxStore, Viewer
 from advisering.settings import Settings
-from advisering.web.server import create_web_app
 
 SECRET = b"s" * 32
 

@@ -11,12 +11,12 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.demo import demo_grants
+from advisering.dev.demo import demo_grants
+from advisering.dev.scenario import demo_scenario, synthetic_cpr
+from advisering.http.server import create_web_app
+from advisering.http.sources import add_source, load_sources, rotate_key
 from advisering.privacy import find_cprs
-from advisering.scenario import demo_scenario, synthetic_cpr
 from advisering.settings import Settings
-from advisering.web.server import create_web_app
-from advisering.web.sources import add_source, load_sources, rotate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.demo import demo_grants
+from advisering.dev.demo import demo_grants
+from advisering.dev.scenario import demo_scenario, event, synthetic_cpr
 from advisering.grants import Grants
-from advisering.scenario import demo_scenario, event, synthetic_cpr
+from advisering.http.server import create_web_app
+from advisering.http.sources import add_source, revoke_source, rotate_key, set_grants
 from advisering.settings import Settings
-from advisering.web.server import create_web_app
-from advisering.web.sources import add_source, revoke_source, rotate_key, set_grants
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)

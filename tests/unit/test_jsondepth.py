@@ -111,7 +111,7 @@ def test_decoded_values_are_measured_without_recursion() -> None:
 
 def test_the_sdk_refuses_a_deep_dict(tmp_path: Any) -> None:
     """Publisher.prepare answers TOO_DEEP for a dict nested past the limit (no RecursionError)."""
-    from advisering.client import Publisher  # noqa: PLC0415
+    from advisering.edge.client import Publisher  # noqa: PLC0415
     from advisering.settings import Settings  # noqa: PLC0415
 
     raw = event_dict("case.opened", case("MOM-1", "jobcenter"))
@@ -128,7 +128,7 @@ def test_the_sdk_refuses_a_deep_dict(tmp_path: Any) -> None:
 
 def test_replayed_files_refuse_deep_lines(tmp_path: Any) -> None:
     """rules test/backtest read a deep line as TOO_DEEP, an ordinary one as an event."""
-    from advisering.rules_tool.history import json_lines, prepared  # noqa: PLC0415
+    from advisering.rulebook.history import json_lines, prepared  # noqa: PLC0415
 
     path = tmp_path / "events.jsonl"
     path.write_bytes(orjson.dumps(event_dict("case.opened", case("MOM-1", "jobcenter")))

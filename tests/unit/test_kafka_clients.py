@@ -8,8 +8,8 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from advisering.broker import kafka_clients
-from advisering.broker.kafka_clients import RateLimitedForwarder, client_config
+from advisering.kafka import clients as kafka_clients
+from advisering.kafka.clients import RateLimitedForwarder, client_config
 
 
 class Clock:

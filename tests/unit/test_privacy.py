@@ -256,8 +256,8 @@ def test_cpr_paths_and_redact_value_walk_any_depth() -> None:
 
 def test_dead_letter_of_a_1000_deep_payload_is_redacted() -> None:
     """A payload deeper than orjson writes is dead-lettered as redacted text, without raising."""
-    from advisering.deadletters import dead_letter  # noqa: PLC0415
     from advisering.events import Rejection, RejectReason  # noqa: PLC0415
+    from advisering.kafka.deadletters import dead_letter  # noqa: PLC0415
 
     payload = b'{"source":"momentum","id":"deep","a":' + b"[" * 1000 + b'"0101\\u200b901234"' \
         + b"]" * 1000 + b"}"
@@ -272,8 +272,8 @@ def test_dead_letter_of_a_1000_deep_payload_is_redacted() -> None:
 
 def test_truncated_dead_letter_payload_is_redacted_again() -> None:
     """Cutting a long payload cannot leave ten digits of a longer run as a CPR number."""
-    from advisering.deadletters import MAX_PAYLOAD_CHARS, dead_letter  # noqa: PLC0415
     from advisering.events import Rejection, RejectReason  # noqa: PLC0415
+    from advisering.kafka.deadletters import MAX_PAYLOAD_CHARS, dead_letter  # noqa: PLC0415
 
     text = "x" * (MAX_PAYLOAD_CHARS - 10) + "01019012345"  # 11 digits: no CPR until cut
     assert find_cprs(text) == []
@@ -292,7 +292,7 @@ def test_truncated_dead_letter_payload_is_redacted_again() -> None:
 ])
 def test_party_cpr_in_any_form_has_the_same_pseudonym(written: str) -> None:
     """A party's CPR with blanks, dots, dashes or Unicode digits has the ten digits' pseudonym."""
-    from advisering.edge import prepare_event  # noqa: PLC0415
+    from advisering.edge.prepare import prepare_event  # noqa: PLC0415
     from advisering.events import CaseEvent  # noqa: PLC0415
     from tests.unit.builders import VOCABULARY, case, event_dict  # noqa: PLC0415
 

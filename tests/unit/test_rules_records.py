@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from advisering.broker.topic_specs import load_vocabulary
 from advisering.engine.rules import RuleSet, load_rules
 from advisering.events import Vocabulary
-from advisering.rules_deploy import (
+from advisering.kafka.topics import load_vocabulary
+from advisering.rulebook.deploy import (
     MANIFEST_KEY,
     DeployedState,
     plan_deploy,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -11,17 +10,16 @@ from typing import Any
 import orjson
 import pytest
 
-from advisering import cli_rules
-from advisering.cli import main
-from advisering.edge import prepare_event
+from advisering.cli.main import build_parser, main
+from advisering.edge.prepare import prepare_event
 from advisering.engine.explain import explain
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import load_rules
 from advisering.privacy import pseudonymise
-from advisering.rules_tool import THROWAWAY_KEY
-from advisering.rules_tool.backtest import Progress, backtest, weeks_between
-from advisering.rules_tool.history import file_events
-from advisering.rules_tool.trial import TrialReport, load_overview, run_trial
+from advisering.rulebook import THROWAWAY_KEY
+from advisering.rulebook.backtest import Progress, backtest, weeks_between
+from advisering.rulebook.history import file_events
+from advisering.rulebook.trial import TrialReport, load_overview, run_trial
 from advisering.yamlfiles import YamlFileError
 from tests.unit.builders import CPR_A, CPR_B, VOCABULARY, case, event, real_matcher, state_with
 
@@ -403,14 +401,10 @@ def test_prepare_event_owned_changes_in_place_with_the_same_result() -> None:
     assert raw["data"]["parties"] == [{"citizen": A, "role": "primaer"}]
 
 
-def test_rules_subparsers_is_shared_by_every_module_that_adds_actions() -> None:
-    """A later module (deploy, status) gets the same `rules` actions and adds its own."""
-    parser = argparse.ArgumentParser(prog="advisering")
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    cli_rules.register(verbs)
-    actions = cli_rules.rules_subparsers(verbs)
-    assert cli_rules.rules_subparsers(verbs) is actions
-    actions.add_parser("deploy").set_defaults(handler="deploy")
-    assert set(actions.choices) == {"validate", "test", "backtest", "deploy"}
-    assert parser.parse_args(["rules", "deploy"]).handler == "deploy"
+def test_rules_verb_has_every_lifecycle_action() -> None:
+    """`advisering rules` offers validate, test, backtest, deploy and status from one parser."""
+    parser = build_parser()
+    for action in ("validate", "test", "backtest", "deploy", "status"):
+        extra = ["--scenario", "s"] if action == "test" else []
+        assert callable(parser.parse_args(["rules", action, *extra]).handler)
     assert parser.parse_args(["rules", "validate", "x"]).dir == Path("x")

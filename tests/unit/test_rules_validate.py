@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from advisering.broker.topic_specs import load_topic_specs
-from advisering.cli import main
-from advisering.rules_tool.validate import ValidationReport, validate_directory
+from advisering.cli.main import main
+from advisering.kafka.topics import load_topic_specs
+from advisering.rulebook.validate import ValidationReport, validate_directory
 from advisering.yamlfiles import FileProblem, YamlFileError, read_yaml_document
 from tests.unit.builders import ROOT, VOCABULARY
 

@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 from prometheus_client import REGISTRY
 
-from advisering.broker.topic_specs import load_vocabulary
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import load_rules
-from advisering.rules_deploy import DeployedState
-from advisering.worker.rules_watch import MatcherHolder, RulesWatcher
+from advisering.kafka.topics import load_vocabulary
+from advisering.rulebook.deploy import DeployedState
+from advisering.rulebook.watch import MatcherHolder, RulesWatcher
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from advisering.broker.local_kafka import (
+from advisering.dev.local_kafka import (
     java_major_version,
     new_cluster_id,
     server_properties,

@@ -10,15 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from advisering.broker.topic_specs import load_vocabulary
-from advisering.edge import prepare_event
+from advisering.dev.simulator import CET, Municipality, simulate, synthetic_cpr
+from advisering.edge.prepare import prepare_event
 from advisering.engine.evaluate import process
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.engine.rules import load_rules
 from advisering.events import Rejection
+from advisering.kafka.topics import load_vocabulary
 from advisering.privacy import is_cpr
-from advisering.simulator import CET, Municipality, simulate, synthetic_cpr
 
 ROOT = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 11, 1, tzinfo=CET)

@@ -13,16 +13,16 @@ import yaml
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from advisering.cli import main
+from advisering.cli.main import main
 from advisering.grants import Grants
-from advisering.web.sources import (
+from advisering.http.sources import (
     add_source,
     load_sources,
     revoke_source,
     rotate_key,
     set_grants,
 )
-from advisering.web.sources_reload import ReloadingSources
+from advisering.http.sources_reload import ReloadingSources
 from advisering.yamlfiles import YamlFileError
 from tests.unit.builders import VOCABULARY
 

@@ -9,11 +9,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisering.edge import prepare_event
+from advisering.dev.scenario import demo_scenario
+from advisering.edge.prepare import prepare_event
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import CaseEvent, RejectReason, encode_event
-from advisering.scenario import demo_scenario
 from advisering.worker import steps
 from tests.unit.builders import DEMO_GRANTS, KEY, VOCABULARY, real_matcher
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from advisering.broker.topic_specs import TOPIC_NAMES, load_topic_specs
+from advisering.kafka.topics import TOPIC_NAMES, load_topic_specs
 from advisering.yamlfiles import YamlFileError
 
 ROOT = Path(__file__).resolve().parents[2]

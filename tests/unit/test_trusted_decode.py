@@ -8,12 +8,12 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from advisering.edge import prepare_event
+from advisering.dev.scenario import demo_scenario
+from advisering.edge.prepare import prepare_event
 from advisering.engine.evaluate import process
 from advisering.engine.overview import CitizenState
 from advisering.engine.trusted import decode_trusted, decode_validated
 from advisering.events import CaseEvent, Rejection, RejectReason, encode_event
-from advisering.scenario import demo_scenario
 from tests.unit.builders import CITIZEN_A, KEY, VOCABULARY, at, case, event_dict, real_matcher
 
 CREATED = "2026-11-29T10:00:00.000+00:00"

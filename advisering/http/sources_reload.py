@@ -22,9 +22,9 @@ from pathlib import Path
 from advisering import metrics
 from advisering.events import Vocabulary
 from advisering.grants import GrantCheck
+from advisering.http.sources import SourceAuthenticator, SourcesFile, load_sources
 from advisering.log import get_logger
 from advisering.privacy import redact
-from advisering.web.sources import SourceAuthenticator, SourcesFile, load_sources
 from advisering.yamlfiles import FileProblem, YamlFileError
 
 log = get_logger(__name__)

@@ -15,17 +15,16 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from advisering.broker.async_producer import AsyncProducer
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.local_kafka import broker_answers
-from advisering.client import default_vocabulary
+from advisering.edge.client import default_vocabulary
+from advisering.http.ingest import MAX_BODY, IngestConfig, IngestHandler
+from advisering.http.openapi import openapi_document
+from advisering.http.sources import utc_now
+from advisering.http.sources_reload import ReloadingSources
 from advisering.inbox.service import add_inbox
+from advisering.kafka.clients import broker_answers, client_config
+from advisering.kafka.producer import AsyncProducer
 from advisering.log import get_logger
 from advisering.settings import MissingPseudonymKeyError, Settings
-from advisering.web.ingest import MAX_BODY, IngestConfig, IngestHandler
-from advisering.web.openapi import openapi_document
-from advisering.web.sources import utc_now
-from advisering.web.sources_reload import ReloadingSources
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ Who may say what: the API key names the source (401 without a valid one);
 an event may only carry its own source, and only the event types and
 departments granted to it in the sources file (403, reason ``not_granted``,
 naming the type or department per event). The sources file is reloaded
-when it changes (:mod:`advisering.web.sources_reload`), so a rotated or
+when it changes (:mod:`advisering.http.sources_reload`), so a rotated or
 revoked key or a changed grant counts from the next request on.
 """
 
@@ -30,9 +30,7 @@ import orjson
 from aiohttp import web
 
 from advisering import metrics
-from advisering.broker.async_producer import AsyncProducer, DeliveryError
-from advisering.broker.topic_specs import CASE_EVENTS
-from advisering.edge import prepare_event
+from advisering.edge.prepare import prepare_event
 from advisering.events import (
     DEFAULT_MAX_DEPTH,
     CaseEvent,
@@ -42,10 +40,12 @@ from advisering.events import (
     encode_event,
 )
 from advisering.grants import GrantCheck
+from advisering.http.sources import utc_now
+from advisering.http.sources_reload import ReloadingSources
 from advisering.jsondepth import json_too_deep
+from advisering.kafka.producer import AsyncProducer, DeliveryError
+from advisering.kafka.topics import CASE_EVENTS
 from advisering.log import get_logger
-from advisering.web.sources import utc_now
-from advisering.web.sources_reload import ReloadingSources
 
 log = get_logger(__name__)
 

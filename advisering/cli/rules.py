@@ -1,8 +1,6 @@
-"""`advisering rules validate | test | backtest`: the operators' rule tooling.
+"""`advisering rules validate | test | backtest | deploy | status`: the operators' rule tooling.
 
-`rules` is one sub-command with actions; other modules add theirs (deploy,
-status) through :func:`rules_subparsers`, which returns the same actions
-object whichever module asks first.
+Deploy and status live in :mod:`advisering.cli.deploy`; this module assembles all actions.
 """
 
 from __future__ import annotations
@@ -15,16 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from advisering.cli import deploy
+from advisering.cli.errors import UserError
 from advisering.settings import Settings
 
 if TYPE_CHECKING:
     Actions = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-def _user_error(message: str) -> Exception:
-    from advisering.cli import UserError  # noqa: PLC0415
-
-    return UserError(message)
 
 
 def _print_json(value: Any) -> None:
@@ -32,8 +26,8 @@ def _print_json(value: Any) -> None:
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.rules_tool import vocabulary_for  # noqa: PLC0415
-    from advisering.rules_tool.validate import validate_directory  # noqa: PLC0415
+    from advisering.rulebook import vocabulary_for  # noqa: PLC0415
+    from advisering.rulebook.validate import validate_directory  # noqa: PLC0415
 
     report = validate_directory(args.dir or settings.rules_dir,
                                 vocabulary_for(settings.topics_dir, settings))
@@ -46,19 +40,19 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 def _load_matcher(directory: Path, settings: Settings) -> Any:
     from advisering.engine.matcher import Matcher  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.rules_tool import vocabulary_for  # noqa: PLC0415
+    from advisering.rulebook import vocabulary_for  # noqa: PLC0415
 
     return Matcher(load_rules(directory, vocabulary_for(settings.topics_dir, settings)))
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.rules_tool import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
-    from advisering.rules_tool.report import trial_lines  # noqa: PLC0415
-    from advisering.rules_tool.trial import load_overview, run_trial  # noqa: PLC0415
+    from advisering.rulebook import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
+    from advisering.rulebook.report import trial_lines  # noqa: PLC0415
+    from advisering.rulebook.trial import load_overview, run_trial  # noqa: PLC0415
 
     for path in (args.scenario, args.overview):
         if path is not None and not path.is_file():
-            raise _user_error(f"{path}: no such file")
+            raise UserError(f"{path}: no such file")
     vocabulary = vocabulary_for(settings.topics_dir, settings)
     matcher = _load_matcher(args.rules or settings.rules_dir, settings)
     overview = (load_overview(args.overview, THROWAWAY_KEY, vocabulary)
@@ -88,7 +82,7 @@ def _baseline_dir(args: argparse.Namespace, settings: Settings, rules: Path) -> 
         return None
     if args.baseline is not None:
         if not args.baseline.is_dir():
-            raise _user_error(f"{args.baseline}: baseline rules directory not found")
+            raise UserError(f"{args.baseline}: baseline rules directory not found")
         return Path(args.baseline)
     deployed = settings.rules_dir
     if deployed.is_dir() and deployed.resolve() != rules.resolve():
@@ -97,11 +91,11 @@ def _baseline_dir(args: argparse.Namespace, settings: Settings, rules: Path) -> 
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.broker.topic_specs import CASE_EVENTS  # noqa: PLC0415
-    from advisering.rules_tool import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
-    from advisering.rules_tool.backtest import Progress, backtest  # noqa: PLC0415
-    from advisering.rules_tool.history import HistoryError, file_events, topic_events  # noqa: PLC0415
-    from advisering.rules_tool.report import backtest_lines  # noqa: PLC0415
+    from advisering.kafka.topics import CASE_EVENTS  # noqa: PLC0415
+    from advisering.rulebook import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
+    from advisering.rulebook.backtest import Progress, backtest  # noqa: PLC0415
+    from advisering.rulebook.history import HistoryError, file_events, topic_events  # noqa: PLC0415
+    from advisering.rulebook.report import backtest_lines  # noqa: PLC0415
 
     rules: Path = args.rules or settings.rules_dir
     baseline_dir = _baseline_dir(args, settings, rules)
@@ -109,17 +103,17 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     candidate = _load_matcher(rules, settings)
     baseline = _load_matcher(baseline_dir, settings) if baseline_dir is not None else None
     if args.file is not None and (args.start or args.end):
-        raise _user_error("give either --file or --from/--to, not both")
+        raise UserError("give either --file or --from/--to, not both")
     if args.file is not None:
         if not args.file.is_file():
-            raise _user_error(f"{args.file}: no such file")
+            raise UserError(f"{args.file}: no such file")
         events = file_events(args.file, THROWAWAY_KEY, vocabulary)
         source: dict[str, Any] = {"file": str(args.file)}
     else:
         if args.start is None or args.end is None:
-            raise _user_error("give --file EVENTS.jsonl, or both --from and --to")
+            raise UserError("give --file EVENTS.jsonl, or both --from and --to")
         if args.end < args.start:
-            raise _user_error("--to is before --from")
+            raise UserError("--to is before --from")
         events = topic_events(settings.bootstrap_servers, CASE_EVENTS, args.start, args.end,
                               vocabulary)
         source = {"topic": CASE_EVENTS, "bootstrap": settings.bootstrap_servers,
@@ -134,7 +128,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         report = backtest(events, candidate, baseline, every=args.progress_every, source=source,
                           progress=progress if not args.quiet else None)
     except HistoryError as exc:
-        raise _user_error(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     if args.json:
         _print_json(report.to_json())
     else:
@@ -144,24 +138,10 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def rules_subparsers(verbs: Actions) -> Actions:
-    """The actions of `advisering rules`, created on first use and shared afterwards.
-
-    A module adding an action (deploy, status) calls this with the same
-    ``verbs`` it gets in ``register`` and adds its parser to the result.
-    """
-    rules = verbs.choices.get("rules")
-    if rules is None:
-        rules = verbs.add_parser("rules", help="validate, test, backtest (and deploy) rules")
-        return rules.add_subparsers(dest="rules_verb", required=True, metavar="ACTION")
-    for action in rules._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError("the rules parser has no actions")  # pragma: no cover
-
-
 def register(verbs: Actions) -> None:
-    actions = rules_subparsers(verbs)
+    """Add `advisering rules` with every action of the rule lifecycle."""
+    rules = verbs.add_parser("rules", help="validate, test, backtest, deploy and inspect rules")
+    actions = rules.add_subparsers(dest="rules_verb", required=True, metavar="ACTION")
     validate = actions.add_parser(
         "validate", help="report every problem in a rule directory (file, line, field)")
     validate.add_argument("dir", nargs="?", type=Path, default=None,
@@ -197,3 +177,4 @@ def register(verbs: Actions) -> None:
                       help="progress line on stderr every N events (default 100000)")
     back.add_argument("--quiet", action="store_true", help="no progress on stderr")
     back.set_defaults(handler=_backtest)
+    deploy.add_actions(actions)

@@ -2,7 +2,7 @@
 
 Everything here runs the real engine (:mod:`advisering.engine`) and sends
 nothing: what an operator sees before a rule goes live is what the worker
-would do with it. The ``advisering rules`` verbs in :mod:`advisering.cli_rules`
+would do with it. The ``advisering rules`` verbs in :mod:`advisering.cli.rules`
 are thin wrappers around these modules.
 """
 
@@ -29,7 +29,7 @@ def vocabulary_for(topics_dir: Path, settings: Settings | None = None) -> Vocabu
     With ``settings``, the event limits (JSON depth, parties) are the configured
     ones, so the tools refuse what the worker refuses.
     """
-    from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
+    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
 
     if (topics_dir / "case-events.yaml").exists():
         return load_vocabulary(topics_dir, settings)

@@ -6,22 +6,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from advisering.cli.errors import UserError
 from advisering.settings import Settings
 
 
 def load_matcher_and_vocabulary(settings: Settings) -> tuple[Any, Any]:
     """The rules of ADVISERING_RULES_DIR, checked against the topics' vocabulary."""
-    from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
     from advisering.engine.matcher import Matcher  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
+    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
 
     vocabulary = load_vocabulary(settings.topics_dir, settings)
     return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
+    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
     from advisering.worker.process import run_worker  # noqa: PLC0415
 
     vocabulary = load_vocabulary(settings.topics_dir, settings)
@@ -46,8 +47,7 @@ def read_json_lines(path: Path, max_depth: int) -> list[tuple[int, Any, str | No
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.cli import UserError  # noqa: PLC0415
-    from advisering.client import Publisher  # noqa: PLC0415
+    from advisering.edge.client import Publisher  # noqa: PLC0415
 
     path: Path = args.file
     if not path.is_file():

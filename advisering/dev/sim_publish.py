@@ -109,8 +109,8 @@ def register_sources(sources_file: Path, keys_file: Path, vocabulary: Vocabulary
     A source already registered gets a new key (its old one stays valid for
     ``grace``), so the keys file is complete. Returns (added, rotated).
     """
-    from advisering.simulator import source_grants  # noqa: PLC0415
-    from advisering.web.sources import add_source, load_sources, rotate_key  # noqa: PLC0415
+    from advisering.dev.simulator import source_grants  # noqa: PLC0415
+    from advisering.http.sources import add_source, load_sources, rotate_key  # noqa: PLC0415
 
     existing = load_sources(sources_file).sources
     keys: dict[str, str] = {}

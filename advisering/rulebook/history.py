@@ -19,8 +19,7 @@ from typing import Any
 
 import orjson
 
-from advisering.broker.kafka_clients import client_config
-from advisering.edge import prepare_event
+from advisering.edge.prepare import prepare_event
 from advisering.events import (
     DEFAULT_MAX_DEPTH,
     CaseEvent,
@@ -31,6 +30,7 @@ from advisering.events import (
     validate_event,
 )
 from advisering.jsondepth import json_too_deep
+from advisering.kafka.clients import client_config
 
 
 def json_lines(

@@ -14,14 +14,15 @@ import datetime as dt
 
 from pydantic import TypeAdapter, ValidationError
 
+from advisering.cli.errors import UserError
 from advisering.events import Vocabulary
 from advisering.grants import Grants, parse_list
 from advisering.settings import Settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.broker.kafka_clients import configure_client_logging  # noqa: PLC0415
-    from advisering.web.server import run_server  # noqa: PLC0415
+    from advisering.http.server import run_server  # noqa: PLC0415
+    from advisering.kafka.clients import configure_client_logging  # noqa: PLC0415
 
     configure_client_logging(settings.kafka_log_interval)
     return run_server(settings)
@@ -29,7 +30,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
     """The --types/--departments of a verb as Grants (None when neither is given)."""
-    from advisering.cli import UserError  # noqa: PLC0415
 
     types, departments = parse_list(args.types), parse_list(args.departments)
     if not types and not departments:
@@ -45,7 +45,7 @@ def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
 
 
 def _vocabulary(settings: Settings) -> Vocabulary:
-    from advisering.client import default_vocabulary  # noqa: PLC0415
+    from advisering.edge.client import default_vocabulary  # noqa: PLC0415
 
     return default_vocabulary(settings.topics_dir)
 
@@ -63,8 +63,7 @@ def _grace(value: str) -> dt.timedelta:
 
 
 def _sources_add(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.cli import UserError  # noqa: PLC0415
-    from advisering.web.sources import add_source, rotate_key  # noqa: PLC0415
+    from advisering.http.sources import add_source, rotate_key  # noqa: PLC0415
 
     path = settings.sources_file
     grace = args.grace if args.grace is not None else settings.sources_rotation_grace
@@ -96,8 +95,7 @@ def _sources_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sources_grant(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.cli import UserError  # noqa: PLC0415
-    from advisering.web.sources import set_grants  # noqa: PLC0415
+    from advisering.http.sources import set_grants  # noqa: PLC0415
 
     grants = _grants_from(args, required=True)
     assert grants is not None
@@ -110,8 +108,7 @@ def _sources_grant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sources_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.cli import UserError  # noqa: PLC0415
-    from advisering.web.sources import revoke_source  # noqa: PLC0415
+    from advisering.http.sources import revoke_source  # noqa: PLC0415
 
     try:
         revoke_source(settings.sources_file, args.name)
@@ -124,7 +121,7 @@ def _sources_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sources_list(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.web.sources import describe, load_sources, utc_now  # noqa: PLC0415
+    from advisering.http.sources import describe, load_sources, utc_now  # noqa: PLC0415
 
     path = settings.sources_file
     if not path.exists():
@@ -164,7 +161,6 @@ def _grant_options(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.cli import UserError  # noqa: PLC0415
     from advisering.inbox import tokens  # noqa: PLC0415
 
     secret = settings.token_secret_bytes()

@@ -1,6 +1,6 @@
 """The Python SDK for source systems: publish case events safely.
 
-    from advisering.client import Publisher
+    from advisering.edge.client import Publisher
     from advisering.settings import load_settings
 
     with Publisher(load_settings()) as publisher:
@@ -26,11 +26,11 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from advisering import metrics
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.topic_specs import CASE_EVENTS, load_vocabulary
-from advisering.edge import prepare_event
+from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
 from advisering.jsondepth import value_too_deep
+from advisering.kafka.clients import client_config
+from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
 

@@ -28,21 +28,21 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from advisering.broker import topic_apply
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.local_kafka import LocalKafka
-from advisering.broker.topic_specs import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
-from advisering.client import default_vocabulary
+from advisering.dev.local_kafka import LocalKafka
+from advisering.dev.scenario import demo_scenario
+from advisering.dev.sim_publish import HttpSender, Pacer, batches
+from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
+from advisering.edge.client import default_vocabulary
 from advisering.engine.evaluate import EVENT_NAMES, department_name
 from advisering.events import Vocabulary
 from advisering.grants import Grants
+from advisering.http.sources import add_source
 from advisering.inbox import tokens
-from advisering.scenario import demo_scenario
+from advisering.kafka import apply as topic_apply
+from advisering.kafka.clients import client_config
+from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
 from advisering.settings import Settings
-from advisering.sim_publish import HttpSender, Pacer, batches
-from advisering.simulator import Municipality, default_start, simulate, source_grants
 from advisering.testing import end_offsets, wait_until_idle
-from advisering.web.sources import add_source
 
 DEMO_APP_ID = "advisering-demo"
 SEVERITY = {"high": "HØJ", "normal": "NORMAL", "info": "INFO"}

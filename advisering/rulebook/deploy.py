@@ -24,10 +24,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from advisering import metrics
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.topic_specs import RULES
 from advisering.engine.rules import Rule, RuleSet, rules_from_documents
 from advisering.events import Vocabulary
+from advisering.kafka.clients import client_config
+from advisering.kafka.topics import RULES
 from advisering.log import get_logger
 
 log = get_logger(__name__)

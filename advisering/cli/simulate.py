@@ -7,19 +7,20 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from advisering.cli.errors import UserError
 from advisering.settings import Settings
 
 
 def _start(value: str) -> dt.datetime:
-    from advisering.simulator import CET  # noqa: PLC0415
+    from advisering.dev.simulator import CET  # noqa: PLC0415
 
     day = dt.date.fromisoformat(value)
     return dt.datetime(day.year, day.month, day.day, tzinfo=CET)
 
 
 def _register(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering import sim_publish  # noqa: PLC0415
-    from advisering.client import default_vocabulary  # noqa: PLC0415
+    from advisering.dev import sim_publish  # noqa: PLC0415
+    from advisering.edge.client import default_vocabulary  # noqa: PLC0415
 
     added, rotated = sim_publish.register_sources(
         settings.sources_file, args.register_sources, default_vocabulary(settings.topics_dir),
@@ -31,8 +32,8 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering import sim_publish  # noqa: PLC0415
-    from advisering.simulator import Municipality, simulate  # noqa: PLC0415
+    from advisering.dev import sim_publish  # noqa: PLC0415
+    from advisering.dev.simulator import Municipality, simulate  # noqa: PLC0415
 
     if args.register_sources is not None:
         return _register(args, settings)
@@ -50,7 +51,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     pacer = sim_publish.Pacer(args.rate)
     sent = 0
     if args.publish == "kafka":
-        from advisering.client import Publisher  # noqa: PLC0415
+        from advisering.edge.client import Publisher  # noqa: PLC0415
 
         with Publisher(settings) as publisher:
             for batch in sim_publish.batches(events, args.batch):
@@ -59,8 +60,6 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
                 pacer.wait(len(batch))
     else:
         if not args.url or not args.api_keys:
-            from advisering.cli import UserError  # noqa: PLC0415
-
             raise UserError("--publish http needs --url and --api-keys")
         sender = sim_publish.HttpSender(args.url, sim_publish.load_api_keys(args.api_keys))
         for batch in sim_publish.batches(events, args.batch):
@@ -70,7 +69,21 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.dev.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(settings, exit_after_scenario=args.once, rate=args.rate)
+
+
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the development verbs: `demo` and `simulate`."""
+    demo = verbs.add_parser("demo", help="all of it on one machine, with a simulated municipality")
+    demo.add_argument("--once", action="store_true",
+                      help="exit when the built-in scenario has been shown (for smoke tests)")
+    demo.add_argument("--rate", type=float, default=20.0,
+                      help="events per second from the simulated municipality (default 20)")
+    demo.set_defaults(handler=_demo)
+
     sim = verbs.add_parser("simulate", help="a deterministic synthetic municipality")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--citizens", type=int, default=10_000)

@@ -20,8 +20,8 @@ import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
+from advisering.kafka.clients import broker_answers
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -169,7 +169,7 @@ class LocalKafka:
             shutil.rmtree(self.libs_dir)
         self.libs_dir.mkdir(parents=True)
         pom = self.libs_dir.parent / POM_NAME
-        pom.write_bytes(resources.files("advisering.broker").joinpath(POM_NAME).read_bytes())
+        pom.write_bytes(resources.files("advisering.dev").joinpath(POM_NAME).read_bytes())
         log.info("kafka_fetching", version=KAFKA_VERSION, into=str(self.libs_dir))
         result = subprocess.run(
             [mvn, "-q", "-B", "-f", str(pom), f"-Dkafka.version={KAFKA_VERSION}",
@@ -271,27 +271,6 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def broker_answers(bootstrap: str, timeout: float) -> bool:
-    """True when a broker at ``bootstrap`` answers a metadata request."""
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
-
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
-                              "logger": _SilentLogger()}
-    admin = AdminClient(config)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except Exception:
-        return False
-    return bool(metadata.brokers)
-
-
-class _SilentLogger:
-    """Swallows librdkafka's connection-refused chatter while we poll for readiness."""
-
-    def log(self, *args: object, **kwargs: object) -> None:
-        return None
 
 
 def find_java() -> str:

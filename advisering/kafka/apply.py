@@ -24,8 +24,8 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.topic_specs import TopicSpec
+from advisering.kafka.clients import client_config
+from advisering.kafka.topics import TopicSpec
 from advisering.log import get_logger
 
 log = get_logger(__name__)

@@ -31,7 +31,7 @@ from advisering.events import (
     Vocabulary,
 )
 from advisering.privacy import is_cpr, is_pseudonym, pseudonymise
-from advisering.rules_tool.history import json_lines, prepared
+from advisering.rulebook.history import json_lines, prepared
 from advisering.yamlfiles import FileProblem, YamlFileError, problems_from_validation
 
 

@@ -15,13 +15,13 @@ import threading
 from confluent_kafka import Consumer, TopicPartition
 
 from advisering import metrics
-from advisering.broker.kafka_clients import client_config
-from advisering.broker.topic_specs import RULES
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
+from advisering.kafka.clients import client_config
+from advisering.kafka.topics import RULES
 from advisering.log import get_logger
-from advisering.rules_deploy import DEFAULT_MAX_RECORD_BYTES, DeployedState, read_deployed
+from advisering.rulebook.deploy import DEFAULT_MAX_RECORD_BYTES, DeployedState, read_deployed
 from advisering.yamlfiles import YamlFileError
 
 log = get_logger(__name__)

@@ -11,9 +11,9 @@ from advisering.settings import Settings
 
 
 def _deploy(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering import rules_deploy  # noqa: PLC0415
-    from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
+    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
+    from advisering.rulebook import deploy as rules_deploy  # noqa: PLC0415
     from advisering.yamlfiles import YamlFileError  # noqa: PLC0415
 
     directory: Path = args.dir or settings.rules_dir
@@ -51,9 +51,9 @@ def _print_plan(plan: Any, deployed: Any) -> None:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering import rules_deploy  # noqa: PLC0415
-    from advisering.broker.topic_specs import load_vocabulary  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
+    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
+    from advisering.rulebook import deploy as rules_deploy  # noqa: PLC0415
 
     deployed = rules_deploy.read_deployed(settings.bootstrap_servers)
     if deployed.manifest is None:
@@ -86,9 +86,3 @@ def add_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status = actions.add_parser("status", help="the deployed rule set and what differs locally")
     status.add_argument("dir", nargs="?", type=Path, default=None)
     status.set_defaults(handler=_status)
-
-
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from advisering.cli_rules import rules_subparsers  # noqa: PLC0415
-
-    add_actions(rules_subparsers(verbs))

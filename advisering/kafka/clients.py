@@ -148,3 +148,24 @@ def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[s
     }
     config.update(props or {})
     return config
+
+
+def broker_answers(bootstrap: str, timeout: float) -> bool:
+    """True when a broker at ``bootstrap`` answers a metadata request."""
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
+
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
+                              "logger": _SilentLogger()}
+    admin = AdminClient(config)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception:
+        return False
+    return bool(metadata.brokers)
+
+
+class _SilentLogger:
+    """Swallows librdkafka's connection-refused chatter while we poll for readiness."""
+
+    def log(self, *args: object, **kwargs: object) -> None:
+        return None

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from advisering.engine.explain import Explanation
-from advisering.rules_tool.backtest import BacktestReport
-from advisering.rules_tool.trial import TrialReport, TrialStep
+from advisering.rulebook.backtest import BacktestReport
+from advisering.rulebook.trial import TrialReport, TrialStep
 
 
 def short(citizen: str) -> str:

@@ -1,0 +1,1 @@
+"""The HTTP side of ``advisering serve``: the ingest, source keys, the OpenAPI document."""
