@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint docs install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "advisering needs Python 3.11")'
@@ -24,6 +24,9 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy advisering
+
+docs: $(BIN)/.installed
+	$(BIN)/python -m advisering.docs_gen
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

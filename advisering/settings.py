@@ -19,82 +19,210 @@ MIN_PSEUDONYM_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
-    """Every knob advisering has; see the README for what each one does."""
+    """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")
 
     bootstrap_servers: str = Field(
         default="",
-        description="Kafka bootstrap servers; empty means the local broker on kafka_port.",
+        description="the Kafka cluster; empty means the local broker, `127.0.0.1:<kafka port>`",
     )
-    pseudonym_key: SecretStr | None = None
-    rules_dir: Path = Path("rules")
-    topics_dir: Path = Path("topics")
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="the municipality's HMAC key for CPR pseudonyms (at least 32 bytes)",
+    )
+    rules_dir: Path = Field(default=Path("rules"), description="rule files")
+    topics_dir: Path = Field(default=Path("topics"), description="topic files")
 
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="`json`, `console`, or `auto` (JSON unless stderr is a terminal)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`"
+    )
 
-    kafka_port: int = Field(default=9092, ge=1024, le=65534)
-    kafka_cache_dir: Path = DEFAULT_CACHE_DIR
-    kafka_state_dir: Path | None = None
-    kafka_heap: str = "768m"
-    kafka_start_timeout: float = Field(default=90.0, gt=0)
+    kafka_port: int = Field(
+        default=9092, ge=1024, le=65534,
+        description="the local broker's port (controller: port+1)",
+    )
+    kafka_cache_dir: Path = Field(
+        default=DEFAULT_CACHE_DIR, description="Kafka jars and broker state"
+    )
+    kafka_state_dir: Path | None = Field(
+        default=None,
+        description="the local broker's data and log; none means `<cache>/broker-<port>`",
+    )
+    kafka_heap: str = Field(default="768m", description="the local broker's Java heap")
+    kafka_start_timeout: float = Field(
+        default=90.0, gt=0, description="seconds `kafka start` waits for the local broker"
+    )
 
-    worker_app_id: str = "advisering-worker"
-    worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb|aerospike)://")
-    worker_partitions: int = Field(default=6, ge=1)
-    worker_replication_factor: int | None = Field(default=None, ge=1)
-    worker_web_host: str = "127.0.0.1"
-    worker_web_port: int = Field(default=6066, ge=1, le=65535)
-    worker_data_dir: Path = DEFAULT_CACHE_DIR / "worker"
-    worker_commit_interval: float = Field(default=2.8, gt=0)
-    worker_session_timeout: float = Field(default=30.0, ge=6)
-    # Failures and shutdown (README "Failures, shutdown and health").
-    worker_shutdown_grace: float = Field(default=20.0, gt=0, le=3600)
-    worker_crash_stop_timeout: float = Field(default=5.0, gt=0, le=600)
-    worker_crash_exit_delay: float = Field(default=0.0, ge=0, le=86400)
-    rules_record_max_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)
-    kafka_log_interval: float = Field(default=10.0, ge=0, le=3600)
-    worker_batch_max: int = Field(default=1000, ge=1, le=100_000)
-    worker_batch_seconds: float = Field(default=0.01, gt=0, le=5)
-    # Bounded state per citizen (README "Bounded state per citizen"; the same
-    # defaults as advisering/engine/limits.py, which a test checks).
-    citizen_max_open_cases: int = Field(default=100, ge=1)
-    citizen_max_seen_events: int = Field(default=2000, ge=1)
-    citizen_max_tombstones: int = Field(default=200, ge=1)
-    citizen_max_sent_notifications: int = Field(default=500, ge=1)
-    citizen_max_throttle_windows: int = Field(default=200, ge=1)
+    worker_app_id: str = Field(
+        default="advisering-worker",
+        description="Faust app id = consumer group and prefix of internal topics",
+    )
+    worker_store: str = Field(
+        default="memory://", pattern=r"^(memory|rocksdb|aerospike)://",
+        description="table store (`rocksdb://` for large state)",
+    )
+    worker_partitions: int = Field(
+        default=6, ge=1, description="partitions of the repartition and changelog topics"
+    )
+    worker_replication_factor: int | None = Field(
+        default=None, ge=1,
+        description="of the worker's internal topics; none means 1 on the local broker, else 3",
+    )
+    worker_web_host: str = Field(
+        default="127.0.0.1", description="health, readiness and metrics (host)"
+    )
+    worker_web_port: int = Field(
+        default=6066, ge=1, le=65535, description="health, readiness and metrics (port)"
+    )
+    worker_data_dir: Path = Field(
+        default=DEFAULT_CACHE_DIR / "worker", description="Faust's data directory"
+    )
+    worker_commit_interval: float = Field(
+        default=2.8, gt=0, description="seconds between offset commits"
+    )
+    worker_session_timeout: float = Field(
+        default=30.0, ge=6, description="consumer session timeout (seconds)"
+    )
+    # Failures and shutdown (docs/operators.md "Failures, shutdown and health").
+    worker_shutdown_grace: float = Field(
+        default=20.0, gt=0, le=3600,
+        description="seconds a SIGTERM/SIGINT stop may take before the process is ended "
+        "(exit 143); keep below the pod's `terminationGracePeriodSeconds`",
+    )
+    worker_crash_stop_timeout: float = Field(
+        default=5.0, gt=0, le=600,
+        description="seconds a crashed worker's stop may take before `os._exit(70)`",
+    )
+    worker_crash_exit_delay: float = Field(
+        default=0.0, ge=0, le=86400,
+        description="seconds a crashed worker stays before exiting "
+        "(for inspecting it; SIGTERM still ends it)",
+    )
+    rules_record_max_bytes: int = Field(
+        default=262_144, ge=1024, le=16_777_216,
+        description="larger records on `advisering.rules` are skipped as invalid",
+    )
+    kafka_log_interval: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="seconds between two librdkafka/aiokafka log lines of one kind",
+    )
+    worker_batch_max: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="most events an agent takes from its stream at once",
+    )
+    worker_batch_seconds: float = Field(
+        default=0.01, gt=0, le=5,
+        description="how long an agent waits to fill a batch (latency per hop at low rates)",
+    )
+    # Bounded state per citizen (docs/operators.md "Bounded state per citizen"; the
+    # same defaults as advisering/engine/limits.py, which a test checks).
+    citizen_max_open_cases: int = Field(
+        default=100, ge=1,
+        description="open cases per citizen; an event opening one more is a dead letter "
+        "(see [Bounded state per citizen](operators.md#bounded-state-per-citizen))",
+    )
+    citizen_max_seen_events: int = Field(
+        default=2000, ge=1,
+        description="remembered event ids per citizen (14 days); "
+        "a new event past it is a dead letter",
+    )
+    citizen_max_tombstones: int = Field(
+        default=200, ge=1,
+        description="closed-case tombstones per citizen (30 days); "
+        "a close past it is a dead letter",
+    )
+    citizen_max_sent_notifications: int = Field(
+        default=500, ge=1,
+        description="sent notification ids per citizen; the oldest are forgotten",
+    )
+    citizen_max_throttle_windows: int = Field(
+        default=200, ge=1,
+        description="throttle windows per citizen; those nearest their end are forgotten",
+    )
     # Below the changelog topic's max.message.bytes (Kafka's default: 1 MiB).
-    citizen_max_state_bytes: int = Field(default=524_288, ge=1024, le=1_000_000)
+    citizen_max_state_bytes: int = Field(
+        default=524_288, ge=1024, le=1_000_000,
+        description="largest changelog record of a citizen's state; a batch that would "
+        "pass it is dead-lettered for that citizen",
+    )
 
-    serve_host: str = "127.0.0.1"
-    serve_port: int = Field(default=8080, ge=1, le=65535)
-    sources_file: Path = Path("sources.yaml")
+    serve_host: str = Field(default="127.0.0.1", description="`advisering serve` (host)")
+    serve_port: int = Field(
+        default=8080, ge=1, le=65535, description="`advisering serve` (port)"
+    )
+    sources_file: Path = Field(
+        default=Path("sources.yaml"),
+        description="source systems: hashed API keys and grants "
+        "(serve and the worker; the worker needs it)",
+    )
     # How long a rotated-out API key stays valid (`sources add --rotate`), and how
     # often serve and the worker look for a changed sources file.
     sources_rotation_grace: dt.timedelta = Field(
-        default=dt.timedelta(hours=24), ge=dt.timedelta(0), le=dt.timedelta(days=30))
-    sources_reload_seconds: float = Field(default=1.0, ge=0, le=60)
-    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    ingest_max_events: int = Field(default=1000, ge=1)
-    ingest_delivery_timeout: float = Field(default=10.0, gt=0)
-    # What one event may hold (README "What an event may hold"): checked at the
-    # ingest, by the publisher and by the worker alike.
-    json_max_depth: int = Field(default=32, ge=2, le=200)
-    event_max_parties: int = Field(default=20, ge=1, le=1000)
+        default=dt.timedelta(hours=24), ge=dt.timedelta(0), le=dt.timedelta(days=30),
+        description="how long `sources add --rotate` keeps the old key valid "
+        "(ISO 8601, `PT0S` .. `P30D`)",
+    )
+    sources_reload_seconds: float = Field(
+        default=1.0, ge=0, le=60,
+        description="serve and the worker look for a changed sources file at most this "
+        "often (0: every request / batch)",
+    )
+    ingest_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger bodies get 413"
+    )
+    ingest_max_events: int = Field(default=1000, ge=1, description="events per request")
+    ingest_delivery_timeout: float = Field(
+        default=10.0, gt=0, description="seconds Kafka has to confirm before 503"
+    )
+    # What one event may hold (docs/sources.md "What an event may hold"): checked at
+    # the ingest, by the publisher and by the worker alike.
+    json_max_depth: int = Field(
+        default=32, ge=2, le=200,
+        description="deepest JSON nesting of an event (2 to 200); deeper is `too_deep` "
+        "(ingest 422, worker dead letter)",
+    )
+    event_max_parties: int = Field(
+        default=20, ge=1, le=1000,
+        description="most parties in one event (1 to 1000); more is `too_large`",
+    )
 
-    token_secret: SecretStr | None = None
-    inbox_db: Path = DEFAULT_CACHE_DIR / "inbox.sqlite3"
-    inbox_group: str = "advisering-inbox"
-    inbox_retention_days: float = Field(default=30.0, gt=0)
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description="signs inbox bearer tokens (at least 32 bytes); enables the inbox",
+    )
+    inbox_db: Path = Field(
+        default=DEFAULT_CACHE_DIR / "inbox.sqlite3", description="the inbox database"
+    )
+    inbox_group: str = Field(
+        default="advisering-inbox", description="the inbox's consumer group"
+    )
+    inbox_retention_days: float = Field(
+        default=30.0, gt=0, description="read notifications are deleted after this"
+    )
     case_urls: dict[str, str] = Field(
         default_factory=dict,
-        description='source -> URL pattern with {id}, e.g. {"dubu": "https://dubu.example/sag/{id}"}',
+        description="JSON: source system -> case URL pattern with `{id}`, e.g. "
+        '`{"dubu": "https://dubu.example/sag/{id}"}`',
     )
-    channels_file: Path | None = None
+    channels_file: Path | None = Field(
+        default=None,
+        description="webhook and e-mail delivery channels (see "
+        "[Delivery channels](caseworkers.md#delivery-channels))",
+    )
 
-    topic_replication_factor: int | None = Field(default=None, ge=1)
-    topic_partitions: int | None = Field(default=None, ge=1)
+    topic_replication_factor: int | None = Field(
+        default=None, ge=1,
+        description="development override for `topics apply`; none means as declared",
+    )
+    topic_partitions: int | None = Field(
+        default=None, ge=1,
+        description="development override for `topics apply`; none means as declared",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

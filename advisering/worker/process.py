@@ -58,7 +58,7 @@ def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> in
 
     It applies the rule set deployed on ``advisering.rules`` (or, when none is,
     the local rules directory) and follows the topic for new sets. Exit codes
-    (README "Failures, shutdown and health"): 0 after a clean stop, 70 after
+    (docs/operators.md "Failures, shutdown and health"): 0 after a clean stop, 70 after
     a crash, 128 + signal when a stop outlived ``worker_shutdown_grace``, 1
     when the worker could not start.
     """
