@@ -26,7 +26,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy advisering
 
 docs: $(BIN)/.installed
-	$(BIN)/python -m advisering.docs_gen
+	$(BIN)/python -m advisering.dev.docs_gen
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

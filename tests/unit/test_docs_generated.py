@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from advisering import docs_gen
+from advisering.dev import docs_gen
 from advisering.settings import Settings
 
 
 def test_generated_docs_are_current() -> None:
-    """docs/settings.md and docs/metrics.md hold what `python -m advisering.docs_gen` makes."""
-    assert docs_gen.stale_files() == [], "run: python -m advisering.docs_gen"
+    """docs/settings.md and docs/metrics.md hold what `python -m advisering.dev.docs_gen` makes."""
+    assert docs_gen.stale_files() == [], "run: python -m advisering.dev.docs_gen"
 
 
 def test_every_setting_is_described_and_listed() -> None:

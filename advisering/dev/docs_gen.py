@@ -2,7 +2,7 @@
 
 The code is the one source of truth; the Markdown holds a copy between
 ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` so
-it reads well on GitHub. ``python -m advisering.docs_gen`` rewrites the
+it reads well on GitHub. ``python -m advisering.dev.docs_gen`` rewrites the
 copies, ``--check`` only says whether they are current (a unit test runs
 the same check).
 """
@@ -21,8 +21,8 @@ from pydantic.fields import FieldInfo
 from advisering import metrics
 from advisering.settings import Settings
 
-DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
-REGENERATE = "python -m advisering.docs_gen"
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
+REGENERATE = "python -m advisering.dev.docs_gen"
 METRIC_KINDS = ("Counter", "Gauge", "Histogram", "Info")
 
 
