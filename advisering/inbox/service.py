@@ -68,60 +68,77 @@ def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True)
     InboxApi(store, secret, broadcast, settings.case_urls).routes(app)
     app[STORE] = store
     app[BROADCAST] = broadcast
-    retention = dt.timedelta(days=settings.inbox_retention_days)
-    pages = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+    _add_page(app)
+    running = _InboxRunning(settings, channels, store, broadcast, consume=consume)
+    app.on_startup.append(running.start)
+    app.on_cleanup.append(running.stop)
 
-    def page(name: str) -> web.Response:
-        return web.Response(body=_static(name), content_type=pages[name], charset="utf-8",
-                            headers={"Cache-Control": "no-cache"})
+
+_PAGES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+
+
+def _page(name: str) -> web.Response:
+    return web.Response(body=_static(name), content_type=_PAGES[name], charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+def _add_page(app: web.Application) -> None:
+    """The caseworkers' page: index and its static files, never cached stale."""
 
     async def index(request: web.Request) -> web.Response:
-        return page("index.html")
+        return _page("index.html")
 
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name not in pages:
+        if name not in _PAGES:
             raise web.HTTPNotFound()
-        return page(name)
+        return _page(name)
 
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
 
-    async def expire_forever() -> None:
+
+class _InboxRunning:
+    """What runs beside the API: the notification consumer, delivery and the expiry loop."""
+
+    def __init__(self, settings: Settings, channels: ChannelsConfig | None, store: InboxStore,
+                 broadcast: Broadcast, *, consume: bool) -> None:
+        self.settings, self.channels, self.store = settings, channels, store
+        self.broadcast, self.consume = broadcast, consume
+        self.retention = dt.timedelta(days=settings.inbox_retention_days)
+
+    async def expire_forever(self) -> None:
         while True:
-            removed = await asyncio.to_thread(store.expire, retention)
+            removed = await asyncio.to_thread(self.store.expire, self.retention)
             if removed:
                 log.info("inbox_expired", removed=removed)
             await asyncio.sleep(EXPIRY_EVERY_SECONDS)
 
-    async def start(app: web.Application) -> None:
-        if consume:
+    async def start(self, app: web.Application) -> None:
+        if self.consume:
             delivery = None
-            if channels is not None:
+            if self.channels is not None:
                 # Re-dispatches what is still pending before the consumer brings new input.
-                delivery = await _start_delivery(app, settings, channels, store)
+                delivery = await _start_delivery(app, self.settings, self.channels, self.store)
             consumer = NotificationConsumer(
-                settings.bootstrap_servers, settings.inbox_group, store,
+                self.settings.bootstrap_servers, self.settings.inbox_group, self.store,
                 channels_for=None if delivery is None else delivery.channels_for,
             )
-            consumer.add_listener(broadcast.publish)
+            consumer.add_listener(self.broadcast.publish)
             if delivery is not None:
                 consumer.add_listener(delivery.listener)
             consumer.start(asyncio.get_running_loop())
             app[CONSUMER] = consumer
-        app[EXPIRY] = asyncio.create_task(expire_forever())
+        app[EXPIRY] = asyncio.create_task(self.expire_forever())
 
-    async def stop(app: web.Application) -> None:
+    async def stop(self, app: web.Application) -> None:
         app[EXPIRY].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app[EXPIRY]
         if CONSUMER in app:
             await asyncio.to_thread(app[CONSUMER].stop)
         await _stop_delivery(app)
-        store.close()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+        self.store.close()
 
 
 async def _start_delivery(
