@@ -1,18 +1,9 @@
-"""What the benchmarks share: child processes, /proc readings, profiles, results.
-
-Imported as ``common`` by the scripts beside it: Python puts a script's own
-directory first on ``sys.path``, so ``.venv/bin/python benchmarks/pipeline.py``
-finds this module without a package.
-"""
+"""Benchmarked child processes: environments, start, readiness, profiles, stop."""
 
 from __future__ import annotations
 
 import abc
-import datetime as dt
-import io
 import os
-import platform
-import pstats
 import signal
 import socket
 import subprocess
@@ -20,27 +11,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-import orjson
+from harness import ROOT, log
+from harness.procfs import cpu_seconds
 
-from advisering.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
 PROFILED = ROOT / "benchmarks" / "profiled.py"
 PROFILE_START = signal.SIGRTMIN  # see benchmarks/profiled.py
 PROFILE_STOP = signal.SIGRTMIN + 1
-TICK = os.sysconf("SC_CLK_TCK")
-IDLE = "idle (epoll wait)"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def free_port() -> int:
@@ -48,35 +30,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
-
-# ---------------------------------------------------------------------------
-# /proc
-# ---------------------------------------------------------------------------
-
-def stat_cpu_seconds(path: Path) -> float | None:
-    """User + system CPU seconds from a /proc .../stat file (None when it is gone)."""
-    try:
-        fields = path.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def broker_pid(bootstrap: str) -> int | None:
-    """The pid of the local broker started by `advisering kafka start` on this port."""
-    host, _, port = bootstrap.partition(",")[0].rpartition(":")
-    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-        return None
-    pid_file = Settings(kafka_port=int(port)).broker_state_dir / "broker.pid"
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-# ---------------------------------------------------------------------------
-# Child processes
-# ---------------------------------------------------------------------------
 
 def child_env(variables: dict[str, str] | None = None) -> dict[str, str]:
     """This environment without its ADVISERING_* settings, plus ``variables``."""
@@ -205,77 +158,53 @@ def running(child: Child) -> Iterator[Child]:
         child.stop()
 
 
-# ---------------------------------------------------------------------------
-# Profiles (cProfile files) by category
-# ---------------------------------------------------------------------------
-
-Needles = tuple[tuple[str, str], ...]
-
-
-def categorise(filename: str, function: str, by_file: Needles, by_builtin: Needles) -> str:
-    """The category of a profiled function: the first needle found in its file or name."""
-    if filename == "~":
-        if "epoll" in function or "select" in function:
-            return IDLE
-        for needle, name in by_builtin:
-            if needle in function:
-                return name
-        return "builtins"
-    for needle, name in by_file:
-        if needle in filename:
-            return name
-    return "other python"
+@contextmanager
+def cleanup(action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action`` on the way out (after the worker inside has stopped)."""
+    try:
+        yield
+    finally:
+        action()
 
 
-@dataclass(frozen=True)
-class ProfileRead:
-    raw: dict[Any, Any]
-    by_category: Counter[str]  # tottime seconds
-    total: float
-    busy: float  # total but the idle waits
-    top_tottime: str
-    cumulative_selected: str
+@dataclass
+class Subprocess(ChildProcess):
+    """A Faust worker subprocess (the advisering worker or the passthrough)."""
 
+    HTTP_TIMEOUT = 2.0
+    STOP_TIMEOUT = 60.0
 
-def read_profile(path: Path, by_file: Needles, by_builtin: Needles, top: int,
-                 selected: str) -> ProfileRead:
-    """Tottime by category, the ``top`` rows by tottime and the ``selected`` by cumulative."""
-    stats = pstats.Stats(str(path))
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    by_category: Counter[str] = Counter()
-    for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in raw.items():
-        by_category[categorise(filename, function, by_file, by_builtin)] += tottime
-    total = sum(by_category.values())
-    busy = total - by_category.get(IDLE, 0.0)
-    out = io.StringIO()
-    pstats.Stats(str(path), stream=out).sort_stats("tottime").print_stats(top)
-    cumulative = io.StringIO()
-    pstats.Stats(str(path), stream=cumulative).sort_stats("cumulative").print_stats(selected)
-    return ProfileRead(raw, by_category, total, busy, out.getvalue(), cumulative.getvalue())
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    web_port: int
+    profile_to: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    profiling: bool = False
 
+    @property
+    def label(self) -> str:
+        return self.name
 
-def share_of_busy(name: str, seconds: float, busy: float) -> float | None:
-    return round(seconds / busy, 3) if name != IDLE else None
+    @property
+    def http_port(self) -> int:
+        return self.web_port
 
+    def start(self) -> None:
+        with self.log_path.open("ab") as handle:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=handle,
+                                            stderr=subprocess.STDOUT, cwd=ROOT)
 
-def share_cell(row: dict[str, Any]) -> str:
-    return f"{row['share_of_busy']:6.1%}" if row["share_of_busy"] is not None else "     -"
+    def cpu_seconds(self) -> float | None:
+        return cpu_seconds(self.process.pid) if self.process is not None else None
 
+    def profile_start(self) -> None:
+        if self.profile_to is not None and self.process is not None and not self.profiling:
+            self.process.send_signal(PROFILE_START)
+            self.profiling = True
 
-# ---------------------------------------------------------------------------
-# Results
-# ---------------------------------------------------------------------------
-
-def run_info(script: str, **host: Any) -> dict[str, Any]:
-    """When, the command line and the host of this run (``host``: more about the host)."""
-    return {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", script, *sys.argv[1:]]),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                 "platform": platform.platform(), **host},
-    }
-
-
-def write_results(path: Path, results: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    def profile_stop(self, timeout: float = 60.0) -> None:
+        if self.profiling:
+            self.profiling = False
+            self.write_profile(timeout, poll=0.5)

@@ -1,0 +1,283 @@
+"""Scenario 4: `advisering worker` end to end on its preloaded backlog, and its correlate hop.
+
+Start: the CreateTime of the first record the worker wrote to the start topic
+(the repartition topic, where intake writes). End: when the worker's own
+/metrics show every citizen event through correlate, cross-checked with the
+last CreateTime on the output topics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Message
+from harness.children import Subprocess, advisering_env, cleanup, free_port, python_argv, running
+from harness.cpu import ProcessCpuMeter
+from harness.kafka import (
+    PARTITIONS,
+    assigned_consumer,
+    commit_offsets,
+    create_topics,
+    delete_app_topics,
+    produce_all,
+)
+from harness.procfs import broker_pid
+
+from advisering.kafka.topics import AUDIT, CASE_EVENTS, NOTIFICATIONS
+from advisering.testing import end_offsets, wait_until_idle
+from advisering.http.sources import add_source
+from scenarios.latency import measure_latency, retag
+from scenarios.synthetic import GRANTS, Prepared, Stream
+
+METRICS = {
+    "advisering_processing_seconds_count": "correlated",
+    "advisering_processing_seconds_sum": "engine_seconds",
+    'advisering_events_processed_total{outcome="accepted"}': "accepted",
+    'advisering_events_processed_total{outcome="dead_lettered"}': "dead_lettered",
+}
+
+
+def worker_process(bootstrap: str, app_id: str, workdir: Path, key: str,
+                   profile_to: Path | None = None,
+                   extra_env: dict[str, str] | None = None) -> Subprocess:
+    port = free_port()
+    sources = workdir / "sources.yaml"
+    if not sources.exists():
+        for name, grants in GRANTS.items():
+            add_source(sources, name, grants, description="benchmarks/pipeline.py")
+    env = advisering_env(bootstrap, key, {
+        "ADVISERING_SOURCES_FILE": str(sources),
+        "ADVISERING_WORKER_APP_ID": app_id,
+        "ADVISERING_WORKER_WEB_PORT": str(port),
+        "ADVISERING_WORKER_DATA_DIR": str(workdir / f"{app_id}-data"),
+        "ADVISERING_WORKER_REPLICATION_FACTOR": "1",
+        **(extra_env or {}),
+    })
+    argv = python_argv(profile_to, "-m", "advisering.cli", "worker")
+    return Subprocess(app_id, argv, env, workdir / f"{app_id}.log", port, profile_to)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in METRICS:
+            found[METRICS[name]] = float(value)
+    emitted = sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+                  if line.startswith("advisering_notifications_emitted_total{"))
+    found["notifications"] = emitted
+    return found
+
+
+def worker_metrics(proc: Subprocess) -> dict[str, float] | None:
+    answer = proc.get("/metrics")
+    if answer is None or answer[0] != 200:
+        return None
+    return parse_metrics(answer[1].decode())
+
+
+@dataclass
+class OutputTally:
+    """The worker's records by topic (of the benchmark's citizens): counts, CreateTimes."""
+
+    repartition: str
+    start_topic: str
+    citizens: set[str]
+    counts: Counter[str] = field(default_factory=Counter)
+    first_ts: float = float("inf")
+    last_ts: dict[str, float] = field(default_factory=dict)
+
+    def see(self, message: Message) -> bool:
+        """Count ``message``; True when it is the first record on the start topic."""
+        if message.error():
+            return False
+        topic = str(message.topic())
+        stamp = message.timestamp()[1] / 1000.0
+        first = False
+        if topic == self.start_topic:
+            first = self.first_ts == float("inf")
+            self.first_ts = min(self.first_ts, stamp)
+        if topic not in (self.repartition, self.start_topic) and orjson.loads(
+                message.value() or b"{}").get("citizen") not in self.citizens:
+            return first
+        self.counts[topic] += 1
+        self.last_ts[topic] = max(self.last_ts.get(topic, 0.0), stamp)
+        return first
+
+
+@dataclass
+class MetricsPoll:
+    """The worker's /metrics, polled every 250 ms (every 50 ms near the end); a timeline."""
+
+    proc: Subprocess
+    expected: int
+    spawned: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    timeline: list[dict[str, float]] = field(default_factory=list)
+    next_poll: float = 0.0
+    next_sample: float = 0.0
+
+    def done(self) -> float | None:
+        """The wall-clock time once every expected event is through correlate."""
+        now = time.monotonic()
+        if now < self.next_poll:
+            return None
+        # /metrics costs the worker a few ms of CPU: poll often only near the end.
+        near_end = self.metrics.get("correlated", 0.0) >= 0.9 * self.expected
+        self.next_poll = now + (0.05 if near_end else 0.25)
+        self.proc.check_alive()
+        self.metrics = worker_metrics(self.proc) or self.metrics
+        if now >= self.next_sample and self.metrics:
+            self.next_sample = now + 0.5
+            self.timeline.append({"t": round(time.time() - self.spawned, 2),
+                                  "intake": self.metrics.get("accepted", 0.0),
+                                  "correlate": self.metrics.get("correlated", 0.0)})
+        return time.time() if self.metrics.get("correlated", 0.0) >= self.expected else None
+
+
+def watch_until_done(bootstrap: str, starts: dict[str, dict[int, int]], tally: OutputTally,
+                     poll: MetricsPoll, timeout: float) -> tuple[float, dict[str, Any]]:
+    """(when the worker was done, its CPU from its first output record until then)."""
+    proc = poll.proc
+    consumer = assigned_consumer(bootstrap, starts)
+    meter = ProcessCpuMeter({"process": proc.process.pid if proc.process else None,
+                             "broker": broker_pid(bootstrap)})
+    done_at: float | None = None
+    deadline = time.monotonic() + timeout
+    try:
+        while done_at is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker: {poll.metrics} after {timeout}s "
+                                   f"(expected {poll.expected})\n{proc.log_tail()}")
+            for message in consumer.consume(num_messages=2000, timeout=0.02):
+                if tally.see(message):
+                    meter.start()
+                    proc.profile_start()
+            done_at = poll.done()
+        cpu = meter.stop(poll.expected)
+        proc.profile_stop()
+    finally:
+        consumer.close()
+    return done_at, cpu
+
+
+def drain(bootstrap: str, starts: dict[str, dict[int, int]], tally: OutputTally) -> None:
+    """Count again from the start, with what the last events wrote (until 2 s idle)."""
+    tail = assigned_consumer(bootstrap, starts)
+    try:
+        tally.counts = Counter()
+        drain_deadline = time.monotonic() + 15
+        idle_since = time.monotonic()
+        while time.monotonic() < drain_deadline and time.monotonic() - idle_since < 2.0:
+            batch = tail.consume(num_messages=5000, timeout=0.2)
+            if batch:
+                idle_since = time.monotonic()
+            for message in batch:
+                tally.see(message)
+    finally:
+        tail.close()
+
+
+def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: set[str],
+                   starts: dict[str, dict[int, int]], timeout: float,
+                   start_topic: str | None = None) -> dict[str, Any]:
+    """Throughput of the running worker on its preloaded backlog (see the module's doc)."""
+    repartition = f"{proc.name}-citizen-events"
+    start_topic = start_topic or repartition
+    tally = OutputTally(repartition, start_topic, citizens)
+    poll = MetricsPoll(proc, expected, spawned=time.time())
+    done_at, cpu = watch_until_done(bootstrap, starts, tally, poll, timeout)
+    drain(bootstrap, starts, tally)
+    first_ts, last_ts, counts = tally.first_ts, tally.last_ts, tally.counts
+    seconds = done_at - first_ts
+    seconds_by_output = max(t for name, t in last_ts.items()
+                            if name != repartition or start_topic == repartition) - first_ts
+    intake_seconds = last_ts.get(repartition, first_ts) - first_ts
+    engine_seconds = poll.metrics.get("engine_seconds", 0.0)
+    return {
+        "events": expected,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(expected / seconds),
+        "events_per_s_by_last_output": round(expected / max(seconds_by_output, 1e-3)),
+        "intake_done_s": round(intake_seconds, 3),
+        "startup_s": round(first_ts - poll.spawned, 2),
+        "repartition_records": counts[repartition],
+        "notifications": counts[NOTIFICATIONS],
+        "audit_records": counts[AUDIT],
+        "engine_seconds_in_worker": round(engine_seconds, 3),
+        "engine_share_of_wall": round(engine_seconds / seconds, 3),
+        "cpu": cpu,
+        "metrics": poll.metrics,
+        "timeline": poll.timeline,
+    }
+
+
+def bench_correlate_only(bootstrap: str, stream: Stream, key: str, workdir: Path,
+                         args: argparse.Namespace,
+                         profile_to: Path | None = None) -> dict[str, Any]:
+    """The real worker with nothing for intake: its repartition topic preloaded instead.
+
+    What is left is the correlate hop alone (table, engine, notifications):
+    what the worker would do if intake ran outside Faust.
+    """
+    app_id = f"bench-correlate-{uuid.uuid4().hex[:8]}"
+    repartition, changelog = f"{app_id}-citizen-events", f"{app_id}-citizens-changelog"
+    create_topics(bootstrap, [repartition])
+    create_topics(bootstrap, [changelog], config={"cleanup.policy": "compact"})
+    records = [(citizen.encode(), p.value) for p in stream.events for citizen in p.citizens]
+    produce_all(bootstrap, repartition, records)
+    commit_offsets(bootstrap, app_id, CASE_EVENTS, end_offsets(bootstrap, CASE_EVENTS))
+    starts = {repartition: dict.fromkeys(range(PARTITIONS), 0),
+              changelog: dict.fromkeys(range(PARTITIONS), 0),
+              NOTIFICATIONS: end_offsets(bootstrap, NOTIFICATIONS),
+              AUDIT: end_offsets(bootstrap, AUDIT)}
+    proc = worker_process(bootstrap, app_id, workdir, key, profile_to)
+    try:
+        with running(proc):
+            result = measure_worker(bootstrap, proc, len(records),
+                                    set(stream.pseudonyms.values()), starts, args.timeout,
+                                    start_topic=changelog)
+    finally:
+        delete_app_topics(bootstrap, app_id)
+    result.pop("intake_done_s", None)
+    return {"app_id": app_id, "throughput": result}
+
+
+def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int, int],
+                 triggers: list[Prepared], workdir: Path, args: argparse.Namespace,
+                 profile_to: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    app_id = f"bench-worker-{uuid.uuid4().hex[:8]}"
+    expected = sum(len(p.citizens) for p in stream.events)
+    # Later runs on the same preload also meet the latency triggers published by the first.
+    expected += sum(len(p.citizens) for p in triggers) * args.triggers_published
+    citizens = set(stream.pseudonyms.values())
+    create_topics(bootstrap, [f"{app_id}-citizen-events"])
+    commit_offsets(bootstrap, app_id, CASE_EVENTS, case_start)
+    starts = {f"{app_id}-citizen-events": dict.fromkeys(range(PARTITIONS), 0),
+              NOTIFICATIONS: end_offsets(bootstrap, NOTIFICATIONS),
+              AUDIT: end_offsets(bootstrap, AUDIT)}
+    proc = worker_process(bootstrap, app_id, workdir, key, profile_to, extra_env)
+    result: dict[str, Any] = {"app_id": app_id}
+    with cleanup(lambda: delete_app_topics(bootstrap, app_id)), running(proc):
+        result["throughput"] = measure_worker(bootstrap, proc, expected, citizens, starts,
+                                              args.timeout)
+        wait_until_idle(bootstrap, app_id, [CASE_EVENTS, f"{app_id}-citizen-events"],
+                        timeout=120)
+        if profile_to is None and triggers:
+            proc.wait_ready(60)
+            if args.triggers_published:  # a variant: the same triggers again, under new ids
+                days = 30 * args.triggers_published
+                triggers = [Prepared(t.key, retag(t.value, event_id, days), event_id, t.citizens)
+                            for t in triggers for event_id in [str(uuid.uuid4())]]
+            result["latency"] = measure_latency(bootstrap, proc, triggers, args.latency_rate,
+                                                timeout=30, warmup_topic=args.warmup_topic)
+            args.triggers_published += 1
+    return result
