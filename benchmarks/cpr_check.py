@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
+from advisering.dev.scenario import demo_scenario
 from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Vocabulary
 from advisering.privacy import cpr_paths, json_may_hold_cpr, redact_value
-from advisering.dev.scenario import demo_scenario
 
 KEY = b"k" * 32
 

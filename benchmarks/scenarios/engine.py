@@ -35,9 +35,9 @@ from advisering.settings import Settings
 from advisering.worker import steps
 from scenarios.synthetic import GRANTS, Prepared, Stream, build_stream, latency_triggers
 
-CASE_EVENTS = imported("CASE_EVENTS", "advisering.kafka.topics", "advisering.kafka.topics")
+CASE_EVENTS = imported("CASE_EVENTS", "advisering.kafka.topics", "advisering.broker.topic_specs")
 load_vocabulary = imported("load_vocabulary", "advisering.kafka.topics",
-                           "advisering.kafka.topics")
+                           "advisering.broker.topic_specs")
 ENGINE_RESULTS = ROOT / "benchmarks" / "results" / "pipeline-engine-latest.json"
 
 

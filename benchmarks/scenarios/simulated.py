@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
+from advisering.dev.simulator import CET, Municipality, simulate
 from advisering.edge.prepare import prepare_event
 from advisering.events import Rejection, Vocabulary, encode_event
-from advisering.dev.simulator import CET, Municipality, simulate
 
 SIM_START = dt.datetime(2026, 10, 1, tzinfo=CET)
 SIM_DAYS = 30

@@ -19,9 +19,9 @@ from harness.compat import imported
 from advisering.events import Rejection, Vocabulary, encode_event
 from advisering.grants import Grants
 
-prepare_event = imported("prepare_event", "advisering.edge.prepare.prepare", "advisering.edge.prepare")
-scenario_event = imported("event", "advisering.dev.scenario", "advisering.dev.scenario")
-synthetic_cpr = imported("synthetic_cpr", "advisering.dev.scenario", "advisering.dev.scenario")
+prepare_event = imported("prepare_event", "advisering.edge.prepare", "advisering.edge")
+scenario_event = imported("event", "advisering.dev.scenario", "advisering.scenario")
+synthetic_cpr = imported("synthetic_cpr", "advisering.dev.scenario", "advisering.scenario")
 
 TZ = dt.timezone(dt.timedelta(hours=1))
 STREAM_START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=TZ)

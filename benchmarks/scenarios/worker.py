@@ -30,9 +30,9 @@ from harness.kafka import (
 )
 from harness.procfs import broker_pid
 
+from advisering.http.sources import add_source
 from advisering.kafka.topics import AUDIT, CASE_EVENTS, NOTIFICATIONS
 from advisering.testing import end_offsets, wait_until_idle
-from advisering.http.sources import add_source
 from scenarios.latency import measure_latency, retag
 from scenarios.synthetic import GRANTS, Prepared, Stream
 
