@@ -1,4 +1,4 @@
-"""Finding CPR numbers in text however they are disguised (the matching behind privacy.py).
+r"""Finding CPR numbers in text however they are disguised (the matching behind privacy.py).
 
 A source that wants a CPR number past the bus, or one that is merely sloppy,
 writes it in many shapes: ``010190 1234``, ``01.01.90-1234``, full-width or
@@ -9,7 +9,7 @@ searched:
 1. Decoding, repeated until nothing changes (at most :data:`MAX_ROUNDS`
    rounds, for double encoding like ``%2530``): percent-encoding (UTF-8, a
    byte that is not UTF-8 read as Latin-1), HTML character references
-   (``&#48;``, ``&#x30;``, ``&nbsp;``) and JSON escapes (``\\u0030``, ``\\n``).
+   (``&#48;``, ``&#x30;``, ``&nbsp;``) and JSON escapes (``\u0030``, ``\n``).
    Each character then goes through Unicode NFKC; every Unicode decimal digit
    becomes its ASCII digit; format characters, combining marks and the other
    default-ignorable code points (zero-width space and joiners, soft hyphen,
@@ -17,7 +17,7 @@ searched:
 2. Exempt tokens (canonical UUIDs and hex tokens of 16, 24, 32, 40 or 64
    characters: trace and span ids, ObjectIds, digests) are blanked out.
 3. A *run* is a maximal sequence of digit groups joined by separators
-   (whitespace, ``. / \\ _ -``). Any window of consecutive whole groups with
+   (whitespace, ``. / \ _ -``). Any window of consecutive whole groups with
    exactly ten digits whose first seven digits give a valid birth date is a
    CPR number. Letters, ``:``, ``+``, ``,`` and other characters end a run.
 4. A string that is wholly a number in exponent form (``2.1019e9``) is also

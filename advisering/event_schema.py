@@ -63,6 +63,7 @@ class DataField(BaseModel):
 
     @property
     def dotted(self) -> str:
+        """The path as the rules and messages write it: ``benefit.action``."""
         return ".".join(self.path)
 
 

@@ -86,7 +86,8 @@ class Vocabulary(BaseModel):
     max_parties: int = Field(default=DEFAULT_MAX_PARTIES, ge=1, le=MAX_PARTIES_BOUND)
     _schemas: Mapping[str, DataSchema] = PrivateAttr(default_factory=dict)
 
-    def model_post_init(self, context: Any, /) -> None:
+    def model_post_init(self, _context: Any, /) -> None:
+        """Compile the per-type data schemas once, when the vocabulary is made."""
         self._schemas = compile_schemas(self.data_fields, self.event_types)
 
     def schema_for(self, event_type: str) -> DataSchema | None:
@@ -99,6 +100,7 @@ class Vocabulary(BaseModel):
         data_fields: Iterable[DataField] = (), *, max_depth: int = DEFAULT_MAX_DEPTH,
         max_parties: int = DEFAULT_MAX_PARTIES,
     ) -> Vocabulary:
+        """The core vocabulary plus a deployment's own departments, types and fields."""
         return cls(
             departments=frozenset(CORE_DEPARTMENTS) | frozenset(departments),
             event_types=frozenset(CORE_EVENT_TYPES) | frozenset(event_types),
@@ -175,6 +177,7 @@ class CaseEvent(BaseModel):
 
     @property
     def department(self) -> str | None:
+        """The department owning the case (None for registry events, which have no case)."""
         return self.data.case.department if self.data.case else None
 
     def data_value(self, dotted: str) -> Any:
@@ -203,6 +206,7 @@ class Rejection:
 
 
 def rejection_from_validation(error: ValidationError) -> Rejection:
+    """Every problem pydantic found, with the reason of the first one."""
     problems = []
     for detail in error.errors():
         path = ".".join(str(part) for part in detail["loc"])
@@ -313,4 +317,5 @@ def too_deep(limit: int) -> Rejection:
 
 
 def encode_event(event: CaseEvent) -> bytes:
+    """The event as JSON for Kafka, absent fields left out."""
     return orjson.dumps(event.model_dump(mode="json", exclude_none=True))

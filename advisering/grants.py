@@ -79,9 +79,11 @@ class Grants(BaseModel):
         return self
 
     def is_empty(self) -> bool:
+        """No event type granted: every event of the source is refused."""
         return not self.types
 
     def allows_type(self, event_type: str) -> bool:
+        """The type is granted exactly or through its ``family.*``."""
         family = event_type.split(".", 1)[0]
         return event_type in self.types or f"{family}.*" in self.types
 

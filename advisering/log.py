@@ -40,7 +40,7 @@ def _redacted(value: Any) -> Any:
 def redact_cprs(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: every key and value of the event with CPR numbers redacted.
+    """A structlog processor: every key and value of the event with CPR numbers redacted.
 
     Strings without a CPR number (nearly all) cost one cheap check each.
     """
@@ -59,6 +59,7 @@ class CprRedactingFilter(logging.Filter):
     """A handler filter that redacts CPR numbers in standard-library log records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's message, traceback and stack in place; never drop it."""
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # arguments that do not fit: shown as they are

@@ -97,6 +97,7 @@ def pseudonymise(cpr: str, key: bytes) -> str:
 
 
 def is_pseudonym(value: str) -> bool:
+    """The value has the form :func:`pseudonymise` gives (``ps1-`` and 52 base32 letters)."""
     return bool(_PSEUDONYM.match(value))
 
 

@@ -16,6 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 @dataclass(frozen=True)
 class Record:
+    """One Kafka record as read back, with where it was found."""
+
     topic: str
     partition: int
     offset: int

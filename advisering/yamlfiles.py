@@ -66,6 +66,7 @@ class LineIndex:
 
     @classmethod
     def of(cls, node: yaml.Node | None) -> LineIndex:
+        """The index of a composed YAML node (empty for an empty document)."""
         index = cls()
         if node is not None:
             index.lines[()] = node.start_mark.line + 1
@@ -119,6 +120,7 @@ class LineIndex:
         return self.line_of(self.resolve(path), value)
 
     def resolve(self, path: str) -> tuple[Segment, ...]:
+        """The dotted path as index segments, the longest existing key winning at each level."""
         parts = path.split(".") if path else []
         resolved: tuple[Segment, ...] = ()
         start = 0
@@ -159,9 +161,11 @@ class YamlDocument:
         ]
 
     def line_of(self, loc: Sequence[Segment], value: object = None) -> int | None:
+        """The line of a pydantic error location (see :meth:`LineIndex.line_of`)."""
         return self.lines.line_of(loc, value)
 
     def line_of_dotted(self, path: str, value: object = None) -> int | None:
+        """The line of a dotted path (see :meth:`LineIndex.line_of_dotted`)."""
         return self.lines.line_of_dotted(path, value)
 
 

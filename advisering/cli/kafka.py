@@ -20,7 +20,7 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _kafka_stop(args: argparse.Namespace, settings: Settings) -> int:
+def _kafka_stop(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.dev.local_kafka import LocalKafka  # noqa: PLC0415
 
     stopped = LocalKafka(settings).stop()
@@ -28,7 +28,7 @@ def _kafka_stop(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
+def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.dev.local_kafka import LocalKafka  # noqa: PLC0415
 
     status = LocalKafka(settings).status()

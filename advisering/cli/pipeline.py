@@ -20,7 +20,7 @@ def load_matcher_and_vocabulary(settings: Settings) -> tuple[Any, Any]:
     return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
 
 
-def _worker(args: argparse.Namespace, settings: Settings) -> int:
+def _worker(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.engine.rules import load_rules  # noqa: PLC0415
     from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
     from advisering.worker.process import run_worker  # noqa: PLC0415
@@ -74,6 +74,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the pipeline's verbs: `worker` and `publish`."""
     worker = verbs.add_parser("worker", help="run the Faust stream processor")
     worker.set_defaults(handler=_worker)
     publish = verbs.add_parser("publish", help="publish JSON-lines case events")

@@ -20,7 +20,7 @@ from advisering.grants import Grants, parse_list
 from advisering.settings import Settings
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+def _serve(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.http.server import run_server  # noqa: PLC0415
     from advisering.kafka.clients import configure_client_logging  # noqa: PLC0415
 
@@ -30,7 +30,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
     """The --types/--departments of a verb as Grants (None when neither is given)."""
-
     types, departments = parse_list(args.types), parse_list(args.departments)
     if not types and not departments:
         if required:
@@ -120,7 +119,7 @@ def _sources_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _sources_list(args: argparse.Namespace, settings: Settings) -> int:
+def _sources_list(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.http.sources import describe, load_sources, utc_now  # noqa: PLC0415
 
     path = settings.sources_file
@@ -175,6 +174,7 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the HTTP side's verbs: `serve`, `sources` and `token`."""
     serve = verbs.add_parser("serve", help="HTTP ingest for source systems and the inbox")
     serve.set_defaults(handler=_serve)
     sources = verbs.add_parser("sources", help="source systems: API keys and grants")

@@ -38,6 +38,8 @@ class LocalKafkaError(RuntimeError):
 
 @dataclass(frozen=True)
 class BrokerStatus:
+    """Whether the local broker runs, and where to find it and its log."""
+
     running: bool
     pid: int | None
     bootstrap: str
@@ -46,6 +48,8 @@ class BrokerStatus:
 
 @dataclass(frozen=True)
 class StartResult:
+    """What `kafka start` did: the message for the person and how long it took."""
+
     started: bool
     status: BrokerStatus
     seconds: float
@@ -70,6 +74,7 @@ class LocalKafka:
     # -- public verbs -------------------------------------------------------
 
     def status(self) -> BrokerStatus:
+        """The broker as it is now (running only if its recorded pid is alive)."""
         pid = self._live_pid()
         return BrokerStatus(
             running=pid is not None,
@@ -79,6 +84,10 @@ class LocalKafka:
         )
 
     def start(self, *, fresh: bool = False) -> StartResult:
+        """Start the broker unless it runs; `fresh` restarts it on empty data.
+
+        Does nothing when the settings point at another broker.
+        """
         began = time.monotonic()
         if not self.settings.uses_local_broker():
             return StartResult(
@@ -147,6 +156,7 @@ class LocalKafka:
         return True
 
     def last_log_lines(self, count: int = 25) -> str:
+        """The tail of the broker's logs, for an error message when it did not start."""
         lines: list[str] = []
         for path in (self.log_file, self.stdout_file):
             if path.exists():

@@ -26,6 +26,7 @@ log = get_logger(__name__)
 
 
 def batches(events: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """The events in lists of ``size`` (the last one shorter), without reading ahead."""
     iterator = iter(events)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -40,6 +41,7 @@ class Pacer:
         self.sent = 0
 
     def wait(self, count: int) -> None:
+        """Count ``count`` more events sent, and sleep until the rate allows them."""
         self.sent += count
         if self.rate <= 0:
             return
@@ -50,6 +52,7 @@ class Pacer:
 
 
 def write_jsonl(events: Iterable[dict[str, Any]], out: BinaryIO) -> int:
+    """Write one event per line to ``out``; returns how many."""
     count = 0
     for event in events:
         out.write(orjson.dumps(event) + b"\n")

@@ -61,8 +61,10 @@ INITIALS = {"jobcenter": "jc", "ydelse": "yd", "boern-familie": "bf", "aeldre": 
 
 
 def source_grants() -> dict[str, Grants]:
-    """What each simulated source system may publish: its own department's cases, or a registry's
-    citizen.* events; for the sources file (`advisering demo`, tests)."""
+    """What each simulated source system may publish (the demo's and the tests' sources file).
+
+    A case system its own department's cases; a registry its citizen.* events.
+    """
     # Every case system files documents on its own cases (document.added).
     grants = {source: Grants(types=("case.*", "document.added", *EXTRA_TYPES.get(source, ())),
                              departments=(department,))
@@ -73,12 +75,15 @@ def source_grants() -> dict[str, Grants]:
 
 @dataclass(frozen=True)
 class Municipality:
+    """The simulated municipality: the seed makes every citizen's story reproducible."""
+
     seed: int
     citizens: int
     days: int
     start: dt.datetime
 
     def citizen(self, number: int) -> Citizen:
+        """Citizen ``number``, whose story depends only on the seed and the number."""
         return Citizen(self, number)
 
 

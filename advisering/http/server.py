@@ -38,6 +38,7 @@ class Readiness:
         self._ready = False
 
     async def ready(self) -> bool:
+        """Kafka answered the last check (made now when the last one is stale)."""
         if time.monotonic() - self._checked > 2.0:
             self._ready = await asyncio.to_thread(broker_answers, self.bootstrap, 2.0)
             self._checked = time.monotonic()
@@ -57,18 +58,18 @@ def create_web_app(settings: Settings, *, consume: bool = True,
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     readiness = Readiness(settings.bootstrap_servers)
 
-    async def healthz(request: web.Request) -> web.Response:
+    async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
-    async def readyz(request: web.Request) -> web.Response:
+    async def readyz(_request: web.Request) -> web.Response:
         ready = await readiness.ready()
         return web.json_response({"ready": ready, "kafka": ready}, status=200 if ready else 503)
 
-    async def metrics_page(request: web.Request) -> web.Response:
+    async def metrics_page(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(),
                             content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    async def openapi(request: web.Request) -> web.Response:
+    async def openapi(_request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
 
     app.router.add_get("/api/v1/openapi.json", openapi)
@@ -104,10 +105,10 @@ def add_ingest(app: web.Application, settings: Settings,
         wall_clock,
     )
 
-    async def start_producer(app: web.Application) -> None:
+    async def start_producer(_app: web.Application) -> None:
         producer.start()
 
-    async def stop_producer(app: web.Application) -> None:
+    async def stop_producer(_app: web.Application) -> None:
         await producer.close()
 
     app.on_startup.append(start_producer)
@@ -116,6 +117,7 @@ def add_ingest(app: web.Application, settings: Settings,
 
 
 def run_server(settings: Settings) -> int:
+    """Serve until interrupted (`advisering serve`); the exit status is 0."""
     app = create_web_app(settings)
     log.info("serve_starting", host=settings.serve_host, port=settings.serve_port)
     web.run_app(app, host=settings.serve_host, port=settings.serve_port, print=None,

@@ -49,6 +49,7 @@ _HEADER = ("# advisering: source systems, the SHA-256 of their API keys and thei
 
 
 def utc_now() -> dt.datetime:
+    """The aware UTC time that key expiries and ages are compared with."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -74,6 +75,7 @@ class SourceEntry(BaseModel):
     previous_keys: tuple[PreviousKey, ...] = Field(default=(), max_length=MAX_PREVIOUS_KEYS)
 
     def key_age(self, now: dt.datetime) -> dt.timedelta:
+        """How old the current key is at ``now`` (a naive ``created`` is read as UTC)."""
         created = self.created if self.created.tzinfo else self.created.replace(tzinfo=dt.UTC)
         return now - created
 
@@ -104,10 +106,12 @@ class SourcesFile(BaseModel):
 
 
 def hash_key(key: str) -> str:
+    """The SHA-256 hex digest the sources file keeps instead of the key."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def new_key() -> str:
+    """A fresh random API key with the recognisable prefix."""
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
@@ -282,6 +286,7 @@ class SourceAuthenticator:
                              for old in entry.previous_keys]
 
     def source_for(self, key: str | None, now: dt.datetime | None = None) -> str | None:
+        """The source whose current or still-valid previous key this is (None: no source)."""
         if not key or len(key) > MAX_PRESENTED_KEY:
             return None
         presented = hashlib.sha256(key.encode("utf-8", "replace")).digest()

@@ -42,6 +42,7 @@ class SourcesConfig:
 
     @classmethod
     def of(cls, sources: SourcesFile) -> SourcesConfig:
+        """The authenticator and grant check built from one sources file."""
         return cls(sources, SourceAuthenticator(sources),
                    GrantCheck({name: e.grants for name, e in sources.sources.items()}))
 

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -39,12 +40,15 @@ class TopicApplyError(RuntimeError):
 
 @dataclass(frozen=True)
 class TopicChange:
+    """One step of the plan for one topic; partitions and configs are (before, after) pairs."""
+
     action: Action
     name: str
     partitions: tuple[int | None, int] = (None, 0)
     configs: dict[str, tuple[str | None, str]] = field(default_factory=dict)
 
     def describe(self) -> str:
+        """One aligned line of the plan, as `topics apply` prints it."""
         if self.action == "create":
             return f"create     {self.name} (partitions {self.partitions[1]})"
         if self.action == "unchanged":
@@ -58,6 +62,7 @@ class TopicChange:
 
 
 def admin_client(bootstrap: str) -> AdminClient:
+    """An admin client with our logging and a 10 s socket timeout."""
     return AdminClient(client_config(bootstrap, {"socket.timeout.ms": 10000}))
 
 
@@ -180,7 +185,7 @@ def _wait_all(futures: Mapping[Any, Future[Any]], what: str) -> None:
     for key, future in futures.items():
         try:
             future.result()
-        except Exception as exc:
+        except KafkaException as exc:  # how the admin client's futures report a refusal
             name = getattr(key, "name", key)
             errors.append(f"{name}: {exc}")
     if errors:

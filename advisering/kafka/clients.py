@@ -61,6 +61,7 @@ class RateLimitedForwarder(logging.Handler):
         self._mutex = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Forward the record, or count it when its kind was forwarded within ``interval``."""
         try:
             kind, client, text = _parts(record)
             now = self._clock()
@@ -75,7 +76,7 @@ class RateLimitedForwarder(logging.Handler):
                 self._kinds[kind] = _Kind(last=now)
             self._forward(record.levelno, kind=kind, client=client, message=text,
                           suppressed=suppressed)
-        except Exception:  # a log line must never take a Kafka client's thread down
+        except Exception:  # noqa: BLE001 - a log line must never take a Kafka client's thread down
             self.handleError(record)
 
     def _forward(self, level: int, **fields: Any) -> None:
@@ -159,7 +160,7 @@ def broker_answers(bootstrap: str, timeout: float) -> bool:
     admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a readiness probe: whatever went wrong, it is not ready
         return False
     return bool(metadata.brokers)
 
@@ -167,5 +168,6 @@ def broker_answers(bootstrap: str, timeout: float) -> bool:
 class _SilentLogger:
     """Swallows librdkafka's connection-refused chatter while we poll for readiness."""
 
-    def log(self, *args: object, **kwargs: object) -> None:
+    def log(self, *_args: object, **_kwargs: object) -> None:
+        """Drop the line (librdkafka calls ``logger.log(level, format, *args)``)."""
         return None

@@ -20,6 +20,12 @@ class DeliveryError(RuntimeError):
 
 
 class AsyncProducer:
+    """An idempotent confluent producer whose sends are awaited until Kafka confirms them.
+
+    ``config`` is a client configuration (see ``client_config``); it may override the
+    defaults (idempotence, ``acks=all``, ``linger.ms=2``).
+    """
+
     def __init__(self, config: dict[str, Any]) -> None:
         settings = {"enable.idempotence": True, "acks": "all", "linger.ms": 2}
         settings.update(config)
@@ -28,6 +34,7 @@ class AsyncProducer:
         self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
 
     def start(self) -> None:
+        """Start the thread that serves the delivery callbacks (once, before sending)."""
         self._running.set()
         self._thread.start()
 
@@ -65,6 +72,7 @@ class AsyncProducer:
                                 f"{failures[0]}")
 
     async def close(self, timeout: float = 10.0) -> None:
+        """Flush what is queued (at most ``timeout`` seconds), then stop the callback thread."""
         await asyncio.to_thread(self._producer.flush, timeout)
         self._running.clear()
         if self._thread.is_alive():

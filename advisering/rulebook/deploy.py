@@ -36,10 +36,12 @@ MANIFEST_KEY = "__ruleset__"
 
 
 def rule_json(rule: Rule) -> dict[str, Any]:
+    """The rule as the JSON record the rules topic carries."""
     return rule.model_dump(mode="json", exclude_none=True)
 
 
 def rule_hash(document: dict[str, Any]) -> str:
+    """The SHA-256 of a rule's JSON with sorted keys: equal content, equal hash."""
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -218,6 +220,8 @@ def read_deployed(bootstrap: str, timeout: float = 30.0,
 
 @dataclass(frozen=True)
 class DeployPlan:
+    """What a deploy would do: the new set version and the rule ids by what happens to them."""
+
     version: str
     added: list[str]
     changed: list[str]
@@ -226,6 +230,7 @@ class DeployPlan:
 
 
 def plan_deploy(ruleset: RuleSet, deployed: DeployedState, at: dt.datetime) -> DeployPlan:
+    """Compare the rule files with what the topic holds, by each rule's hash."""
     new = {rule.id: rule_hash(rule_json(rule)) for rule in ruleset.rules}
     old = deployed.hashes
     return DeployPlan(

@@ -99,6 +99,7 @@ def decoded(payload: bytes | None, vocabulary: Vocabulary) -> CaseEvent | Reject
 def file_events(
     path: Path, key: bytes, vocabulary: Vocabulary
 ) -> Iterator[CaseEvent | Rejection]:
+    """Each line of a JSON-lines file as the worker would receive it: an event, or why not."""
     for _, result in prepared(json_lines(path, vocabulary.max_depth), key, vocabulary):
         yield result
 

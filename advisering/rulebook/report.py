@@ -14,10 +14,12 @@ from advisering.rulebook.trial import TrialReport, TrialStep
 
 
 def short(citizen: str) -> str:
+    """Enough of a pseudonym to tell citizens apart in a report."""
     return citizen[:12] + "…"
 
 
 def recipient_text(notification: dict[str, Any]) -> str:
+    """Who a notification goes to, and through which case."""
     recipient = notification["recipient"]
     who = (f"caseworker {recipient['caseworker']} ({recipient['unit']}, "
            f"{recipient['department']})" if recipient["caseworker"]
@@ -26,6 +28,7 @@ def recipient_text(notification: dict[str, Any]) -> str:
 
 
 def trial_lines(report: TrialReport) -> list[str]:
+    """The trial event by event (verdicts, near misses), then a summary line."""
     lines: list[str] = []
     for step in report.steps:
         lines.extend(_step_lines(step))
@@ -94,6 +97,7 @@ def _delta(value: Any) -> str:
 def backtest_lines(
     report: BacktestReport, candidate_dir: str, baseline_dir: str | None
 ) -> list[str]:
+    """The backtest as a table of figures per rule, with the change against a baseline."""
     data = report.to_json()
     events = data["events"]
     rejected = ", ".join(f"{n} {reason}" for reason, n in events["rejected"].items())

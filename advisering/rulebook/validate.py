@@ -31,9 +31,11 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
+        """No problem found."""
         return not self.problems
 
     def summary(self) -> str:
+        """One line for the operator: the counts, or how many problems in how many files."""
         if self.ok:
             return f"{self.directory}: {self.rules} rules in {self.files} files, no problems."
         bad = len({p.file for p in self.problems})

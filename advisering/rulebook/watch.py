@@ -35,6 +35,7 @@ class MatcherHolder:
         self.publish()
 
     def swap(self, matcher: Matcher) -> None:
+        """Make ``matcher`` the current one (the next event is evaluated by it)."""
         previous = self.matcher.version
         self.matcher = matcher
         self.publish()
@@ -42,6 +43,7 @@ class MatcherHolder:
                  rules=len(matcher.compiled))
 
     def publish(self) -> None:
+        """Set the rule set gauges to the current matcher's size and version."""
         metrics.RULESET_INFO.set(len(self.matcher.compiled))
         metrics.RULESET_VERSION.info({"version": self.matcher.version})
 
@@ -66,7 +68,7 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
         deployed = None
         metrics.RULESETS_REJECTED.inc()
         log.error("ruleset_rejected", reason="invalid", where="start")
-    except Exception as exc:  # hostile documents must not stop the start: local rules
+    except Exception as exc:  # noqa: BLE001 - hostile documents must not stop the start
         deployed = None
         metrics.RULESETS_REJECTED.inc()
         log.error("ruleset_rejected", reason="error", where="start", error=type(exc).__name__)
@@ -104,6 +106,7 @@ class RulesWatcher:
         return self._thread.is_alive()
 
     def start(self) -> None:
+        """Start following the topic in the daemon thread."""
         self._running.set()
         metrics.RULES_WATCHER_UP.set(1)
         self._thread.start()
@@ -120,7 +123,7 @@ class RulesWatcher:
         try:
             while self._running.is_set():
                 self.step()
-        except BaseException as exc:  # not expected: step() catches Exception
+        except BaseException as exc:  # noqa: BLE001 - log why the thread ended
             log.critical("rules_watcher_ended", error=type(exc).__name__)
         finally:
             metrics.RULES_WATCHER_UP.set(0)
@@ -135,7 +138,7 @@ class RulesWatcher:
             offset = int(message.offset() or 0)
             if self.state.apply(message.key(), message.value(), offset):
                 self.consider()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - no record may end the watcher (see the class)
             metrics.RULESETS_REJECTED.inc()
             log.error("rules_watch_error", offset=offset, error=type(exc).__name__)
 

@@ -111,7 +111,7 @@ def test_a_real_consumer_without_a_broker_logs_a_few_lines_not_one_per_attempt(
     forwarded: list[Any] = []
     seen: list[str] = []
     monkeypatch.setattr(kafka_clients.FORWARDER, "_sink",
-                        lambda level, **fields: forwarded.append(fields))
+                        lambda _level, **fields: forwarded.append(fields))
     monkeypatch.setattr(kafka_clients.FORWARDER, "_kinds", {})
     monkeypatch.setattr(kafka_clients.FORWARDER, "interval", 10.0)
     counter = logging.Handler()

@@ -100,9 +100,7 @@ def test_a_bad_record_is_logged_counted_and_skipped_and_the_set_stays(
     assert len(complete.rules) == len(shipped.rules)
 
 
-def test_a_manifest_naming_a_missing_rule_is_valid_but_incomplete(
-    shipped: RuleSet, vocabulary: Vocabulary,
-) -> None:
+def test_a_manifest_naming_a_missing_rule_is_valid_but_incomplete(vocabulary: Vocabulary) -> None:
     """A well-formed manifest whose rule never came gives no set (the worker keeps its own)."""
     state = DeployedState()
     manifest = {"version": "v2", "rules": {"never-sent": "0" * 64}}

@@ -379,9 +379,7 @@ def test_cli_backtest_json_without_baseline(
 
 
 @pytest.mark.usefixtures("env")
-def test_cli_backtest_refuses_unclear_sources(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_cli_backtest_refuses_unclear_sources(capsys: pytest.CaptureFixture[str]) -> None:
     """Neither --file nor --from/--to, or a time without offset: status 2 with a message."""
     assert main(["rules", "backtest", "--no-baseline"]) == 2
     assert "give --file EVENTS.jsonl, or both --from and --to" in capsys.readouterr().err

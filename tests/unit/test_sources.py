@@ -222,7 +222,7 @@ def test_concurrent_changes_lose_no_update(tmp_path: Path) -> None:
     def add(name: str) -> None:
         try:
             add_source(path, name, DUBU)
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=add, args=(name,)) for name in names]
