@@ -34,7 +34,7 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
     for future in admin.delete_topics(names, operation_timeout=30).values():
         try:
             future.result(timeout=60)
-        except Exception as exc:  # best effort: a benchmark's leftovers
+        except Exception as exc:  # noqa: BLE001 - best effort: a benchmark's leftovers
             log(f"  (could not delete a topic: {exc})")
 
 
