@@ -119,7 +119,9 @@ def test_sigterm_stops_a_crashed_worker_within_its_grace(bootstrap: str, tmp_pat
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and health(worker) == 200:
             time.sleep(0.2)
-        assert health(worker) == 503
+        # Unhealthy to a liveness probe either way: 503 while Faust stops its services,
+        # no answer once its web server has stopped (the process is still held alive).
+        assert health(worker) in (503, None)
         assert exit_code(worker, timeout=3) is None  # the delay holds it; nothing else ends it
         worker.process.send_signal(signal.SIGTERM)
         code = exit_code(worker, timeout=GRACE + 5)  # the grace plus the process's teardown
