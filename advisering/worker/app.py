@@ -20,15 +20,12 @@ replayed event harmless.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.streams import _current_event, current_event
-from faust.types import TP
 
 from advisering import metrics
 from advisering.engine.matcher import Matcher
@@ -95,7 +92,7 @@ def create_app(
     holder = MatcherHolder(matcher)
     app = _faust_app(settings, replicas)
     topics = _declare_topics(app, settings)
-    citizens = _citizens_table(app, settings)
+    citizens = citizens_table(app, settings)
     agents = Agents(app, settings, vocabulary, holder, citizens,
                     {role: topic.get_topic_name() for role, topic in topics.items()})
     intake_agent = app.agent(topics["case_events"], name="intake")(agents.intake)
@@ -225,20 +222,13 @@ class Agents:
         they go out with the batch. Recovery reads them as Faust's own.
         """
         citizens = self.citizens
-        changelog = citizens.changelog_topic.get_topic_name()
         records: list[Record] = [
-            (changelog, event.message.partition, key, encoded[key])
+            faust_door.changelog_record(citizens, event.message.partition, key, encoded[key])
             for key, (_, event) in touched.items()]
         written = await self.send("correlate", records) if records else {}
-        store = citizens.data
-        for key, (state, event) in touched.items():
-            as_current_event(event)  # the RocksDB store finds the partition's database by it
-            if state.is_empty():
-                store.pop(key, None)
-            else:
-                store[key] = state
-        for (topic, partition), offset in written.items():
-            store.set_persisted_offset(TP(topic, partition), offset)
+        faust_door.store_states(
+            citizens, [(key, None if state.is_empty() else state, event)
+                       for key, (state, event) in touched.items()], written)
 
     def correlate_record(self, event: Any,
                          touched: dict[bytes, tuple[CitizenState, Any]]) -> list[Handled]:
@@ -248,7 +238,7 @@ class Agents:
             pairs = envelope.unpack(event.key, event.value)
         except ValueError as exc:
             return [(None, message, event.value, self.failed(message, event.value, exc))]
-        as_current_event(event)
+        faust_door.set_current_event(event)
         return [(citizen, message, payload,
                  self.correlate_one(message, citizen, payload, touched))
                 for citizen, payload in pairs]
@@ -266,7 +256,7 @@ class Agents:
             return self.failed(message, payload, exc)
         # Unchanged (a re-delivered or refused event): nothing to write.
         if state is not before and (before is not None or not state.is_empty()):
-            touched[citizen] = (state, current_event())
+            touched[citizen] = (state, faust_door.get_current_event())
         return outbox
 
     @staticmethod
@@ -315,7 +305,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _citizens_table(app: faust.App, settings: Settings) -> Any:
+def citizens_table(app: faust.App, settings: Settings) -> Any:
     """The citizens table: per pseudonym, the citizen's state."""
     # Keys are the pseudonym's bytes as they come off the repartition topic.
     # Faust derives a table's serializers from its types (json unless a Record):
@@ -328,20 +318,8 @@ def _citizens_table(app: faust.App, settings: Settings) -> Any:
     )
     citizens: Any = app.Table("citizens", partitions=settings.worker_partitions,
                               changelog_topic=changelog)
-    citizens.key_serializer = "raw"
-    citizens.value_serializer = "citizen-state"
+    faust_door.use_table_serializers(citizens, key="raw", value="citizen-state")
     return citizens
-
-
-def as_current_event(event: Any) -> None:
-    """Make ``event`` the current event of this task, as Faust's stream iteration does.
-
-    A table finds the partition of a key (for its changelog record and, with
-    RocksDB, its database) from the current event. With ``take_events`` the
-    events are taken in Faust's drainer task, so the agent sets it itself,
-    in its own task's context only.
-    """
-    _current_event.set(weakref.ref(event))
 
 
 def citizen_topic_name(settings: Settings) -> str:
