@@ -87,11 +87,13 @@ class RulesWatcher:
     """
 
     def __init__(self, bootstrap: str, vocabulary: Vocabulary, holder: MatcherHolder,
-                 state: DeployedState, start_offset: int) -> None:
+                 state: DeployedState, start_offset: int,
+                 consumer: Consumer | None = None) -> None:
+        """Follow from ``start_offset`` with ``consumer`` (tests feed records through it)."""
         self.vocabulary = vocabulary
         self.holder = holder
         self.state = state
-        self._consumer = Consumer(client_config(bootstrap, {
+        self._consumer = consumer or Consumer(client_config(bootstrap, {
             "group.id": "advisering-rules-watch", "enable.auto.commit": False}))
         self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
         self._running = threading.Event()
