@@ -32,17 +32,18 @@ class MatcherHolder:
 
     def __init__(self, matcher: Matcher) -> None:
         self.matcher = matcher
-        self.publish()
+        self.show_in_metrics()
 
     def swap(self, matcher: Matcher) -> None:
         previous = self.matcher.version
         self.matcher = matcher
-        self.publish()
+        self.show_in_metrics()
         log.info("ruleset_applied", version=matcher.version, previous=previous,
                  rules=len(matcher.compiled))
 
-    def publish(self) -> None:
-        metrics.RULESET_INFO.set(len(self.matcher.compiled))
+    def show_in_metrics(self) -> None:
+        """Export the applied set's rule count and version (``/metrics``)."""
+        metrics.RULESET_RULES.set(len(self.matcher.compiled))
         metrics.RULESET_VERSION.info({"version": self.matcher.version})
 
 

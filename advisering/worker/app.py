@@ -3,7 +3,7 @@
 ``intake`` reads ``advisering.case-events``, dead-letters what is invalid and
 routes each valid event's copies (one per party) to the partition of the
 party's pseudonym on the repartition topic, one record per batch and
-partition (:mod:`advisering.worker.envelope`). ``correlate`` keeps each
+partition (:mod:`advisering.worker.bundle`). ``correlate`` keeps each
 citizen's state in a table (memory store with a changelog topic, or RocksDB)
 and sends notifications and audit records.
 
@@ -36,7 +36,7 @@ from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATI
 from advisering.log import get_logger
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
-from advisering.worker import envelope, faust_door, steps
+from advisering.worker import bundle, faust_door, steps
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
@@ -157,7 +157,7 @@ class Agents:
         """Validate, dead-letter or route by pseudonym; yields the citizen copies per batch.
 
         The copies bound for one partition of the repartition topic travel as
-        one record (:mod:`advisering.worker.envelope`).
+        one record (:mod:`advisering.worker.bundle`).
         """
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
             out: list[Record] = []
@@ -174,7 +174,7 @@ class Agents:
                 box.citizen_events = []
                 out += self.records(box)
             topic = self.names["citizen_events"]
-            out += [(topic, partition, None, envelope.pack(pairs))
+            out += [(topic, partition, None, bundle.pack(pairs))
                     for partition, pairs in by_partition.items()]
             metrics.BATCH_EVENTS.labels("intake").observe(len(events))
             await self.send("intake", out)
@@ -235,7 +235,7 @@ class Agents:
         """Every citizen event of one repartition record, in order."""
         message = event.message
         try:
-            pairs = envelope.unpack(event.key, event.value)
+            pairs = bundle.unpack(event.key, event.value)
         except ValueError as exc:
             return [(None, message, event.value, self.failed(message, event.value, exc))]
         faust_door.set_current_event(event)
