@@ -10,7 +10,7 @@ and sends notifications and audit records.
 Both agents take events in batches (``stream.take_events``) and send a
 batch's records as one Kafka batch per topic-partition
 (:mod:`advisering.worker.sending`): Faust's per-record send and per-message
-consumer machinery were most of the worker's time (benchmarks/pipeline.py).
+consumer machinery cost more than the worker's own work (benchmarks/pipeline.py).
 Processing is at-least-once: a batch's events are acked (and can be
 committed) only after Kafka acknowledged its records, correlate saves state
 only after the notifications it caused were acknowledged, and deterministic
@@ -108,7 +108,7 @@ class Agents:
 
     Events come in batches (``stream.take_events``) and every batch's records
     go out together (:mod:`advisering.worker.sending`): Faust's per-record
-    send was most of the worker's time. A batch's events are acked (and can be
+    send costs more than the worker's own work. A batch's events are acked (and can be
     committed) only after Kafka acknowledged its records.
     """
 

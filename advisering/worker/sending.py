@@ -2,7 +2,7 @@
 
 Why: Faust's ``Topic.send`` costs about a hundred microseconds of Python per
 record (a FutureMessage, aiokafka's accumulator, and with ``linger 0`` close to
-one produce request per record), which was most of the worker's time. The
+one produce request per record), most of the worker's time when sent one by one. The
 agents take events in batches (``stream.take_events``); the records they
 produce go into aiokafka ``BatchBuilder`` objects and are handed over with one
 ``send_batch`` per topic-partition.
