@@ -149,7 +149,7 @@ def number_digits(value: float) -> str | None:
 
 
 @functools.lru_cache(maxsize=8192)
-def _normalise_char(char: str) -> str:
+def normalise_char(char: str) -> str:
     """One non-ASCII character after NFKC, digit folding, separator and ignorable rules."""
     out = []
     for c in unicodedata.normalize("NFKC", char):
@@ -169,7 +169,7 @@ def _normalise_char(char: str) -> str:
 @functools.lru_cache(maxsize=8192)
 def _normalise_run(run: str) -> list[str]:
     """A run of non-ASCII characters normalised, one piece per character; [run] if unchanged."""
-    pieces = [_normalise_char(c) for c in run]
+    pieces = [normalise_char(c) for c in run]
     return [run] if "".join(pieces) == run else pieces
 
 

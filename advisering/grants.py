@@ -3,7 +3,7 @@
 An API key (or, on Kafka, an event's ``source``) says who speaks; the grants
 say what that source may say. Without them a job centre's key could announce
 a citizen's death or open a children's case naming any caseworker, and the
-engine would tell that caseworker about the citizen (issue 10).
+engine would tell that caseworker about the citizen.
 
 Patterns for event types are deliberately few:
 

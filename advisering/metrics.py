@@ -39,9 +39,10 @@ NOTIFICATIONS_SUPPRESSED = Counter(
     "Rule matches suppressed because the trigger case is foelsomme, per rule.",
     ["rule"],
 )
-DUPLICATES_IGNORED = Counter(
-    "advisering_redelivered_events_total",
-    "Citizen events not processed again because the same (source, id) already was.",
+REPEATS_SKIPPED = Counter(
+    "advisering_repeats_skipped_total",
+    "Work not done twice: each citizen event whose (source, id) was already processed, "
+    "and each notification of a new event whose id was already sent.",
 )
 STALE_EVENTS = Counter(
     "advisering_stale_events_total",
@@ -73,7 +74,7 @@ BATCH_EVENTS = Histogram(
     ["agent"],
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
 )
-RULESET_INFO = Gauge(
+RULESET_RULES = Gauge(
     "advisering_ruleset_rules",
     "Number of enabled rules in the rule set the worker applies.",
 )

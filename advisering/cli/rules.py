@@ -9,16 +9,13 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from advisering.cli import deploy
 from advisering.cli.errors import UserError
 from advisering.settings import Settings
-
-if TYPE_CHECKING:
-    Actions = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _print_json(value: Any) -> None:
@@ -138,7 +135,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(verbs: Actions) -> None:
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `advisering rules` with every action of the rule lifecycle."""
     rules = verbs.add_parser("rules", help="validate, test, backtest, deploy and inspect rules")
     actions = rules.add_subparsers(dest="rules_verb", required=True, metavar="ACTION")

@@ -89,7 +89,7 @@ class OpenCase:
 
     Treated as immutable (a new one replaces it); not ``frozen`` because a
     frozen dataclass sets each field through ``object.__setattr__``, which
-    was a tenth of the engine's time per event.
+    costs a tenth of the engine's time per event.
     """
 
     id: str

@@ -70,7 +70,8 @@ class SourceEntry(BaseModel):
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created: dt.datetime  # when the current key was made (the key's age)
     description: str | None = Field(default=None, max_length=500)
-    # None: a file written before grants existed; the source is granted nothing.
+    # None (no grants in the file): the source is granted nothing, so a missing
+    # entry can never widen what a source may publish.
     grants: Grants | None = None
     previous_keys: tuple[PreviousKey, ...] = Field(default=(), max_length=MAX_PREVIOUS_KEYS)
 

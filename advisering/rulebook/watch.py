@@ -32,19 +32,19 @@ class MatcherHolder:
 
     def __init__(self, matcher: Matcher) -> None:
         self.matcher = matcher
-        self.publish()
+        self.show_in_metrics()
 
     def swap(self, matcher: Matcher) -> None:
         """Make ``matcher`` the current one (the next event is evaluated by it)."""
         previous = self.matcher.version
         self.matcher = matcher
-        self.publish()
+        self.show_in_metrics()
         log.info("ruleset_applied", version=matcher.version, previous=previous,
                  rules=len(matcher.compiled))
 
-    def publish(self) -> None:
-        """Set the rule set gauges to the current matcher's size and version."""
-        metrics.RULESET_INFO.set(len(self.matcher.compiled))
+    def show_in_metrics(self) -> None:
+        """Export the applied set's rule count and version (``/metrics``)."""
+        metrics.RULESET_RULES.set(len(self.matcher.compiled))
         metrics.RULESET_VERSION.info({"version": self.matcher.version})
 
 
@@ -89,11 +89,13 @@ class RulesWatcher:
     """
 
     def __init__(self, bootstrap: str, vocabulary: Vocabulary, holder: MatcherHolder,
-                 state: DeployedState, start_offset: int) -> None:
+                 state: DeployedState, start_offset: int,
+                 consumer: Consumer | None = None) -> None:
+        """Follow from ``start_offset`` with ``consumer`` (tests feed records through it)."""
         self.vocabulary = vocabulary
         self.holder = holder
         self.state = state
-        self._consumer = Consumer(client_config(bootstrap, {
+        self._consumer = consumer or Consumer(client_config(bootstrap, {
             "group.id": "advisering-rules-watch", "enable.auto.commit": False}))
         self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
         self._running = threading.Event()

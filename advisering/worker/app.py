@@ -3,14 +3,14 @@
 ``intake`` reads ``advisering.case-events``, dead-letters what is invalid and
 routes each valid event's copies (one per party) to the partition of the
 party's pseudonym on the repartition topic, one record per batch and
-partition (:mod:`advisering.worker.envelope`). ``correlate`` keeps each
+partition (:mod:`advisering.worker.bundle`). ``correlate`` keeps each
 citizen's state in a table (memory store with a changelog topic, or RocksDB)
 and sends notifications and audit records.
 
 Both agents take events in batches (``stream.take_events``) and send a
 batch's records as one Kafka batch per topic-partition
 (:mod:`advisering.worker.sending`): Faust's per-record send and per-message
-consumer machinery were most of the worker's time (benchmarks/pipeline.py).
+consumer machinery cost more than the worker's own work (benchmarks/pipeline.py).
 Processing is at-least-once: a batch's events are acked (and can be
 committed) only after Kafka acknowledged its records, correlate saves state
 only after the notifications it caused were acknowledged, and deterministic
@@ -20,15 +20,12 @@ replayed event harmless.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.streams import _current_event, current_event
-from faust.types import TP
 
 from advisering import metrics
 from advisering.engine.matcher import Matcher
@@ -39,7 +36,7 @@ from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATI
 from advisering.log import get_logger
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
-from advisering.worker import envelope, faust_door, steps
+from advisering.worker import bundle, faust_door, steps
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
@@ -95,7 +92,7 @@ def create_app(
     holder = MatcherHolder(matcher)
     app = _faust_app(settings, replicas)
     topics = _declare_topics(app, settings)
-    citizens = _citizens_table(app, settings)
+    citizens = citizens_table(app, settings)
     agents = Agents(app, settings, vocabulary, holder, citizens,
                     {role: topic.get_topic_name() for role, topic in topics.items()})
     intake_agent = app.agent(topics["case_events"], name="intake")(agents.intake)
@@ -111,7 +108,7 @@ class Agents:
 
     Events come in batches (``stream.take_events``) and every batch's records
     go out together (:mod:`advisering.worker.sending`): Faust's per-record
-    send was most of the worker's time. A batch's events are acked (and can be
+    send costs more than the worker's own work. A batch's events are acked (and can be
     committed) only after Kafka acknowledged its records.
     """
 
@@ -160,7 +157,7 @@ class Agents:
         """Validate, dead-letter or route by pseudonym; yields the citizen copies per batch.
 
         The copies bound for one partition of the repartition topic travel as
-        one record (:mod:`advisering.worker.envelope`).
+        one record (:mod:`advisering.worker.bundle`).
         """
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
             out: list[Record] = []
@@ -177,7 +174,7 @@ class Agents:
                 box.citizen_events = []
                 out += self.records(box)
             topic = self.names["citizen_events"]
-            out += [(topic, partition, None, envelope.pack(pairs))
+            out += [(topic, partition, None, bundle.pack(pairs))
                     for partition, pairs in by_partition.items()]
             metrics.BATCH_EVENTS.labels("intake").observe(len(events))
             await self.send("intake", out)
@@ -225,30 +222,23 @@ class Agents:
         they go out with the batch. Recovery reads them as Faust's own.
         """
         citizens = self.citizens
-        changelog = citizens.changelog_topic.get_topic_name()
         records: list[Record] = [
-            (changelog, event.message.partition, key, encoded[key])
+            faust_door.changelog_record(citizens, event.message.partition, key, encoded[key])
             for key, (_, event) in touched.items()]
         written = await self.send("correlate", records) if records else {}
-        store = citizens.data
-        for key, (state, event) in touched.items():
-            as_current_event(event)  # the RocksDB store finds the partition's database by it
-            if state.is_empty():
-                store.pop(key, None)
-            else:
-                store[key] = state
-        for (topic, partition), offset in written.items():
-            store.set_persisted_offset(TP(topic, partition), offset)
+        faust_door.store_states(
+            citizens, [(key, None if state.is_empty() else state, event)
+                       for key, (state, event) in touched.items()], written)
 
     def correlate_record(self, event: Any,
                          touched: dict[bytes, tuple[CitizenState, Any]]) -> list[Handled]:
         """Every citizen event of one repartition record, in order."""
         message = event.message
         try:
-            pairs = envelope.unpack(event.key, event.value)
+            pairs = bundle.unpack(event.key, event.value)
         except ValueError as exc:
             return [(None, message, event.value, self.failed(message, event.value, exc))]
-        as_current_event(event)
+        faust_door.set_current_event(event)
         return [(citizen, message, payload,
                  self.correlate_one(message, citizen, payload, touched))
                 for citizen, payload in pairs]
@@ -266,7 +256,7 @@ class Agents:
             return self.failed(message, payload, exc)
         # Unchanged (a re-delivered or refused event): nothing to write.
         if state is not before and (before is not None or not state.is_empty()):
-            touched[citizen] = (state, current_event())
+            touched[citizen] = (state, faust_door.get_current_event())
         return outbox
 
     @staticmethod
@@ -315,7 +305,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _citizens_table(app: faust.App, settings: Settings) -> Any:
+def citizens_table(app: faust.App, settings: Settings) -> Any:
     """The citizens table: per pseudonym, the citizen's state."""
     # Keys are the pseudonym's bytes as they come off the repartition topic.
     # Faust derives a table's serializers from its types (json unless a Record):
@@ -328,20 +318,8 @@ def _citizens_table(app: faust.App, settings: Settings) -> Any:
     )
     citizens: Any = app.Table("citizens", partitions=settings.worker_partitions,
                               changelog_topic=changelog)
-    citizens.key_serializer = "raw"
-    citizens.value_serializer = "citizen-state"
+    faust_door.use_table_serializers(citizens, key="raw", value="citizen-state")
     return citizens
-
-
-def as_current_event(event: Any) -> None:
-    """Make ``event`` the current event of this task, as Faust's stream iteration does.
-
-    A table finds the partition of a key (for its changelog record and, with
-    RocksDB, its database) from the current event. With ``take_events`` the
-    events are taken in Faust's drainer task, so the agent sets it itself,
-    in its own task's context only.
-    """
-    _current_event.set(weakref.ref(event))
 
 
 def citizen_topic_name(settings: Settings) -> str:

@@ -3,34 +3,66 @@
 Whatever advisering needs from these libraries beyond their documented
 surface is reached through this module, so that a new library version that
 moves it breaks one file and its test (``tests/unit/test_faust_door.py``),
-not the worker in production. Today that is:
+not the worker in production. Every function names the version its code was
+read from; :data:`PRIVATE_NAMES` lists the private names themselves, and the
+test checks that each still exists. Read from faust-streaming 0.15.3,
+mode-streaming 0.7.1 and aiokafka 0.14.0 (the versions pyproject.toml pins).
 
-* whether the app crashed, and why (``mode.Service.crashed`` /
+What goes through here:
+
+* whether the app crashed, and why (mode's ``Service.crashed`` /
   ``crash_reason``, set synchronously by ``Service.crash``);
 * the readiness facts (``App.rebalancing``, ``App.in_recovery``,
   ``TableManager.recovery.completed``);
-* a hook on the worker's stop signals. mode's ``Worker`` handles SIGTERM and
-  SIGINT with ``loop.add_signal_handler`` (asyncio writes the signal number
-  to its wake-up fd and calls mode's handler in the loop). After a crash,
-  mode's own stop may hang and a second signal then does nothing, so the
-  worker also needs to hear of the signal outside the loop: the Python-level
-  handler asyncio installs (a no-op) is replaced by one that tells the
-  watchdog; the C-level handler still writes to the wake-up fd, so mode's
-  loop handler still runs;
-* Faust's aiokafka producer (``Producer._ensure_producer``).
+* a hook on the worker's stop signals (mode's ``Worker``);
+* Faust's aiokafka producer (``Producer._ensure_producer``), which the
+  worker's batched sends use through aiokafka's public batch API;
+* the current event of a task (``faust.streams._current_event``), which the
+  agents set themselves because ``take_events`` hands them events taken in
+  another task;
+* the citizens table's serializers, overwritten after construction, and its
+  changelog: records written in Faust's own format by the worker's batched
+  sends, then the store and ``set_persisted_offset``, as Faust's
+  ``Table.__setitem__`` and ``_on_changelog_sent`` would do one by one.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.streams import _current_event, current_event
+from faust.types import TP
 from faust.worker import Worker
 
 #: The signals mode's worker stops on.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class PrivateName:
+    """A private name this module relies on, where it lives and the version it was read from."""
+
+    module: str
+    name: str  # dotted below the module: "Class.attribute"
+    read_from: str
+    why: str
+
+
+PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    PrivateName("faust.streams", "_current_event", "faust-streaming 0.15.3",
+                "set_current_event: the context variable current_event() reads"),
+    PrivateName("faust.transport.drivers.aiokafka", "Producer._ensure_producer",
+                "faust-streaming 0.15.3", "aiokafka_producer: Faust's started AIOKafkaProducer"),
+    PrivateName("mode.worker", "Worker._on_sigterm", "mode-streaming 0.7.1",
+                "worker_class: the loop handler install_signal_handlers registers for SIGTERM"),
+    PrivateName("mode.worker", "Worker._on_sigint", "mode-streaming 0.7.1",
+                "worker_class: the loop handler install_signal_handlers registers for SIGINT"),
+)
 
 
 def crashed(app: faust.App) -> bool:
@@ -45,7 +77,11 @@ def crash_reason(app: faust.App) -> BaseException | None:
 
 
 def readiness(app: faust.App) -> tuple[bool, bool, bool]:
-    """(rebalancing, recovering, recovered) of the app's consumer and tables."""
+    """(rebalancing, recovering, recovered) of the app's consumer and tables.
+
+    faust-streaming 0.15.3: ``Recovery`` sets ``app.in_recovery`` while it
+    replays changelogs and sets ``recovery.completed`` once it is done.
+    """
     recovering = bool(getattr(app, "in_recovery", False))
     recovery = getattr(app.tables, "recovery", None)
     recovered = recovery is not None and recovery.completed.is_set()
@@ -53,8 +89,82 @@ def readiness(app: faust.App) -> tuple[bool, bool, bool]:
 
 
 def aiokafka_producer(app: faust.App) -> Any:
-    """Faust's aiokafka producer (started by the app before the agents)."""
+    """Faust's AIOKafkaProducer (the app starts it before the agents, so look it up late).
+
+    faust-streaming 0.15.3: ``faust.transport.drivers.aiokafka.Producer`` keeps
+    the aiokafka producer it made and hands it out by ``_ensure_producer()``.
+    The worker's sends use only aiokafka's public batch API on it
+    (``create_batch``, ``send_batch``, ``partitions_for``).
+    """
     return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+def set_current_event(event: Any) -> None:
+    """Make ``event`` the current event of this task, as Faust's stream iteration does.
+
+    A table finds the partition of a key (for its changelog record and, with
+    RocksDB, its database) from the current event. ``take_events`` takes the
+    events in Faust's drainer task, so the agent sets it itself, in its own
+    task's context only. faust-streaming 0.15.3: ``Stream._py_aiter`` sets the
+    context variable ``faust.streams._current_event`` to a weak reference.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+def get_current_event() -> Any:
+    """The event Faust (or :func:`set_current_event`) made current in this task."""
+    return current_event()
+
+
+def use_table_serializers(table: Any, *, key: str, value: str) -> None:
+    """Give ``table`` these codecs, which Faust's ``Table`` derives only from types.
+
+    faust-streaming 0.15.3: ``Collection.__init__`` sets ``key_serializer`` and
+    ``value_serializer`` from ``key_type``/``value_type`` (json unless bytes or
+    a Record), and ``Collection.data`` creates the store on first use with the
+    table's serializers of that moment. So call this before anything reads
+    ``table.data``; the changelog topic is declared with the same codecs.
+    """
+    table.key_serializer = key
+    table.value_serializer = value
+
+
+ChangelogRecord = tuple[str, int, bytes, bytes | None]
+
+
+def changelog_record(table: Any, partition: int, key: bytes,
+                     value: bytes | None) -> ChangelogRecord:
+    """The record ``table[key] = value`` would write to its changelog, for a batched send.
+
+    faust-streaming 0.15.3, ``Collection.send_changelog``: the table's
+    changelog topic, the partition of the event being processed, key and value
+    encoded by the table's serializers (here ``raw`` and the caller's encoding
+    of the value), ``None`` for a deleted key. Recovery
+    (``Table.apply_changelog_batch``) then reads it as Faust's own.
+    """
+    return (table.changelog_topic.get_topic_name(), partition, key, value)
+
+
+def store_states(table: Any, states: Iterable[tuple[bytes, Any | None, Any]],
+                 written: Mapping[tuple[str, int], int]) -> None:
+    """Put each (key, value or None to delete, its event) into the table's store.
+
+    Call it after the changelog records were acknowledged; ``written`` is the
+    last changelog offset per (topic, partition). faust-streaming 0.15.3: the
+    RocksDB store's ``_set`` picks the partition's database by the current
+    event, so each event is made current first; ``Collection._on_changelog_sent``
+    passes each changelog offset to ``store.set_persisted_offset`` so that a
+    RocksDB store's recovery starts after it (the memory store ignores it).
+    """
+    store = table.data
+    for key, value, event in states:
+        set_current_event(event)
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+    for (topic, partition), offset in written.items():
+        store.set_persisted_offset(TP(topic, partition), offset)
 
 
 SignalCallback = Callable[[int], None]
@@ -63,9 +173,15 @@ SignalCallback = Callable[[int], None]
 def worker_class(on_signal: SignalCallback) -> type[Worker]:
     """A Faust ``Worker`` that also tells ``on_signal`` of every SIGTERM/SIGINT.
 
-    ``on_signal`` runs in the main thread (a Python signal handler) and must
-    only record the signal; mode's own handler then stops the worker in the
-    loop as before.
+    mode-streaming 0.7.1: ``Worker.install_signal_handlers`` registers
+    ``_on_sigterm``/``_on_sigint`` with ``loop.add_signal_handler`` (asyncio
+    writes the signal number to its wake-up fd and calls mode's handler in the
+    loop). After a crash, mode's own stop may hang and a second signal then
+    does nothing, so the worker also needs to hear of the signal outside the
+    loop: the Python-level handler asyncio installs (a no-op) is replaced by
+    one that calls ``on_signal``; the C-level handler still writes to the
+    wake-up fd, so mode's loop handler still runs. ``on_signal`` runs in the
+    main thread (a Python signal handler) and must only record the signal.
     """
 
     class SignalledWorker(Worker):

@@ -2,7 +2,7 @@
 
 Why: Faust's ``Topic.send`` costs about a hundred microseconds of Python per
 record (a FutureMessage, aiokafka's accumulator, and with ``linger 0`` close to
-one produce request per record), which was most of the worker's time. The
+one produce request per record), most of the worker's time when sent one by one. The
 agents take events in batches (``stream.take_events``); the records they
 produce go into aiokafka ``BatchBuilder`` objects and are handed over with one
 ``send_batch`` per topic-partition.
@@ -37,9 +37,9 @@ class SendFailed(RuntimeError):
 
 
 class BatchProducer(Protocol):
-    """The part of aiokafka's AIOKafkaProducer this module uses."""
+    """The part of aiokafka's AIOKafkaProducer this module uses (its public batch API)."""
 
-    client: Any
+    def partitions_for(self, topic: str) -> Awaitable[set[int]]: ...
 
     def create_batch(self) -> Any: ...
 
@@ -65,8 +65,7 @@ class BatchSender:
     async def _partition_count(self, producer: BatchProducer, topic: str) -> int:
         count = self._partitions.get(topic)
         if count is None:
-            await producer.client._wait_on_metadata(topic)
-            found = producer.client.cluster.partitions_for_topic(topic)
+            found = await producer.partitions_for(topic)  # waits for the topic's metadata
             if not found:
                 raise SendFailed(f"topic {topic} has no partitions")
             count = self._partitions[topic] = len(found)

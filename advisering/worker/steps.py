@@ -150,7 +150,7 @@ def _correlate(
     for rule_id in outcome.suppressed:
         metrics.NOTIFICATIONS_SUPPRESSED.labels(rule_id).inc()
     if outcome.duplicates:
-        metrics.DUPLICATES_IGNORED.inc(outcome.duplicates)
+        metrics.REPEATS_SKIPPED.inc(outcome.duplicates)
     if outcome.stale:
         metrics.STALE_EVENTS.inc()
     metrics.PROCESSING_SECONDS.observe(time.perf_counter() - began)

@@ -22,7 +22,7 @@ from advisering.cli.pipeline import load_matcher_and_vocabulary
 from advisering.dev.demo import write_demo_sources
 from advisering.events import CaseEvent, encode_event
 from advisering.settings import Settings
-from advisering.worker import envelope
+from advisering.worker import bundle
 from advisering.worker.app import WorkerApp, create_app, encode_state
 from tests.unit.builders import CITIZEN_A, CITIZEN_B, at, case, event
 
@@ -57,7 +57,7 @@ def sent(worker: WorkerApp, topic: str) -> list[tuple[bytes | None, bytes | None
 async def put_batch(agent: Any, pairs: list[tuple[str, CaseEvent]]) -> int:
     """One repartition record carrying ``pairs`` (one batch); what the agent yielded for it."""
     before = agent.processed_offset
-    value = envelope.pack((citizen.encode(), encode_event(ev)) for citizen, ev in pairs)
+    value = bundle.pack((citizen.encode(), encode_event(ev)) for citizen, ev in pairs)
     await asyncio.wait_for(agent.put(value, key=None), 10.0)
     return int(agent.results[before])
 

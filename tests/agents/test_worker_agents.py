@@ -30,7 +30,7 @@ from advisering.events import CaseEvent, Vocabulary, encode_event
 from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.settings import Settings
-from advisering.worker import envelope
+from advisering.worker import bundle
 from advisering.worker.app import WorkerApp, citizen_topic_name, create_app
 from advisering.worker.sending import SendFailed, partition_for
 
@@ -82,7 +82,7 @@ class Harness:
         topic = self.worker.topics[role].get_topic_name()
         found = [(key, value) for name, _, key, value in self.records() if name == topic]
         if role == "citizen_events":
-            return [pair for key, value in found for pair in envelope.unpack(key, value)]
+            return [pair for key, value in found for pair in bundle.unpack(key, value)]
         return [(key or b"", value or b"") for key, value in found]
 
     def sent_json(self, role: str) -> list[tuple[bytes, dict[str, Any]]]:
@@ -256,8 +256,8 @@ def notification_key(notification: dict[str, Any]) -> tuple[str, str, str]:
             notification["related_case"]["id"])
 
 
-def duplicates_ignored() -> float:
-    return REGISTRY.get_sample_value("advisering_redelivered_events_total") or 0.0
+def repeats_skipped() -> float:
+    return REGISTRY.get_sample_value("advisering_repeats_skipped_total") or 0.0
 
 
 async def test_demo_scenario_gives_expected_notifications_audit_and_table(
@@ -291,7 +291,7 @@ async def test_demo_scenario_gives_expected_notifications_audit_and_table(
 async def test_redelivered_event_gives_no_new_notification(harness: Harness) -> None:
     """Re-putting an event right after it notifies nobody again; a new event id does."""
     events = scenario_events(harness.vocabulary)
-    duplicates_before = duplicates_ignored()
+    duplicates_before = repeats_skipped()
     async with harness.worker.correlate_agent.test_context() as agent:
         for event in events:
             await put_events(agent, [event])
@@ -299,7 +299,7 @@ async def test_redelivered_event_gives_no_new_notification(harness: Harness) -> 
             assert await put_events(agent, [event]) == [0]
             assert harness.table() == table_after_first
         # Caught by the processed-event memory: one redelivery counted per event.
-        assert duplicates_ignored() - duplicates_before == len(events)
+        assert repeats_skipped() - duplicates_before == len(events)
         notifications = harness.sent_json("notifications")
         assert Counter(notification_key(n) for _, n in notifications) == Counter(
             dict.fromkeys(DEMO_EXPECTED, 1))
@@ -319,7 +319,7 @@ async def test_replayed_scenario_gives_no_new_notification(harness: Harness) -> 
         await put_events(agent, events)
         sent_before = harness.sent_json("notifications")
         table_before = harness.table()
-        duplicates_before = duplicates_ignored()
+        duplicates_before = repeats_skipped()
 
         yielded = await put_events(agent, events)
         new = [notification_key(n) for _, n in harness.sent_json("notifications")[
@@ -327,7 +327,7 @@ async def test_replayed_scenario_gives_no_new_notification(harness: Harness) -> 
         assert new == []
         assert yielded == [0] * len(events)
         assert len(harness.sent("audit")) == len(sent_before)
-        assert duplicates_ignored() - duplicates_before == len(events)
+        assert repeats_skipped() - duplicates_before == len(events)
         assert harness.table() == table_before
 
 
@@ -438,7 +438,7 @@ async def test_intake_sends_one_record_per_partition_that_correlate_reads(
     partitions = harness.settings.worker_partitions
     for partition, key, value in records:
         assert key is None and partition is not None
-        for citizen, _ in envelope.unpack(key, value):
+        for citizen, _ in bundle.unpack(key, value):
             assert partition_for(citizen, partitions, 0) == partition
     async with harness.worker.correlate_agent.test_context() as agent:
         for partition, key, value in records:

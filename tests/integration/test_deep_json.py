@@ -13,7 +13,7 @@ from advisering.dev.scenario import demo_scenario, synthetic_cpr
 from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import find_cprs, pseudonymise
 from advisering.testing import end_offsets, read_topic
-from advisering.worker import envelope
+from advisering.worker import bundle
 from tests.integration.bus import WorkerProcess, run_cli, write_jsonl
 
 SECRET = synthetic_cpr(91)
@@ -66,7 +66,7 @@ def test_deep_json_is_dead_lettered_and_the_worker_keeps_notifying(
     repartition = f"{worker.app_id}-citizen-events"
     deep = deep_records()
     written = produce(bootstrap, [(CASE_EVENTS, value) for value in deep]
-                      + [(repartition, envelope.pack([(CITIZEN, deep_event("x"))]))])
+                      + [(repartition, bundle.pack([(CITIZEN, deep_event("x"))]))])
     worker.wait_idle(bootstrap)
 
     waves = demo_scenario()[:3]  # the third wave holds the job centre's sanction

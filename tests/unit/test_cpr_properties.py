@@ -125,7 +125,7 @@ def test_redacted_text_never_holds_a_cpr(text: str) -> None:
 
 def test_no_character_normalises_to_more_digits_than_its_utf8_bytes() -> None:
     """Each non-ASCII code point yields at most as many digits as its UTF-8 bytes (pre-check)."""
-    normalise = cpr_text._normalise_char.__wrapped__
+    normalise = cpr_text.normalise_char.__wrapped__
     worst = 0
     for point in range(0x80, sys.maxunicode + 1):
         if 0xD800 <= point <= 0xDFFF:

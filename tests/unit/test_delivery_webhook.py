@@ -14,11 +14,11 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 
 from advisering.delivery.config import WebhookConfig
 from advisering.delivery.sink import DeliveryClosedError
 from advisering.delivery.webhook import WebhookDelivery
-from advisering.metrics import WEBHOOK_DELIVERIES
 from tests.unit.delivery_support import DeadLetters, free_port, notification, wait_until
 
 SECRET = "test-secret-0123456789"
@@ -79,7 +79,8 @@ def _config(url: str, **overrides: Any) -> WebhookConfig:
 
 
 def _count(outcome: str) -> float:
-    return WEBHOOK_DELIVERIES.labels(outcome)._value.get()
+    return REGISTRY.get_sample_value("advisering_webhook_deliveries_total",
+                                     {"outcome": outcome}) or 0.0
 
 
 async def test_retries_until_accepted_with_signed_idempotent_posts(receiver: Receiver) -> None:

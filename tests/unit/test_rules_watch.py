@@ -51,6 +51,9 @@ class FeedConsumer:
             raise record
         return record
 
+    def assign(self, partitions: list[Any]) -> None:
+        self.assigned = partitions
+
     def close(self) -> None:
         self.closed = True
 
@@ -58,10 +61,9 @@ class FeedConsumer:
 def watcher_with(records: list[Any]) -> tuple[RulesWatcher, FeedConsumer]:
     vocabulary = load_vocabulary(ROOT / "topics")
     holder = MatcherHolder(Matcher(load_rules(ROOT / "rules", vocabulary)))
-    watcher = RulesWatcher("127.0.0.1:1", vocabulary, holder, DeployedState(), 0)
-    watcher._consumer.close()
     feed = FeedConsumer(records)
-    watcher._consumer = feed  # type: ignore[assignment]
+    watcher = RulesWatcher("127.0.0.1:1", vocabulary, holder, DeployedState(), 0,
+                           consumer=feed)  # type: ignore[arg-type]
     return watcher, feed
 
 

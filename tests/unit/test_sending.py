@@ -28,27 +28,17 @@ class FakeBatch:
         return len(self.records)
 
 
-class FakeCluster:
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return set(range(6))
-
-
-class FakeClient:
-    cluster = FakeCluster()
-
-    async def _wait_on_metadata(self, topic: str) -> None:
-        return None
-
-
 @dataclass
 class FakeProducer:
     """Stands in for AIOKafkaProducer's batch API: the real one is used by the integration tests."""
 
     capacity: int = 1000
     refuse: set[str] = field(default_factory=set)
-    client: FakeClient = field(default_factory=FakeClient)
     sent: list[tuple[str, int, FakeBatch]] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
 
     def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)

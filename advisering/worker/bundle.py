@@ -1,4 +1,4 @@
-"""Repartition records that carry several citizen events: one per batch and partition.
+"""Repartition bundles: the citizen events of a batch bound for one partition, in one record.
 
 Why: Faust's per-message consumer machinery (a fetch callback with two tasks,
 a channel, an Event, an ack) costs about as much as everything else the
@@ -30,7 +30,7 @@ def pack(events: Iterable[tuple[bytes, bytes]]) -> bytes:
 def unpack(key: bytes | None, value: bytes | None) -> list[tuple[bytes, bytes]]:
     """The (pseudonym, event JSON) pairs of a repartition record, in order.
 
-    Raises ValueError for a record that is neither an envelope nor a keyed event.
+    Raises ValueError for a record that is neither a bundle nor a keyed event.
     """
     if value is None:
         raise ValueError("empty repartition record")

@@ -1,11 +1,11 @@
-"""Repartition envelopes: several citizen events in one record, read back exactly."""
+"""Repartition bundles: several citizen events in one record, read back exactly."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from advisering.worker.envelope import pack, unpack
+from advisering.worker.bundle import pack, unpack
 
 A = b"ps1-" + b"a" * 52
 B = b"ps1-" + b"b" * 52
@@ -36,6 +36,6 @@ def test_a_single_event_record_is_read_by_its_key() -> None:
     (None, A + b' {"id":"1"}\nnot-a-pseudonym {"id":"2"}'),
 ])
 def test_malformed_records_raise(key: bytes | None, value: bytes | None) -> None:
-    """A record that is neither an envelope nor a keyed event is refused with ValueError."""
+    """A record that is neither a bundle nor a keyed event is refused with ValueError."""
     with pytest.raises(ValueError, match="repartition record"):
         unpack(key, value)
