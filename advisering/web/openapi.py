@@ -119,6 +119,20 @@ def openapi_document(max_events: int) -> dict[str, Any]:
     }
 
 
+def _page() -> dict[str, Any]:
+    """A page of the list, with links that take the first item's id to its own operations."""
+    first = {"id": "$response.body#/items/0/id"}
+    return {"description": "OK", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["items", "total", "unread", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
+            **{name: {"type": "integer", "minimum": 0}
+               for name in ("total", "unread", "limit", "offset")}}}}},
+        "links": {operation: {"operationId": operation, "parameters": first}
+                  for operation in ("getNotification", "markRead", "giveFeedback")}}
+
+
 def _inbox_paths() -> dict[str, Any]:
     """The caseworker inbox: every call needs a caseworker token; others' items are 404."""
     secured: dict[str, Any] = {"security": [{"caseworker": []}]}
@@ -138,23 +152,25 @@ def _inbox_paths() -> dict[str, Any]:
                 {"name": "offset", "in": "query",
                  "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}},
             ],
-            "responses": {"200": ok, "400": _problem("bad filter or paging"), **denied}}},
+            "responses": {"200": _page(), "400": _problem("bad filter or paging"), **denied}}},
         "/api/v1/notifications/{id}": {"get": {
-            **secured, "summary": "one notification", "parameters": [item],
-            "responses": {"200": ok, **denied, **missing}}},
+            **secured, "operationId": "getNotification", "summary": "one notification",
+            "parameters": [item], "responses": {"200": ok, **denied, **missing}}},
         "/api/v1/notifications/{id}/read": {"post": {
-            **secured, "summary": "mark one read", "parameters": [item],
-            "responses": {"200": ok, **denied, **missing}}},
+            **secured, "operationId": "markRead", "summary": "mark one read",
+            "parameters": [item], "responses": {"200": ok, **denied, **missing}}},
         "/api/v1/notifications/read-all": {"post": {
             **secured, "summary": "mark all of mine read",
             "responses": {"200": ok, **denied}}},
         "/api/v1/notifications/{id}/feedback": {"post": {
-            **secured, "summary": "useful or not useful, with an optional short reason",
+            **secured, "operationId": "giveFeedback",
+            "summary": "useful or not useful, with an optional short reason",
             "parameters": [item],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["useful"], "additionalProperties": False,
                 "properties": {"useful": {"type": "boolean"},
-                               "reason": {"type": "string", "maxLength": MAX_REASON}}}}}},
+                               "reason": {"type": ["string", "null"], "maxLength": MAX_REASON,
+                                          "description": "null or absent: no reason"}}}}}},
             "responses": {"200": ok, "400": _problem("not JSON"),
                           "422": _problem("invalid feedback"), **denied, **missing}}},
         "/api/v1/stream": {"get": {

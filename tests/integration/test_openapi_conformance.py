@@ -33,7 +33,7 @@ from tests.integration.bus import ROOT
 
 FIXED_SEED = 20261203
 RANDOM_SEED = secrets.randbelow(2**32)
-# Generated cases per operation and phase: about 600 requests a run, well under a minute.
+# Generated cases per operation and phase: about 900 requests, some twenty seconds a run.
 MAX_EXAMPLES = 40
 # A batch above the limit is 413 (documented), a status schemathesis does not
 # expect by default for a request that breaks the schema.
