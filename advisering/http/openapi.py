@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from advisering import __version__
+from advisering.inbox.api import MAX_OFFSET, MAX_PAGE, MAX_REASON
+from advisering.inbox.store import SEVERITY_ORDER
 
 _PROBLEM = {
     "type": "object",
@@ -34,7 +36,8 @@ def _problem(description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(max_events: int) -> dict[str, Any]:
+    """The document for this server: ``max_events`` is its batch limit (ingest_max_events)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -81,7 +84,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {
                         "application/json": {"schema": {"oneOf": [
                             {"$ref": "#/components/schemas/CaseEvent"},
-                            {"type": "array",
+                            {"type": "array", "minItems": 1, "maxItems": max_events,
                              "items": {"$ref": "#/components/schemas/CaseEvent"}},
                         ]}},
                         "application/x-ndjson": {"schema": {"type": "string"}},
@@ -116,6 +119,20 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+def _page() -> dict[str, Any]:
+    """A page of the list, with links that take the first item's id to its own operations."""
+    first = {"id": "$response.body#/items/0/id"}
+    return {"description": "OK", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["items", "total", "unread", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
+            **{name: {"type": "integer", "minimum": 0}
+               for name in ("total", "unread", "limit", "offset")}}}}},
+        "links": {operation: {"operationId": operation, "parameters": first}
+                  for operation in ("getNotification", "markRead", "giveFeedback")}}
+
+
 def _inbox_paths() -> dict[str, Any]:
     """The caseworker inbox: every call needs a caseworker token; others' items are 404."""
     secured: dict[str, Any] = {"security": [{"caseworker": []}]}
@@ -129,28 +146,31 @@ def _inbox_paths() -> dict[str, Any]:
             "parameters": [
                 {"name": "unread", "in": "query", "schema": {"type": "boolean"}},
                 {"name": "severity", "in": "query",
-                 "schema": {"enum": ["high", "normal", "info"]}},
+                 "schema": {"enum": list(SEVERITY_ORDER)}},
                 {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+                {"name": "offset", "in": "query",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}},
             ],
-            "responses": {"200": ok, "400": _problem("bad filter or paging"), **denied}}},
+            "responses": {"200": _page(), "400": _problem("bad filter or paging"), **denied}}},
         "/api/v1/notifications/{id}": {"get": {
-            **secured, "summary": "one notification", "parameters": [item],
-            "responses": {"200": ok, **denied, **missing}}},
+            **secured, "operationId": "getNotification", "summary": "one notification",
+            "parameters": [item], "responses": {"200": ok, **denied, **missing}}},
         "/api/v1/notifications/{id}/read": {"post": {
-            **secured, "summary": "mark one read", "parameters": [item],
-            "responses": {"200": ok, **denied, **missing}}},
+            **secured, "operationId": "markRead", "summary": "mark one read",
+            "parameters": [item], "responses": {"200": ok, **denied, **missing}}},
         "/api/v1/notifications/read-all": {"post": {
             **secured, "summary": "mark all of mine read",
             "responses": {"200": ok, **denied}}},
         "/api/v1/notifications/{id}/feedback": {"post": {
-            **secured, "summary": "useful or not useful, with an optional short reason",
+            **secured, "operationId": "giveFeedback",
+            "summary": "useful or not useful, with an optional short reason",
             "parameters": [item],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["useful"], "additionalProperties": False,
                 "properties": {"useful": {"type": "boolean"},
-                               "reason": {"type": "string", "maxLength": 500}}}}}},
+                               "reason": {"type": ["string", "null"], "maxLength": MAX_REASON,
+                                          "description": "null or absent: no reason"}}}}}},
             "responses": {"200": ok, "400": _problem("not JSON"),
                           "422": _problem("invalid feedback"), **denied, **missing}}},
         "/api/v1/stream": {"get": {

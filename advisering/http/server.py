@@ -70,7 +70,7 @@ def create_web_app(settings: Settings, *, consume: bool = True,
                             content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     async def openapi(_request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        return web.json_response(openapi_document(settings.ingest_max_events))
 
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)

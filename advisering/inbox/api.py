@@ -24,6 +24,12 @@ from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
 
 MAX_PAGE = 200
 MAX_REASON = 500
+# The largest integer SQLite stores: a page past the last notification is empty
+# anyway, so this bounds only what the database can take, not what anyone sees.
+MAX_OFFSET = 2**63 - 1
+# One notification: any id but read-all, else this route would make the
+# read-all resource appear to answer GET too (its Allow header would say so).
+_ONE = "/api/v1/notifications/{id:(?!read-all$)[^{}/]+}"
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -58,6 +64,13 @@ def visible_to(viewer: Viewer, notification: dict[str, Any]) -> bool:
     return viewer.unit is not None and recipient.get("unit") == viewer.unit
 
 
+def _whole(text: str) -> int | None:
+    """A whole number written in ASCII digits, or None (int() would also take "1_0" or " ٣")."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 Handler = Callable[["InboxApi", web.Request, Viewer], Awaitable[web.Response]]
 
 
@@ -86,7 +99,7 @@ class InboxApi:
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/notifications", self.list)
         app.router.add_post("/api/v1/notifications/read-all", self.read_all)
-        app.router.add_get("/api/v1/notifications/{id}", self.get)
+        app.router.add_get(_ONE, self.get)
         app.router.add_post("/api/v1/notifications/{id}/read", self.read)
         app.router.add_post("/api/v1/notifications/{id}/feedback", self.feedback)
         app.router.add_get("/api/v1/stream", self.stream)
@@ -125,13 +138,11 @@ class InboxApi:
         if severity is not None and severity not in SEVERITY_ORDER:
             return problem(400, "bad_request",
                            f"severity must be one of {', '.join(SEVERITY_ORDER)}")
-        try:
-            limit = int(query.get("limit", "50"))
-            offset = int(query.get("offset", "0"))
-        except ValueError:
-            return problem(400, "bad_request", "limit and offset must be whole numbers")
-        if not (1 <= limit <= MAX_PAGE) or offset < 0:
-            return problem(400, "bad_request", f"limit must be 1..{MAX_PAGE}, offset 0 or more")
+        limit = _whole(query.get("limit", "50"))
+        offset = _whole(query.get("offset", "0"))
+        if limit is None or offset is None or not 1 <= limit <= MAX_PAGE or offset > MAX_OFFSET:
+            return problem(400, "bad_request", "limit and offset must be whole numbers: "
+                           f"limit 1..{MAX_PAGE}, offset 0..{MAX_OFFSET}")
         items, total, unread_count = await asyncio.to_thread(
             self.store.list, viewer, unread=unread, severity=severity, limit=limit, offset=offset)
         return _json({"items": [self._present(i) for i in items], "total": total,

@@ -156,13 +156,23 @@ async def test_missing_forged_or_expired_token_is_401(inbox: Any, headers: dict[
 
 @pytest.mark.parametrize(("query", "message"), [
     ("unread=maybe", "unread"), ("severity=urgent", "severity"), ("limit=0", "limit"),
-    ("limit=ten", "whole numbers"), ("offset=-1", "offset")])
+    ("limit=ten", "whole numbers"), ("offset=-1", "offset"), ("limit=1_0", "limit"),
+    (f"offset={2**63}", "offset"), ("offset=543791115532072350908416", "offset")])
 async def test_bad_list_parameters_are_400(inbox: Any, query: str, message: str) -> None:
     """Bad filter or paging values are a 400 naming the parameter."""
     client, _ = inbox
     reply = await client.get(f"/api/v1/notifications?{query}", headers=auth())
     assert reply.status == 400
     assert message in (await reply.json())["message"]
+
+
+async def test_read_all_answers_post_only(inbox: Any) -> None:
+    """read-all is not taken for a notification id: GET is 405 and Allow names POST only."""
+    client, _ = inbox
+    for method in ("GET", "OPTIONS"):
+        reply = await client.request(method, "/api/v1/notifications/read-all", headers=auth())
+        assert reply.status == 405
+        assert reply.headers["Allow"] == "POST"
 
 
 @pytest.mark.parametrize("body", [

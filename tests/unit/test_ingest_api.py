@@ -131,7 +131,9 @@ async def test_health_openapi_and_metrics(client_and_keys: Any) -> None:
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/readyz")).status == 503
     document = await (await client.get("/api/v1/openapi.json")).json()
-    assert "/api/v1/events" in document["paths"]
+    batch = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["oneOf"][1]
+    assert (batch["minItems"], batch["maxItems"]) == (1, 5)  # this server's ingest_max_events
     text = await (await client.get("/metrics")).text()
     assert "advisering_ingest_requests_total" in text
 
