@@ -139,32 +139,15 @@ class IngestHandler:
         self.wall_clock = wall_clock  # a rotated-out key's expiry is checked against it
 
     async def post_events(self, request: web.Request) -> web.Response:
+        """Publish a batch all or nothing: authenticated, parsed, valid and granted, or refused."""
         sources = self.sources.current()  # one snapshot per request
         source = sources.authenticator.source_for(presented_key(request), self.wall_clock())
         if source is None:
             return error_response(401, "unauthorized",
                                   "a valid API key is required (Authorization: Bearer <key>)")
-        if request.content_type not in JSON_TYPES | NDJSON_TYPES:
-            return error_response(415, "unsupported_media_type",
-                                  "send application/json (one event or an array) or "
-                                  "application/x-ndjson")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(413, "body_too_large",
-                                  f"the body exceeds {request.app[MAX_BODY]} bytes")
-        try:
-            raw_events = parse_body(body, request.content_type, self.config.vocabulary.max_depth)
-        except BodyError as exc:
-            self._count_rejected(exc.reason, 1)
-            return error_response(422, "invalid_events", str(exc),
-                                  problems=[{"index": exc.index, "reason": exc.reason,
-                                             "path": "", "message": str(exc)}])
-        if not raw_events:
-            return error_response(422, "invalid_events", "the request holds no event")
-        if len(raw_events) > self.config.max_events:
-            return error_response(413, "too_many_events",
-                                  f"at most {self.config.max_events} events per request")
+        raw_events = await self._read_events(request)
+        if isinstance(raw_events, web.Response):
+            return raw_events
         prepared, problems, foreign = self._prepare(raw_events, source)
         if foreign:
             return error_response(403, "forbidden",
@@ -188,6 +171,35 @@ class IngestHandler:
                                   f"{len({p['index'] for p in problems})} of {len(raw_events)} "
                                   "event(s) are invalid; nothing was published",
                                   problems=problems)
+        return await self._publish(source, prepared)
+
+    async def _read_events(self, request: web.Request) -> list[Any] | web.Response:
+        """The request's events as parsed JSON values, or the response refusing the body."""
+        if request.content_type not in JSON_TYPES | NDJSON_TYPES:
+            return error_response(415, "unsupported_media_type",
+                                  "send application/json (one event or an array) or "
+                                  "application/x-ndjson")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "body_too_large",
+                                  f"the body exceeds {request.app[MAX_BODY]} bytes")
+        try:
+            raw_events = parse_body(body, request.content_type, self.config.vocabulary.max_depth)
+        except BodyError as exc:
+            self._count_rejected(exc.reason, 1)
+            return error_response(422, "invalid_events", str(exc),
+                                  problems=[{"index": exc.index, "reason": exc.reason,
+                                             "path": "", "message": str(exc)}])
+        if not raw_events:
+            return error_response(422, "invalid_events", "the request holds no event")
+        if len(raw_events) > self.config.max_events:
+            return error_response(413, "too_many_events",
+                                  f"at most {self.config.max_events} events per request")
+        return raw_events
+
+    async def _publish(self, source: str, prepared: list[tuple[int, CaseEvent]]) -> web.Response:
+        """Send every event and answer 202 only once Kafka has confirmed them all."""
         began = time.perf_counter()
         try:
             await self.producer.send_all(
