@@ -59,12 +59,15 @@ _BATCH = re.compile(rb"\s*\[")  # a JSON body that is an array: a batch of event
 
 @dataclass(frozen=True)
 class IngestConfig:
+    """What the ingest needs besides its sources: the pseudonym key, the vocabulary, a limit."""
+
     pseudonym_key: bytes
     vocabulary: Vocabulary
     max_events: int
 
 
 def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:
+    """The JSON error a source can act on, counted by status (401 and 503 with their headers)."""
     body = {"error": error, "message": message, **extra}
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     if status == 401:
@@ -78,6 +81,7 @@ def _dumps(value: Any) -> str:
 
 
 def presented_key(request: web.Request) -> str | None:
+    """The API key a source sent: ``Authorization: Bearer`` first, then ``X-API-Key``."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
