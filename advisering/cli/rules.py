@@ -46,6 +46,7 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.rulebook import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
     from advisering.rulebook.report import trial_lines  # noqa: PLC0415
     from advisering.rulebook.trial import load_overview, run_trial  # noqa: PLC0415
+    from advisering.worker.steps import state_limits  # noqa: PLC0415
 
     for path in (args.scenario, args.overview):
         if path is not None and not path.is_file():
@@ -54,7 +55,8 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
     matcher = _load_matcher(args.rules or settings.rules_dir, settings)
     overview = (load_overview(args.overview, THROWAWAY_KEY, vocabulary)
                 if args.overview is not None else None)
-    report = run_trial(args.scenario, matcher, vocabulary, THROWAWAY_KEY, overview)
+    report = run_trial(args.scenario, matcher, vocabulary, THROWAWAY_KEY, overview,
+                       state_limits(settings))
     if args.json:
         _print_json(report.to_json())
     else:
@@ -93,6 +95,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.rulebook.backtest import Progress, backtest  # noqa: PLC0415
     from advisering.rulebook.history import HistoryError, file_events, topic_events  # noqa: PLC0415
     from advisering.rulebook.report import backtest_lines  # noqa: PLC0415
+    from advisering.worker.steps import state_limits  # noqa: PLC0415
 
     rules: Path = args.rules or settings.rules_dir
     baseline_dir = _baseline_dir(args, settings, rules)
@@ -123,7 +126,8 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         report = backtest(events, candidate, baseline, every=args.progress_every, source=source,
-                          progress=progress if not args.quiet else None)
+                          progress=progress if not args.quiet else None,
+                          limits=state_limits(settings))
     except HistoryError as exc:
         raise UserError(str(exc)) from exc
     if args.json:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits, over_limit, trim
-from advisering.engine.matcher import CompiledRule, Matcher, kle_matches
+from advisering.engine.matcher import CompiledRule, Matcher
 from advisering.engine.overview import (
     CitizenState,
     OpenCase,
@@ -73,6 +73,17 @@ class Outcome:
     forgotten: int = 0  # sent ids and throttle windows trimmed to their limits
 
 
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """A target a matching rule did not notify: this event told them before, or the throttle."""
+
+    rule: str
+    reason: Literal["duplicate", "throttled"]
+    recipient: str  # the recipient key (:func:`recipient_key`)
+    related: str  # the id of the case through which the recipient knows the citizen
+    until: float | None = None  # the end of the throttle window, epoch seconds
+
+
 def recipient_key(recipient: Mapping[str, Any]) -> str:
     """Whom a notification is for: the caseworker, or ``unit:<unit>`` without one.
 
@@ -117,13 +128,15 @@ def notification_id(
 
 def process(
     state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str,
-    limits: StateLimits = DEFAULT_LIMITS,
+    limits: StateLimits = DEFAULT_LIMITS, held_back: list[HeldBack] | None = None,
 ) -> Outcome:
     """Apply ``event`` to the citizen's state and evaluate the rules against it.
 
     An event that would take the state past a hard limit is refused: the
     outcome has ``limit`` set, the given state (or a new empty one) and no
-    notifications.
+    notifications. Given a ``held_back`` list, every target a matching rule
+    did not notify is added to it: the engine's own reasons, which
+    :func:`~advisering.engine.explain.explain` reports instead of working them out again.
     """
     seen = seen_key(event.source, event.id)
     if state is None:
@@ -152,21 +165,7 @@ def process(
         if case is not None and case.sensitivity == "foelsomme" and not rule.allow_sensitive:
             outcome.suppressed.append(rule.id)
             continue
-        for recipient, related, values in _targets(compiled, event, new):
-            nid = notification_id(rule.id, event, citizen, recipient.key, related.id)
-            if nid in new.sent:
-                outcome.duplicates += 1
-                continue
-            if compiled.throttle_seconds is not None:
-                window = throttle_key(rule.id, recipient.key)
-                if new.throttle.get(window, float("-inf")) > at:
-                    outcome.throttled.append(rule.id)
-                    continue
-                new.throttle[window] = at + compiled.throttle_seconds
-            new.sent[nid] = at
-            outcome.notifications.append(
-                _notification(nid, compiled, event, citizen, recipient, related, values, created)
-            )
+        _notify(compiled, event, citizen, at, created, outcome, held_back)
     prune(new)
     if (len(new.sent) > limits.max_sent_notifications
             or len(new.throttle) > limits.max_throttle_windows):
@@ -174,26 +173,51 @@ def process(
     return outcome
 
 
-def _targets(
+def _notify(
+    compiled: CompiledRule, event: CaseEvent, citizen: str, at: float, created: str,
+    outcome: Outcome, held_back: list[HeldBack] | None,
+) -> None:
+    """Tell each target of a matching rule, unless this event told them before or throttled."""
+    rule_id = compiled.rule.id
+    state = outcome.state
+    for recipient, related, values in targets(compiled, event, state):
+        nid = notification_id(rule_id, event, citizen, recipient.key, related.id)
+        if nid in state.sent:
+            outcome.duplicates += 1
+            if held_back is not None:
+                held_back.append(HeldBack(rule_id, "duplicate", recipient.key, related.id))
+            continue
+        if compiled.throttle_seconds is not None:
+            window = throttle_key(rule_id, recipient.key)
+            until = state.throttle.get(window)
+            if until is not None and until > at:
+                outcome.throttled.append(rule_id)
+                if held_back is not None:
+                    held_back.append(
+                        HeldBack(rule_id, "throttled", recipient.key, related.id, until))
+                continue
+            state.throttle[window] = at + compiled.throttle_seconds
+        state.sent[nid] = at
+        outcome.notifications.append(
+            _notification(nid, compiled, event, citizen, recipient, related, values, created)
+        )
+
+
+def targets(
     compiled: CompiledRule, event: CaseEvent, state: CitizenState
 ) -> list[tuple[Recipient, OpenCase, dict[str, str]]]:
-    """(recipient, the case through which they know the citizen, placeholder values)."""
+    """(recipient, the case through which they know the citizen, placeholder values).
+
+    The rule's conditions on related cases are :meth:`CompiledRule.first_failed_related`,
+    which the explanation of a rule that told nobody asks too.
+    """
     rule = compiled.rule
     base: dict[str, str] | None = None  # the event's placeholder values, once a target is found
     own_case = event.data.case
-    own_department = own_case.department if own_case else None
-    targets = []
+    found = []
     if rule.notify == "related":
         for case in state.cases.values():
-            if own_case is not None and case.id == own_case.id:
-                continue
-            if case.department == own_department:
-                continue
-            if compiled.related_departments and case.department not in compiled.related_departments:
-                continue
-            if not kle_matches(case.kle, compiled.related_kle):
-                continue
-            if compiled.related_statuses and case.status not in compiled.related_statuses:
+            if compiled.first_failed_related(case, own_case) is not None:
                 continue
             if base is None:
                 base = _event_values(event, rule.title)
@@ -202,25 +226,30 @@ def _targets(
                 "related.id": case.id, "related.department": department_name(case.department),
                 "related.kle": case.kle, "related.source": case.source,
             })
-            targets.append((Recipient(case.caseworker, case.unit, case.department), case, values))
-        return targets
+            found.append((Recipient(case.caseworker, case.unit, case.department), case, values))
+        return found
     if own_case is None or own_case.id not in state.cases:
-        return targets
+        return found
     mine = state.cases[own_case.id]
-    departments = sorted({
-        case.department for case in state.cases.values()
-        if case.department != own_case.department
-        and (case.sensitivity != "foelsomme" or rule.allow_sensitive)
-    })
+    departments = other_departments(state, own_case.department, rule.allow_sensitive)
     if not departments:
-        return targets
+        return found
     values = _event_values(event, rule.title)
     values.update({
         "case.id": mine.id, "case.department": department_name(mine.department),
         "departments": ", ".join(department_name(d) for d in departments),
     })
-    targets.append((Recipient(mine.caseworker, mine.unit, mine.department), mine, values))
-    return targets
+    found.append((Recipient(mine.caseworker, mine.unit, mine.department), mine, values))
+    return found
+
+
+def other_departments(state: CitizenState, own: str, allow_sensitive: bool) -> list[str]:
+    """The departments besides ``own`` with an open case (``notify: origin``), sorted;
+    foelsomme cases count only for a rule that allows them."""
+    return sorted({
+        case.department for case in state.cases.values()
+        if case.department != own and (case.sensitivity != "foelsomme" or allow_sensitive)
+    })
 
 
 def _event_values(event: CaseEvent, title: str) -> dict[str, str]:

@@ -6,8 +6,12 @@ to know which condition stopped it. :func:`explain` runs the real
 :func:`~advisering.engine.evaluate.process` and then, for every rule that names
 the event's type, says whether it fired and for whom, or what it missed: a
 ``when`` condition, a related case, the sensitivity guard, the throttle, or an
-earlier notification. Pure like the rest of the engine, so the explanation can
-never disagree with what the worker would do.
+earlier notification. Which rules matched, and which targets were held back
+and why, are the engine's own answers (``Outcome`` and ``held_back``); the
+reasons in words come from the same condition checks the engine runs
+(:meth:`~advisering.engine.matcher.CompiledRule.first_failed_condition`,
+:meth:`~advisering.engine.matcher.CompiledRule.first_failed_related`), so the
+explanation cannot disagree with what the worker does.
 """
 
 from __future__ import annotations
@@ -16,14 +20,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from advisering.engine.evaluate import (
-    Outcome,
-    _targets,  # the engine's own choice of recipients, so explanations cannot drift
-    notification_id,
-    process,
-)
-from advisering.engine.matcher import CompiledRule, Matcher, kle_matches, lookup
-from advisering.engine.overview import CitizenState, OpenCase, throttle_key
+from advisering.engine.evaluate import HeldBack, Outcome, other_departments, process
+from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
+from advisering.engine.matcher import CompiledRule, Matcher, lookup
+from advisering.engine.overview import CitizenState, OpenCase
 from advisering.events import CaseEvent
 
 Verdict = Literal["fired", "condition", "no_target", "suppressed", "throttled", "duplicate"]
@@ -72,35 +72,37 @@ class Explanation:
 
 
 def explain(
-    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str
+    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str,
+    limits: StateLimits = DEFAULT_LIMITS,
 ) -> Explanation:
     """Process ``event`` for ``citizen`` and say, for each rule of its type, what happened."""
-    outcome = process(state, event, citizen, matcher, created)
+    held_back: list[HeldBack] = []
+    outcome = process(state, event, citizen, matcher, created, limits, held_back=held_back)
     if outcome.limit is not None:  # refused by a state limit (outcome.limit): not evaluated
         return Explanation(outcome)
     if state is not None and outcome.state is state:
         return Explanation(outcome, repeated=True)
+    matched = set(outcome.matched)
     verdicts: list[RuleVerdict] = []
-    for compiled in sorted(_of_type(matcher, event), key=lambda c: c.rule.id):
-        verdicts.extend(_verdicts(compiled, event, citizen, state, outcome))
+    # Every rule naming the type, not only the matcher's candidates: a rule the
+    # index leaves out (another department, another KLE) is exactly the near miss to show.
+    for compiled in matcher.of_type(event):
+        if compiled.rule.id in matched:
+            verdicts.extend(_verdicts(compiled, event, outcome, held_back))
+        else:
+            # None would mean the index and the conditions disagree, which the
+            # matcher's tests rule out; the engine's answer (not matched) stands.
+            failed = compiled.first_failed_condition(event) or "when"
+            reason = condition_reason(compiled, event, failed)
+            verdicts.append(RuleVerdict(compiled.rule.id, "condition", failed, reason))
     return Explanation(outcome, tuple(verdicts))
 
 
-def _of_type(matcher: Matcher, event: CaseEvent) -> list[CompiledRule]:
-    # Every rule naming the type, not the matcher's candidates: a rule an index
-    # leaves out (another department, another KLE) is exactly the near miss to show.
-    return [c for c in matcher.compiled if event.type in c.rule.when.type]
-
-
 def _verdicts(
-    compiled: CompiledRule, event: CaseEvent, citizen: str, before: CitizenState | None,
-    outcome: Outcome,
+    compiled: CompiledRule, event: CaseEvent, outcome: Outcome, held_back: list[HeldBack]
 ) -> list[RuleVerdict]:
+    """What the engine did with a rule whose ``when`` conditions held."""
     rule_id = compiled.rule.id
-    failed = compiled.first_failed_condition(event)
-    if failed is not None:
-        reason = condition_reason(compiled, event, failed)
-        return [RuleVerdict(rule_id, "condition", failed, reason)]
     if rule_id in outcome.suppressed:
         return [RuleVerdict(
             rule_id, "suppressed", "allow_sensitive",
@@ -111,27 +113,21 @@ def _verdicts(
     fired = tuple(n for n in outcome.notifications if n["rule"] == rule_id)
     if fired:
         verdicts.append(RuleVerdict(rule_id, "fired", notifications=fired))
-    told = {n["id"] for n in fired}
-    sent_before = before.sent if before is not None else {}
-    targets = _targets(compiled, event, outcome.state)
-    for recipient, related, _ in targets:
-        nid = notification_id(rule_id, event, citizen, recipient.key, related.id)
-        if nid in told:
-            continue
-        if nid in sent_before:
+    held = [h for h in held_back if h.rule == rule_id]
+    for h in held:
+        if h.reason == "duplicate":
             verdicts.append(RuleVerdict(
                 rule_id, "duplicate", None,
-                f"{recipient.key} was already told about case {related.id} by this event",
+                f"{h.recipient} was already told about case {h.related} by this event",
             ))
             continue
-        until = outcome.state.throttle.get(throttle_key(rule_id, recipient.key))
-        when = _local(until, event) if until is not None else "later"
+        when = _local(h.until, event) if h.until is not None else "later"
         verdicts.append(RuleVerdict(
             rule_id, "throttled", "throttle",
-            f"{recipient.key} (case {related.id}) was already told by this rule about this "
+            f"{h.recipient} (case {h.related}) was already told by this rule about this "
             f"citizen; throttle {compiled.rule.throttle} lasts until {when}",
         ))
-    if not targets:
+    if not fired and not held:
         condition, reason = no_target_reason(compiled, event, outcome.state)
         verdicts.append(RuleVerdict(rule_id, "no_target", condition, reason))
     return verdicts
@@ -170,22 +166,20 @@ def condition_reason(compiled: CompiledRule, event: CaseEvent, condition: str) -
     return condition
 
 
-def _case_miss(compiled: CompiledRule, event: CaseEvent, case: OpenCase) -> tuple[str, str] | None:
-    """(condition, reason) why an open case is not a related case of the rule, or None."""
-    own = event.data.case
-    if own is not None and case.id == own.id:
-        return ("own case", "it is the event's own case")
-    if own is not None and case.department == own.department:
-        return ("own department", f"it is in the event's own department {case.department!r}")
-    if compiled.related_departments and case.department not in compiled.related_departments:
-        return ("related.department", f"department {case.department!r} is not "
+def related_reason(compiled: CompiledRule, case: OpenCase, condition: str) -> str:
+    """What an open case has at a failed related-case condition, and what the rule wants."""
+    if condition == "own case":
+        return "it is the event's own case"
+    if condition == "own department":
+        return f"it is in the event's own department {case.department!r}"
+    if condition == "related.department":
+        return (f"department {case.department!r} is not "
                 f"{_wanted(compiled.related_departments)}")
-    if not kle_matches(case.kle, compiled.related_kle):
-        return ("related.kle", f"KLE {case.kle} is not under {_wanted(compiled.related_kle)}")
-    if compiled.related_statuses and case.status not in compiled.related_statuses:
-        return ("related.status", f"status {case.status!r} is not "
-                f"{_wanted(compiled.related_statuses)}")
-    return None
+    if condition == "related.kle":
+        return f"KLE {case.kle} is not under {_wanted(compiled.related_kle)}"
+    if condition == "related.status":
+        return f"status {case.status!r} is not {_wanted(compiled.related_statuses)}"
+    return condition
 
 
 def no_target_reason(
@@ -196,17 +190,18 @@ def no_target_reason(
     if compiled.rule.notify == "origin":
         if own is None or own.id not in state.cases:
             return ("notify", "notify: origin needs the event's own case to be open")
-        hidden = any(c.sensitivity == "foelsomme" and c.department != own.department
-                     for c in state.cases.values())
+        # Nobody was told, so any other department's case left is a foelsomme one.
+        hidden = not compiled.rule.allow_sensitive and bool(
+            other_departments(state, own.department, allow_sensitive=True))
         extra = (" (cases marked foelsomme are left out without allow_sensitive: true)"
-                 if hidden and not compiled.rule.allow_sensitive else "")
+                 if hidden else "")
         return ("notify", f"no other department has an open case with this citizen{extra}")
     conditions, reasons = [], []
     for case in sorted(state.cases.values(), key=lambda c: c.id):
-        miss = _case_miss(compiled, event, case)
-        if miss is not None and miss[0] != "own case":
-            conditions.append(miss[0])
-            reasons.append(f"{case.id}: {miss[1]}")
+        miss = compiled.first_failed_related(case, own)
+        if miss is not None and miss != "own case":
+            conditions.append(miss)
+            reasons.append(f"{case.id}: {related_reason(compiled, case, miss)}")
     if not reasons:
         return ("related", "the citizen has no other open case in the overview")
     condition = conditions[0] if len(set(conditions)) == 1 else "related"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advisering.engine.index import IndexKeys, RuleIndex
+from advisering.engine.overview import OpenCase
 from advisering.engine.rules import Rule, RuleSet
 from advisering.events import CaseEvent, CaseRef
 
@@ -99,14 +100,29 @@ class CompiledRule:
         return IndexKeys(self.rule.when.type, self.rule.when.department, self.kle)
 
     def first_failed_condition(self, event: CaseEvent) -> str | None:
-        """None when the event meets every ``when`` condition, else the first that fails."""
+        """None when the event meets every ``when`` condition, else the first that fails.
+
+        The order (source, department, KLE, status, previous status, where) is
+        the order an explanation names them in. Each condition is written once:
+        the index's (department, KLE) here, the rest in
+        :meth:`failed_beyond_index`, which the live matcher runs on its candidates.
+        """
+        beyond = self.failed_beyond_index(event)
+        if beyond == "when.source":
+            return beyond
         case = event.data.case
-        if self.sources and event.source not in self.sources:
-            return "when.source"
         if self.departments and (case is None or case.department not in self.departments):
             return "when.department"
         if self.kle and (case is None or not kle_matches(case.kle, self.kle)):
             return "when.kle"
+        return beyond
+
+    def failed_beyond_index(self, event: CaseEvent) -> str | None:
+        """The first failing condition the index does not answer (source, status, previous
+        status, where), or None; for a candidate, None means the rule matches."""
+        if self.sources and event.source not in self.sources:
+            return "when.source"
+        case = event.data.case
         if self.statuses and (case is None or case.status not in self.statuses):
             return "when.status"
         if self.previous_statuses and (
@@ -118,22 +134,24 @@ class CompiledRule:
                 return "when.where." + ".".join(path)
         return None
 
-    def holds_beyond_index(self, event: CaseEvent) -> bool:
-        """The conditions the index does not answer: source, status, previous status, where.
+    def first_failed_related(self, case: OpenCase, own: CaseRef | None) -> str | None:
+        """Why an open case is not a related case of the rule (None: it is one).
 
-        Only for a candidate the index returned, whose type, department and KLE
-        already hold; same semantics as :meth:`first_failed_condition`.
+        The engine's choice of whom to tell (``notify: related``) and the
+        explanation of why nobody was told both ask this.
         """
-        if self.sources and event.source not in self.sources:
-            return False
-        case = event.data.case
-        if self.statuses and (case is None or case.status not in self.statuses):
-            return False
-        if self.previous_statuses and (
-            case is None or case.previous_status not in self.previous_statuses
-        ):
-            return False
-        return all(lookup(event, path) in allowed for path, allowed in self.where)
+        if own is not None:
+            if case.id == own.id:
+                return "own case"
+            if case.department == own.department:
+                return "own department"
+        if self.related_departments and case.department not in self.related_departments:
+            return "related.department"
+        if not kle_matches(case.kle, self.related_kle):
+            return "related.kle"
+        if self.related_statuses and case.status not in self.related_statuses:
+            return "related.status"
+        return None
 
 
 CASE_FIELDS = frozenset(CaseRef.model_fields)
@@ -224,4 +242,4 @@ class Matcher:
     def matching(self, event: CaseEvent) -> list[CompiledRule]:
         """The rules the event triggers, in rule id order."""
         return [rule for rule in self.candidates(event)
-                if not rule.checks_beyond_index or rule.holds_beyond_index(event)]
+                if not rule.checks_beyond_index or rule.failed_beyond_index(event) is None]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisering.engine.evaluate import process, recipient_key
+from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import CaseEvent, Rejection
@@ -59,15 +60,17 @@ class RuleStats:
 class Replay:
     """One rule set replayed: its own overview per citizen and its counts per rule."""
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, limits: StateLimits = DEFAULT_LIMITS) -> None:
         self.matcher = matcher
+        self.limits = limits
         self.states: dict[str, CitizenState] = {}
         self.stats = {c.rule.id: RuleStats() for c in matcher.compiled}
         self.duplicates = 0
         self.stale = 0
 
     def feed(self, event: CaseEvent, citizen: str, created: str) -> None:
-        outcome = process(self.states.get(citizen), event, citizen, self.matcher, created)
+        outcome = process(self.states.get(citizen), event, citizen, self.matcher, created,
+                          self.limits)
         if outcome.state.is_empty():
             self.states.pop(citizen, None)
         else:
@@ -170,10 +173,14 @@ def weeks_between(first: dt.datetime | None, last: dt.datetime | None) -> float:
 def backtest(
     events: Iterable[CaseEvent | Rejection], candidate: Matcher, baseline: Matcher | None = None,
     *, progress: Callable[[Progress], None] | None = None, every: int = 100_000,
-    source: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None, limits: StateLimits = DEFAULT_LIMITS,
 ) -> BacktestReport:
-    """Replay ``events`` through ``candidate`` (and ``baseline``); invalid events are counted."""
-    replays = [Replay(candidate)] + ([Replay(baseline)] if baseline is not None else [])
+    """Replay ``events`` through ``candidate`` (and ``baseline``); invalid events are counted.
+
+    ``limits`` are the worker's per-citizen limits, so the replay refuses what the worker would.
+    """
+    replays = [Replay(candidate, limits)] + (
+        [Replay(baseline, limits)] if baseline is not None else [])
     rejected: Counter[str] = Counter()
     count = accepted = 0
     first: dt.datetime | None = None

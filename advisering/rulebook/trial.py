@@ -20,6 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from advisering.engine.explain import Explanation, explain
+from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState, OpenCase, with_case
 from advisering.events import (
@@ -176,9 +177,12 @@ class TrialReport:
 
 def run_trial(
     scenario: Path, matcher: Matcher, vocabulary: Vocabulary, key: bytes,
-    overview: dict[str, CitizenState] | None = None,
+    overview: dict[str, CitizenState] | None = None, limits: StateLimits = DEFAULT_LIMITS,
 ) -> TrialReport:
-    """Run every line of ``scenario`` through the engine, one in-memory state per citizen."""
+    """Run every line of ``scenario`` through the engine, one in-memory state per citizen.
+
+    ``limits`` are the worker's per-citizen limits, so a trial refuses what the worker would.
+    """
     states = dict(overview or {})
     steps = []
     for line, result in prepared(json_lines(scenario, vocabulary.max_depth), key, vocabulary):
@@ -188,7 +192,7 @@ def run_trial(
         step = TrialStep(line, event=result)
         created = result.time.isoformat()
         for citizen in dict.fromkeys(party.citizen for party in result.data.parties):
-            explanation = explain(states.get(citizen), result, citizen, matcher, created)
+            explanation = explain(states.get(citizen), result, citizen, matcher, created, limits)
             states[citizen] = explanation.outcome.state
             step.citizens.append((citizen, explanation))
         steps.append(step)
