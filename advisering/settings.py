@@ -14,8 +14,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "advisering"
 MIN_PSEUDONYM_KEY_BYTES = 32
+
+
+def default_cache_dir() -> Path:
+    """``~/.cache/advisering``: read when settings are built, so importing reads no home."""
+    return Path.home() / ".cache" / "advisering"
 
 
 class Settings(BaseSettings):
@@ -35,7 +39,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     kafka_port: int = Field(default=9092, ge=1024, le=65534)
-    kafka_cache_dir: Path = DEFAULT_CACHE_DIR
+    kafka_cache_dir: Path = Field(default_factory=default_cache_dir)
     kafka_state_dir: Path | None = None
     kafka_heap: str = "768m"
     kafka_start_timeout: float = Field(default=90.0, gt=0)
@@ -46,7 +50,7 @@ class Settings(BaseSettings):
     worker_replication_factor: int | None = Field(default=None, ge=1)
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
-    worker_data_dir: Path = DEFAULT_CACHE_DIR / "worker"
+    worker_data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "worker")
     worker_commit_interval: float = Field(default=2.8, gt=0)
     worker_session_timeout: float = Field(default=30.0, ge=6)
     # Failures and shutdown (README "Failures, shutdown and health").
@@ -84,7 +88,7 @@ class Settings(BaseSettings):
     event_max_parties: int = Field(default=20, ge=1, le=1000)
 
     token_secret: SecretStr | None = None
-    inbox_db: Path = DEFAULT_CACHE_DIR / "inbox.sqlite3"
+    inbox_db: Path = Field(default_factory=lambda: default_cache_dir() / "inbox.sqlite3")
     inbox_group: str = "advisering-inbox"
     inbox_retention_days: float = Field(default=30.0, gt=0)
     case_urls: dict[str, str] = Field(

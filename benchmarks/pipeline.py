@@ -84,6 +84,7 @@ from advisering.broker.topic_specs import AUDIT, CASE_EVENTS, NOTIFICATIONS
 from advisering.cli_pipeline import load_matcher_and_vocabulary
 from advisering.edge import prepare_event
 from advisering.engine.evaluate import process
+from advisering.engine.event import EngineEvent
 from advisering.engine.trusted import decode_validated
 from advisering.events import (
     CaseEvent,
@@ -99,7 +100,7 @@ from advisering.scenario import synthetic_cpr
 from advisering.settings import Settings
 from advisering.testing import end_offsets, wait_until_idle
 from advisering.web.sources import add_source
-from advisering.worker import steps
+from advisering.worker import steps, tally
 
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline-latest.json"
 PASSTHROUGH_APP = ROOT / "benchmarks" / "faust_passthrough.py"
@@ -335,14 +336,14 @@ def latency_triggers(stream: Stream, count: int, key: bytes, vocabulary: Vocabul
 # 1. The engine alone (and the worker's own steps), one core, no Kafka
 # ---------------------------------------------------------------------------
 
-def engine_decode(payload: bytes | None, _vocabulary: Vocabulary) -> CaseEvent | Rejection:
+def engine_decode(payload: bytes | None, _vocabulary: Vocabulary) -> EngineEvent | Rejection:
     """The engine's decode, as the correlate hop does it (intake validated the event)."""
     return decode_validated(payload or b"")
 
 
 def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
-                decode: Callable[[bytes | None, Vocabulary], CaseEvent | Rejection] = engine_decode,
-                ) -> dict[str, int]:
+                decode: Callable[[bytes | None, Vocabulary], EngineEvent | Rejection]
+                = engine_decode) -> dict[str, int]:
     """decode -> overview + rules -> orjson notifications, over the whole stream.
 
     With ``decode=decode_event`` it includes the intake's validation as well
@@ -350,7 +351,7 @@ def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
     both hops, Faust aside.
     """
     states: dict[str, Any] = {}
-    created = steps.now_iso()
+    created = tally.now_iso()
     notifications = 0
     encoded_bytes = 0
     for payload in payloads:
@@ -381,9 +382,12 @@ def steps_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
     grants = GrantCheck(GRANTS)
     for offset, payload in enumerate(payloads):
         box = steps.intake(payload, vocabulary, grants=grants, topic=CASE_EVENTS, partition=0,
-                           offset=offset)
+                           offset=offset, now=tally.now_iso())
+        tally.record(box.counts)
         for key, value in box.citizen_events:
-            state, out = steps.correlate(key.decode(), value, states.get(key), matcher)
+            state, out = steps.correlate(key.decode(), value, states.get(key), matcher,
+                                         now=tally.now_iso())
+            tally.record(out.counts)
             notifications += len(out.notifications)
             if state.is_empty():
                 states.pop(key, None)

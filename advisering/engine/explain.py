@@ -22,9 +22,10 @@ from advisering.engine.evaluate import (
     notification_id,
     process,
 )
+from advisering.engine.event import EngineEvent
 from advisering.engine.matcher import CompiledRule, Matcher, kle_matches, lookup
+from advisering.engine.notification import Notification
 from advisering.engine.overview import CitizenState, OpenCase, throttle_key
-from advisering.events import CaseEvent
 
 Verdict = Literal["fired", "condition", "no_target", "suppressed", "throttled", "duplicate"]
 
@@ -43,10 +44,10 @@ class RuleVerdict:
     verdict: Verdict
     condition: str | None = None
     reason: str = ""
-    notifications: tuple[dict[str, Any], ...] = ()
+    notifications: tuple[Notification, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.rule, "verdict": self.verdict}
+    def to_json(self) -> dict[str, str]:
+        out: dict[str, str] = {"rule": self.rule, "verdict": self.verdict}
         if self.condition is not None:
             out["condition"] = self.condition
         if self.reason:
@@ -72,7 +73,7 @@ class Explanation:
 
 
 def explain(
-    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str
+    state: CitizenState | None, event: EngineEvent, citizen: str, matcher: Matcher, created: str
 ) -> Explanation:
     """Process ``event`` for ``citizen`` and say, for each rule of its type, what happened."""
     outcome = process(state, event, citizen, matcher, created)
@@ -86,14 +87,14 @@ def explain(
     return Explanation(outcome, tuple(verdicts))
 
 
-def _of_type(matcher: Matcher, event: CaseEvent) -> list[CompiledRule]:
+def _of_type(matcher: Matcher, event: EngineEvent) -> list[CompiledRule]:
     # Every rule naming the type, not the matcher's candidates: a rule an index
     # leaves out (another department, another KLE) is exactly the near miss to show.
     return [c for c in matcher.compiled if event.type in c.rule.when.type]
 
 
 def _verdicts(
-    compiled: CompiledRule, event: CaseEvent, citizen: str, before: CitizenState | None,
+    compiled: CompiledRule, event: EngineEvent, citizen: str, before: CitizenState | None,
     outcome: Outcome,
 ) -> list[RuleVerdict]:
     rule_id = compiled.rule.id
@@ -108,10 +109,10 @@ def _verdicts(
             "allow_sensitive: true",
         )]
     verdicts = []
-    fired = tuple(n for n in outcome.notifications if n["rule"] == rule_id)
+    fired = tuple(n for n in outcome.notifications if n.rule == rule_id)
     if fired:
         verdicts.append(RuleVerdict(rule_id, "fired", notifications=fired))
-    told = {n["id"] for n in fired}
+    told = {n.id for n in fired}
     sent_before = before.sent if before is not None else {}
     targets = _targets(compiled, event, outcome.state)
     for recipient, related, _ in targets:
@@ -137,7 +138,7 @@ def _verdicts(
     return verdicts
 
 
-def _local(seconds: float, event: CaseEvent) -> str:
+def _local(seconds: float, event: EngineEvent) -> str:
     """A time in the event's own UTC offset, as the operator wrote the scenario."""
     return dt.datetime.fromtimestamp(seconds, event.time.tzinfo).isoformat(timespec="minutes")
 
@@ -146,7 +147,7 @@ def _wanted(values: frozenset[Any] | tuple[str, ...]) -> str:
     return ", ".join(sorted(str(v) for v in values))
 
 
-def condition_reason(compiled: CompiledRule, event: CaseEvent, condition: str) -> str:
+def condition_reason(compiled: CompiledRule, event: EngineEvent, condition: str) -> str:
     """What the event has at a failed ``when`` condition, and what the rule wants there."""
     case = event.data.case
     if condition == "when.source":
@@ -170,7 +171,9 @@ def condition_reason(compiled: CompiledRule, event: CaseEvent, condition: str) -
     return condition
 
 
-def _case_miss(compiled: CompiledRule, event: CaseEvent, case: OpenCase) -> tuple[str, str] | None:
+def _case_miss(
+    compiled: CompiledRule, event: EngineEvent, case: OpenCase,
+) -> tuple[str, str] | None:
     """(condition, reason) why an open case is not a related case of the rule, or None."""
     own = event.data.case
     if own is not None and case.id == own.id:
@@ -189,7 +192,7 @@ def _case_miss(compiled: CompiledRule, event: CaseEvent, case: OpenCase) -> tupl
 
 
 def no_target_reason(
-    compiled: CompiledRule, event: CaseEvent, state: CitizenState
+    compiled: CompiledRule, event: EngineEvent, state: CitizenState
 ) -> tuple[str, str]:
     """(condition, reason) why every ``when`` condition held and still nobody was told."""
     own = event.data.case

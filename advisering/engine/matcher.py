@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from advisering.engine.event import EngineEvent
 from advisering.engine.index import IndexKeys, RuleIndex
 from advisering.engine.rules import Rule, RuleSet
-from advisering.events import CaseEvent, CaseRef
+from advisering.events import CaseRef
 
 
 def kle_matches(kle: str, prefixes: tuple[str, ...]) -> bool:
@@ -98,7 +99,7 @@ class CompiledRule:
     def index_keys(self) -> IndexKeys:
         return IndexKeys(self.rule.when.type, self.rule.when.department, self.kle)
 
-    def first_failed_condition(self, event: CaseEvent) -> str | None:
+    def first_failed_condition(self, event: EngineEvent) -> str | None:
         """None when the event meets every ``when`` condition, else the first that fails."""
         case = event.data.case
         if self.sources and event.source not in self.sources:
@@ -118,7 +119,7 @@ class CompiledRule:
                 return "when.where." + ".".join(path)
         return None
 
-    def holds_beyond_index(self, event: CaseEvent) -> bool:
+    def holds_beyond_index(self, event: EngineEvent) -> bool:
         """The conditions the index does not answer: source, status, previous status, where.
 
         Only for a candidate the index returned, whose type, department and KLE
@@ -139,7 +140,7 @@ class CompiledRule:
 CASE_FIELDS = frozenset(CaseRef.model_fields)
 
 
-def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
+def lookup(event: EngineEvent, path: tuple[str, ...]) -> Any:
     """The value at a dotted path inside the event's ``data`` (None when absent)."""
     head, rest = path[0], path[1:]
     data = event.data
@@ -160,7 +161,7 @@ def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
     return current
 
 
-def naive_matching(compiled: Iterable[CompiledRule], event: CaseEvent) -> list[CompiledRule]:
+def naive_matching(compiled: Iterable[CompiledRule], event: EngineEvent) -> list[CompiledRule]:
     """Every rule checked in full: the reference for the index's tests and benchmark."""
     return [c for c in compiled
             if event.type in c.types and c.first_failed_condition(event) is None]
@@ -197,7 +198,7 @@ class Matcher:
         self._memo_size = 0
         self._memo_limit = memo_limit
 
-    def candidates(self, event: CaseEvent) -> tuple[CompiledRule, ...]:
+    def candidates(self, event: EngineEvent) -> tuple[CompiledRule, ...]:
         """The rules whose type, department and KLE conditions the event meets, in rule order."""
         case = event.data.case
         department, kle = (case.department, case.kle) if case is not None else (None, None)
@@ -217,11 +218,11 @@ class Matcher:
             self._memo_size += 1
         return found
 
-    def of_type(self, event: CaseEvent) -> tuple[CompiledRule, ...]:
+    def of_type(self, event: EngineEvent) -> tuple[CompiledRule, ...]:
         """Every rule naming the event's type: for explaining which condition a rule missed."""
         return self._index.of_type(event.type)
 
-    def matching(self, event: CaseEvent) -> list[CompiledRule]:
+    def matching(self, event: EngineEvent) -> list[CompiledRule]:
         """The rules the event triggers, in rule id order."""
         return [rule for rule in self.candidates(event)
                 if not rule.checks_beyond_index or rule.holds_beyond_index(event)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from advisering.engine.explain import Explanation
+from advisering.engine.notification import Notification
 from advisering.rulebook.backtest import BacktestReport
 from advisering.rulebook.trial import TrialReport, TrialStep
 
@@ -17,12 +18,12 @@ def short(citizen: str) -> str:
     return citizen[:12] + "…"
 
 
-def recipient_text(notification: dict[str, Any]) -> str:
-    recipient = notification["recipient"]
-    who = (f"caseworker {recipient['caseworker']} ({recipient['unit']}, "
-           f"{recipient['department']})" if recipient["caseworker"]
-           else f"unit {recipient['unit']} ({recipient['department']}, no caseworker on the case)")
-    return f"{who} via case {notification['related_case']['id']}"
+def recipient_text(notification: Notification) -> str:
+    recipient = notification.recipient
+    who = (f"caseworker {recipient.caseworker} ({recipient.unit}, "
+           f"{recipient.department})" if recipient.caseworker
+           else f"unit {recipient.unit} ({recipient.department}, no caseworker on the case)")
+    return f"{who} via case {notification.related_case.id}"
 
 
 def trial_lines(report: TrialReport) -> list[str]:
@@ -66,7 +67,7 @@ def _explanation_lines(explanation: Explanation) -> list[str]:
         if verdict.verdict == "fired":
             for notification in verdict.notifications:
                 lines.append(f"    FIRED   {verdict.rule} -> {recipient_text(notification)}")
-                lines.append(f"            \"{notification['message']}\"")
+                lines.append(f"            \"{notification.message}\"")
         else:
             condition = f" [{verdict.condition}]" if verdict.condition else ""
             lines.append(f"    ALMOST  {verdict.rule}: {verdict.verdict}{condition}: "
