@@ -14,8 +14,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "advisering"
 MIN_PSEUDONYM_KEY_BYTES = 32
+
+
+def default_cache_dir() -> Path:
+    """``~/.cache/advisering``: read when settings are built, so importing reads no home."""
+    return Path.home() / ".cache" / "advisering"
 
 
 class Settings(BaseSettings):
@@ -47,7 +51,7 @@ class Settings(BaseSettings):
         description="the local broker's port (controller: port+1)",
     )
     kafka_cache_dir: Path = Field(
-        default=DEFAULT_CACHE_DIR, description="Kafka jars and broker state"
+        default_factory=default_cache_dir, description="Kafka jars and broker state"
     )
     kafka_state_dir: Path | None = Field(
         default=None,
@@ -80,7 +84,8 @@ class Settings(BaseSettings):
         default=6066, ge=1, le=65535, description="health, readiness and metrics (port)"
     )
     worker_data_dir: Path = Field(
-        default=DEFAULT_CACHE_DIR / "worker", description="Faust's data directory"
+        default_factory=lambda: default_cache_dir() / "worker",
+        description="Faust's data directory"
     )
     worker_commit_interval: float = Field(
         default=2.8, gt=0, description="seconds between offset commits"
@@ -196,7 +201,8 @@ class Settings(BaseSettings):
         description="signs inbox bearer tokens (at least 32 bytes); enables the inbox",
     )
     inbox_db: Path = Field(
-        default=DEFAULT_CACHE_DIR / "inbox.sqlite3", description="the inbox database"
+        default_factory=lambda: default_cache_dir() / "inbox.sqlite3",
+        description="the inbox database"
     )
     inbox_group: str = Field(
         default="advisering-inbox", description="the inbox's consumer group"

@@ -46,7 +46,7 @@ from advisering.delivery.sink import (
     no_settled_hook,
     report_settled,
 )
-from advisering.engine.evaluate import recipient_key
+from advisering.engine.notification import recipient_key
 from advisering.log import get_logger
 
 log = get_logger(__name__)

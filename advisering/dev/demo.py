@@ -23,9 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from advisering.dev.local_kafka import LocalKafka
@@ -34,6 +32,7 @@ from advisering.dev.sim_publish import HttpSender, Pacer, batches
 from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
 from advisering.edge.client import default_vocabulary
 from advisering.engine.evaluate import EVENT_NAMES, department_name
+from advisering.engine.notification import Notification
 from advisering.events import Vocabulary
 from advisering.grants import Grants
 from advisering.http.sources import add_source
@@ -74,20 +73,20 @@ def prepare_broker(settings: Settings) -> bool:
     return started
 
 
-def format_notification(notification: dict[str, Any]) -> str:
+def format_notification(notification: Notification) -> str:
     """A notification as a caseworker would read it, with its why."""
-    recipient = notification["recipient"]
-    trigger = notification["trigger"]
-    who = recipient["caseworker"] or f"enhed {recipient['unit']}"
-    origin = department_name(trigger["department"]) if trigger["department"] else trigger["source"]
+    recipient = notification.recipient
+    trigger = notification.trigger
+    who = recipient.caseworker or f"enhed {recipient.unit}"
+    origin = department_name(trigger.department) if trigger.department else trigger.source
     return "\n".join([
-        f"[{SEVERITY.get(notification['severity'], notification['severity'])}] "
-        f"Til {who} ({department_name(recipient['department'])}, {recipient['unit']}) "
-        f"om sag {notification['related_case']['id']}",
-        f"  {notification['message']}",
-        f"  Hvorfor: {notification['title']} · hjemmel: {notification['legal_basis']}",
-        f"  Udløst af: {EVENT_NAMES.get(trigger['type'], trigger['type'])} fra {origin} "
-        f"({_danish_time(trigger['time'])}) · regel {notification['rule']}",
+        f"[{SEVERITY.get(notification.severity, notification.severity)}] "
+        f"Til {who} ({department_name(recipient.department)}, {recipient.unit}) "
+        f"om sag {notification.related_case.id}",
+        f"  {notification.message}",
+        f"  Hvorfor: {notification.title} · hjemmel: {notification.legal_basis}",
+        f"  Udløst af: {EVENT_NAMES.get(trigger.type, trigger.type)} fra {origin} "
+        f"({_danish_time(trigger.time)}) · regel {notification.rule}",
     ])
 
 
@@ -251,6 +250,10 @@ def _show(consumer: Consumer, seconds: float) -> int:
         message = consumer.poll(0.2)
         if message is None or message.error():
             continue
-        print("\n" + format_notification(orjson.loads(message.value() or b"{}")))
+        try:
+            notification = Notification.decode(message.value() or b"")
+        except ValueError:  # the worker's own topic should never hold this
+            continue
+        print("\n" + format_notification(notification))
         shown += 1
     return shown

@@ -11,12 +11,13 @@ an event that would pass a limit changes nothing and notifies nobody.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from advisering.engine.event import EngineEvent
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits, over_limit, trim
 from advisering.engine.matcher import CompiledRule, Matcher
+from advisering.engine.notification import Notification, Recipient, RelatedCase, Trigger
 from advisering.engine.overview import (
     CitizenState,
     OpenCase,
@@ -25,7 +26,6 @@ from advisering.engine.overview import (
     seen_key,
     throttle_key,
 )
-from advisering.events import CaseEvent
 
 DEPARTMENT_NAMES = {
     "jobcenter": "jobcentret",
@@ -63,7 +63,7 @@ class Outcome:
     """What one event did: the new state, the notifications and the counts behind them."""
 
     state: CitizenState
-    notifications: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
     matched: list[str] = field(default_factory=list)
     throttled: list[str] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
@@ -79,43 +79,13 @@ class HeldBack:
 
     rule: str
     reason: Literal["duplicate", "throttled"]
-    recipient: str  # the recipient key (:func:`recipient_key`)
+    recipient: str  # the recipient key (:attr:`Recipient.key`)
     related: str  # the id of the case through which the recipient knows the citizen
     until: float | None = None  # the end of the throttle window, epoch seconds
 
 
-def recipient_key(recipient: Mapping[str, Any]) -> str:
-    """Whom a notification is for: the caseworker, or ``unit:<unit>`` without one.
-
-    The Kafka key of a notification and the owner of its inbox entry, webhook
-    queue and e-mail digest; one rule for all of them.
-    """
-    caseworker = recipient.get("caseworker")
-    return _recipient_key(caseworker if isinstance(caseworker, str) else None,
-                          recipient.get("unit"))
-
-
-def _recipient_key(caseworker: str | None, unit: object) -> str:
-    return caseworker if caseworker else f"unit:{unit}"
-
-
-@dataclass(frozen=True)
-class Recipient:
-    caseworker: str | None
-    unit: str
-    department: str
-
-    @property
-    def key(self) -> str:
-        """The Kafka key and inbox owner (:func:`recipient_key`, without building the JSON)."""
-        return _recipient_key(self.caseworker, self.unit)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"caseworker": self.caseworker, "unit": self.unit, "department": self.department}
-
-
 def notification_id(
-    rule_id: str, event: CaseEvent, citizen: str, recipient: str, related: str
+    rule_id: str, event: EngineEvent, citizen: str, recipient: str, related: str
 ) -> str:
     """Deterministic: the same (rule, event, citizen, recipient, related case) gives the same id.
 
@@ -127,7 +97,7 @@ def notification_id(
 
 
 def process(
-    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str,
+    state: CitizenState | None, event: EngineEvent, citizen: str, matcher: Matcher, created: str,
     limits: StateLimits = DEFAULT_LIMITS, held_back: list[HeldBack] | None = None,
 ) -> Outcome:
     """Apply ``event`` to the citizen's state and evaluate the rules against it.
@@ -174,7 +144,7 @@ def process(
 
 
 def _notify(
-    compiled: CompiledRule, event: CaseEvent, citizen: str, at: float, created: str,
+    compiled: CompiledRule, event: EngineEvent, citizen: str, at: float, created: str,
     outcome: Outcome, held_back: list[HeldBack] | None,
 ) -> None:
     """Tell each target of a matching rule, unless this event told them before or throttled."""
@@ -204,7 +174,7 @@ def _notify(
 
 
 def targets(
-    compiled: CompiledRule, event: CaseEvent, state: CitizenState
+    compiled: CompiledRule, event: EngineEvent, state: CitizenState
 ) -> list[tuple[Recipient, OpenCase, dict[str, str]]]:
     """(recipient, the case through which they know the citizen, placeholder values).
 
@@ -252,7 +222,7 @@ def other_departments(state: CitizenState, own: str, allow_sensitive: bool) -> l
     })
 
 
-def _event_values(event: CaseEvent, title: str) -> dict[str, str]:
+def _event_values(event: EngineEvent, title: str) -> dict[str, str]:
     department = event.department
     return {
         "event.date": event.time.strftime("%d.%m.%Y"),
@@ -264,38 +234,15 @@ def _event_values(event: CaseEvent, title: str) -> dict[str, str]:
 
 
 def _notification(
-    nid: str, compiled: CompiledRule, event: CaseEvent, citizen: str, recipient: Recipient,
+    nid: str, compiled: CompiledRule, event: EngineEvent, citizen: str, recipient: Recipient,
     related: OpenCase, values: dict[str, str], created: str,
-) -> dict[str, Any]:
+) -> Notification:
     rule = compiled.rule
-    return {
-        "id": nid,
-        "rule": rule.id,
-        "title": rule.title,
-        "severity": rule.severity,
-        "recipient": recipient.to_json(),
-        "related_case": {"id": related.id, "source": related.source, "kle": related.kle},
-        "trigger": {
-            "event_id": event.id, "source": event.source, "type": event.type,
-            "department": event.department, "time": event.time.isoformat(),
-        },
-        "citizen": citizen,
-        "message": compiled.template.render(values),
-        "legal_basis": rule.legal_basis,
-        "created": created,
-    }
-
-
-def audit_record(notification: dict[str, Any]) -> dict[str, Any]:
-    """The accountability record of one disclosure (principle 6 of the design)."""
-    return {
-        "notification_id": notification["id"],
-        "citizen": notification["citizen"],
-        "recipient": notification["recipient"],
-        "rule": notification["rule"],
-        "legal_basis": notification["legal_basis"],
-        "disclosed": notification["message"],
-        "related_case": notification["related_case"],
-        "trigger": notification["trigger"],
-        "created": notification["created"],
-    }
+    return Notification(
+        id=nid, rule=rule.id, title=rule.title, severity=rule.severity, recipient=recipient,
+        related_case=RelatedCase(related.id, related.source, related.kle),
+        trigger=Trigger(event.id, event.source, event.type, event.department,
+                        event.time.isoformat()),
+        citizen=citizen, message=compiled.template.render(values),
+        legal_basis=rule.legal_basis, created=created,
+    )

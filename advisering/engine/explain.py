@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from advisering.engine.evaluate import HeldBack, Outcome, other_departments, process
+from advisering.engine.event import EngineEvent
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import CompiledRule, Matcher, lookup
+from advisering.engine.notification import Notification
 from advisering.engine.overview import CitizenState, OpenCase
-from advisering.events import CaseEvent
 
 Verdict = Literal["fired", "condition", "no_target", "suppressed", "throttled", "duplicate"]
 
@@ -43,10 +44,10 @@ class RuleVerdict:
     verdict: Verdict
     condition: str | None = None
     reason: str = ""
-    notifications: tuple[dict[str, Any], ...] = ()
+    notifications: tuple[Notification, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.rule, "verdict": self.verdict}
+    def to_json(self) -> dict[str, str]:
+        out: dict[str, str] = {"rule": self.rule, "verdict": self.verdict}
         if self.condition is not None:
             out["condition"] = self.condition
         if self.reason:
@@ -72,7 +73,7 @@ class Explanation:
 
 
 def explain(
-    state: CitizenState | None, event: CaseEvent, citizen: str, matcher: Matcher, created: str,
+    state: CitizenState | None, event: EngineEvent, citizen: str, matcher: Matcher, created: str,
     limits: StateLimits = DEFAULT_LIMITS,
 ) -> Explanation:
     """Process ``event`` for ``citizen`` and say, for each rule of its type, what happened."""
@@ -99,7 +100,7 @@ def explain(
 
 
 def _verdicts(
-    compiled: CompiledRule, event: CaseEvent, outcome: Outcome, held_back: list[HeldBack]
+    compiled: CompiledRule, event: EngineEvent, outcome: Outcome, held_back: list[HeldBack]
 ) -> list[RuleVerdict]:
     """What the engine did with a rule whose ``when`` conditions held."""
     rule_id = compiled.rule.id
@@ -110,7 +111,7 @@ def _verdicts(
             "allow_sensitive: true",
         )]
     verdicts = []
-    fired = tuple(n for n in outcome.notifications if n["rule"] == rule_id)
+    fired = tuple(n for n in outcome.notifications if n.rule == rule_id)
     if fired:
         verdicts.append(RuleVerdict(rule_id, "fired", notifications=fired))
     held = [h for h in held_back if h.rule == rule_id]
@@ -133,7 +134,7 @@ def _verdicts(
     return verdicts
 
 
-def _local(seconds: float, event: CaseEvent) -> str:
+def _local(seconds: float, event: EngineEvent) -> str:
     """A time in the event's own UTC offset, as the operator wrote the scenario."""
     return dt.datetime.fromtimestamp(seconds, event.time.tzinfo).isoformat(timespec="minutes")
 
@@ -142,7 +143,7 @@ def _wanted(values: frozenset[Any] | tuple[str, ...]) -> str:
     return ", ".join(sorted(str(v) for v in values))
 
 
-def condition_reason(compiled: CompiledRule, event: CaseEvent, condition: str) -> str:
+def condition_reason(compiled: CompiledRule, event: EngineEvent, condition: str) -> str:
     """What the event has at a failed ``when`` condition, and what the rule wants there."""
     case = event.data.case
     if condition == "when.source":
@@ -183,7 +184,7 @@ def related_reason(compiled: CompiledRule, case: OpenCase, condition: str) -> st
 
 
 def no_target_reason(
-    compiled: CompiledRule, event: CaseEvent, state: CitizenState
+    compiled: CompiledRule, event: EngineEvent, state: CitizenState
 ) -> tuple[str, str]:
     """(condition, reason) why every ``when`` condition held and still nobody was told."""
     own = event.data.case

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from advisering.engine.event import CaseView, EngineEvent
 from advisering.engine.index import IndexKeys, RuleIndex
 from advisering.engine.overview import OpenCase
 from advisering.engine.rules import Rule, RuleSet
-from advisering.events import CaseEvent, CaseRef
+from advisering.events import CaseRef
 
 
 def kle_matches(kle: str, prefixes: tuple[str, ...]) -> bool:
@@ -99,7 +100,7 @@ class CompiledRule:
     def index_keys(self) -> IndexKeys:
         return IndexKeys(self.rule.when.type, self.rule.when.department, self.kle)
 
-    def first_failed_condition(self, event: CaseEvent) -> str | None:
+    def first_failed_condition(self, event: EngineEvent) -> str | None:
         """None when the event meets every ``when`` condition, else the first that fails.
 
         The order (source, department, KLE, status, previous status, where) is
@@ -117,7 +118,7 @@ class CompiledRule:
             return "when.kle"
         return beyond
 
-    def failed_beyond_index(self, event: CaseEvent) -> str | None:
+    def failed_beyond_index(self, event: EngineEvent) -> str | None:
         """The first failing condition the index does not answer (source, status, previous
         status, where), or None; for a candidate, None means the rule matches."""
         if self.sources and event.source not in self.sources:
@@ -134,7 +135,7 @@ class CompiledRule:
                 return "when.where." + ".".join(path)
         return None
 
-    def first_failed_related(self, case: OpenCase, own: CaseRef | None) -> str | None:
+    def first_failed_related(self, case: OpenCase, own: CaseView | None) -> str | None:
         """Why an open case is not a related case of the rule (None: it is one).
 
         The engine's choice of whom to tell (``notify: related``) and the
@@ -157,7 +158,7 @@ class CompiledRule:
 CASE_FIELDS = frozenset(CaseRef.model_fields)
 
 
-def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
+def lookup(event: EngineEvent, path: tuple[str, ...]) -> Any:
     """The value at a dotted path inside the event's ``data`` (None when absent)."""
     head, rest = path[0], path[1:]
     data = event.data
@@ -178,7 +179,7 @@ def lookup(event: CaseEvent, path: tuple[str, ...]) -> Any:
     return current
 
 
-def naive_matching(compiled: Iterable[CompiledRule], event: CaseEvent) -> list[CompiledRule]:
+def naive_matching(compiled: Iterable[CompiledRule], event: EngineEvent) -> list[CompiledRule]:
     """Every rule checked in full: the reference for the index's tests and benchmark."""
     return [c for c in compiled
             if event.type in c.types and c.first_failed_condition(event) is None]
@@ -215,7 +216,7 @@ class Matcher:
         self._memo_size = 0
         self._memo_limit = memo_limit
 
-    def candidates(self, event: CaseEvent) -> tuple[CompiledRule, ...]:
+    def candidates(self, event: EngineEvent) -> tuple[CompiledRule, ...]:
         """The rules whose type, department and KLE conditions the event meets, in rule order."""
         case = event.data.case
         department, kle = (case.department, case.kle) if case is not None else (None, None)
@@ -235,11 +236,11 @@ class Matcher:
             self._memo_size += 1
         return found
 
-    def of_type(self, event: CaseEvent) -> tuple[CompiledRule, ...]:
+    def of_type(self, event: EngineEvent) -> tuple[CompiledRule, ...]:
         """Every rule naming the event's type: for explaining which condition a rule missed."""
         return self._index.of_type(event.type)
 
-    def matching(self, event: CaseEvent) -> list[CompiledRule]:
+    def matching(self, event: EngineEvent) -> list[CompiledRule]:
         """The rules the event triggers, in rule id order."""
         return [rule for rule in self.candidates(event)
                 if not rule.checks_beyond_index or rule.failed_beyond_index(event) is None]

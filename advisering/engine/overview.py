@@ -25,7 +25,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisering.events import CaseEvent
+from advisering.engine.event import EngineEvent
 
 CLOSED_TOMBSTONE_SECONDS = 30 * 86400
 _CLOSING_TYPES = frozenset(("case.closed", "case.party-removed"))
@@ -165,11 +165,11 @@ class CitizenState:
         )
 
 
-def event_seconds(event: CaseEvent) -> float:
+def event_seconds(event: EngineEvent) -> float:
     return event.time.timestamp()
 
 
-def apply_event(state: CitizenState, event: CaseEvent, at: float | None = None) -> bool:
+def apply_event(state: CitizenState, event: EngineEvent, at: float | None = None) -> bool:
     """Update ``state`` (a copy owned by the caller) with the event's news of its case.
 
     Returns False when the event is older than what the overview already knows

@@ -4,9 +4,12 @@ Why: the correlate hop reads events that intake validated with the pydantic
 models a moment before (the repartition topic is the worker's own). Building
 the pydantic objects a second time was a third of the engine's time per
 event. :func:`decode_validated` reads the JSON with orjson into plain
-namespaces carrying what the engine reads of a :class:`CaseEvent`: ``id``,
-``source``, ``type``, ``time``, ``subject``, ``department``, ``data.case``
-(every field, defaults filled in), ``data.parties`` and ``data.model_extra``.
+namespaces carrying what the engine reads of an event
+(:class:`~advisering.engine.event.EngineEvent`): ``id``, ``source``, ``type``,
+``time``, ``subject``, ``department``, ``data.case`` (every field, defaults
+filled in), ``data.parties`` and ``data.model_extra``. The namespaces are
+typed subclasses of ``SimpleNamespace``: as cheap to build, and they meet the
+Protocol without a cast.
 
 It checks nothing intake checked already; what it cannot read (missing
 fields, a time ``fromisoformat`` refuses or without a UTC offset) goes
@@ -25,12 +28,14 @@ put anything there: :func:`decode_trusted` answers such a record with a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from advisering.engine.event import EngineEvent
 from advisering.events import (
     DEFAULT_MAX_DEPTH,
     CaseEvent,
@@ -50,7 +55,41 @@ _CASE_DEFAULTS = {name: info.default for name, info in CaseRef.model_fields.item
 _ROLE_DEFAULT = Party.model_fields["role"].default
 
 
-def _read(raw: dict[str, Any]) -> SimpleNamespace:
+class _Case(SimpleNamespace):
+    """Every field of a :class:`CaseRef`, defaults filled in."""
+
+    id: str
+    kle: str
+    status: str
+    previous_status: str | None
+    department: str
+    unit: str
+    caseworker: str | None
+    sensitivity: str
+
+
+class _Party(SimpleNamespace):
+    citizen: str
+    role: str
+
+
+class _Data(SimpleNamespace):
+    case: _Case | None
+    parties: Sequence[_Party]
+    model_extra: dict[str, Any]  # the event type's fields, JSON values as they came
+
+
+class _Event(SimpleNamespace):
+    id: str
+    source: str
+    type: str
+    time: dt.datetime
+    subject: str | None
+    department: str | None
+    data: _Data
+
+
+def _read(raw: dict[str, Any]) -> _Event:
     time = dt.datetime.fromisoformat(raw["time"])
     if time.tzinfo is None:
         raise ValueError("time without a UTC offset")
@@ -58,28 +97,29 @@ def _read(raw: dict[str, Any]) -> SimpleNamespace:
     case_raw = data.get("case")
     case = None
     if case_raw is not None:
-        case = SimpleNamespace(**{**_CASE_DEFAULTS, **case_raw})
-    parties = tuple(SimpleNamespace(citizen=party["citizen"], role=party.get("role", _ROLE_DEFAULT))
+        case = _Case(**{**_CASE_DEFAULTS, **case_raw})
+    parties = tuple(_Party(citizen=party["citizen"], role=party.get("role", _ROLE_DEFAULT))
                     for party in data["parties"])
     extra = {k: v for k, v in data.items() if k not in _DATA_FIELDS}
-    return SimpleNamespace(
+    return _Event(
         id=raw["id"], source=raw["source"], type=raw["type"], time=time,
         subject=raw.get("subject"), department=case.department if case else None,
-        data=SimpleNamespace(case=case, parties=parties, model_extra=extra),
+        data=_Data(case=case, parties=parties, model_extra=extra),
     )
 
 
-def decode_validated(payload: bytes) -> CaseEvent:
+def decode_validated(payload: bytes) -> EngineEvent:
     """The event in ``payload`` (validated upstream), as the engine reads it."""
     try:
         raw = orjson.loads(payload)
-        event = _read(raw)
+        return _read(raw)
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
         return CaseEvent.model_validate_json(payload)
-    return cast(CaseEvent, event)
 
 
-def decode_trusted(payload: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> CaseEvent | Rejection:
+def decode_trusted(
+    payload: bytes, max_depth: int = DEFAULT_MAX_DEPTH,
+) -> EngineEvent | Rejection:
     """:func:`decode_validated`, or why ``payload`` is no event; never raises.
 
     The depth is checked first (two byte counts for an ordinary event), so a

@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from advisering import metrics
+from advisering.engine.notification import Notification
 from advisering.inbox import tokens
 from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
 
@@ -50,18 +51,18 @@ class Broadcast:
 
     queues: dict[asyncio.Queue[dict[str, Any]], Viewer] = field(default_factory=dict)
 
-    def publish(self, notifications: list[dict[str, Any]]) -> None:
+    def publish(self, notifications: list[Notification]) -> None:
         for queue, viewer in list(self.queues.items()):
             for notification in notifications:
                 if visible_to(viewer, notification):
-                    queue.put_nowait(notification)
+                    queue.put_nowait(notification.to_json())
 
 
-def visible_to(viewer: Viewer, notification: dict[str, Any]) -> bool:
-    recipient = notification["recipient"]
-    if recipient.get("caseworker"):
-        return bool(recipient["caseworker"] == viewer.caseworker)
-    return viewer.unit is not None and recipient.get("unit") == viewer.unit
+def visible_to(viewer: Viewer, notification: Notification) -> bool:
+    recipient = notification.recipient
+    if recipient.caseworker:
+        return recipient.caseworker == viewer.caseworker
+    return viewer.unit is not None and recipient.unit == viewer.unit
 
 
 def _whole(text: str) -> int | None:

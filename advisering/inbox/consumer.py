@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaException
 
 from advisering import metrics
+from advisering.engine.notification import Notification
 from advisering.inbox.store import ChannelsFor, InboxStore
 from advisering.kafka.clients import client_config
 from advisering.kafka.topics import NOTIFICATIONS
@@ -26,7 +25,7 @@ from advisering.log import get_logger
 
 log = get_logger(__name__)
 
-Listener = Callable[[list[dict[str, Any]]], None]
+Listener = Callable[[list[Notification]], None]
 
 
 class NotificationConsumer:
@@ -75,14 +74,13 @@ class NotificationConsumer:
     def poll_once(self, timeout: float = 0.5) -> int:
         """Consume, store and commit one batch; returns how many notifications were new."""
         messages = self._consumer.consume(num_messages=500, timeout=timeout)
-        batch: list[dict[str, Any]] = []
+        batch: list[Notification] = []
         for message in messages:
             if message.error():
                 continue
             try:
-                value = orjson.loads(message.value() or b"")
-                value["recipient"]["unit"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                value = Notification.decode(message.value() or b"")
+            except ValueError:
                 # Our own topic should never hold this; keep the position and say so.
                 log.error("inbox_notification_unreadable", partition=message.partition(),
                           offset=message.offset())

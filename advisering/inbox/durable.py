@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -36,6 +36,7 @@ from advisering import metrics
 from advisering.delivery.config import ChannelsConfig
 from advisering.delivery.router import DeliveryRouter
 from advisering.delivery.sink import Clock, DeadLetterSink, Sleep
+from advisering.engine.notification import Notification
 from advisering.inbox.store import InboxStore
 from advisering.log import get_logger
 
@@ -63,9 +64,9 @@ class DurableDelivery:
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
 
-    def channels_for(self, notification: Mapping[str, Any]) -> list[str]:
+    def channels_for(self, notification: Notification) -> list[str]:
         """The channels a new notification is due on; for ``InboxStore.add_many``."""
-        return self.router.channel_names(notification)
+        return self.router.channel_names(notification.to_json())
 
     async def start(self) -> int:
         """Start the channels and send again what is still pending; returns how many."""
@@ -91,11 +92,14 @@ class DurableDelivery:
             log.info("delivery_redispatched", deliveries=len(due), notifications=len(by_id))
         return len(due)
 
-    def listener(self, notifications: list[dict[str, Any]]) -> None:
-        """Consumer listener (on the event loop): new, already-recorded notifications."""
+    def listener(self, notifications: list[Notification]) -> None:
+        """Consumer listener (on the event loop): new, already-recorded notifications.
+
+        The channels get each notification's JSON: what they send out is that JSON.
+        """
         if self._closing:
             return  # still pending in the store: the next start sends them
-        self._batches.put_nowait(notifications)
+        self._batches.put_nowait([n.to_json() for n in notifications])
 
     async def _run(self) -> None:
         """Dispatch batches one after the other, so notifications keep their order."""

@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from advisering.engine.notification import Notification
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -54,7 +56,7 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state) WHERE state = 'p
 """
 SEVERITY_ORDER = ("high", "normal", "info")
 
-ChannelsFor = Callable[[Mapping[str, Any]], Iterable[str]]
+ChannelsFor = Callable[[Notification], Iterable[str]]
 """The delivery channels a notification is due on (``DeliveryRouter.channel_names``)."""
 
 
@@ -96,8 +98,8 @@ class InboxStore:
             self._db.close()
 
     def add_many(
-        self, notifications: Iterable[dict[str, Any]], *, channels_for: ChannelsFor | None = None,
-    ) -> list[dict[str, Any]]:
+        self, notifications: Iterable[Notification], *, channels_for: ChannelsFor | None = None,
+    ) -> list[Notification]:
         """Store notifications not seen before, in one transaction; returns the new ones.
 
         With ``channels_for``, each new notification's deliveries are recorded
@@ -109,23 +111,22 @@ class InboxStore:
         (and then the offsets are not committed and the batch comes again).
         """
         received = _now()
-        new: list[dict[str, Any]] = []
+        new: list[Notification] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for n in notifications:
-                    recipient = n["recipient"]
+                    recipient = n.recipient
                     cursor = self._db.execute(
                         "INSERT OR IGNORE INTO notifications (id, caseworker, unit, department, "
                         "rule, severity, created, received, body) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (n["id"], recipient.get("caseworker"), recipient["unit"],
-                         recipient["department"], n["rule"], n["severity"], n["created"],
-                         received, orjson.dumps(n)),
+                        (n.id, recipient.caseworker, recipient.unit, recipient.department,
+                         n.rule, n.severity, n.created, received, n.encode()),
                     )
                     if cursor.rowcount:
                         new.append(n)
                         if channels_for is not None:
-                            self._insert_pending(n["id"], channels_for(n), received)
+                            self._insert_pending(n.id, channels_for(n), received)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -7,7 +7,7 @@ and cut to a bounded size.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import orjson
 
@@ -20,7 +20,36 @@ MAX_PAYLOAD_CHARS = 16_384
 _NOT_PARSED = object()
 
 
-def _parse(payload: bytes | None) -> Any:
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation problem of the rejected input (CPR numbers redacted)."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """The value of a dead-letter record; the field order is its JSON's."""
+
+    reason: str
+    path: str
+    message: str
+    problems: tuple[Problem, ...]
+    source: str
+    event_id: str | None
+    topic: str
+    partition: int | None
+    offset: int | None
+    received: str
+    payload: str
+    payload_truncated: bool
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self)
+
+
+def _parse(payload: bytes | None) -> object:
     """The decoded payload, or _NOT_PARSED when it is not JSON (or too deep for orjson)."""
     try:
         return orjson.loads(payload or b"")
@@ -28,7 +57,7 @@ def _parse(payload: bytes | None) -> Any:
         return _NOT_PARSED
 
 
-def _redacted_payload(payload: bytes | None, decoded: Any) -> str:
+def _redacted_payload(payload: bytes | None, decoded: object) -> str:
     """The payload as text with CPR numbers redacted in every disguise, also inside escapes.
 
     JSON is decoded, redacted value by value (iteratively, any depth) and
@@ -44,12 +73,12 @@ def _redacted_payload(payload: bytes | None, decoded: Any) -> str:
     return redact((payload or b"").decode("utf-8", errors="replace"))
 
 
-def _source_of(decoded: Any) -> str:
+def _source_of(decoded: object) -> str:
     source = decoded.get("source") if isinstance(decoded, dict) else None
     return redact(source) if isinstance(source, str) and source else "unknown"
 
 
-def _event_id_of(decoded: Any) -> str | None:
+def _event_id_of(decoded: object) -> str | None:
     value = decoded.get("id") if isinstance(decoded, dict) else None
     return redact(value) if isinstance(value, str) else None
 
@@ -63,19 +92,19 @@ def dead_letter(
     text = _redacted_payload(payload, decoded)
     truncated = len(text) > MAX_PAYLOAD_CHARS
     source = _source_of(decoded)
-    record: dict[str, Any] = {
-        "reason": rejection.reason.value,
-        "path": redact(rejection.path),
-        "message": redact(rejection.message),
-        "problems": [{"path": redact(p), "message": redact(m)} for p, m in rejection.problems],
-        "source": source,
-        "event_id": _event_id_of(decoded),
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "received": received,
+    letter = DeadLetter(
+        reason=rejection.reason.value,
+        path=redact(rejection.path),
+        message=redact(rejection.message),
+        problems=tuple(Problem(redact(p), redact(m)) for p, m in rejection.problems),
+        source=source,
+        event_id=_event_id_of(decoded),
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        received=received,
         # Cutting can leave ten digits of a longer run at the end: redact again.
-        "payload": redact(text[:MAX_PAYLOAD_CHARS]) if truncated else text,
-        "payload_truncated": truncated,
-    }
-    return source.encode(), orjson.dumps(record)
+        payload=redact(text[:MAX_PAYLOAD_CHARS]) if truncated else text,
+        payload_truncated=truncated,
+    )
+    return source.encode(), letter.encode()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisering.engine.evaluate import process, recipient_key
+from advisering.engine.evaluate import process
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
@@ -83,9 +83,9 @@ class Replay:
         for rule_id in outcome.suppressed:
             stats[rule_id].suppressed += 1
         for notification in outcome.notifications:
-            rule = stats[notification["rule"]]
+            rule = stats[notification.rule]
             rule.notifications += 1
-            rule.per_recipient[recipient_key(notification["recipient"])] += 1
+            rule.per_recipient[notification.recipient.key] += 1
         self.duplicates += outcome.duplicates
         self.stale += outcome.stale
 

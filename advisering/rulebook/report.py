@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from advisering.engine.explain import Explanation
+from advisering.engine.notification import Notification
 from advisering.rulebook.backtest import BacktestReport
 from advisering.rulebook.trial import TrialReport, TrialStep
 
@@ -18,13 +19,13 @@ def short(citizen: str) -> str:
     return citizen[:12] + "…"
 
 
-def recipient_text(notification: dict[str, Any]) -> str:
+def recipient_text(notification: Notification) -> str:
     """Who a notification goes to, and through which case."""
-    recipient = notification["recipient"]
-    who = (f"caseworker {recipient['caseworker']} ({recipient['unit']}, "
-           f"{recipient['department']})" if recipient["caseworker"]
-           else f"unit {recipient['unit']} ({recipient['department']}, no caseworker on the case)")
-    return f"{who} via case {notification['related_case']['id']}"
+    recipient = notification.recipient
+    who = (f"caseworker {recipient.caseworker} ({recipient.unit}, "
+           f"{recipient.department})" if recipient.caseworker
+           else f"unit {recipient.unit} ({recipient.department}, no caseworker on the case)")
+    return f"{who} via case {notification.related_case.id}"
 
 
 def trial_lines(report: TrialReport) -> list[str]:
@@ -69,7 +70,7 @@ def _explanation_lines(explanation: Explanation) -> list[str]:
         if verdict.verdict == "fired":
             for notification in verdict.notifications:
                 lines.append(f"    FIRED   {verdict.rule} -> {recipient_text(notification)}")
-                lines.append(f"            \"{notification['message']}\"")
+                lines.append(f"            \"{notification.message}\"")
         else:
             condition = f" [{verdict.condition}]" if verdict.condition else ""
             lines.append(f"    ALMOST  {verdict.rule}: {verdict.verdict}{condition}: "

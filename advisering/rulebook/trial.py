@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from advisering.engine.explain import Explanation, explain
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
 from advisering.engine.matcher import Matcher
+from advisering.engine.notification import Notification
 from advisering.engine.overview import CitizenState, OpenCase, with_case
 from advisering.events import (
     KLE_PATTERN,
@@ -136,7 +137,7 @@ class TrialStep:
             "citizens": [{
                 "citizen": citizen,
                 "repeated": explanation.repeated,
-                "fired": [n for v in explanation.fired for n in v.notifications],
+                "fired": [n.to_json() for v in explanation.fired for n in v.notifications],
                 "almost": [v.to_json() for v in explanation.almost],
             } for citizen, explanation in self.citizens],
         }
@@ -155,7 +156,7 @@ class TrialReport:
     def explanations(self) -> Iterable[Explanation]:
         return (explanation for step in self.steps for _, explanation in step.citizens)
 
-    def notifications(self) -> list[dict[str, Any]]:
+    def notifications(self) -> list[Notification]:
         return [n for e in self.explanations() for n in e.outcome.notifications]
 
     def almost(self) -> int:
@@ -167,7 +168,7 @@ class TrialReport:
             "events": len(self.steps),
             "rejected": self.rejected,
             "notifications": len(notifications),
-            "rules_fired": sorted({n["rule"] for n in notifications}),
+            "rules_fired": sorted({n.rule for n in notifications}),
             "almost": self.almost(),
         }
 

@@ -20,6 +20,7 @@ replayed event harmless.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATI
 from advisering.log import get_logger
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
-from advisering.worker import bundle, faust_door, steps
+from advisering.worker import bundle, faust_door, steps, tally
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender, Record, SendFailed, partition_for
@@ -63,7 +64,13 @@ class CitizenStateCodec(codecs.Codec):
         return CitizenState.from_json(orjson.loads(s))
 
 
-codecs.register("citizen-state", CitizenStateCodec())
+def register_codecs() -> None:
+    """Make the table's serializer name known to Faust; when an app is built, not on import.
+
+    Faust keeps codecs in one process-wide registry; registering the same name
+    again replaces it with an equal codec, so building several apps is fine.
+    """
+    codecs.register("citizen-state", CitizenStateCodec())
 
 
 @dataclass
@@ -167,7 +174,8 @@ class Agents:
                 message = event.message
                 box = steps.intake(event.value, self.vocabulary, grants=grants,
                                    topic=message.topic, partition=message.partition,
-                                   offset=message.offset)
+                                   offset=message.offset, now=tally.now_iso())
+                tally.record(box.counts)
                 for citizen, payload in box.citizen_events:
                     by_partition.setdefault(partition_for(citizen, self.partitions, 0),
                                             []).append((citizen, payload))
@@ -199,9 +207,11 @@ class Agents:
             notified = 0
             for citizen, message, payload, box in handled:
                 if citizen is not None and citizen in too_large:
-                    out += self.records(steps.state_size_letter(
+                    letter = steps.state_size_letter(
                         payload, citizen, self.max_state_bytes, topic=message.topic,
-                        partition=message.partition, offset=message.offset))
+                        partition=message.partition, offset=message.offset, now=tally.now_iso())
+                    tally.record(letter.counts)
+                    out += self.records(letter)
                     continue
                 notified += len(box.notifications)
                 out += self.records(box)
@@ -247,13 +257,15 @@ class Agents:
                       touched: dict[bytes, tuple[CitizenState, Any]]) -> steps.Outbox:
         """One citizen event against the batch's newest state of its citizen."""
         before = touched[citizen][0] if citizen in touched else self.citizens.data.get(citizen)
+        began = time.perf_counter()
         try:
             state, outbox = steps.correlate(
                 citizen.decode(errors="replace"), payload, before, self.holder.matcher,
                 self.limits, topic=message.topic, partition=message.partition,
-                offset=message.offset, max_depth=self.vocabulary.max_depth)
+                offset=message.offset, max_depth=self.vocabulary.max_depth, now=tally.now_iso())
         except Exception as exc:  # a bug must not stop the bus: keep the event, go on
             return self.failed(message, payload, exc)
+        tally.record(outbox.counts, time.perf_counter() - began)
         # Unchanged (a re-delivered or refused event): nothing to write.
         if state is not before and (before is not None or not state.is_empty()):
             touched[citizen] = (state, faust_door.get_current_event())
@@ -266,9 +278,11 @@ class Agents:
         log.error("event_processing_failed", topic=message.topic,
                   partition=message.partition, offset=message.offset,
                   error=type(exc).__name__)
-        return steps.Outbox(dead_letters=[steps.processing_failure(
+        outbox = steps.processing_failure(
             payload, exc, topic=message.topic, partition=message.partition,
-            offset=message.offset)])
+            offset=message.offset, now=tally.now_iso())
+        tally.record(outbox.counts)
+        return outbox
 
 
 def _faust_app(settings: Settings, replicas: int) -> faust.App:
@@ -310,7 +324,8 @@ def citizens_table(app: faust.App, settings: Settings) -> Any:
     # Keys are the pseudonym's bytes as they come off the repartition topic.
     # Faust derives a table's serializers from its types (json unless a Record):
     # the changelog topic (read in recovery) and the table (used when writing)
-    # both get ours explicitly.
+    # both get ours explicitly, so the codec is registered with the table.
+    register_codecs()
     changelog = app.topic(
         f"{settings.worker_app_id}-citizens-changelog", key_serializer="raw",
         value_serializer="citizen-state", partitions=settings.worker_partitions,

@@ -36,6 +36,7 @@ from advisering.worker import steps
 from scenarios.synthetic import GRANTS, Prepared, Stream, build_stream, latency_triggers
 
 CASE_EVENTS = imported("CASE_EVENTS", "advisering.kafka.topics", "advisering.broker.topic_specs")
+now_iso = imported("now_iso", "advisering.worker.tally", "advisering.worker.steps")
 load_vocabulary = imported("load_vocabulary", "advisering.kafka.topics",
                            "advisering.broker.topic_specs")
 ENGINE_RESULTS = ROOT / "benchmarks" / "results" / "pipeline-engine-latest.json"
@@ -79,7 +80,7 @@ def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
     both hops, Faust aside.
     """
     states: dict[str, Any] = {}
-    created = steps.now_iso()
+    created = now_iso()
     notifications = 0
     encoded_bytes = 0
     for payload in payloads:
@@ -105,14 +106,19 @@ def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
 def steps_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
                changelog: bool) -> dict[str, int]:
     """What the worker's agents run per record, minus Faust: intake + correlate (+ changelog)."""
+    # Not at the top: engine_compare imports this module in older checkouts without tally.
+    from advisering.worker import tally  # noqa: PLC0415
     states: dict[bytes, Any] = {}
     notifications = 0
     grants = GrantCheck(GRANTS)
     for offset, payload in enumerate(payloads):
         box = steps.intake(payload, vocabulary, grants=grants, topic=CASE_EVENTS, partition=0,
-                           offset=offset)
+                           offset=offset, now=now_iso())
+        tally.record(box.counts)
         for key, value in box.citizen_events:
-            state, out = steps.correlate(key.decode(), value, states.get(key), matcher)
+            state, out = steps.correlate(key.decode(), value, states.get(key), matcher,
+                                         now=now_iso())
+            tally.record(out.counts)
             notifications += len(out.notifications)
             if state.is_empty():
                 states.pop(key, None)

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from playwright.sync_api import expect, sync_playwright
 
+from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.service import BROADCAST, STORE
@@ -27,9 +28,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def notification(nid: str, severity: str, minute: int, message: str) -> dict[str, Any]:
+def notification(nid: str, severity: str, minute: int, message: str) -> Notification:
     created = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60 - minute)).isoformat()
-    return {
+    return Notification.from_json({
         "id": nid, "rule": "sanktion-til-boernesag",
         "title": "Sanktion eller stop af ydelse for en forælder med en åben børnesag",
         "severity": severity,
@@ -40,7 +41,7 @@ def notification(nid: str, severity: str, minute: int, message: str) -> dict[str
         "citizen": "ps1-" + "c" * 52, "message": message,
         "legal_basis": "Barnets lov § 133 (skærpet underretningspligt) og tidlig indsats",
         "created": created,
-    }
+    })
 
 
 class ServerThread:

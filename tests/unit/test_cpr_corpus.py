@@ -15,7 +15,7 @@ from advisering.privacy import (
     redact_value,
 )
 from advisering.worker.steps import intake
-from tests.unit.builders import DEMO_GRANTS, VOCABULARY
+from tests.unit.builders import CREATED, DEMO_GRANTS, VOCABULARY
 from tests.unit.cpr_corpus import PASSED, POSITIONS, REFUSED, Entry, event_bytes
 
 # The disguises issue 10 names, each of which must be in the corpus.
@@ -78,7 +78,7 @@ def test_worker_dead_letters_every_disguise_redacted(entry: Entry, position: str
     """steps.intake dead-letters each disguise (cpr_detected); the letter holds it in no form."""
     payload = event_bytes(entry, position)
     outbox = intake(payload, VOCABULARY, grants=DEMO_GRANTS, topic="advisering.case-events",
-                    partition=0, offset=7)
+                    partition=0, offset=7, now=CREATED)
     assert outbox.citizen_events == []
     [(_key, value)] = outbox.dead_letters
     letter = orjson.loads(value)

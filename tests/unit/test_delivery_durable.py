@@ -19,6 +19,7 @@ from aiohttp import web
 
 from advisering.delivery.config import ChannelsConfig, EmailConfig
 from advisering.delivery.email import EmailDigest
+from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox.durable import CHANNEL_REMOVED, DurableDelivery
 from advisering.inbox.store import InboxStore
@@ -35,6 +36,11 @@ from tests.unit.delivery_support import (
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
+
+
+def stored(nid: str) -> Notification:
+    """A notification as the inbox consumer hands it to the store."""
+    return Notification.from_json(notification(nid))
 
 
 @dataclass
@@ -121,7 +127,7 @@ async def test_pending_webhook_is_delivered_once_after_restart(
     first = DurableDelivery(config, store, sink, sleep=sleeper, jitter=lambda: 1.0,
                             session=session)
     assert await first.start() == 0
-    new = store.add_many([notification("n-1")], channels_for=first.channels_for)
+    new = store.add_many([stored("n-1")], channels_for=first.channels_for)
     assert store.deliveries("n-1") == {"fagsystem": ("pending", None)}
     first.listener(new)
     await wait_until(lambda: sleeper.requested == [HOUR])  # refused, waiting an hour
@@ -167,7 +173,7 @@ async def test_dead_lettered_delivery_is_settled(tmp_path: Path, receiver: Recei
                                                 initial_backoff=0.01, max_backoff=0.01),
                                store, sink)
     await delivery.start()
-    delivery.listener(store.add_many([notification("n-7")], channels_for=delivery.channels_for))
+    delivery.listener(store.add_many([stored("n-7")], channels_for=delivery.channels_for))
     await wait_until(lambda: store.deliveries("n-7") == {
         "fagsystem": ("settled", "dead_lettered")})
     await delivery.close()
@@ -193,7 +199,7 @@ async def test_failing_dead_letter_sink_leaves_the_delivery_due(
     store = InboxStore(tmp_path / "inbox.sqlite3")
     delivery = DurableDelivery(webhook_channels(receiver.url), store, broken_sink)
     await delivery.start()
-    delivery.listener(store.add_many([notification("n-8")], channels_for=delivery.channels_for))
+    delivery.listener(store.add_many([stored("n-8")], channels_for=delivery.channels_for))
     await wait_until(lambda: len(receiver.attempts) == 1)
     await delivery.close()
     assert store.deliveries("n-8") == {"fagsystem": ("pending", None)}
@@ -203,11 +209,11 @@ async def test_failing_dead_letter_sink_leaves_the_delivery_due(
 def test_pending_rows_are_written_with_the_notification(tmp_path: Path) -> None:
     """add_many records pending deliveries in its transaction: both or neither, never twice."""
     store = InboxStore(tmp_path / "inbox.sqlite3")
-    routed = notification("n-1")
-    unrouted = notification("n-2", department="jobcenter", unit="jc-nord")
+    routed = stored("n-1")
+    unrouted = Notification.from_json(notification("n-2", department="jobcenter", unit="jc-nord"))
 
-    def channels(n: Any) -> list[str]:
-        return ["a", "b"] if n["recipient"]["department"] == "boern-familie" else []
+    def channels(n: Notification) -> list[str]:
+        return ["a", "b"] if n.recipient.department == "boern-familie" else []
 
     assert len(store.add_many([routed, unrouted], channels_for=channels)) == 2
     assert [(d.notification["id"], d.channel) for d in store.unsettled()] == [
@@ -222,16 +228,16 @@ def test_pending_rows_are_written_with_the_notification(tmp_path: Path) -> None:
         raise RuntimeError("routing bug")
 
     with pytest.raises(RuntimeError):
-        store.add_many([notification("n-3")], channels_for=broken)
+        store.add_many([stored("n-3")], channels_for=broken)
     assert store.deliveries("n-3") == {}
-    assert store.add_many([notification("n-3")]) != []  # the rollback took the notification
+    assert store.add_many([stored("n-3")]) != []  # the rollback took the notification
     store.close()
 
 
 async def test_removed_channel_settles_its_pending_deliveries(tmp_path: Path) -> None:
     """A pending delivery for a channel no longer configured is settled as channel_removed."""
     store = InboxStore(tmp_path / "inbox.sqlite3")
-    store.add_many([notification("n-1")], channels_for=lambda _n: ["gone"])
+    store.add_many([stored("n-1")], channels_for=lambda _n: ["gone"])
     delivery = DurableDelivery(ChannelsConfig(), store, DeadLetters())
     assert await delivery.start() == 1
     await delivery.close()

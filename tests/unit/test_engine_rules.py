@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from advisering.engine.evaluate import Outcome, Recipient, notification_id, process, recipient_key
+from advisering.engine.evaluate import Outcome, notification_id, process
 from advisering.engine.matcher import Matcher
+from advisering.engine.notification import Recipient, recipient_key
 from advisering.engine.overview import CitizenState
 from tests.unit.builders import (
     CITIZEN_A,
@@ -152,7 +153,7 @@ def run(cases: tuple[dict[str, Any], ...], raw: dict[str, Any],
 
 
 def of_rule(outcome: Outcome, rule_id: str) -> list[dict[str, Any]]:
-    return [n for n in outcome.notifications if n["rule"] == rule_id]
+    return [n.to_json() for n in outcome.notifications if n.rule == rule_id]
 
 
 def test_every_shipped_rule_has_a_scenario() -> None:
@@ -205,7 +206,7 @@ def test_own_department_and_own_case_are_not_told() -> None:
     rule = make_rule(when={"type": "document.added"}, related=None, throttle=None)
     other_jc = case("MOM-2", "jobcenter", kle="32.24.06", caseworker="jc-0002")
     outcome = run((JC, other_jc, AE), trigger("document.added", JC), Matcher([rule]))
-    assert [n["related_case"]["id"] for n in outcome.notifications] == ["AE-1"]
+    assert [n.related_case.id for n in outcome.notifications] == ["AE-1"]
 
 
 def test_sensitive_trigger_is_suppressed() -> None:
@@ -224,7 +225,7 @@ def test_allow_sensitive_rule_is_not_suppressed() -> None:
     assert plain.suppressed == ["test-regel"]
     assert plain.notifications == []
     assert allowed.suppressed == []
-    assert [n["related_case"]["id"] for n in allowed.notifications] == ["DUBU-1"]
+    assert [n.related_case.id for n in allowed.notifications] == ["DUBU-1"]
 
 
 def test_throttle_within_window() -> None:
@@ -268,7 +269,7 @@ def test_notification_ids_are_deterministic() -> None:
     s = SCENARIOS["doedsfald-til-alle"]
     first = run((AE, SP), s.event)
     second = run((AE, SP), s.event)
-    assert [n["id"] for n in first.notifications] == [n["id"] for n in second.notifications]
+    assert [n.id for n in first.notifications] == [n.id for n in second.notifications]
     assert len(first.notifications) == 2
 
 
@@ -277,13 +278,13 @@ def test_notification_ids_differ_per_recipient_and_related_case() -> None:
     same_worker = case("AE-2", "aeldre", kle="27.36.04", unit="hjemmepleje-oest",
                        caseworker="hp-0101")
     outcome = run((AE, SP, same_worker), SCENARIOS["doedsfald-til-alle"].event)
-    ids = [n["id"] for n in outcome.notifications]
-    assert sorted(n["related_case"]["id"] for n in outcome.notifications) == [
+    ids = [n.id for n in outcome.notifications]
+    assert sorted(n.related_case.id for n in outcome.notifications) == [
         "AE-1", "AE-2", "SP-2"
     ]
     assert len(set(ids)) == 3
     other = run((AE,), {**SCENARIOS["doedsfald-til-alle"].event, "id": "trigger-9"})
-    assert other.notifications[0]["id"] not in ids
+    assert other.notifications[0].id not in ids
 
 
 def test_origin_lists_other_departments_without_sensitive_ones() -> None:
@@ -323,5 +324,6 @@ def test_notification_id_differs_per_citizen() -> None:
 def test_recipient_key_is_the_one_rule_for_keys(caseworker: str | None) -> None:
     """Recipient.key equals recipient_key of its JSON: the caseworker, else unit:<unit>."""
     recipient = Recipient(caseworker, "ppr", "skole")
-    assert recipient.key == recipient_key(recipient.to_json())
+    assert recipient.key == recipient_key(
+        {"caseworker": caseworker, "unit": "ppr", "department": "skole"})
     assert recipient.key == (caseworker or "unit:ppr")

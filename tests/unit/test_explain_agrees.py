@@ -46,11 +46,11 @@ def agreement(matcher: Matcher, events: list[CaseEvent]) -> Counter[str]:
             engine[citizen], explained[citizen] = outcome.state, explanation.outcome.state
             assert explanation.outcome.notifications == outcome.notifications
             assert explanation.outcome.state.to_json() == outcome.state.to_json()
-            fired = {n["rule"] for n in outcome.notifications}
+            fired = {n.rule for n in outcome.notifications}
             assert {v.rule for v in explanation.fired} == fired
             for verdict in explanation.fired:
                 assert list(verdict.notifications) == [
-                    n for n in outcome.notifications if n["rule"] == verdict.rule]
+                    n for n in outcome.notifications if n.rule == verdict.rule]
             assert not [v for v in explanation.almost if v.rule in fired and v.verdict in SILENT]
             per_rule: dict[str, set[str]] = {}
             for v in explanation.verdicts:

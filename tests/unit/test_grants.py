@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from advisering.events import CaseEvent, RejectReason
 from advisering.grants import GrantCheck, Grants, parse_list, vocabulary_problems
 from advisering.worker import steps
-from tests.unit.builders import CITIZEN_A, VOCABULARY, at, case
+from tests.unit.builders import CITIZEN_A, CREATED, VOCABULARY, at, case
 
 JOBCENTER = Grants(types=("case.*", "benefit.changed", "appointment.missed"),
                    departments=("jobcenter", "ydelse"))
@@ -143,12 +143,12 @@ def test_intake_dead_letters_forgeries_and_unknown_sources() -> None:
     }
     for raw, reason in cases.values():
         box = steps.intake(orjson.dumps(raw), VOCABULARY, grants=check, topic="t", partition=0,
-                           offset=1)
+                           offset=1, now=CREATED)
         assert box.citizen_events == []
         assert len(box.dead_letters) == 1
         assert orjson.loads(box.dead_letters[0][1])["reason"] == reason
     granted = steps.intake(orjson.dumps(event("momentum", "case.opened")), VOCABULARY,
-                           grants=check, topic="t", partition=0, offset=2)
+                           grants=check, topic="t", partition=0, offset=2, now=CREATED)
     assert granted.dead_letters == [] and len(granted.citizen_events) == 1
 
 
@@ -156,5 +156,5 @@ def test_invalid_event_keeps_its_validation_reason_before_grants() -> None:
     """An unknown type is unknown_type, not not_granted: validation comes before grants."""
     box = steps.intake(orjson.dumps(event("momentum", "case.teleported")), VOCABULARY,
                        grants=GrantCheck({"momentum": JOBCENTER}), topic="t", partition=0,
-                       offset=1)
+                       offset=1, now=CREATED)
     assert orjson.loads(box.dead_letters[0][1])["reason"] == "unknown_type"

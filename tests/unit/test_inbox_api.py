@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
+from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.service import BROADCAST, STORE
@@ -22,10 +23,10 @@ SECRET = b"s" * 32
 
 
 def note(nid: str, caseworker: str | None, unit: str, severity: str = "normal",
-         minute: int = 0, rule: str = "sanktion-til-boernesag") -> dict[str, Any]:
+         minute: int = 0, rule: str = "sanktion-til-boernesag") -> Notification:
     created = (dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
                + dt.timedelta(minutes=minute)).isoformat()
-    return {
+    return Notification.from_json({
         "id": nid, "rule": rule, "title": "Sanktion", "severity": severity,
         "recipient": {"caseworker": caseworker, "unit": unit, "department": "boern-familie"},
         "related_case": {"id": f"DUBU-{nid}", "source": "dubu", "kle": "34.15.00"},
@@ -33,7 +34,7 @@ def note(nid: str, caseworker: str | None, unit: str, severity: str = "normal",
                     "department": "jobcenter", "time": created},
         "citizen": "ps1-" + "a" * 52, "message": f"Borgeren i din sag DUBU-{nid} ...",
         "legal_basis": "Barnets lov", "created": created,
-    }
+    })
 
 
 @pytest.fixture

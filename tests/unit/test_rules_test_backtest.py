@@ -75,7 +75,7 @@ def test_trial_of_the_fixture_scenario_gives_exact_verdicts() -> None:
 
 def test_trial_notifications_name_recipient_and_render_the_message() -> None:
     """Fired rules say for whom (caseworker, or the unit without one) with the rendered message."""
-    notes = {(n["rule"], n["citizen"]): n for n in trial().notifications()}
+    notes = {(n.rule, n.citizen): n.to_json() for n in trial().notifications()}
     to_child = notes[("sanktion-til-boernesag", A)]
     assert to_child["recipient"] == {"caseworker": "bf-0042", "unit": "bf-syd",
                                      "department": "boern-familie"}

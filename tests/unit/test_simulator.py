@@ -80,9 +80,9 @@ def test_rules_fire_on_the_simulation_at_plausible_rates() -> None:
             outcome = process(states.get(party.citizen), event, party.citizen, matcher, "now")
             states[party.citizen] = outcome.state
             for notification in outcome.notifications:
-                fired[notification["rule"]] += 1
-                recipient = notification["recipient"]
-                per_recipient[recipient["caseworker"] or recipient["unit"]] += 1
+                fired[notification.rule] += 1
+                recipient = notification.recipient
+                per_recipient[recipient.caseworker or recipient.unit] += 1
     assert set(fired) == {compiled.rule.id for compiled in matcher.compiled}
     share = sum(fired.values()) / len(events)
     assert 0.002 < share < 0.10, share

@@ -33,7 +33,7 @@ from advisering.events import (
 )
 from advisering.privacy import find_cprs
 from advisering.settings import Settings
-from advisering.worker import steps
+from advisering.worker import steps, tally
 from advisering.worker.app import encode_state
 from tests.unit.builders import CITIZEN_A, CREATED, at, case, event, real_matcher, state_with
 
@@ -50,8 +50,11 @@ def limit_count(limit: str) -> float:
 
 def correlate(state: CitizenState | None, ev: CaseEvent,
               limits: StateLimits) -> tuple[CitizenState, steps.Outbox]:
-    return steps.correlate(CITIZEN_A, encode_event(ev), state, MATCHER, limits,
-                           topic=TOPIC, partition=3, offset=42)
+    """The step, then its counts recorded as the agent records them."""
+    new, box = steps.correlate(CITIZEN_A, encode_event(ev), state, MATCHER, limits,
+                               topic=TOPIC, partition=3, offset=42, now=CREATED)
+    tally.record(box.counts)
+    return new, box
 
 
 def assert_refused(before: CitizenState, ev: CaseEvent, limits: StateLimits,
@@ -328,7 +331,7 @@ def test_state_size_letter_is_a_citizen_state_limit_dead_letter() -> None:
     """The save-time cap's dead letter: reason citizen_state_limit, limit max_state_bytes."""
     ev = opened(1)
     box = steps.state_size_letter(encode_event(ev), CITIZEN_A.encode(), 1024, topic=TOPIC,
-                                  partition=1, offset=7)
+                                  partition=1, offset=7, now=CREATED)
     [(key, raw)] = box.dead_letters
     letter = orjson.loads(raw)
     assert (key, letter["reason"], letter["event_id"]) == (b"momentum", "citizen_state_limit",
@@ -341,16 +344,30 @@ def test_a_flood_of_refusals_is_logged_once_per_interval_with_its_count(
 ) -> None:
     """Refusals for one citizen and limit: one log line per interval, counting those between."""
     clock = [1000.0]
-    monkeypatch.setattr(steps.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(steps, "_limit_logged", {})
+    monkeypatch.setattr(tally.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(tally, "_limit_logged", {})
     limits = StateLimits(max_open_cases=1)
     state = accepted(None, opened(0), limits)
     with capture_logs() as logs:
         for n in range(1, 4):
             assert_refused(state, opened(n), limits, "max_open_cases")
-        clock[0] += steps.LIMIT_LOG_SECONDS
+        clock[0] += tally.LIMIT_LOG_SECONDS
         assert_refused(state, opened(9), limits, "max_open_cases")
     lines = [line for line in logs if line["event"] == "citizen_state_limit"]
     assert [line["refused"] for line in lines] == [1, 3]
     assert {line["citizen"] for line in lines} == {CITIZEN_A[:12]}
     assert all(CITIZEN_A not in str(line) for line in logs)
+
+
+def test_the_step_counts_a_refusal_and_only_the_agent_records_it() -> None:
+    """correlate itself touches no metric: the refusal is in its counts until tally records it."""
+    limits = StateLimits(max_open_cases=1)
+    state = accepted(None, opened(0), limits)
+    counted = limit_count("max_open_cases")
+    _, box = steps.correlate(CITIZEN_A, encode_event(opened(1)), state, MATCHER, limits,
+                             topic=TOPIC, partition=3, offset=42, now=CREATED)
+    assert limit_count("max_open_cases") == counted
+    assert [r.limit for r in box.counts.state_limits] == ["max_open_cases"]
+    assert box.counts.dead_letters == ["citizen_state_limit"]
+    tally.record(box.counts)
+    assert limit_count("max_open_cases") == counted + 1

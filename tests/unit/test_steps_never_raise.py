@@ -15,7 +15,7 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import CaseEvent, RejectReason, encode_event
 from advisering.worker import steps
-from tests.unit.builders import DEMO_GRANTS, KEY, VOCABULARY, real_matcher
+from tests.unit.builders import CREATED, DEMO_GRANTS, KEY, VOCABULARY, real_matcher
 
 TOPIC = "advisering.case-events"
 REASONS = {reason.value for reason in RejectReason}
@@ -53,7 +53,8 @@ def deep(depth: int, kind: str) -> bytes:
 
 def intake(payload: bytes | None) -> steps.Outbox:
     """steps.intake, checked: the event is routed or dead-lettered, never dropped."""
-    box = steps.intake(payload, VOCABULARY, grants=DEMO_GRANTS, topic=TOPIC, partition=0, offset=1)
+    box = steps.intake(payload, VOCABULARY, grants=DEMO_GRANTS, topic=TOPIC, partition=0,
+                       offset=1, now=CREATED)
     assert isinstance(box, steps.Outbox)
     assert bool(box.citizen_events) != bool(box.dead_letters)
     for _, value in box.dead_letters:
@@ -64,7 +65,7 @@ def intake(payload: bytes | None) -> steps.Outbox:
 def correlate(payload: bytes, state: CitizenState | None = None) -> steps.Outbox:
     """steps.correlate, checked: a state comes back, and a bad record is a dead letter."""
     new, box = steps.correlate("ps1-" + "a" * 52, payload, state, matcher(), topic="t",
-                               partition=0, offset=2)
+                               partition=0, offset=2, now=CREATED)
     assert isinstance(new, CitizenState) and isinstance(box, steps.Outbox)
     for _, value in box.dead_letters:
         assert orjson.loads(value)["reason"] in REASONS
@@ -136,7 +137,7 @@ def test_deep_json_is_too_deep_for_both_steps() -> None:
 def test_state_is_kept_when_correlate_refuses() -> None:
     """A record correlate cannot decode leaves the citizen's state as it was."""
     state = CitizenState()
-    new, box = steps.correlate("ps1-" + "a" * 52, b"{oops", state, matcher())
+    new, box = steps.correlate("ps1-" + "a" * 52, b"{oops", state, matcher(), now=CREATED)
     assert new is state and box.dead_letters and not box.notifications
 
 
@@ -147,7 +148,8 @@ def test_an_engine_bug_is_a_processing_error_dead_letter(monkeypatch: Any) -> No
 
     monkeypatch.setattr(steps, "process", broken)
     state = CitizenState()
-    new, box = steps.correlate("ps1-" + "a" * 52, real_events()[0], state, matcher())
+    new, box = steps.correlate("ps1-" + "a" * 52, real_events()[0], state, matcher(),
+                               now=CREATED)
     assert new is state
     [(_, value)] = box.dead_letters
     assert orjson.loads(value)["reason"] == "processing_error"
@@ -161,7 +163,7 @@ def test_a_failing_dead_letter_still_leaves_a_record(monkeypatch: Any) -> None:
     monkeypatch.setattr(steps, "decode_event", broken)
     monkeypatch.setattr(steps, "dead_letter", broken)
     box = steps.intake(real_events()[0], VOCABULARY, grants=DEMO_GRANTS, topic=TOPIC, partition=3,
-                       offset=9)
+                       offset=9, now=CREATED)
     [(_, value)] = box.dead_letters
     letter = orjson.loads(value)
     assert (letter["reason"], letter["partition"], letter["offset"]) == ("processing_error", 3, 9)
