@@ -33,7 +33,6 @@ from advisering.dev.scenario import demo_scenario
 from advisering.dev.sim_publish import HttpSender, Pacer, batches
 from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
 from advisering.edge.client import default_vocabulary
-from advisering.engine.evaluate import EVENT_NAMES, department_name
 from advisering.events import Vocabulary
 from advisering.grants import Grants
 from advisering.http.sources import add_source
@@ -41,11 +40,11 @@ from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import client_config
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
+from advisering.labels import department_name, event_name, severity_name
 from advisering.settings import Settings
 from advisering.testing import end_offsets, wait_until_idle
 
 DEMO_APP_ID = "advisering-demo"
-SEVERITY = {"high": "HØJ", "normal": "NORMAL", "info": "INFO"}
 WAVE_TITLES = (
     "borgernes åbne sager i jobcentret, ældreplejen, socialpsykiatrien, ydelser, skole og sundhed",
     "en ny børnesag for en forælder, der også har en sag i jobcentret",
@@ -81,12 +80,12 @@ def format_notification(notification: dict[str, Any]) -> str:
     who = recipient["caseworker"] or f"enhed {recipient['unit']}"
     origin = department_name(trigger["department"]) if trigger["department"] else trigger["source"]
     return "\n".join([
-        f"[{SEVERITY.get(notification['severity'], notification['severity'])}] "
+        f"[{severity_name(notification['severity']).upper()}] "
         f"Til {who} ({department_name(recipient['department'])}, {recipient['unit']}) "
         f"om sag {notification['related_case']['id']}",
         f"  {notification['message']}",
         f"  Hvorfor: {notification['title']} · hjemmel: {notification['legal_basis']}",
-        f"  Udløst af: {EVENT_NAMES.get(trigger['type'], trigger['type'])} fra {origin} "
+        f"  Udløst af: {event_name(trigger['type'])} fra {origin} "
         f"({_danish_time(trigger['time'])}) · regel {notification['rule']}",
     ])
 
