@@ -39,10 +39,11 @@ from advisering.http.sources import add_source
 from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import client_config
+from advisering.kafka.reading import topic_end
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
 from advisering.labels import department_name, event_name, severity_name
 from advisering.settings import Settings
-from advisering.testing import end_offsets, wait_until_idle
+from advisering.testing import wait_until_idle
 
 DEMO_APP_ID = "advisering-demo"
 WAVE_TITLES = (
@@ -212,7 +213,7 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             consumer = Consumer(client_config(settings.bootstrap_servers, {
                 "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
                 "enable.auto.commit": False}))
-            ends = end_offsets(settings.bootstrap_servers, NOTIFICATIONS)
+            ends = topic_end(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
             topics = [CASE_EVENTS, f"{DEMO_APP_ID}-citizen-events"]
             for title, wave in zip(WAVE_TITLES, demo_scenario(), strict=True):

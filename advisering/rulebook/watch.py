@@ -55,11 +55,7 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
     does not validate (or fails in any other way) leaves the local rules.
     """
     state = read_deployed(bootstrap, max_record_bytes=max_record_bytes)
-    consumer = Consumer(client_config(bootstrap, {"group.id": "advisering-rules-end"}))
-    try:
-        _, end = consumer.get_watermark_offsets(TopicPartition(RULES, 0), timeout=30)
-    finally:
-        consumer.close()
+    end = state.end
     try:
         deployed = state.complete_set(vocabulary)
     except YamlFileError:
