@@ -40,7 +40,12 @@ from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import client_config
 from advisering.kafka.reading import topic_end
-from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
+from advisering.kafka.topics import (
+    CASE_EVENTS,
+    NOTIFICATIONS,
+    citizen_topic_name,
+    load_topic_specs,
+)
 from advisering.labels import department_name, event_name, severity_name
 from advisering.settings import Settings
 from advisering.testing import wait_until_idle
@@ -215,7 +220,7 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
                 "enable.auto.commit": False}))
             ends = topic_end(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
-            topics = [CASE_EVENTS, f"{DEMO_APP_ID}-citizen-events"]
+            topics = [CASE_EVENTS, citizen_topic_name(DEMO_APP_ID)]
             for title, wave in zip(WAVE_TITLES, demo_scenario(), strict=True):
                 print(f"\n== Kildesystemerne melder: {title} ({len(wave)} hændelser)")
                 sender.send(wave)

@@ -35,7 +35,13 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import Vocabulary
 from advisering.http.sources_reload import ReloadingSources
-from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
+from advisering.kafka.topics import (
+    AUDIT,
+    CASE_EVENTS,
+    DEAD_LETTERS,
+    NOTIFICATIONS,
+    citizen_topic_name,
+)
 from advisering.log import get_logger
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
@@ -306,7 +312,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
     return {
         "case_events": app.topic(CASE_EVENTS, **raw),
         "citizen_events": app.topic(
-            citizen_topic_name(settings), internal=True,
+            citizen_topic_name(settings.worker_app_id), internal=True,
             partitions=settings.worker_partitions, **raw,
         ),
         "notifications": app.topic(NOTIFICATIONS, **raw),
@@ -342,7 +348,3 @@ def as_current_event(event: Any) -> None:
     in its own task's context only.
     """
     _current_event.set(weakref.ref(event))
-
-
-def citizen_topic_name(settings: Settings) -> str:
-    return f"{settings.worker_app_id}-citizen-events"

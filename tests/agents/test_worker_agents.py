@@ -27,11 +27,11 @@ from advisering.dev.demo import write_demo_sources
 from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Vocabulary, encode_event
-from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
+from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.settings import Settings
 from advisering.worker import envelope
-from advisering.worker.app import WorkerApp, citizen_topic_name, create_app
+from advisering.worker.app import WorkerApp, create_app
 from advisering.worker.sending import SendFailed, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -346,7 +346,7 @@ async def test_engine_failure_is_dead_lettered_and_correlate_continues(
         assert letter["reason"] == "processing_error"
         assert letter["message"] == "RuntimeError"
         assert letter["event_id"] == opened.id
-        assert letter["topic"] == citizen_topic_name(harness.settings)
+        assert letter["topic"] == citizen_topic_name(harness.settings.worker_app_id)
         assert parent not in harness.table()
 
         assert await put(agent, encode_event(opened), key=parent) == 0
