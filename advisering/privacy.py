@@ -35,14 +35,17 @@ REDACTED = "[CPR-REDACTED]"
 # A text with more CPR numbers than this is redacted whole (bounded work).
 MAX_HITS = 256
 
-_PSEUDONYM = re.compile(r"^ps1-[a-z2-7]{52}$")
+# The whole format: the prefix and 52 characters of base32 (256 bits).
+PSEUDONYM_PATTERN = rf"^{PSEUDONYM_PREFIX}[a-z2-7]{{52}}$"
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 # The characters that delimit JSON values: the fallback redaction of text
 # replaces a whole segment between two of them.
 _JSON_SEGMENT = re.compile(r'[^{}\[\],:"]+')
 
 __all__ = [
-    "MAX_HITS", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs", "is_cpr", "is_pseudonym",
-    "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr", "number_is_cpr", "pseudonymise",
+    "MAX_HITS", "PSEUDONYM_PATTERN", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs",
+    "is_cpr", "is_pseudonym", "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr",
+    "number_is_cpr", "pseudonymise",
     "redact", "redact_value", "string_holds_cpr", "valid_date",
 ]
 

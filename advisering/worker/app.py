@@ -251,7 +251,7 @@ class Agents:
         """Every citizen event of one repartition record, in order."""
         message = event.message
         try:
-            pairs = envelope.unpack(event.key, event.value)
+            pairs = envelope.unpack(event.value)
         except ValueError as exc:
             return [(None, message, event.value, self.failed(message, event.value, exc))]
         as_current_event(event)
