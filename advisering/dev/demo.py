@@ -32,7 +32,6 @@ from advisering.dev.local_kafka import LocalKafka
 from advisering.dev.scenario import demo_scenario
 from advisering.dev.sim_publish import HttpSender, Pacer, batches
 from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
-from advisering.edge.client import default_vocabulary
 from advisering.events import Vocabulary
 from advisering.grants import Grants
 from advisering.http.sources import add_source
@@ -44,6 +43,7 @@ from advisering.kafka.topics import (
     CASE_EVENTS,
     NOTIFICATIONS,
     citizen_topic_name,
+    default_vocabulary,
     load_topic_specs,
 )
 from advisering.labels import department_name, event_name, severity_name

@@ -32,6 +32,7 @@ from advisering.yamlfiles import (
     YamlFileError,
     problems_from_validation,
     read_yaml_document,
+    yaml_files,
 )
 
 PLACEHOLDERS = frozenset({
@@ -238,7 +239,7 @@ def vocabulary_problems(raw: dict[str, Any], vocabulary: Vocabulary) -> list[tup
 
 def load_rules(directory: Path, vocabulary: Vocabulary) -> RuleSet:
     """Load every ``*.yaml`` rule in ``directory``; all problems are reported together."""
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    files = yaml_files(directory)
     if not directory.is_dir():
         raise YamlFileError([FileProblem(directory, "", "rules directory not found")])
     return rules_from_documents(((f, _read(f)) for f in files), vocabulary)

@@ -33,6 +33,7 @@ from advisering.yamlfiles import (
     YamlFileError,
     problems_from_validation,
     read_yaml_document,
+    yaml_files,
 )
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def _load_declared(directory: Path) -> dict[str, TopicSpec]:
     problems: list[FileProblem] = []
     specs: dict[str, TopicSpec] = {}
     seen_in: dict[str, Path] = {}
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    files = yaml_files(directory)
     if not files:
         raise YamlFileError([FileProblem(directory, "", "no topic files (*.yaml) found")])
     for file in files:
@@ -267,3 +268,16 @@ def load_vocabulary(directory: Path, settings: Settings | None = None) -> Vocabu
                   "max_parties": settings.event_max_parties}
     return Vocabulary.extended(spec.departments, spec.event_types, spec.declared_fields(),
                                **limits)
+
+
+def default_vocabulary(directory: Path, settings: Settings | None = None) -> Vocabulary:
+    """The municipality's vocabulary when ``directory`` has the topic files, else the core one.
+
+    For the tools and the edge, which also run without ``topics/`` at hand;
+    the worker uses :func:`load_vocabulary`, which insists on the files.
+    """
+    if (directory / "case-events.yaml").exists():
+        return load_vocabulary(directory, settings)
+    if settings is None:
+        return Vocabulary()
+    return Vocabulary(max_depth=settings.json_max_depth, max_parties=settings.event_max_parties)
