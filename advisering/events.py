@@ -31,7 +31,6 @@ CORE_EVENT_TYPES = (
     "citizen.deceased",
 )
 SDI_STATUSES = ("opstaaet", "oplyst", "afgjort", "afsluttet")
-SENSITIVITIES = ("ikke-fortrolige", "fortrolige", "foelsomme")
 BENEFIT_ACTIONS = ("granted", "reduced", "stopped", "sanctioned")
 # The data fields DESIGN.md fixes beyond case and parties: benefit.changed says what happened.
 CORE_DATA_FIELDS = (

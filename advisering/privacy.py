@@ -46,7 +46,7 @@ __all__ = [
     "MAX_HITS", "PSEUDONYM_PATTERN", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs",
     "is_cpr", "is_pseudonym", "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr",
     "number_is_cpr", "pseudonymise",
-    "redact", "redact_value", "string_holds_cpr", "valid_date",
+    "redact", "redact_value", "valid_date",
 ]
 
 
@@ -58,11 +58,6 @@ def find_cprs(text: str) -> list[str]:
     percent-encoding, digits glued to letters and exponent-form numbers count.
     """
     return [text[hit.start:hit.end] for hit in find_hits(text)]
-
-
-def string_holds_cpr(text: str) -> bool:
-    """True when ``text`` holds a CPR number in any disguise."""
-    return bool(find_hits(text, 1))
 
 
 def number_is_cpr(value: float) -> bool:
@@ -187,7 +182,6 @@ _NUMERIC = bytes(
     for i in range(256)
 )
 _BLANKS_AND_SIGNS = b" \t\n\r+-"
-_NINE = b"000000000"
 _NINE_AFTER = b"n000000000"
 # A JSON number with an exponent (or at the top of the payload), and a JSON
 # string made only of what an exponent-form number normalises from.

@@ -11,9 +11,21 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, TopicPartition
 
+from advisering.engine.matcher import Matcher
+from advisering.engine.rules import load_rules
+from advisering.events import Vocabulary
 from advisering.kafka.reading import Record, read_to_end, topic_end
+from advisering.kafka.topics import load_vocabulary
+from advisering.settings import Settings
 
-__all__ = ["Record", "end_offsets", "group_lag", "read_topic", "wait_until_idle"]
+__all__ = ["Record", "end_offsets", "group_lag", "load_matcher_and_vocabulary", "read_topic",
+           "wait_until_idle"]
+
+
+def load_matcher_and_vocabulary(settings: Settings) -> tuple[Matcher, Vocabulary]:
+    """The rules of ``settings.rules_dir`` checked against its topics' vocabulary, as the worker."""
+    vocabulary = load_vocabulary(settings.topics_dir, settings)
+    return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
 
 
 def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:

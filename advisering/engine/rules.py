@@ -45,8 +45,6 @@ _DURATION = re.compile(
     r"(?:(?P<seconds>\d+)S)?)?)\Z"
 )
 
-OneOrMany = str | list[str]
-
 
 def parse_duration(text: str) -> dt.timedelta:
     """An ISO 8601 duration of weeks, days, hours, minutes and seconds (P1D, PT12H, P2W)."""
@@ -199,12 +197,6 @@ class RuleSet:
 
     def by_id(self) -> dict[str, Rule]:
         return {rule.id: rule for rule in self.rules}
-
-
-def check_vocabulary(rule: Rule, vocabulary: Vocabulary) -> list[tuple[str, str]]:
-    """(path, message) for each event type or department the municipality does not know."""
-    return [(path, message) for path, message, _ in vocabulary_problems(
-        rule.model_dump(mode="json", include={"when", "notify", "related"}), vocabulary)]
 
 
 def _names(raw: dict[str, Any], section: str, key: str) -> list[str]:

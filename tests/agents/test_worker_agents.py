@@ -22,7 +22,6 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from advisering.cli.pipeline import load_matcher_and_vocabulary
 from advisering.dev.demo import write_demo_sources
 from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.edge.prepare import prepare_event
@@ -30,6 +29,7 @@ from advisering.events import CaseEvent, Vocabulary, encode_event
 from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.settings import Settings
+from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker import envelope
 from advisering.worker.app import WorkerApp, create_app
 from advisering.worker.sending import SendFailed, partition_for
