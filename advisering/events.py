@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, V
 
 from advisering.event_schema import DataField, DataSchema, compile_schemas
 from advisering.jsondepth import json_too_deep
-from advisering.privacy import cpr_paths, json_may_hold_cpr
+from advisering.privacy import PSEUDONYM_PATTERN, cpr_paths, json_may_hold_cpr
 
 CORE_DEPARTMENTS = (
     "jobcenter", "ydelse", "boern-familie", "aeldre", "handicap-psykiatri",
@@ -31,7 +31,6 @@ CORE_EVENT_TYPES = (
     "citizen.deceased",
 )
 SDI_STATUSES = ("opstaaet", "oplyst", "afgjort", "afsluttet")
-SENSITIVITIES = ("ikke-fortrolige", "fortrolige", "foelsomme")
 BENEFIT_ACTIONS = ("granted", "reduced", "stopped", "sanctioned")
 # The data fields DESIGN.md fixes beyond case and parties: benefit.changed says what happened.
 CORE_DATA_FIELDS = (
@@ -130,7 +129,7 @@ class Party(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    citizen: str = Field(pattern=r"^ps1-[a-z2-7]{52}$")
+    citizen: str = Field(pattern=PSEUDONYM_PATTERN)
     role: str = Field(default="primaer", pattern=_NAME)
 
 

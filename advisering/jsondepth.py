@@ -64,15 +64,6 @@ def _deepest(structure: bytes, stop: int) -> int:
     return deepest
 
 
-def json_depth(payload: bytes, stop: int | None = None) -> int:
-    """The deepest nesting of arrays and objects in the JSON text ``payload`` (0 for a scalar).
-
-    With ``stop``, the walk ends as soon as the depth passes it (the answer is then
-    ``stop + 1``): a megabyte of brackets is not walked to its end.
-    """
-    return _deepest(_structure(payload), stop if stop is not None else len(payload))
-
-
 def json_too_deep(payload: bytes, limit: int) -> bool:
     """True when ``payload`` nests arrays and objects more than ``limit`` levels deep."""
     if payload.count(b"[") + payload.count(b"{") <= limit:

@@ -35,15 +35,18 @@ REDACTED = "[CPR-REDACTED]"
 # A text with more CPR numbers than this is redacted whole (bounded work).
 MAX_HITS = 256
 
-_PSEUDONYM = re.compile(r"^ps1-[a-z2-7]{52}$")
+# The whole format: the prefix and 52 characters of base32 (256 bits).
+PSEUDONYM_PATTERN = rf"^{PSEUDONYM_PREFIX}[a-z2-7]{{52}}$"
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 # The characters that delimit JSON values: the fallback redaction of text
 # replaces a whole segment between two of them.
 _JSON_SEGMENT = re.compile(r'[^{}\[\],:"]+')
 
 __all__ = [
-    "MAX_HITS", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs", "is_cpr", "is_pseudonym",
-    "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr", "number_is_cpr", "pseudonymise",
-    "redact", "redact_value", "string_holds_cpr", "valid_date",
+    "MAX_HITS", "PSEUDONYM_PATTERN", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs",
+    "is_cpr", "is_pseudonym", "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr",
+    "number_is_cpr", "pseudonymise",
+    "redact", "redact_value", "valid_date",
 ]
 
 
@@ -55,11 +58,6 @@ def find_cprs(text: str) -> list[str]:
     percent-encoding, digits glued to letters and exponent-form numbers count.
     """
     return [text[hit.start:hit.end] for hit in find_hits(text)]
-
-
-def string_holds_cpr(text: str) -> bool:
-    """True when ``text`` holds a CPR number in any disguise."""
-    return bool(find_hits(text, 1))
 
 
 def number_is_cpr(value: float) -> bool:
@@ -185,7 +183,6 @@ _NUMERIC = bytes(
     for i in range(256)
 )
 _BLANKS_AND_SIGNS = b" \t\n\r+-"
-_NINE = b"000000000"
 _NINE_AFTER = b"n000000000"
 # A JSON number with an exponent (or at the top of the payload), and a JSON
 # string made only of what an exponent-form number normalises from.

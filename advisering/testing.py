@@ -7,81 +7,41 @@ project's own tests, the benchmarks and an operator's smoke test share them.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
+from advisering.engine.matcher import Matcher
+from advisering.engine.rules import load_rules
+from advisering.events import Vocabulary
+from advisering.kafka.reading import Record, read_to_end, topic_end
+from advisering.kafka.topics import load_vocabulary
+from advisering.settings import Settings
 
-@dataclass(frozen=True)
-class Record:
-    """One Kafka record as read back, with where it was found."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+__all__ = ["Record", "end_offsets", "group_lag", "load_matcher_and_vocabulary", "read_topic",
+           "wait_until_idle"]
 
 
-def _consumer(bootstrap: str) -> Consumer:
-    return Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"advisering-testing-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
+def load_matcher_and_vocabulary(settings: Settings) -> tuple[Matcher, Vocabulary]:
+    """The rules of ``settings.rules_dir`` checked against its topics' vocabulary, as the worker."""
+    vocabulary = load_vocabulary(settings.topics_dir, settings)
+    return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
 
 
 def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """The high watermark of every partition of ``topic``."""
-    consumer = _consumer(bootstrap)
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
-        partitions = metadata.topics[topic].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-            for p in partitions
-        }
-    finally:
-        consumer.close()
+    return topic_end(bootstrap, topic, timeout)
 
 
 def read_topic(
-    bootstrap: str, topic: str, start: dict[int, int] | None = None, *,
-    until_count: int | None = None, timeout: float = 30.0,
+    bootstrap: str, topic: str, start: dict[int, int] | None = None, *, timeout: float = 30.0,
 ) -> list[Record]:
-    """Records of ``topic`` from ``start`` offsets (default: the beginning) to its end.
+    """Records of ``topic`` from ``start`` offsets (default: the beginning) to its end now.
 
-    The end is the high watermark when the call begins; with ``until_count``
-    it reads until that many records arrived instead. Stops at ``timeout``.
+    Raises :class:`~advisering.kafka.reading.ReadIncomplete` when the end is
+    not reached within ``timeout`` seconds.
     """
-    consumer = _consumer(bootstrap)
-    try:
-        ends = end_offsets(bootstrap, topic)
-        begin = {p: (start or {}).get(p, 0) for p in ends}
-        consumer.assign([TopicPartition(topic, p, begin[p]) for p in ends])
-        todo = {p for p in ends if ends[p] > begin[p]}
-        records: list[Record] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if until_count is not None:
-                if len(records) >= until_count:
-                    break
-            elif not todo:
-                break
-            message = consumer.poll(0.2)
-            if message is None or message.error():
-                continue
-            record = Record(str(message.topic()), int(message.partition() or 0),
-                            int(message.offset() or 0), message.key(), message.value())
-            records.append(record)
-            if record.offset + 1 >= ends.get(record.partition, 0):
-                todo.discard(record.partition)
-        return records
-    finally:
-        consumer.close()
+    return read_to_end(bootstrap, topic, start, timeout=timeout, purpose="testing")
 
 
 def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:

@@ -169,6 +169,11 @@ class YamlDocument:
         return self.lines.line_of_dotted(path, value)
 
 
+def yaml_files(directory: Path) -> list[Path]:
+    """The files of a rules or topics directory: ``*.yaml`` then ``*.yml``, each sorted."""
+    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+
+
 def read_yaml_document(file: Path) -> YamlDocument:
     """Parse one YAML document with the line of each part; syntax errors name file and line."""
     try:

@@ -42,15 +42,16 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
 
 def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.kafka import apply as topic_apply  # noqa: PLC0415
-    from advisering.kafka.topics import load_topic_specs  # noqa: PLC0415
+    from advisering.kafka.topics import citizen_topic_spec, load_topic_specs  # noqa: PLC0415
 
+    directory = args.dir or settings.topics_dir
+    replicas = args.replication_factor or settings.topic_replication_factor
     specs = [
-        spec.effective(
-            args.partitions or settings.topic_partitions,
-            args.replication_factor or settings.topic_replication_factor,
-        )
-        for spec in load_topic_specs(args.dir or settings.topics_dir).values()
+        spec.effective(args.partitions or settings.topic_partitions, replicas)
+        for spec in load_topic_specs(directory).values()
     ]
+    # The worker's repartition topic always has the worker's partitions.
+    specs.append(citizen_topic_spec(directory, settings).effective(None, replicas))
     admin = topic_apply.admin_client(settings.bootstrap_servers)
     changes = topic_apply.plan(admin, specs)
     print(f"Plan for {settings.bootstrap_servers}:")

@@ -10,16 +10,6 @@ from advisering.cli.errors import UserError
 from advisering.settings import Settings
 
 
-def load_matcher_and_vocabulary(settings: Settings) -> tuple[Any, Any]:
-    """The rules of ADVISERING_RULES_DIR, checked against the topics' vocabulary."""
-    from advisering.engine.matcher import Matcher  # noqa: PLC0415
-    from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
-
-    vocabulary = load_vocabulary(settings.topics_dir, settings)
-    return Matcher(load_rules(settings.rules_dir, vocabulary)), vocabulary
-
-
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.engine.rules import load_rules  # noqa: PLC0415
     from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415

@@ -23,11 +23,11 @@ def _print_json(value: Any) -> None:
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.rulebook import vocabulary_for  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
     from advisering.rulebook.validate import validate_directory  # noqa: PLC0415
 
     report = validate_directory(args.dir or settings.rules_dir,
-                                vocabulary_for(settings.topics_dir, settings))
+                                default_vocabulary(settings.topics_dir, settings))
     for problem in report.problems:
         print(problem)
     print(report.summary())
@@ -37,13 +37,14 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 def _load_matcher(directory: Path, settings: Settings) -> Any:
     from advisering.engine.matcher import Matcher  # noqa: PLC0415
     from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.rulebook import vocabulary_for  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
 
-    return Matcher(load_rules(directory, vocabulary_for(settings.topics_dir, settings)))
+    return Matcher(load_rules(directory, default_vocabulary(settings.topics_dir, settings)))
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.rulebook import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
+    from advisering.rulebook import THROWAWAY_KEY  # noqa: PLC0415
     from advisering.rulebook.report import trial_lines  # noqa: PLC0415
     from advisering.rulebook.trial import load_overview, run_trial  # noqa: PLC0415
     from advisering.worker.steps import state_limits  # noqa: PLC0415
@@ -51,7 +52,7 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
     for path in (args.scenario, args.overview):
         if path is not None and not path.is_file():
             raise UserError(f"{path}: no such file")
-    vocabulary = vocabulary_for(settings.topics_dir, settings)
+    vocabulary = default_vocabulary(settings.topics_dir, settings)
     matcher = _load_matcher(args.rules or settings.rules_dir, settings)
     overview = (load_overview(args.overview, THROWAWAY_KEY, vocabulary)
                 if args.overview is not None else None)
@@ -90,8 +91,8 @@ def _baseline_dir(args: argparse.Namespace, settings: Settings, rules: Path) -> 
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.kafka.topics import CASE_EVENTS  # noqa: PLC0415
-    from advisering.rulebook import THROWAWAY_KEY, vocabulary_for  # noqa: PLC0415
+    from advisering.kafka.topics import CASE_EVENTS, default_vocabulary  # noqa: PLC0415
+    from advisering.rulebook import THROWAWAY_KEY  # noqa: PLC0415
     from advisering.rulebook.backtest import Progress, backtest  # noqa: PLC0415
     from advisering.rulebook.history import HistoryError, file_events, topic_events  # noqa: PLC0415
     from advisering.rulebook.report import backtest_lines  # noqa: PLC0415
@@ -99,7 +100,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
     rules: Path = args.rules or settings.rules_dir
     baseline_dir = _baseline_dir(args, settings, rules)
-    vocabulary = vocabulary_for(settings.topics_dir, settings)
+    vocabulary = default_vocabulary(settings.topics_dir, settings)
     candidate = _load_matcher(rules, settings)
     baseline = _load_matcher(baseline_dir, settings) if baseline_dir is not None else None
     if args.file is not None and (args.start or args.end):

@@ -44,7 +44,7 @@ def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
 
 
 def _vocabulary(settings: Settings) -> Vocabulary:
-    from advisering.edge.client import default_vocabulary  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
 
     return default_vocabulary(settings.topics_dir)
 

@@ -20,7 +20,7 @@ def _start(value: str) -> dt.datetime:
 
 def _register(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.dev import sim_publish  # noqa: PLC0415
-    from advisering.edge.client import default_vocabulary  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
 
     added, rotated = sim_publish.register_sources(
         settings.sources_file, args.register_sources, default_vocabulary(settings.topics_dir),

@@ -47,12 +47,12 @@ from advisering.delivery.sink import (
     report_settled,
 )
 from advisering.engine.notification import recipient_key
+from advisering.labels import severity_name
 from advisering.log import get_logger
 
 log = get_logger(__name__)
 
 REASON = "email_failed"
-SEVERITY_DA = {"high": "høj", "normal": "normal", "info": "info"}
 SEVERITY_ORDER = {"high": 0, "normal": 1, "info": 2}
 KEPT_FIELDS = ("id", "rule", "title", "severity", "message", "legal_basis", "recipient",
                "created")
@@ -89,7 +89,7 @@ def digest_body(notifications: list[dict[str, Any]]) -> str:
                                                    str(n.get("created") or "")))
     lines = [f"Du har {_count_phrase(len(ordered))}.", ""]
     for number, n in enumerate(ordered, start=1):
-        severity = SEVERITY_DA.get(str(n.get("severity")), str(n.get("severity")))
+        severity = severity_name(str(n.get("severity")))
         lines.append(f"{number}. {n.get('title') or n.get('rule')}")
         lines.append(f"   {n.get('message')}")
         lines.append(f"   Alvorlighed: {severity}")

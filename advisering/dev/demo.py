@@ -30,8 +30,6 @@ from advisering.dev.local_kafka import LocalKafka
 from advisering.dev.scenario import demo_scenario
 from advisering.dev.sim_publish import HttpSender, Pacer, batches
 from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
-from advisering.edge.client import default_vocabulary
-from advisering.engine.evaluate import EVENT_NAMES, department_name
 from advisering.engine.notification import Notification
 from advisering.events import Vocabulary
 from advisering.grants import Grants
@@ -39,12 +37,19 @@ from advisering.http.sources import add_source
 from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import client_config
-from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_topic_specs
+from advisering.kafka.reading import topic_end
+from advisering.kafka.topics import (
+    CASE_EVENTS,
+    NOTIFICATIONS,
+    citizen_topic_name,
+    default_vocabulary,
+    load_topic_specs,
+)
+from advisering.labels import department_name, event_name, severity_name
 from advisering.settings import Settings
-from advisering.testing import end_offsets, wait_until_idle
+from advisering.testing import wait_until_idle
 
 DEMO_APP_ID = "advisering-demo"
-SEVERITY = {"high": "HØJ", "normal": "NORMAL", "info": "INFO"}
 WAVE_TITLES = (
     "borgernes åbne sager i jobcentret, ældreplejen, socialpsykiatrien, ydelser, skole og sundhed",
     "en ny børnesag for en forælder, der også har en sag i jobcentret",
@@ -80,12 +85,12 @@ def format_notification(notification: Notification) -> str:
     who = recipient.caseworker or f"enhed {recipient.unit}"
     origin = department_name(trigger.department) if trigger.department else trigger.source
     return "\n".join([
-        f"[{SEVERITY.get(notification.severity, notification.severity)}] "
+        f"[{severity_name(notification.severity).upper()}] "
         f"Til {who} ({department_name(recipient.department)}, {recipient.unit}) "
         f"om sag {notification.related_case.id}",
         f"  {notification.message}",
         f"  Hvorfor: {notification.title} · hjemmel: {notification.legal_basis}",
-        f"  Udløst af: {EVENT_NAMES.get(trigger.type, trigger.type)} fra {origin} "
+        f"  Udløst af: {event_name(trigger.type)} fra {origin} "
         f"({_danish_time(trigger.time)}) · regel {notification.rule}",
     ])
 
@@ -212,9 +217,9 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             consumer = Consumer(client_config(settings.bootstrap_servers, {
                 "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
                 "enable.auto.commit": False}))
-            ends = end_offsets(settings.bootstrap_servers, NOTIFICATIONS)
+            ends = topic_end(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
-            topics = [CASE_EVENTS, f"{DEMO_APP_ID}-citizen-events"]
+            topics = [CASE_EVENTS, citizen_topic_name(DEMO_APP_ID)]
             for title, wave in zip(WAVE_TITLES, demo_scenario(), strict=True):
                 print(f"\n== Kildesystemerne melder: {title} ({len(wave)} hændelser)")
                 sender.send(wave)

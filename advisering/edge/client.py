@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +29,7 @@ from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
 from advisering.jsondepth import value_too_deep
 from advisering.kafka.clients import client_config
-from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
+from advisering.kafka.topics import CASE_EVENTS, default_vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -51,19 +50,6 @@ class PublishResult:
 
 class PublishError(RuntimeError):
     """Kafka did not confirm delivery in time; nothing may be assumed accepted."""
-
-
-def default_vocabulary(topics_dir: Path, settings: Settings | None = None) -> Vocabulary:
-    """The municipality's vocabulary when topics/ is at hand, else the core one.
-
-    With ``settings``, its event limits (JSON depth, parties) are the configured ones.
-    """
-    if (topics_dir / "case-events.yaml").exists():
-        return load_vocabulary(topics_dir, settings)
-    if settings is None:
-        return Vocabulary()
-    return Vocabulary(max_depth=settings.json_max_depth,
-                      max_parties=settings.event_max_parties)
 
 
 class Publisher:

@@ -26,36 +26,7 @@ from advisering.engine.overview import (
     seen_key,
     throttle_key,
 )
-
-DEPARTMENT_NAMES = {
-    "jobcenter": "jobcentret",
-    "ydelse": "ydelsesområdet",
-    "boern-familie": "børn og familie",
-    "aeldre": "ældreområdet",
-    "handicap-psykiatri": "handicap og psykiatri",
-    "sundhed": "sundhedsområdet",
-    "skole": "skoleområdet",
-    "borgerservice": "borgerservice",
-}
-EVENT_NAMES = {
-    "case.opened": "ny sag",
-    "case.status-changed": "ændret sagsstatus",
-    "case.closed": "afsluttet sag",
-    "case.reassigned": "ny sagsbehandler",
-    "case.party-added": "ny part i sagen",
-    "case.party-removed": "part fjernet fra sagen",
-    "document.added": "nyt dokument",
-    "appointment.missed": "udeblivelse fra aftale",
-    "benefit.changed": "ændret ydelse",
-    "citizen.moved": "flytning",
-    "citizen.admitted": "indlæggelse",
-    "citizen.discharged": "udskrivning",
-    "citizen.deceased": "dødsfald",
-}
-
-
-def department_name(slug: str) -> str:
-    return DEPARTMENT_NAMES.get(slug, slug)
+from advisering.labels import EVENT_NAMES, department_name
 
 
 @dataclass(slots=True)

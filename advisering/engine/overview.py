@@ -20,7 +20,6 @@ to the bus's own CPR scan and to any data-loss scanner run on the topics.
 from __future__ import annotations
 
 import binascii
-import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +28,7 @@ from advisering.engine.event import EngineEvent
 
 CLOSED_TOMBSTONE_SECONDS = 30 * 86400
 _CLOSING_TYPES = frozenset(("case.closed", "case.party-removed"))
-_MILLIS_ABOVE = 1e11  # stored times above this are milliseconds (older records: seconds)
-KEYS_VERSION = 2  # records without "v" hold raw keys in seen, closed and throttle
+STATE_FORMAT = 2  # written as "v" in every stored state, for a reader of a later format
 # Hex digits to letters: a digest key holds no digit, so it never reads as a CPR number.
 _NO_DIGITS = bytes.maketrans(b"0123456789", b"ghijklmnop")
 
@@ -62,8 +60,8 @@ def stored_time(seconds: float) -> int:
 
 
 def loaded_time(value: float) -> float:
-    """A stored time back to epoch seconds (records written in seconds are read as such)."""
-    return value / 1000 if value > _MILLIS_ABOVE else float(value)
+    """A stored time (whole milliseconds) back to epoch seconds."""
+    return value / 1000
 
 
 def _stored(times: dict[str, float]) -> dict[str, int]:
@@ -72,13 +70,6 @@ def _stored(times: dict[str, float]) -> dict[str, int]:
 
 def _loaded(times: dict[str, float]) -> dict[str, float]:
     return {key: loaded_time(at) for key, at in times.items()}
-
-
-def _loaded_keyed(times: dict[str, float], raw_keys: bool) -> dict[str, float]:
-    """Like :func:`_loaded`; a record of the earlier format gets its raw keys digested."""
-    if not raw_keys:
-        return _loaded(times)
-    return {memory_key(key): loaded_time(at) for key, at in times.items()}
 
 SENT_MEMORY_SECONDS = 14 * 86400
 
@@ -147,21 +138,20 @@ class CitizenState:
             "throttle": _stored(self.throttle),
             "newest": stored_time(self.newest),
             "seen": _stored(self.seen),
-            "v": KEYS_VERSION,
+            "v": STATE_FORMAT,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> CitizenState:
         if not raw:
             return cls()
-        raw_keys = raw.get("v") != KEYS_VERSION
         return cls(
             cases={c["id"]: OpenCase.from_json(c) for c in raw.get("cases", [])},
-            closed=_loaded_keyed(raw.get("closed", {}), raw_keys),
+            closed=_loaded(raw.get("closed", {})),
             sent=_loaded(raw.get("sent", {})),
-            throttle=_loaded_keyed(raw.get("throttle", {}), raw_keys),
-            newest=loaded_time(raw.get("newest", 0.0)),
-            seen=_loaded_keyed(raw.get("seen", {}), raw_keys),
+            throttle=_loaded(raw.get("throttle", {})),
+            newest=loaded_time(raw.get("newest", 0)),
+            seen=_loaded(raw.get("seen", {})),
         )
 
 
@@ -225,9 +215,5 @@ def with_case(state: CitizenState, case: OpenCase) -> CitizenState:
     new.cases[case.id] = case
     new.newest = max(new.newest, case.last_seen)
     return new
-
-
-def iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
 

@@ -32,6 +32,7 @@ from advisering.yamlfiles import (
     YamlFileError,
     problems_from_validation,
     read_yaml_document,
+    yaml_files,
 )
 
 PLACEHOLDERS = frozenset({
@@ -43,8 +44,6 @@ _DURATION = re.compile(
     r"^P(?:(?P<weeks>\d+)W|(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
     r"(?:(?P<seconds>\d+)S)?)?)\Z"
 )
-
-OneOrMany = str | list[str]
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -200,12 +199,6 @@ class RuleSet:
         return {rule.id: rule for rule in self.rules}
 
 
-def check_vocabulary(rule: Rule, vocabulary: Vocabulary) -> list[tuple[str, str]]:
-    """(path, message) for each event type or department the municipality does not know."""
-    return [(path, message) for path, message, _ in vocabulary_problems(
-        rule.model_dump(mode="json", include={"when", "notify", "related"}), vocabulary)]
-
-
 def _names(raw: dict[str, Any], section: str, key: str) -> list[str]:
     part = raw.get(section)
     value = part.get(key) if isinstance(part, dict) else None
@@ -238,7 +231,7 @@ def vocabulary_problems(raw: dict[str, Any], vocabulary: Vocabulary) -> list[tup
 
 def load_rules(directory: Path, vocabulary: Vocabulary) -> RuleSet:
     """Load every ``*.yaml`` rule in ``directory``; all problems are reported together."""
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    files = yaml_files(directory)
     if not directory.is_dir():
         raise YamlFileError([FileProblem(directory, "", "rules directory not found")])
     return rules_from_documents(((f, _read(f)) for f in files), vocabulary)

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from advisering import metrics
+from advisering import jsonweb, metrics
 from advisering.edge.prepare import prepare_event
 from advisering.events import (
     DEFAULT_MAX_DEPTH,
@@ -52,7 +52,6 @@ log = get_logger(__name__)
 JSON_TYPES = {"application/json", "application/cloudevents+json",
               "application/cloudevents-batch+json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
-RETRY_AFTER_SECONDS = 5
 MAX_BODY = web.AppKey("max_body", int)
 _BATCH = re.compile(rb"\s*\[")  # a JSON body that is an array: a batch of events
 
@@ -67,17 +66,9 @@ class IngestConfig:
 
 
 def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    """The JSON error a source can act on, counted by status (401 and 503 with their headers)."""
-    body = {"error": error, "message": message, **extra}
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="advisering"'}
+    """An error answer (:func:`advisering.jsonweb.error_response`), counted by status."""
     metrics.INGEST_REQUESTS.labels(str(status)).inc()
-    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonweb.error_response(status, error, message, **extra)
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -220,10 +211,8 @@ class IngestHandler:
         metrics.INGEST_EVENTS.labels("accepted", "").inc(len(prepared))
         metrics.INGEST_REQUESTS.labels("202").inc()
         log.info("ingest_accepted", source=source, events=len(prepared))
-        return web.json_response(
-            {"accepted": len(prepared), "ids": [event.id for _, event in prepared]},
-            status=202, dumps=_dumps,
-        )
+        return jsonweb.json_response(
+            {"accepted": len(prepared), "ids": [event.id for _, event in prepared]}, 202)
 
     def _prepare(
         self, raw_events: list[Any], source: str

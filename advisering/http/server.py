@@ -15,7 +15,6 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from advisering.edge.client import default_vocabulary
 from advisering.http.ingest import MAX_BODY, IngestConfig, IngestHandler
 from advisering.http.openapi import openapi_document
 from advisering.http.sources import utc_now
@@ -23,6 +22,7 @@ from advisering.http.sources_reload import ReloadingSources
 from advisering.inbox.service import add_inbox
 from advisering.kafka.clients import broker_answers, client_config
 from advisering.kafka.producer import AsyncProducer
+from advisering.kafka.topics import default_vocabulary
 from advisering.log import get_logger
 from advisering.settings import MissingPseudonymKeyError, Settings
 

@@ -22,6 +22,7 @@ from advisering import metrics
 from advisering.engine.notification import Notification
 from advisering.inbox import tokens
 from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
+from advisering.jsonweb import error_response, json_response
 
 MAX_PAGE = 200
 MAX_REASON = 500
@@ -31,18 +32,6 @@ MAX_OFFSET = 2**63 - 1
 # One notification: any id but read-all, else this route would make the
 # read-all resource appear to answer GET too (its Allow header would say so).
 _ONE = "/api/v1/notifications/{id:(?!read-all$)[^{}/]+}"
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
-
-
-def problem(status: int, error: str, message: str) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="advisering"'} if status == 401 else None
-    response = _json({"error": error, "message": message}, status)
-    if headers:
-        response.headers.update(headers)
-    return response
 
 
 @dataclass
@@ -83,7 +72,7 @@ def authenticated(handler: Handler) -> Callable[[InboxApi, web.Request],
         try:
             viewer = self._viewer(request)
         except tokens.TokenError as exc:
-            return problem(401, "unauthorized", str(exc))
+            return error_response(401, "unauthorized", str(exc))
         return await handler(self, request, viewer)
     return wrapper
 
@@ -125,7 +114,7 @@ class InboxApi:
 
     @authenticated
     async def me(self, request: web.Request, viewer: Viewer) -> web.Response:
-        return _json({"caseworker": viewer.caseworker, "unit": viewer.unit})
+        return json_response({"caseworker": viewer.caseworker, "unit": viewer.unit})
 
     @authenticated
     async def list(self, request: web.Request, viewer: Viewer) -> web.Response:
@@ -133,68 +122,68 @@ class InboxApi:
         unread: bool | None = None
         if "unread" in query:
             if query["unread"] not in ("true", "false"):
-                return problem(400, "bad_request", "unread must be true or false")
+                return error_response(400, "bad_request", "unread must be true or false")
             unread = query["unread"] == "true"
         severity = query.get("severity")
         if severity is not None and severity not in SEVERITY_ORDER:
-            return problem(400, "bad_request",
+            return error_response(400, "bad_request",
                            f"severity must be one of {', '.join(SEVERITY_ORDER)}")
         limit = _whole(query.get("limit", "50"))
         offset = _whole(query.get("offset", "0"))
         if limit is None or offset is None or not 1 <= limit <= MAX_PAGE or offset > MAX_OFFSET:
-            return problem(400, "bad_request", "limit and offset must be whole numbers: "
+            return error_response(400, "bad_request", "limit and offset must be whole numbers: "
                            f"limit 1..{MAX_PAGE}, offset 0..{MAX_OFFSET}")
         items, total, unread_count = await asyncio.to_thread(
             self.store.list, viewer, unread=unread, severity=severity, limit=limit, offset=offset)
-        return _json({"items": [self._present(i) for i in items], "total": total,
+        return json_response({"items": [self._present(i) for i in items], "total": total,
                       "unread": unread_count, "limit": limit, "offset": offset})
 
     @authenticated
     async def get(self, request: web.Request, viewer: Viewer) -> web.Response:
         item = await asyncio.to_thread(self.store.get, viewer, request.match_info["id"])
         if item is None:
-            return problem(404, "not_found", "no such notification")
-        return _json(self._present(item))
+            return error_response(404, "not_found", "no such notification")
+        return json_response(self._present(item))
 
     @authenticated
     async def read(self, request: web.Request, viewer: Viewer) -> web.Response:
         if not await asyncio.to_thread(self.store.mark_read, viewer, request.match_info["id"]):
-            return problem(404, "not_found", "no such notification")
-        return _json({"id": request.match_info["id"], "read": True})
+            return error_response(404, "not_found", "no such notification")
+        return json_response({"id": request.match_info["id"], "read": True})
 
     @authenticated
     async def read_all(self, request: web.Request, viewer: Viewer) -> web.Response:
         marked = await asyncio.to_thread(self.store.mark_all_read, viewer)
-        return _json({"marked": marked})
+        return json_response({"marked": marked})
 
     @authenticated
     async def feedback(self, request: web.Request, viewer: Viewer) -> web.Response:
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return problem(400, "bad_request", "the body must be JSON: {\"useful\": true}")
+            return error_response(400, "bad_request", "the body must be JSON: {\"useful\": true}")
         if not isinstance(body, dict) or not isinstance(body.get("useful"), bool):
-            return problem(422, "invalid_feedback", "useful must be true or false")
+            return error_response(422, "invalid_feedback", "useful must be true or false")
         reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-            return problem(422, "invalid_feedback",
+            return error_response(422, "invalid_feedback",
                            f"reason must be a text of at most {MAX_REASON} characters")
         unknown = set(body) - {"useful", "reason"}
         if unknown:
-            return problem(422, "invalid_feedback",
+            return error_response(422, "invalid_feedback",
                            f"unknown field(s): {', '.join(sorted(unknown))}")
         rule = await asyncio.to_thread(self.store.set_feedback, viewer, request.match_info["id"],
                                        body["useful"], reason)
         if rule is None:
-            return problem(404, "not_found", "no such notification")
+            return error_response(404, "not_found", "no such notification")
         metrics.FEEDBACK.labels(rule, "useful" if body["useful"] else "not_useful").inc()
-        return _json({"id": request.match_info["id"], "useful": body["useful"]})
+        return json_response({"id": request.match_info["id"], "useful": body["useful"]})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         try:
             viewer = self._viewer(request, allow_query=True)
         except tokens.TokenError as exc:
-            return problem(401, "unauthorized", str(exc))
+            return error_response(401, "unauthorized", str(exc))
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})

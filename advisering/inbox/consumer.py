@@ -20,6 +20,7 @@ from advisering import metrics
 from advisering.engine.notification import Notification
 from advisering.inbox.store import ChannelsFor, InboxStore
 from advisering.kafka.clients import client_config
+from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import NOTIFICATIONS
 from advisering.log import get_logger
 
@@ -42,8 +43,7 @@ class NotificationConsumer:
             "client.id": "advisering-inbox",
         }))
         self._listeners: list[Listener] = []
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="inbox-consumer", daemon=True)
+        self._poller = PollThread("inbox-consumer", self._step)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.assigned = threading.Event()
 
@@ -53,23 +53,19 @@ class NotificationConsumer:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._running.set()
         self._consumer.subscribe([NOTIFICATIONS], on_assign=lambda *_: self.assigned.set())
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._running.clear()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._poller.stop(timeout=10)
         self._consumer.close()
 
-    def _run(self) -> None:
-        while self._running.is_set():
-            try:
-                self.poll_once()
-            except KafkaException as exc:
-                log.warning("inbox_consume_failed", error=str(exc)[:200])
-                self._running.wait(1.0)
+    def _step(self) -> None:
+        try:
+            self.poll_once()
+        except KafkaException as exc:
+            log.warning("inbox_consume_failed", error=str(exc)[:200])
+            self._poller.pause(1.0)
 
     def poll_once(self, timeout: float = 0.5) -> int:
         """Consume, store and commit one batch; returns how many notifications were new."""

@@ -37,6 +37,7 @@ from advisering.inbox.tokens import check_secret
 from advisering.kafka.clients import client_config
 from advisering.kafka.producer import AsyncProducer
 from advisering.kafka.topics import DEAD_LETTERS
+from advisering.labels import labels_json
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -51,7 +52,11 @@ DEAD_LETTER_TIMEOUT_MS = 30_000
 
 
 def _static(name: str) -> bytes:
-    return resources.files("advisering.inbox").joinpath("static", name).read_bytes()
+    body = resources.files("advisering.inbox").joinpath("static", name).read_bytes()
+    if name == "index.html":
+        # The page's Danish labels, from the one table the engine and e-mail use too.
+        body = body.replace(b"{{labels}}", labels_json().replace(b"</", b"<\\/"))
+    return body
 
 
 def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True) -> None:

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -149,6 +149,25 @@ def execute(
     for change in changes:
         if change.action != "unchanged":
             log.info("topic_applied", topic=change.name, action=change.action)
+
+
+def create_missing(admin: AdminClient, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
+    """Create the topics of ``specs`` that do not exist; leave existing ones as they are."""
+    new = [NewTopic(spec.name, num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor, config=dict(spec.config))
+           for spec in specs]
+    for future in admin.create_topics(new, operation_timeout=timeout).values():
+        try:
+            future.result(timeout=2 * timeout)
+        except KafkaException as exc:
+            if not already_exists(exc):
+                raise
+
+
+def already_exists(exc: KafkaException) -> bool:
+    """True when Kafka refused to create a topic because it exists (someone was first)."""
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
 
 
 def wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:

@@ -9,10 +9,11 @@ durably in Kafka.
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from advisering.kafka.polling import PollThread
 
 
 class DeliveryError(RuntimeError):
@@ -30,17 +31,11 @@ class AsyncProducer:
         settings = {"enable.idempotence": True, "acks": "all", "linger.ms": 2}
         settings.update(config)
         self._producer = Producer(settings)
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
+        self._poller = PollThread("kafka-delivery", lambda: self._producer.poll(0.05))
 
     def start(self) -> None:
         """Start the thread that serves the delivery callbacks (once, before sending)."""
-        self._running.set()
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while self._running.is_set():
-            self._producer.poll(0.05)
+        self._poller.start()
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one record and wait until Kafka has confirmed it."""
@@ -74,9 +69,7 @@ class AsyncProducer:
     async def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued (at most ``timeout`` seconds), then stop the callback thread."""
         await asyncio.to_thread(self._producer.flush, timeout)
-        self._running.clear()
-        if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join, 2.0)
+        await asyncio.to_thread(self._poller.stop, 2.0)
 
 
 def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:

@@ -1,7 +1,8 @@
 """Topics as code: the schema of ``topics/*.yaml`` and its loader.
 
 The five topic names are fixed by DESIGN.md; a file may not invent others, and
-every one of them must be declared exactly once.
+every one of them must be declared exactly once. So must the worker's
+repartition topic, whose name is made from the worker's app id.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from advisering.yamlfiles import (
     YamlFileError,
     problems_from_validation,
     read_yaml_document,
+    yaml_files,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ DEAD_LETTERS = "advisering.dead-letters"
 AUDIT = "advisering.audit"
 RULES = "advisering.rules"
 TOPIC_NAMES = (CASE_EVENTS, NOTIFICATIONS, DEAD_LETTERS, AUDIT, RULES)
+# The worker's repartition topic, as declared: its name with the placeholder.
+CITIZEN_EVENTS = "{worker_app_id}-citizen-events"
 
 TopicName = Literal[
     "advisering.case-events",
@@ -50,6 +54,7 @@ TopicName = Literal[
     "advisering.dead-letters",
     "advisering.audit",
     "advisering.rules",
+    "{worker_app_id}-citizen-events",
 ]
 
 
@@ -185,12 +190,34 @@ class TopicSpec(BaseModel):
         )
 
 
+def citizen_topic_name(worker_app_id: str) -> str:
+    """The repartition topic of the worker with this app id."""
+    return CITIZEN_EVENTS.format(worker_app_id=worker_app_id)
+
+
 def load_topic_specs(directory: Path) -> dict[str, TopicSpec]:
-    """Load and check every ``*.yaml`` in ``directory``; all five topics must be there."""
+    """The five topics of DESIGN.md, from ``directory`` (all its files are checked)."""
+    specs = _load_declared(directory)
+    return {name: spec for name, spec in specs.items() if name != CITIZEN_EVENTS}
+
+
+def citizen_topic_spec(directory: Path, settings: Settings) -> TopicSpec:
+    """The worker's repartition topic as declared, named and sized for this worker.
+
+    Its partitions are the worker's (``worker_partitions``): its tables have
+    as many, and a citizen's events must land on the partition of its state.
+    """
+    spec = _load_declared(directory)[CITIZEN_EVENTS]
+    return spec.model_copy(update={"name": citizen_topic_name(settings.worker_app_id),
+                                   "partitions": settings.worker_partitions})
+
+
+def _load_declared(directory: Path) -> dict[str, TopicSpec]:
+    """Load and check every ``*.yaml`` in ``directory``; all six topics must be there."""
     problems: list[FileProblem] = []
     specs: dict[str, TopicSpec] = {}
     seen_in: dict[str, Path] = {}
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    files = yaml_files(directory)
     if not files:
         raise YamlFileError([FileProblem(directory, "", "no topic files (*.yaml) found")])
     for file in files:
@@ -220,7 +247,7 @@ def load_topic_specs(directory: Path) -> dict[str, TopicSpec]:
         seen_in[spec.name] = file
         specs[spec.name] = spec
     if not problems:
-        for name in TOPIC_NAMES:
+        for name in (*TOPIC_NAMES, CITIZEN_EVENTS):
             if name not in specs:
                 problems.append(FileProblem(directory, "", f"topic {name} is not declared"))
     if problems:
@@ -241,3 +268,16 @@ def load_vocabulary(directory: Path, settings: Settings | None = None) -> Vocabu
                   "max_parties": settings.event_max_parties}
     return Vocabulary.extended(spec.departments, spec.event_types, spec.declared_fields(),
                                **limits)
+
+
+def default_vocabulary(directory: Path, settings: Settings | None = None) -> Vocabulary:
+    """The municipality's vocabulary when ``directory`` has the topic files, else the core one.
+
+    For the tools and the edge, which also run without ``topics/`` at hand;
+    the worker uses :func:`load_vocabulary`, which insists on the files.
+    """
+    if (directory / "case-events.yaml").exists():
+        return load_vocabulary(directory, settings)
+    if settings is None:
+        return Vocabulary()
+    return Vocabulary(max_depth=settings.json_max_depth, max_parties=settings.event_max_parties)

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from advisering import metrics
 from advisering.engine.rules import Rule, RuleSet, rules_from_documents
 from advisering.events import Vocabulary
 from advisering.kafka.clients import client_config
+from advisering.kafka.reading import end_offsets, open_consumer, read_range
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
 
@@ -115,6 +116,8 @@ class DeployedState:
     hashes: dict[str, str] = field(default_factory=dict)
     manifest: Manifest | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    # The offset after the last record read: where a watcher goes on from.
+    end: int = 0
 
     def apply(self, key: bytes | None, value: bytes | None, offset: int = -1) -> bool:
         """Take one record; True when it was a manifest (a set may now be complete)."""
@@ -192,27 +195,14 @@ def _parse(model: type[_Model], value: bytes) -> _Model:
 
 def read_deployed(bootstrap: str, timeout: float = 30.0,
                   max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> DeployedState:
-    """Read ``advisering.rules`` from the beginning to its current end."""
-    consumer = Consumer(client_config(bootstrap, {
-        "group.id": "advisering-rules-reader", "enable.auto.commit": False,
-        "auto.offset.reset": "earliest"}))
+    """Read ``advisering.rules`` from the beginning to its current end (``state.end``)."""
+    consumer = open_consumer(bootstrap, "rules-reader")
     state = DeployedState(max_record_bytes=max_record_bytes)
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(RULES, 0), timeout=timeout)
-        if high <= low:
-            return state
-        consumer.assign([TopicPartition(RULES, 0, low)])
-        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=timeout)
-        position = low
-        while position < high and dt.datetime.now(dt.UTC) < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            offset = int(message.offset() or 0)
-            state.apply(message.key(), message.value(), offset)
-            position = offset + 1
-        if position < high:
-            raise TimeoutError(f"could not read {RULES} to its end within {timeout:.0f}s")
+        ends = end_offsets(consumer, RULES, timeout)
+        for record in read_range(consumer, RULES, dict.fromkeys(ends, 0), ends, timeout=timeout):
+            state.apply(record.key, record.value, record.offset)
+        state.end = ends.get(0, 0)
         return state
     finally:
         consumer.close()

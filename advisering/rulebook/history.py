@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from advisering.events import (
     validate_event,
 )
 from advisering.jsondepth import json_too_deep
-from advisering.kafka.clients import client_config
 
 
 def json_lines(
@@ -114,60 +111,41 @@ def topic_events(
 ) -> Iterator[CaseEvent | Rejection]:
     """Records of ``topic`` with a timestamp in [start, end], partition by partition in order.
 
-    Seeks each partition with ``offsets_for_times`` to the first record at or
-    after ``start``; a partition is done at the first record after ``end`` or
-    at the end offset it had when the replay began, so records published
+    ``offsets_for_times`` finds in each partition the first record at or after
+    ``start`` and the first one after ``end``; a partition is read between the
+    two, and never past the end offset it had when the replay began, so records published
     meanwhile do not make the replay run forever. Record timestamps are the
     producer's (CreateTime): when the source system published the event.
     """
-    from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: PLC0415
+    from confluent_kafka import KafkaException  # noqa: PLC0415
 
-    consumer = Consumer(client_config(bootstrap, {
-        "group.id": f"advisering-backtest-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    }))
+    from advisering.kafka import reading  # noqa: PLC0415 - the tools load Kafka only when used
+
+    consumer = reading.open_consumer(bootstrap, "backtest")
     try:
         try:
-            metadata = consumer.list_topics(topic, timeout=10)
-        except KafkaException as exc:
+            ends = reading.end_offsets(consumer, topic)
+            first = _offsets_at(consumer, topic, ends, start)
+            after = _offsets_at(consumer, topic, ends, end + dt.timedelta(milliseconds=1))
+        except (reading.TopicReadError, KafkaException) as exc:
             raise HistoryError(f"cannot read {topic} at {bootstrap}: {exc}") from exc
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None:
-            raise HistoryError(f"topic {topic} not found at {bootstrap}")
-        start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in found.partitions}
-        seek = consumer.offsets_for_times(
-            [TopicPartition(topic, p, start_ms) for p in sorted(ends)], timeout=10)
-        todo = {tp.partition for tp in seek if 0 <= tp.offset < ends[tp.partition]}
-        if not todo:
-            return
-        consumer.assign([tp for tp in seek if tp.partition in todo])
-        idle_since = time.monotonic()
-        while todo:
-            messages = consumer.consume(num_messages=1000, timeout=0.5)
-            if not messages and time.monotonic() - idle_since > idle_timeout:
-                raise HistoryError(f"no records from {topic} for {idle_timeout:.0f}s; "
-                                   f"partitions {sorted(todo)} not read to their end")
-            for message in messages:
-                idle_since = time.monotonic()
-                partition = int(message.partition() or 0)
-                if message.error() is not None or partition not in todo:
-                    continue
-                offset = int(message.offset() or 0)
-                if message.timestamp()[1] > end_ms:
-                    _done(consumer, topic, partition, todo)
-                    continue
-                yield decoded(message.value(), vocabulary)
-                if offset + 1 >= ends[partition]:
-                    _done(consumer, topic, partition, todo)
+        try:
+            for record in reading.read_range(consumer, topic, first, after, timeout=None,
+                                             idle_timeout=idle_timeout):
+                yield decoded(record.value, vocabulary)
+        except reading.ReadIncomplete as exc:
+            raise HistoryError(str(exc)) from exc
     finally:
         consumer.close()
 
 
-def _done(consumer: Any, topic: str, partition: int, todo: set[int]) -> None:
+def _offsets_at(consumer: Any, topic: str, ends: dict[int, int],
+                at: dt.datetime) -> dict[int, int]:
+    """Per partition, the first offset with a timestamp at or after ``at``; its end if none."""
     from confluent_kafka import TopicPartition  # noqa: PLC0415
 
-    todo.discard(partition)
-    consumer.pause([TopicPartition(topic, partition)])
+    at_ms = int(at.timestamp() * 1000)
+    found = consumer.offsets_for_times([TopicPartition(topic, p, at_ms) for p in ends],
+                                       timeout=10)
+    return {tp.partition: tp.offset if 0 <= tp.offset < ends[tp.partition]
+            else ends[tp.partition] for tp in found}

@@ -12,12 +12,7 @@ from pathlib import Path
 
 from advisering.engine.rules import load_rules
 from advisering.events import Vocabulary
-from advisering.yamlfiles import FileProblem, YamlFileError
-
-
-def rule_files(directory: Path) -> list[Path]:
-    """The files load_rules reads: ``*.yaml`` then ``*.yml``, each sorted."""
-    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+from advisering.yamlfiles import FileProblem, YamlFileError, yaml_files
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,7 @@ def validate_directory(directory: Path, vocabulary: Vocabulary) -> ValidationRep
     if not directory.is_dir():
         problem = FileProblem(directory, "", "rules directory not found")
         return ValidationReport(directory, 0, 0, (problem,))
-    files = rule_files(directory)
+    files = yaml_files(directory)
     if not files:
         problem = FileProblem(directory, "", "no rule files (*.yaml) in this directory")
         return ValidationReport(directory, 0, 0, (problem,))

@@ -19,6 +19,7 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.kafka.clients import client_config
+from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
 from advisering.rulebook.deploy import DEFAULT_MAX_RECORD_BYTES, DeployedState, read_deployed
@@ -57,11 +58,7 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
     does not validate (or fails in any other way) leaves the local rules.
     """
     state = read_deployed(bootstrap, max_record_bytes=max_record_bytes)
-    consumer = Consumer(client_config(bootstrap, {"group.id": "advisering-rules-end"}))
-    try:
-        _, end = consumer.get_watermark_offsets(TopicPartition(RULES, 0), timeout=30)
-    finally:
-        consumer.close()
+    end = state.end
     try:
         deployed = state.complete_set(vocabulary)
     except YamlFileError:
@@ -98,37 +95,25 @@ class RulesWatcher:
         self._consumer = consumer or Consumer(client_config(bootstrap, {
             "group.id": "advisering-rules-watch", "enable.auto.commit": False}))
         self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
-        self._running = threading.Event()
         self._closed = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
+        self._poller = PollThread("rules-watch", self.step,
+                                  on_end=lambda: metrics.RULES_WATCHER_UP.set(0))
 
     @property
     def alive(self) -> bool:
         """True while the thread follows the topic (False before start and after it ended)."""
-        return self._thread.is_alive()
+        return self._poller.alive
 
     def start(self) -> None:
         """Start following the topic in the daemon thread."""
-        self._running.set()
         metrics.RULES_WATCHER_UP.set(1)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop following; safe to call twice and from any thread."""
-        self._running.clear()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=timeout)
-        if not self._thread.is_alive() and self._closed.acquire(blocking=False):
+        self._poller.stop(timeout)
+        if not self._poller.alive and self._closed.acquire(blocking=False):
             self._consumer.close()
-
-    def _run(self) -> None:
-        try:
-            while self._running.is_set():
-                self.step()
-        except BaseException as exc:  # noqa: BLE001 - log why the thread ended
-            log.critical("rules_watcher_ended", error=type(exc).__name__)
-        finally:
-            metrics.RULES_WATCHER_UP.set(0)
 
     def step(self) -> None:
         """Poll once and take what came; never raises an Exception."""

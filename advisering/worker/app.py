@@ -33,7 +33,13 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import Vocabulary
 from advisering.http.sources_reload import ReloadingSources
-from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
+from advisering.kafka.topics import (
+    AUDIT,
+    CASE_EVENTS,
+    DEAD_LETTERS,
+    NOTIFICATIONS,
+    citizen_topic_name,
+)
 from advisering.log import get_logger
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
@@ -245,7 +251,7 @@ class Agents:
         """Every citizen event of one repartition record, in order."""
         message = event.message
         try:
-            pairs = bundle.unpack(event.key, event.value)
+            pairs = bundle.unpack(event.value)
         except ValueError as exc:
             return [(None, message, event.value, self.failed(message, event.value, exc))]
         faust_door.set_current_event(event)
@@ -310,7 +316,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
     return {
         "case_events": app.topic(CASE_EVENTS, **raw),
         "citizen_events": app.topic(
-            citizen_topic_name(settings), internal=True,
+            citizen_topic_name(settings.worker_app_id), internal=True,
             partitions=settings.worker_partitions, **raw,
         ),
         "notifications": app.topic(NOTIFICATIONS, **raw),
@@ -337,5 +343,3 @@ def citizens_table(app: faust.App, settings: Settings) -> Any:
     return citizens
 
 
-def citizen_topic_name(settings: Settings) -> str:
-    return f"{settings.worker_app_id}-citizen-events"

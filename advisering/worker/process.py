@@ -10,12 +10,14 @@ from __future__ import annotations
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
-from advisering.kafka.clients import client_config, configure_client_logging
+from advisering.kafka import apply as topic_apply
+from advisering.kafka.clients import configure_client_logging
+from advisering.kafka.topics import citizen_topic_spec
 from advisering.log import get_logger
 from advisering.rulebook.watch import RulesWatcher, initial_ruleset
 from advisering.settings import Settings
 from advisering.worker import faust_door
-from advisering.worker.app import citizen_topic_name, create_app
+from advisering.worker.app import create_app
 from advisering.worker.lifecycle import EXIT_FAILED, EXIT_OK, Watchdog
 
 log = get_logger(__name__)
@@ -27,29 +29,17 @@ def replication_factor(settings: Settings, brokers: int) -> int:
 
 
 def ensure_citizen_topic(settings: Settings) -> int:
-    """Create the repartition topic before Faust assigns partitions.
+    """Create the repartition topic (as ``topics/`` declares it) before Faust assigns partitions.
 
     Faust creates an ``internal`` topic only when it first sends to it, after
     the first assignment; the correlate agent would then own no partition
     until the next rebalance.
     """
-    from confluent_kafka import KafkaError  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
-
-    admin = AdminClient(client_config(settings.bootstrap_servers))
+    admin = topic_apply.admin_client(settings.bootstrap_servers)
     replicas = replication_factor(settings, len(admin.list_topics(timeout=30).brokers))
-    name = citizen_topic_name(settings)
-    new = NewTopic(name, num_partitions=settings.worker_partitions,
-                   replication_factor=replicas,
-                   config={"cleanup.policy": "delete", "retention.ms": str(7 * 86400 * 1000)})
-    for future in admin.create_topics([new], operation_timeout=30).values():
-        try:
-            future.result(timeout=60)
-        except Exception as exc:
-            error = exc.args[0] if exc.args else None
-            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    log.info("citizen_topic_ready", topic=name, replicas=replicas)
+    spec = citizen_topic_spec(settings.topics_dir, settings).effective(None, replicas)
+    topic_apply.create_missing(admin, [spec])
+    log.info("citizen_topic_ready", topic=spec.name, replicas=replicas)
     return replicas
 
 

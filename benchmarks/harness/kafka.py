@@ -6,9 +6,10 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from advisering.kafka.apply import already_exists
 from harness import log
 
 PARTITIONS = 6  # as advisering.case-events and the worker's default
@@ -23,9 +24,8 @@ def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS
     for name, future in admin.create_topics(new, operation_timeout=30).items():
         try:
             future.result(timeout=60)
-        except Exception as exc:
-            error = exc.args[0] if exc.args else None
-            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+        except KafkaException as exc:
+            if not already_exists(exc):
                 raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
 
 

@@ -23,9 +23,9 @@ from harness.cpu import wait_quiet
 from harness.results import code_state, run_info, write_results
 
 from advisering.dev.simulator import source_grants
-from advisering.edge.client import default_vocabulary
 from advisering.events import Vocabulary
 from advisering.http.sources import add_source
+from advisering.kafka.topics import default_vocabulary
 from scenarios.direct_produce import PRODUCER_DEFAULTS, bench_direct_rounds
 from scenarios.edge_steps import edge_breakdown
 from scenarios.ingest_http import bench_ingest

@@ -18,10 +18,10 @@ from unittest.mock import AsyncMock
 import orjson
 import pytest
 
-from advisering.cli.pipeline import load_matcher_and_vocabulary
 from advisering.dev.demo import write_demo_sources
 from advisering.events import CaseEvent, encode_event
 from advisering.settings import Settings
+from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker import bundle
 from advisering.worker.app import WorkerApp, create_app, encode_state
 from tests.unit.builders import CITIZEN_A, CITIZEN_B, at, case, event

@@ -22,16 +22,16 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from advisering.cli.pipeline import load_matcher_and_vocabulary
 from advisering.dev.demo import write_demo_sources
 from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Vocabulary, encode_event
-from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
+from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.settings import Settings
+from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker import bundle
-from advisering.worker.app import WorkerApp, citizen_topic_name, create_app
+from advisering.worker.app import WorkerApp, create_app
 from advisering.worker.sending import SendFailed, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ class Harness:
         topic = self.worker.topics[role].get_topic_name()
         found = [(key, value) for name, _, key, value in self.records() if name == topic]
         if role == "citizen_events":
-            return [pair for key, value in found for pair in bundle.unpack(key, value)]
+            return [pair for key, value in found for pair in bundle.unpack(value)]
         return [(key or b"", value or b"") for key, value in found]
 
     def sent_json(self, role: str) -> list[tuple[bytes, dict[str, Any]]]:
@@ -241,12 +241,18 @@ def scenario_events(vocabulary: Vocabulary) -> list[CaseEvent]:
     return [prepared(raw, vocabulary) for wave in demo_scenario() for raw in wave]
 
 
+def one_event(citizen: bytes, payload: bytes) -> bytes:
+    """A repartition record carrying one citizen event."""
+    return bundle.pack([(citizen, payload)])
+
+
 async def put_events(agent: Any, events: list[CaseEvent]) -> list[int]:
-    """Put each event keyed by its (only) citizen's pseudonym; what the agent yielded."""
+    """Put each event as its (only) citizen's repartition record; what the agent yielded."""
     yielded = []
     for event in events:
         [party] = event.data.parties
-        yielded.append(await put(agent, encode_event(event), key=party.citizen.encode()))
+        citizen = party.citizen.encode()
+        yielded.append(await put(agent, one_event(citizen, encode_event(event)), key=citizen))
     return yielded
 
 
@@ -340,17 +346,17 @@ async def test_engine_failure_is_dead_lettered_and_correlate_continues(
     parent = citizen_key(11)
     async with harness.worker.correlate_agent.test_context() as agent:
         with patch("advisering.worker.steps.process", side_effect=RuntimeError("engine bug")):
-            assert await put(agent, encode_event(opened), key=parent) == 0
+            assert await put(agent, one_event(parent, encode_event(opened)), key=parent) == 0
         [(key, letter)] = harness.sent_json("dead_letters")
         assert key == b"momentum"
         assert letter["reason"] == "processing_error"
         assert letter["message"] == "RuntimeError"
         assert letter["event_id"] == opened.id
-        assert letter["topic"] == citizen_topic_name(harness.settings)
+        assert letter["topic"] == citizen_topic_name(harness.settings.worker_app_id)
         assert parent not in harness.table()
 
-        assert await put(agent, encode_event(opened), key=parent) == 0
-        assert await put(agent, encode_event(child_opened), key=parent) == 1
+        assert await put(agent, one_event(parent, encode_event(opened)), key=parent) == 0
+        assert await put(agent, one_event(parent, encode_event(child_opened)), key=parent) == 1
     [(_, notification)] = harness.sent_json("notifications")
     assert notification_key(notification) == (
         "ny-boernesag-orientering", "bf-0042", "DUBU-2025-0815")
@@ -364,7 +370,7 @@ async def test_undecodable_repartitioned_record_is_dead_lettered(harness: Harnes
     parent = citizen_key(11)
     payload = b'{"id": "x", "note": "' + FREE_TEXT_CPR.encode() + b'"}'
     async with harness.worker.correlate_agent.test_context() as agent:
-        assert await put(agent, payload, key=parent) == 0
+        assert await put(agent, one_event(parent, payload), key=parent) == 0
     [(key, raw_letter)] = harness.sent("dead_letters")
     letter = orjson.loads(raw_letter)
     assert (key, letter["reason"]) == (b"unknown", "missing_field")
@@ -381,7 +387,8 @@ async def test_one_batch_of_the_whole_scenario_gives_the_same_notifications(
     async with harness.worker.correlate_agent.test_context() as agent:
         for event in events:
             [party] = event.data.parties
-            await agent.put(encode_event(event), key=party.citizen.encode(), wait=False)
+            citizen = party.citizen.encode()
+            await agent.put(one_event(citizen, encode_event(event)), key=citizen, wait=False)
         async with asyncio.timeout(PUT_TIMEOUT):
             while len(harness.sent("notifications")) < len(DEMO_EXPECTED):
                 await asyncio.sleep(0.01)
@@ -404,7 +411,8 @@ async def test_state_is_saved_after_the_notifications_on_the_events_partition(
         for event in events:
             [party] = event.data.parties
             before = agent.processed_offset
-            await asyncio.wait_for(agent.put(encode_event(event), key=party.citizen.encode(),
+            citizen = party.citizen.encode()
+            await asyncio.wait_for(agent.put(one_event(citizen, encode_event(event)), key=citizen,
                                              partition=1), PUT_TIMEOUT)
             assert agent.processed_offset == before + 1
     calls = [call.args[0] for call in harness.worker.sender.send.await_args_list]
@@ -438,7 +446,7 @@ async def test_intake_sends_one_record_per_partition_that_correlate_reads(
     partitions = harness.settings.worker_partitions
     for partition, key, value in records:
         assert key is None and partition is not None
-        for citizen, _ in bundle.unpack(key, value):
+        for citizen, _ in bundle.unpack(value):
             assert partition_for(citizen, partitions, 0) == partition
     async with harness.worker.correlate_agent.test_context() as agent:
         for partition, key, value in records:
@@ -455,8 +463,10 @@ async def test_a_malformed_repartition_record_is_dead_lettered(harness: Harness)
     """A repartition record correlate cannot read goes to the dead letters, the agent goes on."""
     async with harness.worker.correlate_agent.test_context() as agent:
         assert await put(agent, b"ps1-broken-line-without-event", key=b"") == 0
-    [(_, raw_letter)] = harness.sent("dead_letters")
-    assert orjson.loads(raw_letter)["reason"] == "processing_error"
+        # A bare event keyed by its pseudonym is no repartition record either.
+        assert await put(agent, b'{"id": "1"}', key=citizen_key(11)) == 0
+    letters = [orjson.loads(value) for _, value in harness.sent("dead_letters")]
+    assert [letter["reason"] for letter in letters] == ["processing_error"] * 2
 
 
 async def test_a_refused_send_stops_the_worker_before_anything_is_acked(

@@ -11,13 +11,13 @@ from unittest.mock import AsyncMock
 import orjson
 import pytest
 
-from advisering.cli.pipeline import load_matcher_and_vocabulary
 from advisering.dev.demo import demo_grants
 from advisering.dev.scenario import demo_scenario
 from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, encode_event
 from advisering.http.sources import add_source, revoke_source, set_grants
 from advisering.settings import Settings
+from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker.app import WorkerApp, create_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from advisering.cli.pipeline import load_matcher_and_vocabulary
 from advisering.dev.demo import write_demo_sources
 from advisering.settings import Settings
+from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker.app import WorkerApp, create_app
 
 ROOT = Path(__file__).resolve().parents[2]

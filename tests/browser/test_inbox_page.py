@@ -109,6 +109,7 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
         expect(page.locator("#unread")).to_have_text("2")
         expect(page.locator("#live")).to_contain_text("Nyt advis")
         expect(newest.locator(".badge")).to_have_text("Høj")
+        expect(page.locator("#severity option[value=high]")).to_have_text("Høj")
         expect(newest.get_by_role("link", name="DUBU-2025-0050")).to_have_attribute(
             "href", "https://dubu.kommune.example/sag/DUBU-2025-0050")
         newest.get_by_text("Hvorfor får jeg dette advis?").click()

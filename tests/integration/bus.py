@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from advisering.dev.demo import write_demo_sources
-from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
+from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.testing import wait_until_idle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +138,7 @@ class WorkerProcess:
 
     def wait_idle(self, bootstrap: str, timeout: float = 120.0) -> None:
         wait_until_idle(bootstrap, self.app_id,
-                        [CASE_EVENTS, f"{self.app_id}-citizen-events"], timeout)
+                        [CASE_EVENTS, citizen_topic_name(self.app_id)], timeout)
 
     def kill(self) -> None:
         assert self.process is not None

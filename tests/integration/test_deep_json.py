@@ -10,7 +10,12 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from advisering.dev.scenario import demo_scenario, synthetic_cpr
-from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
+from advisering.kafka.topics import (
+    CASE_EVENTS,
+    DEAD_LETTERS,
+    NOTIFICATIONS,
+    citizen_topic_name,
+)
 from advisering.privacy import find_cprs, pseudonymise
 from advisering.testing import end_offsets, read_topic
 from advisering.worker import bundle
@@ -63,7 +68,7 @@ def test_deep_json_is_dead_lettered_and_the_worker_keeps_notifying(
     them is notified and the worker is still alive."""
     letters_start = end_offsets(bootstrap, DEAD_LETTERS)
     notifications_start = end_offsets(bootstrap, NOTIFICATIONS)
-    repartition = f"{worker.app_id}-citizen-events"
+    repartition = citizen_topic_name(worker.app_id)
     deep = deep_records()
     written = produce(bootstrap, [(CASE_EVENTS, value) for value in deep]
                       + [(repartition, bundle.pack([(CITIZEN, deep_event("x"))]))])

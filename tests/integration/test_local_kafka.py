@@ -95,22 +95,24 @@ def test_remote_bootstrap_starts_nothing(scratch_env: dict[str, str]) -> None:
 def test_topics_apply_create_unchanged_alter_and_refuse_shrink(
     scratch_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """apply creates, then reports unchanged, then alters a config, and refuses a shrink."""
+    """apply creates (repartition topic: worker's partitions), unchanged, alters, refuses shrink."""
     assert run_cli(scratch_env, "kafka", "start", "--fresh").returncode == 0
-    env = dict(scratch_env, ADVISERING_TOPIC_REPLICATION_FACTOR="1")
+    env = dict(scratch_env, ADVISERING_TOPIC_REPLICATION_FACTOR="1",
+               ADVISERING_WORKER_APP_ID="apply-test", ADVISERING_WORKER_PARTITIONS="3")
 
     dry = run_cli(env, "topics", "apply", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.count("create") == 5
+    assert dry.stdout.count("create") == 6
+    assert "create     apply-test-citizen-events (partitions 3)" in dry.stdout
     assert "Dry run" in dry.stdout
 
     created = run_cli(env, "topics", "apply")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count("create ") == 5
+    assert created.stdout.count("create ") == 6
 
     again = run_cli(env, "topics", "apply")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("unchanged") == 5
+    assert again.stdout.count("unchanged") == 6
     assert "Nothing to do" in again.stdout
 
     topics = tmp_path / "topics"
@@ -120,7 +122,7 @@ def test_topics_apply_create_unchanged_alter_and_refuse_shrink(
     altered = run_cli(env, "topics", "apply", "--dir", str(topics))
     assert altered.returncode == 0, altered.stderr
     assert "alter      advisering.audit (retention.ms: 157680000000 -> 86400000)" in altered.stdout
-    assert run_cli(env, "topics", "apply", "--dir", str(topics)).stdout.count("unchanged") == 5
+    assert run_cli(env, "topics", "apply", "--dir", str(topics)).stdout.count("unchanged") == 6
 
     events = topics / "case-events.yaml"
     events.write_text(events.read_text().replace("partitions: 6", "partitions: 2"))

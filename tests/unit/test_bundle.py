@@ -14,28 +14,22 @@ B = b"ps1-" + b"b" * 52
 def test_pairs_round_trip_in_order() -> None:
     """unpack(pack(pairs)) gives the pairs back, in order, duplicates kept."""
     pairs = [(A, b'{"id":"1"}'), (B, b'{"id":"2"}'), (A, b'{"id":"3"}')]
-    assert unpack(None, pack(pairs)) == pairs
+    assert unpack(pack(pairs)) == pairs
 
 
 def test_line_breaks_in_pretty_printed_json_become_spaces() -> None:
     """A pretty-printed event is carried as the same JSON on one line."""
     payload = orjson.dumps({"id": "1", "data": {"x": "a b"}}, option=orjson.OPT_INDENT_2)
-    [(citizen, carried)] = unpack(None, pack([(A, payload.replace(b"\n", b"\r\n"))]))
+    [(citizen, carried)] = unpack(pack([(A, payload.replace(b"\n", b"\r\n"))]))
     assert citizen == A
     assert b"\n" not in carried
     assert orjson.loads(carried) == orjson.loads(payload)
 
 
-def test_a_single_event_record_is_read_by_its_key() -> None:
-    """A record written per event (key: pseudonym, value: the event) still reads."""
-    assert unpack(A, b'{"id":"1"}') == [(A, b'{"id":"1"}')]
-
-
-@pytest.mark.parametrize(("key", "value"), [
-    (None, None), (None, b'{"id":"1"}'), (None, A + b'{"id":"1"}'),
-    (None, A + b' {"id":"1"}\nnot-a-pseudonym {"id":"2"}'),
+@pytest.mark.parametrize("value", [
+    None, b"", b'{"id":"1"}', A + b'{"id":"1"}', A + b' {"id":"1"}\nnot-a-pseudonym {"id":"2"}',
 ])
-def test_malformed_records_raise(key: bytes | None, value: bytes | None) -> None:
-    """A record that is neither a bundle nor a keyed event is refused with ValueError."""
+def test_malformed_records_raise(value: bytes | None) -> None:
+    """A record not in the bundle format (a bare event too) is refused with ValueError."""
     with pytest.raises(ValueError, match="repartition record"):
-        unpack(key, value)
+        unpack(value)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
@@ -17,6 +18,7 @@ from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.service import BROADCAST, STORE
 from advisering.inbox.store import InboxStore, Viewer
+from advisering.labels import labels_json
 from advisering.settings import Settings
 
 SECRET = b"s" * 32
@@ -219,6 +221,17 @@ async def test_page_and_me(inbox: Any) -> None:
         assert path in document["paths"]
     me = await (await client.get("/api/v1/me", headers=auth())).json()
     assert me == {"caseworker": "bf-0042", "unit": "bf-syd"}
+
+
+async def test_page_carries_the_one_label_table(inbox: Any) -> None:
+    """The page gets its Danish labels from advisering.labels; app.js holds no copy."""
+    client, _ = inbox
+    page = await (await client.get("/")).text()
+    start = page.index('<script id="labels" type="application/json">') + len(
+        '<script id="labels" type="application/json">')
+    assert orjson.loads(page[start:page.index("</script>", start)]) == orjson.loads(labels_json())
+    script = await (await client.get("/static/app.js")).text()
+    assert "jobcentret" not in script and "dødsfald" not in script and "Høj" not in script
 
 
 def test_repeated_notification_is_stored_once_and_read_ones_expire(tmp_path: Path) -> None:

@@ -206,16 +206,6 @@ def test_stored_state_holds_no_cpr_shaped_number() -> None:
     assert CitizenState.from_json(orjson.loads(text)) == outcome.state
 
 
-def test_state_stored_in_seconds_still_loads() -> None:
-    """A changelog record written before times were stored in milliseconds reads the same."""
-    state = opened_state()
-    raw = state.to_json()
-    in_seconds = dict(raw, newest=raw["newest"] / 1000,
-                      seen={k: v / 1000 for k, v in raw["seen"].items()},
-                      cases=[dict(c, last_seen=c["last_seen"] / 1000) for c in raw["cases"]])
-    assert CitizenState.from_json(in_seconds) == state
-
-
 def test_from_json_of_nothing_is_empty() -> None:
     """from_json(None) and from_json({}) give an empty state."""
     assert CitizenState.from_json(None).is_empty()

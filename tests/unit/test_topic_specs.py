@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from advisering.kafka.topics import TOPIC_NAMES, load_topic_specs
+from advisering.kafka.topics import TOPIC_NAMES, citizen_topic_spec, load_topic_specs
+from advisering.settings import Settings
 from advisering.yamlfiles import YamlFileError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +26,18 @@ def test_real_topic_files_declare_the_five_topics() -> None:
     assert sorted(specs) == sorted(TOPIC_NAMES)
     assert specs["advisering.rules"].config["cleanup.policy"] == "compact"
     assert specs["advisering.case-events"].vocabulary is not None
+
+
+def test_repartition_topic_is_declared_and_named_for_the_worker(tmp_path: Path) -> None:
+    """citizen-events.yaml gives the retention; the worker's app id and partitions the rest."""
+    settings = Settings(worker_app_id="kommune-worker", worker_partitions=4)
+    spec = citizen_topic_spec(ROOT / "topics", settings)
+    assert (spec.name, spec.partitions) == ("kommune-worker-citizen-events", 4)
+    assert spec.config == {"cleanup.policy": "delete", "retention.ms": "604800000"}
+    topics = _copy_topics(tmp_path)
+    (topics / "citizen-events.yaml").unlink()
+    with pytest.raises(YamlFileError, match=r"\{worker_app_id\}-citizen-events is not declared"):
+        load_topic_specs(topics)
 
 
 def test_unknown_field_names_file_and_field(tmp_path: Path) -> None:

@@ -4,19 +4,10 @@
 // headers).
 "use strict";
 
-const SEVERITY = { high: "Høj", normal: "Normal", info: "Info" };
-const DEPARTMENT = {
-  "jobcenter": "jobcentret", "ydelse": "ydelsesområdet", "boern-familie": "børn og familie",
-  "aeldre": "ældreområdet", "handicap-psykiatri": "handicap og psykiatri",
-  "sundhed": "sundhedsområdet", "skole": "skoleområdet", "borgerservice": "borgerservice",
-};
-const EVENT = {
-  "case.opened": "ny sag", "case.status-changed": "ændret sagsstatus", "case.closed": "afsluttet sag",
-  "case.reassigned": "ny sagsbehandler", "case.party-added": "ny part", "case.party-removed": "part fjernet",
-  "document.added": "nyt dokument", "appointment.missed": "udeblivelse fra aftale",
-  "benefit.changed": "ændret ydelse", "citizen.moved": "flytning", "citizen.admitted": "indlæggelse",
-  "citizen.discharged": "udskrivning", "citizen.deceased": "dødsfald",
-};
+// The Danish labels come from the server (advisering/labels.py), injected into the page.
+const LABELS = JSON.parse(document.getElementById("labels").textContent);
+const capitalised = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const severityLabel = (severity) => capitalised(LABELS.severities[severity] || severity);
 const PAGE = 20;
 const state = { token: null, offset: 0, total: 0, stream: null };
 const $ = (id) => document.getElementById(id);
@@ -49,7 +40,7 @@ function render(n) {
   const unread = !n.read_at;
   const item = el("li", { class: `note sev-${n.severity} ${unread ? "unread" : "read"}`, "data-id": n.id });
   const title = el("header", {},
-    el("span", { class: "badge", text: SEVERITY[n.severity] || n.severity }),
+    el("span", { class: "badge", text: severityLabel(n.severity) }),
     el("strong", { text: n.title }),
     el("span", { class: "status", text: unread ? "Ulæst" : "Læst" }),
     el("time", { datetime: n.created, text: formatTime(n.created) }));
@@ -62,7 +53,7 @@ function render(n) {
       el("dt", { text: "Regel" }), el("dd", { text: `${n.title} (${n.rule})` }),
       el("dt", { text: "Hjemmel" }), el("dd", { text: n.legal_basis }),
       el("dt", { text: "Udløst af" }),
-      el("dd", { text: `${EVENT[n.trigger.type] || n.trigger.type} fra ${DEPARTMENT[n.trigger.department] || n.trigger.department || n.trigger.source} (${formatTime(n.trigger.time)})` })));
+      el("dd", { text: `${LABELS.events[n.trigger.type] || n.trigger.type} fra ${LABELS.departments[n.trigger.department] || n.trigger.department || n.trigger.source} (${formatTime(n.trigger.time)})` })));
   const actions = el("div", { class: "actions" });
   if (unread) {
     const read = el("button", { type: "button", class: "mark-read", text: "Markér som læst" });
@@ -145,6 +136,9 @@ function logout(message) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("inbox-title").tabIndex = -1;
+  for (const [value, label] of Object.entries(LABELS.severities)) {
+    $("severity").append(el("option", { value, text: capitalised(label) }));
+  }
   $("login-form").addEventListener("submit", (event) => { event.preventDefault(); login($("token").value.trim()); });
   $("filters").addEventListener("change", () => { state.offset = 0; load(); });
   $("read-all").addEventListener("click", async () => { await api("/api/v1/notifications/read-all", { method: "POST" }); await load(); });
