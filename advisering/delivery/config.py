@@ -76,6 +76,7 @@ class Match(BaseModel):
         return self
 
     def matches(self, recipient: Mapping[str, Any]) -> bool:
+        """True when the recipient is in the department and the unit this match names."""
         if self.department is not None and recipient.get("department") != self.department:
             return False
         return self.unit is None or recipient.get("unit") == self.unit

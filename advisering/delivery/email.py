@@ -136,7 +136,7 @@ class EmailDigest:
             await self._sleep(self.config.interval)
             try:
                 await self.flush()
-            except Exception as exc:  # the timer must survive a bug in one flush
+            except Exception as exc:  # noqa: BLE001 - the timer must survive a bug in one flush
                 log.error("email_flush_crashed", channel=self.name, error=type(exc).__name__)
 
     async def deliver(self, notification: Mapping[str, Any]) -> None:

@@ -36,11 +36,14 @@ class DeliveryChannel(Protocol):
 
     name: str
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Start the channel's background work before the first delivery."""
 
-    async def deliver(self, notification: Mapping[str, Any]) -> None: ...
+    async def deliver(self, notification: Mapping[str, Any]) -> None:
+        """Accept one notification (the channel sends it now or later, on its own)."""
 
-    def pending(self) -> int: ...
+    def pending(self) -> int:
+        """How many accepted notifications are not yet sent."""
 
 
 class DeliveryRouter:

@@ -65,7 +65,7 @@ async def report_settled(
     """Call ``hook``; its failure is logged (the delivery itself already happened)."""
     try:
         await hook(str(notification_id or ""), channel, outcome)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the delivery happened; a failed report only logs
         log.error("delivery_settle_report_failed", channel=channel,
                   notification_id=notification_id, outcome=outcome, error=type(exc).__name__)
 
@@ -114,7 +114,7 @@ async def dead_letter(
     )
     try:
         await sink(key, value)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any sink failure leaves it unsettled, sent again
         logger.error(failed_event, channel=channel, notification_id=notification_id,
                      error=type(exc).__name__)
         return

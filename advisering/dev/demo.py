@@ -123,6 +123,7 @@ def child_process(
 
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 120.0) -> None:
+    """Wait until ``process`` answers 200 on ``/readyz``; RuntimeError if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -191,6 +192,7 @@ def simulate_live(sender: HttpSender, rate: float, stop: threading.Event) -> Non
 
 
 def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: float = 20.0) -> int:
+    """Run the demo: Kafka, worker, ingest, the scenario, then a live municipality until Ctrl-C."""
     started_kafka = prepare_broker(settings)
     key = (settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
            else secrets.token_hex(32))

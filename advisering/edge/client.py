@@ -124,6 +124,7 @@ class Publisher:
                 self._producer.poll(0.1)
 
     def close(self) -> None:
+        """Wait (up to the delivery timeout) for Kafka to confirm what is still in flight."""
         self._producer.flush(self.delivery_timeout)
 
     def __enter__(self) -> Publisher:

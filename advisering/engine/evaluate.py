@@ -185,8 +185,10 @@ def targets(
 
 
 def other_departments(state: CitizenState, own: str, allow_sensitive: bool) -> list[str]:
-    """The departments besides ``own`` with an open case (``notify: origin``), sorted;
-    foelsomme cases count only for a rule that allows them."""
+    """The departments besides ``own`` with an open case (``notify: origin``), sorted.
+
+    Foelsomme cases count only for a rule that allows them.
+    """
     return sorted({
         case.department for case in state.cases.values()
         if case.department != own and (case.sensitivity != "foelsomme" or allow_sensitive)

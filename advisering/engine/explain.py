@@ -47,6 +47,7 @@ class RuleVerdict:
     notifications: tuple[Notification, ...] = ()
 
     def to_json(self) -> dict[str, str]:
+        """The verdict as JSON, leaving out the condition and reason when there are none."""
         out: dict[str, str] = {"rule": self.rule, "verdict": self.verdict}
         if self.condition is not None:
             out["condition"] = self.condition
@@ -65,10 +66,12 @@ class Explanation:
 
     @property
     def fired(self) -> list[RuleVerdict]:
+        """The verdicts of the rules that fired."""
         return [v for v in self.verdicts if v.verdict == "fired"]
 
     @property
     def almost(self) -> list[RuleVerdict]:
+        """The verdicts of the rules that matched the type but did not fire, with why."""
         return [v for v in self.verdicts if v.verdict != "fired"]
 
 

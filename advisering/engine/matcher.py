@@ -34,11 +34,13 @@ class Template:
 
     @classmethod
     def compile(cls, message: str) -> Template:
+        """Split ``message`` once, so rendering it per notification is only joins."""
         return cls(tuple(
             (literal, name) for literal, name, _, _ in string.Formatter().parse(message)
         ))
 
     def render(self, values: dict[str, str]) -> str:
+        """The message with each placeholder replaced by its value (empty when it has none)."""
         out = []
         for literal, name in self.parts:
             out.append(literal)
@@ -74,6 +76,7 @@ class CompiledRule:
 
     @classmethod
     def compile(cls, rule: Rule) -> CompiledRule:
+        """The rule's conditions as sets and tuples, its message as a template."""
         window = rule.throttle_window
         return cls(
             rule=rule,
@@ -98,6 +101,7 @@ class CompiledRule:
 
     @property
     def index_keys(self) -> IndexKeys:
+        """The type, department and KLE values the matcher's index files the rule under."""
         return IndexKeys(self.rule.when.type, self.rule.when.department, self.kle)
 
     def first_failed_condition(self, event: EngineEvent) -> str | None:
@@ -119,8 +123,11 @@ class CompiledRule:
         return beyond
 
     def failed_beyond_index(self, event: EngineEvent) -> str | None:
-        """The first failing condition the index does not answer (source, status, previous
-        status, where), or None; for a candidate, None means the rule matches."""
+        """The first failing condition the index does not answer, or None.
+
+        Those are source, status, previous status and where; for a candidate of the
+        index, None means the rule matches.
+        """
         if self.sources and event.source not in self.sources:
             return "when.source"
         case = event.data.case

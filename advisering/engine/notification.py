@@ -72,6 +72,7 @@ class Recipient:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, object]) -> Recipient:
+        """The recipient in a notification's JSON; ValueError when a field has the wrong type."""
         return cls(_optional_text(raw, "caseworker"), _text(raw, "unit"),
                    _text(raw, "department"))
 
@@ -86,6 +87,7 @@ class RelatedCase:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, object]) -> RelatedCase:
+        """The related case in a notification's JSON; ValueError when a field is not a string."""
         return cls(_text(raw, "id"), _text(raw, "source"), _text(raw, "kle"))
 
 
@@ -101,6 +103,7 @@ class Trigger:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, object]) -> Trigger:
+        """The trigger in a notification's JSON; ValueError when a field has the wrong type."""
         return cls(_text(raw, "event_id"), _text(raw, "source"), _text(raw, "type"),
                    _optional_text(raw, "department"), _text(raw, "time"))
 
@@ -167,6 +170,7 @@ class AuditRecord:
 
     @classmethod
     def of(cls, notification: Notification) -> AuditRecord:
+        """The record of what ``notification`` disclosed, to whom, under which legal basis."""
         return cls(
             notification_id=notification.id, citizen=notification.citizen,
             recipient=notification.recipient, rule=notification.rule,
@@ -176,4 +180,5 @@ class AuditRecord:
         )
 
     def encode(self) -> bytes:
+        """The JSON of DESIGN.md, fields in declaration order."""
         return orjson.dumps(self)

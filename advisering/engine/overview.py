@@ -94,6 +94,7 @@ class OpenCase:
     last_seen: float
 
     def to_json(self) -> dict[str, Any]:
+        """The case as stored in the citizen's state (``last_seen`` in the stored time format)."""
         return {
             "id": self.id, "source": self.source, "department": self.department,
             "unit": self.unit, "caseworker": self.caseworker, "kle": self.kle,
@@ -103,6 +104,7 @@ class OpenCase:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> OpenCase:
+        """The case stored by :meth:`to_json`."""
         return cls(**dict(raw, last_seen=loaded_time(raw["last_seen"])))
 
 
@@ -118,6 +120,7 @@ class CitizenState:
     seen: dict[str, float] = field(default_factory=dict)
 
     def copy(self) -> CitizenState:
+        """A copy whose dicts can change without touching this one (the values are immutable)."""
         new = object.__new__(CitizenState)  # once per event: skips the generated __init__
         new.cases = self.cases.copy()
         new.closed = self.closed.copy()
@@ -128,9 +131,11 @@ class CitizenState:
         return new
 
     def is_empty(self) -> bool:
+        """True when there is nothing to keep, so the citizen's entry can be deleted."""
         return not (self.cases or self.closed or self.sent or self.throttle or self.seen)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON stored in the citizens table; ``v`` is the format's version."""
         return {
             "cases": [case.to_json() for case in self.cases.values()],
             "closed": _stored(self.closed),
@@ -143,6 +148,7 @@ class CitizenState:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> CitizenState:
+        """The state stored by :meth:`to_json`; an empty state for None or an empty mapping."""
         if not raw:
             return cls()
         return cls(
@@ -156,6 +162,7 @@ class CitizenState:
 
 
 def event_seconds(event: EngineEvent) -> float:
+    """The event's time in POSIX seconds, the unit the state keeps times in."""
     return event.time.timestamp()
 
 

@@ -169,6 +169,7 @@ class Rule(BaseModel):
 
     @property
     def throttle_window(self) -> dt.timedelta | None:
+        """The ``throttle`` as a duration, or None when the rule is not throttled."""
         return parse_duration(self.throttle) if self.throttle else None
 
 
@@ -196,6 +197,7 @@ class RuleSet:
     version: str = "local"
 
     def by_id(self) -> dict[str, Rule]:
+        """The rules keyed by their id."""
         return {rule.id: rule for rule in self.rules}
 
 

@@ -41,6 +41,7 @@ class Broadcast:
     queues: dict[asyncio.Queue[dict[str, Any]], Viewer] = field(default_factory=dict)
 
     def publish(self, notifications: list[Notification]) -> None:
+        """Queue each notification on every open stream whose viewer may see it (on the loop)."""
         for queue, viewer in list(self.queues.items()):
             for notification in notifications:
                 if visible_to(viewer, notification):
@@ -48,6 +49,7 @@ class Broadcast:
 
 
 def visible_to(viewer: Viewer, notification: Notification) -> bool:
+    """True when the notification is the viewer's own or unassigned in the viewer's unit."""
     recipient = notification.recipient
     if recipient.caseworker:
         return recipient.caseworker == viewer.caseworker
@@ -78,6 +80,7 @@ def authenticated(handler: Handler) -> Callable[[InboxApi, web.Request],
 
 
 class InboxApi:
+    """The inbox's HTTP handlers: each resolves the token to a viewer, then asks the store."""
     def __init__(self, store: InboxStore, secret: bytes, broadcast: Broadcast,
                  case_urls: dict[str, str], heartbeat: float = 15.0) -> None:
         self.store = store
@@ -87,6 +90,7 @@ class InboxApi:
         self.heartbeat = heartbeat
 
     def routes(self, app: web.Application) -> None:
+        """Register the API's routes on ``app``."""
         app.router.add_get("/api/v1/notifications", self.list)
         app.router.add_post("/api/v1/notifications/read-all", self.read_all)
         app.router.add_get(_ONE, self.get)
@@ -113,11 +117,13 @@ class InboxApi:
         return notification
 
     @authenticated
-    async def me(self, request: web.Request, viewer: Viewer) -> web.Response:
+    async def me(self, _request: web.Request, viewer: Viewer) -> web.Response:
+        """GET /api/v1/me: who the token says the caller is."""
         return json_response({"caseworker": viewer.caseworker, "unit": viewer.unit})
 
     @authenticated
     async def list(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """GET /api/v1/notifications: a page of the viewer's notifications, unread first."""
         query = request.query
         unread: bool | None = None
         if "unread" in query:
@@ -140,6 +146,7 @@ class InboxApi:
 
     @authenticated
     async def get(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """GET /api/v1/notifications/{id}: one notification the viewer may see, else 404."""
         item = await asyncio.to_thread(self.store.get, viewer, request.match_info["id"])
         if item is None:
             return error_response(404, "not_found", "no such notification")
@@ -147,17 +154,20 @@ class InboxApi:
 
     @authenticated
     async def read(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """POST /api/v1/notifications/{id}/read: mark one notification read (it stays read)."""
         if not await asyncio.to_thread(self.store.mark_read, viewer, request.match_info["id"]):
             return error_response(404, "not_found", "no such notification")
         return json_response({"id": request.match_info["id"], "read": True})
 
     @authenticated
-    async def read_all(self, request: web.Request, viewer: Viewer) -> web.Response:
+    async def read_all(self, _request: web.Request, viewer: Viewer) -> web.Response:
+        """POST /api/v1/notifications/read-all: mark all the viewer's notifications read."""
         marked = await asyncio.to_thread(self.store.mark_all_read, viewer)
         return json_response({"marked": marked})
 
     @authenticated
     async def feedback(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """POST /api/v1/notifications/{id}/feedback: was the notification useful, and why."""
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
@@ -180,6 +190,7 @@ class InboxApi:
         return json_response({"id": request.match_info["id"], "useful": body["useful"]})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        """GET /api/v1/stream: new notifications for the viewer as Server-Sent Events."""
         try:
             viewer = self._viewer(request, allow_query=True)
         except tokens.TokenError as exc:

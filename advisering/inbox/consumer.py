@@ -30,6 +30,7 @@ Listener = Callable[[list[Notification]], None]
 
 
 class NotificationConsumer:
+    """Stores the notifications topic in the inbox and tells the listeners of new ones."""
     def __init__(
         self, bootstrap: str, group: str, store: InboxStore, *,
         channels_for: ChannelsFor | None = None,
@@ -52,11 +53,13 @@ class NotificationConsumer:
         self._listeners.append(listener)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Subscribe and start polling in a thread; listeners are called on ``loop``."""
         self._loop = loop
         self._consumer.subscribe([NOTIFICATIONS], on_assign=lambda *_: self.assigned.set())
         self._poller.start()
 
     def stop(self) -> None:
+        """Stop polling and leave the consumer group."""
         self._poller.stop(timeout=10)
         self._consumer.close()
 

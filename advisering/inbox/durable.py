@@ -107,7 +107,7 @@ class DurableDelivery:
             for notification in batch:
                 try:
                     await self.router.dispatch(notification)
-                except Exception as exc:  # it stays pending; the next start sends it
+                except Exception as exc:  # noqa: BLE001 - it stays pending; the next start sends it
                     log.error("delivery_dispatch_failed", notification_id=notification.get("id"),
                               error=type(exc).__name__)
 

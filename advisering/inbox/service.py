@@ -90,7 +90,7 @@ def _page(name: str) -> web.Response:
 def _add_page(app: web.Application) -> None:
     """The caseworkers' page: index and its static files, never cached stale."""
 
-    async def index(request: web.Request) -> web.Response:
+    async def index(_request: web.Request) -> web.Response:
         return _page("index.html")
 
     async def static(request: web.Request) -> web.Response:

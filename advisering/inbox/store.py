@@ -94,6 +94,7 @@ class InboxStore:
             self._db.executescript(SCHEMA)
 
     def close(self) -> None:
+        """Close the database."""
         with self._lock:
             self._db.close()
 
@@ -163,7 +164,7 @@ class InboxStore:
         return [DueDelivery(orjson.loads(body), str(channel)) for body, channel in rows]
 
     def deliveries(self, notification_id: str) -> dict[str, tuple[str, str | None]]:
-        """channel -> (state, outcome) of one notification's deliveries, for operators."""
+        """Channel -> (state, outcome) of one notification's deliveries, for operators."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT channel, state, outcome FROM deliveries WHERE notification_id = ?",
@@ -209,6 +210,7 @@ class InboxStore:
         return [self._item(row) for row in rows], int(total), int(unread_count)
 
     def get(self, viewer: Viewer, notification_id: str) -> dict[str, Any] | None:
+        """One notification the viewer may see, or None."""
         where, params = self._visible(viewer)
         with self._lock:
             row = self._db.execute(
@@ -218,6 +220,7 @@ class InboxStore:
         return self._item(row) if row else None
 
     def mark_read(self, viewer: Viewer, notification_id: str) -> bool:
+        """Mark one notification read (an earlier read time is kept); False when not visible."""
         where, params = self._visible(viewer)
         with self._lock:
             found = self._db.execute(
@@ -231,6 +234,7 @@ class InboxStore:
         return found is not None
 
     def mark_all_read(self, viewer: Viewer) -> int:
+        """Mark every unread notification the viewer sees read; returns how many."""
         where, params = self._visible(viewer)
         with self._lock:
             cursor = self._db.execute(

@@ -28,6 +28,7 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class Claims:
+    """What a valid token says: who, their unit, and when it expires (POSIX seconds)."""
     caseworker: str
     unit: str | None
     expires: int
@@ -42,6 +43,7 @@ def _unb64(text: str) -> bytes:
 
 
 def check_secret(secret: bytes) -> bytes:
+    """The secret, or TokenError when it is too short to sign tokens safely."""
     if len(secret) < MIN_SECRET_BYTES:
         raise TokenError(
             f"ADVISERING_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes "

@@ -46,6 +46,7 @@ class DeadLetter:
     payload_truncated: bool
 
     def encode(self) -> bytes:
+        """The record's value: this JSON, fields in declaration order."""
         return orjson.dumps(self)
 
 

@@ -44,6 +44,7 @@ class RuleStats:
     per_recipient: Counter[str] = field(default_factory=Counter)
 
     def to_json(self, weeks: float) -> dict[str, Any]:
+        """The rule's figures; ``busiest_per_week`` spreads over ``weeks`` of replayed time."""
         # The most notified recipient; on a tie the first by id, so reports are repeatable.
         busiest = min(self.per_recipient.items(), key=lambda kv: (-kv[1], kv[0]), default=None)
         return {
@@ -69,6 +70,7 @@ class Replay:
         self.stale = 0
 
     def feed(self, event: CaseEvent, citizen: str, created: str) -> None:
+        """Process one citizen's copy of an event and count what each rule did."""
         outcome = process(self.states.get(citizen), event, citizen, self.matcher, created,
                           self.limits)
         if outcome.state.is_empty():
@@ -90,9 +92,11 @@ class Replay:
         self.stale += outcome.stale
 
     def rules_json(self, weeks: float) -> dict[str, dict[str, Any]]:
+        """Per rule id, in id order, its figures over ``weeks``."""
         return {rule_id: stats.to_json(weeks) for rule_id, stats in sorted(self.stats.items())}
 
     def overview_json(self) -> dict[str, int]:
+        """How much state the replay left, and the events it ignored as duplicate or stale."""
         return {"citizens": len(self.states),
                 "open_cases": sum(len(s.cases) for s in self.states.values()),
                 "duplicates": self.duplicates, "stale": self.stale}
@@ -108,6 +112,7 @@ class Progress:
 
     @property
     def rate(self) -> float:
+        """Events per second so far."""
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -128,6 +133,7 @@ class BacktestReport:
 
     @property
     def weeks(self) -> float:
+        """The replayed period in weeks, from the first to the last event's time."""
         return weeks_between(self.first, self.last)
 
     def difference(self) -> dict[str, dict[str, Any]]:
@@ -147,6 +153,7 @@ class BacktestReport:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """The whole report as JSON, with the baseline and the difference when there is one."""
         return {
             "source": self.source,
             "events": {"read": self.events, "accepted": self.accepted,

@@ -60,6 +60,7 @@ class OverviewCase(BaseModel):
         return value
 
     def open_case(self) -> OpenCase:
+        """The case as the engine keeps it (last seen at the epoch when ``opened`` is not given)."""
         seen = self.opened.timestamp() if self.opened is not None else 0.0
         return OpenCase(id=self.id, source=self.source, department=self.department,
                         unit=self.unit, caseworker=self.caseworker, kle=self.kle,
@@ -123,6 +124,7 @@ class TrialStep:
     citizens: list[tuple[str, Explanation]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The step as JSON: the rejection, or per citizen what fired and what almost did."""
         if self.event is None:
             assert self.rejection is not None
             return {"line": self.line, "rejected": {
@@ -151,18 +153,23 @@ class TrialReport:
 
     @property
     def rejected(self) -> int:
+        """How many scenario lines were refused."""
         return sum(1 for step in self.steps if step.rejection is not None)
 
     def explanations(self) -> Iterable[Explanation]:
+        """Every citizen's explanation, step by step."""
         return (explanation for step in self.steps for _, explanation in step.citizens)
 
     def notifications(self) -> list[Notification]:
+        """Every notification the scenario produced, in order."""
         return [n for e in self.explanations() for n in e.outcome.notifications]
 
     def almost(self) -> int:
+        """How often a rule of an event's type did not fire, over the whole scenario."""
         return sum(len(e.almost) for e in self.explanations())
 
     def summary(self) -> dict[str, Any]:
+        """The totals an operator checks first."""
         notifications = self.notifications()
         return {
             "events": len(self.steps),
@@ -173,6 +180,7 @@ class TrialReport:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON: every step, then the summary."""
         return {"steps": [step.to_json() for step in self.steps], "summary": self.summary()}
 
 

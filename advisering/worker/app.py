@@ -95,6 +95,7 @@ class WorkerApp:
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
+    """Faust's broker URLs for a Kafka bootstrap list (``host:port,host:port``)."""
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
@@ -146,6 +147,7 @@ class Agents:
         return faust_door.aiokafka_producer(self.app)
 
     def records(self, outbox: steps.Outbox) -> list[Record]:
+        """The outbox as records to send: citizen events, notifications, audit, dead letters."""
         names = self.names
         return [(names[role], None, key, value)
                 for role, pairs in (("citizen_events", outbox.citizen_events),
@@ -269,7 +271,7 @@ class Agents:
                 citizen.decode(errors="replace"), payload, before, self.holder.matcher,
                 self.limits, topic=message.topic, partition=message.partition,
                 offset=message.offset, max_depth=self.vocabulary.max_depth, now=tally.now_iso())
-        except Exception as exc:  # a bug must not stop the bus: keep the event, go on
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the bus: dead-letter, go on
             return self.failed(message, payload, exc)
         tally.record(outbox.counts, time.perf_counter() - began)
         # Unchanged (a re-delivered or refused event): nothing to write.

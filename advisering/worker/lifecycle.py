@@ -57,6 +57,7 @@ class WorkerStatus:
     watcher_alive: Callable[[], bool] | None = None
 
     def watcher_up(self) -> bool:
+        """True unless the rules watcher was started and has ended."""
         return self.watcher_alive is None or self.watcher_alive()
 
 
@@ -82,6 +83,7 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
 
     def start(self) -> None:
+        """Start the watchdog's thread."""
         self._thread.start()
 
     def on_signal(self, signum: int) -> None:
@@ -133,7 +135,7 @@ class Watchdog:
         if self._threads_stopped.acquire(blocking=False):
             try:
                 self._stop_threads()
-            except Exception as exc:  # exiting anyway
+            except Exception as exc:  # noqa: BLE001 - the process is exiting anyway
                 log.error("worker_threads_stop_failed", error=type(exc).__name__)
 
     def finish(self) -> int:

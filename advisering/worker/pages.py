@@ -20,17 +20,17 @@ from advisering.worker.lifecycle import WorkerStatus
 def add_pages(app: faust.App, status: WorkerStatus) -> None:
     """/metrics, /healthz (503 once the app crashed) and /readyz (503 until it can work)."""
     @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
+    async def metrics_page(web: Any, _request: Any) -> Any:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
+    async def healthz(web: Any, _request: Any) -> Any:
         if faust_door.crashed(app):  # from the moment of the crash; the process is exiting
             return web.json({"status": "crashed"}, status=503)
         return web.json({"status": "alive"})
 
     @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
+    async def readyz(web: Any, _request: Any) -> Any:
         rebalancing, recovering, recovered = faust_door.readiness(app)
         watcher = status.watcher_up()
         crashed = faust_door.crashed(app)

@@ -39,15 +39,18 @@ class SendFailed(RuntimeError):
 class BatchProducer(Protocol):
     """The part of aiokafka's AIOKafkaProducer this module uses (its public batch API)."""
 
-    def partitions_for(self, topic: str) -> Awaitable[set[int]]: ...
+    def partitions_for(self, topic: str) -> Awaitable[set[int]]:
+        """The partition numbers of ``topic``."""
 
-    def create_batch(self) -> Any: ...
+    def create_batch(self) -> Any:
+        """An empty batch to append records to."""
 
-    def send_batch(self, batch: Any, topic: str, *, partition: int) -> Awaitable[Any]: ...
+    def send_batch(self, batch: Any, topic: str, *, partition: int) -> Awaitable[Any]:
+        """Hand a batch over for one partition; gives the future of Kafka's acknowledgement."""
 
 
 def partition_for(key: bytes | None, partitions: int, spread: int) -> int:
-    """aiokafka's default partitioner: murmur2 of the key; keyless records spread round."""
+    """Aiokafka's default partitioner: murmur2 of the key; keyless records spread round."""
     if key is None:
         return spread % partitions
     hashed: int = murmur2(key)

@@ -113,7 +113,7 @@ def intake(
         for citizen in dict.fromkeys(party.citizen for party in result.data.parties):
             outbox.citizen_events.append((citizen.encode(), value))
         return outbox
-    except Exception as exc:  # a bug must not break the batch: keep the event, go on
+    except Exception as exc:  # noqa: BLE001 - a bug must not break the batch: dead-letter it
         failed = _failed("intake", payload, exc, topic=topic, partition=partition,
                          offset=offset, now=now)
         failed.counts.dead_lettered += 1
@@ -139,7 +139,7 @@ def correlate(
     try:
         return _correlate(citizen, payload, state, matcher, limits, topic=topic,
                           partition=partition, offset=offset, max_depth=max_depth, now=now)
-    except Exception as exc:  # a bug must not break the batch: keep the event, go on
+    except Exception as exc:  # noqa: BLE001 - a bug must not break the batch: dead-letter it
         return unchanged, _failed("correlate", payload, exc, topic=topic, partition=partition,
                                   offset=offset, now=now)
 
@@ -247,7 +247,7 @@ def _failed(step: str, payload: bytes | None, error: Exception, *, topic: str,
     try:
         return processing_failure(payload, error, topic=topic, partition=partition,
                                   offset=offset, now=now)
-    except Exception as again:  # the payload defeats even the dead letter: keep its place
+    except Exception as again:  # noqa: BLE001 - payload defeats even the dead letter: keep its place
         log.error("dead_letter_failed", step=step, error=type(again).__name__)
         letter = DeadLetter(
             reason=RejectReason.PROCESSING_ERROR.value, path="", message=type(error).__name__,
