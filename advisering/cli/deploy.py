@@ -11,10 +11,10 @@ from advisering.settings import Settings
 
 
 def _deploy(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
-    from advisering.rulebook import deploy as rules_deploy  # noqa: PLC0415
-    from advisering.yamlfiles import YamlFileError  # noqa: PLC0415
+    from advisering.engine.rules import load_rules
+    from advisering.kafka.topics import load_vocabulary
+    from advisering.rulebook import deploy as rules_deploy
+    from advisering.yamlfiles import YamlFileError
 
     directory: Path = args.dir or settings.rules_dir
     try:
@@ -51,9 +51,9 @@ def _print_plan(plan: Any, deployed: Any) -> None:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
-    from advisering.rulebook import deploy as rules_deploy  # noqa: PLC0415
+    from advisering.engine.rules import load_rules
+    from advisering.kafka.topics import load_vocabulary
+    from advisering.rulebook import deploy as rules_deploy
 
     deployed = rules_deploy.read_deployed(settings.bootstrap_servers)
     if deployed.manifest is None:

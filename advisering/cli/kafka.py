@@ -9,7 +9,7 @@ from advisering.settings import Settings
 
 
 def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka  # noqa: PLC0415
+    from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka
 
     result = LocalKafka(settings).start(fresh=args.fresh)
     print(result.message)
@@ -21,7 +21,7 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kafka_stop(_args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev.local_kafka import LocalKafka  # noqa: PLC0415
+    from advisering.dev.local_kafka import LocalKafka
 
     stopped = LocalKafka(settings).stop()
     print("Kafka stopped." if stopped else "Kafka was not running.")
@@ -29,7 +29,7 @@ def _kafka_stop(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev.local_kafka import LocalKafka  # noqa: PLC0415
+    from advisering.dev.local_kafka import LocalKafka
 
     status = LocalKafka(settings).status()
     if status.running:
@@ -41,8 +41,8 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.kafka import apply as topic_apply  # noqa: PLC0415
-    from advisering.kafka.topics import citizen_topic_spec, load_topic_specs  # noqa: PLC0415
+    from advisering.kafka import apply as topic_apply
+    from advisering.kafka.topics import citizen_topic_spec, load_topic_specs
 
     directory = args.dir or settings.topics_dir
     replicas = args.replication_factor or settings.topic_replication_factor

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
-    from advisering.kafka.apply import TopicApplyError  # noqa: PLC0415
+    from advisering.kafka.apply import TopicApplyError
 
     return isinstance(
         exc, UserError | LocalKafkaError | TopicApplyError | YamlFileError

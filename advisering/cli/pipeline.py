@@ -11,9 +11,9 @@ from advisering.settings import Settings
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.kafka.topics import load_vocabulary  # noqa: PLC0415
-    from advisering.worker.process import run_worker  # noqa: PLC0415
+    from advisering.engine.rules import load_rules
+    from advisering.kafka.topics import load_vocabulary
+    from advisering.worker.process import run_worker
 
     vocabulary = load_vocabulary(settings.topics_dir, settings)
     return run_worker(settings, load_rules(settings.rules_dir, vocabulary), vocabulary)
@@ -21,7 +21,7 @@ def _worker(_args: argparse.Namespace, settings: Settings) -> int:
 
 def read_json_lines(path: Path, max_depth: int) -> list[tuple[int, Any, str | None]]:
     """(line number, parsed value or None, "reason: error") for every non-blank line."""
-    from advisering.events import Rejection, parse_json  # noqa: PLC0415
+    from advisering.events import Rejection, parse_json
 
     lines: list[tuple[int, Any, str | None]] = []
     with path.open("rb") as handle:
@@ -37,7 +37,7 @@ def read_json_lines(path: Path, max_depth: int) -> list[tuple[int, Any, str | No
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.edge.client import Publisher  # noqa: PLC0415
+    from advisering.edge.client import Publisher
 
     path: Path = args.file
     if not path.is_file():

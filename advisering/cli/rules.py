@@ -23,8 +23,8 @@ def _print_json(value: Any) -> None:
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
-    from advisering.rulebook.validate import validate_directory  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary
+    from advisering.rulebook.validate import validate_directory
 
     report = validate_directory(args.dir or settings.rules_dir,
                                 default_vocabulary(settings.topics_dir, settings))
@@ -35,19 +35,19 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load_matcher(directory: Path, settings: Settings) -> Any:
-    from advisering.engine.matcher import Matcher  # noqa: PLC0415
-    from advisering.engine.rules import load_rules  # noqa: PLC0415
-    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
+    from advisering.engine.matcher import Matcher
+    from advisering.engine.rules import load_rules
+    from advisering.kafka.topics import default_vocabulary
 
     return Matcher(load_rules(directory, default_vocabulary(settings.topics_dir, settings)))
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
-    from advisering.rulebook import THROWAWAY_KEY  # noqa: PLC0415
-    from advisering.rulebook.report import trial_lines  # noqa: PLC0415
-    from advisering.rulebook.trial import load_overview, run_trial  # noqa: PLC0415
-    from advisering.worker.steps import state_limits  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary
+    from advisering.rulebook import THROWAWAY_KEY
+    from advisering.rulebook.report import trial_lines
+    from advisering.rulebook.trial import load_overview, run_trial
+    from advisering.worker.steps import state_limits
 
     for path in (args.scenario, args.overview):
         if path is not None and not path.is_file():
@@ -91,12 +91,12 @@ def _baseline_dir(args: argparse.Namespace, settings: Settings, rules: Path) -> 
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.kafka.topics import CASE_EVENTS, default_vocabulary  # noqa: PLC0415
-    from advisering.rulebook import THROWAWAY_KEY  # noqa: PLC0415
-    from advisering.rulebook.backtest import Progress, backtest  # noqa: PLC0415
-    from advisering.rulebook.history import HistoryError, file_events, topic_events  # noqa: PLC0415
-    from advisering.rulebook.report import backtest_lines  # noqa: PLC0415
-    from advisering.worker.steps import state_limits  # noqa: PLC0415
+    from advisering.kafka.topics import CASE_EVENTS, default_vocabulary
+    from advisering.rulebook import THROWAWAY_KEY
+    from advisering.rulebook.backtest import Progress, backtest
+    from advisering.rulebook.history import HistoryError, file_events, topic_events
+    from advisering.rulebook.report import backtest_lines
+    from advisering.worker.steps import state_limits
 
     rules: Path = args.rules or settings.rules_dir
     baseline_dir = _baseline_dir(args, settings, rules)

@@ -21,8 +21,8 @@ from advisering.settings import Settings
 
 
 def _serve(_args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.http.server import run_server  # noqa: PLC0415
-    from advisering.kafka.clients import configure_client_logging  # noqa: PLC0415
+    from advisering.http.server import run_server
+    from advisering.kafka.clients import configure_client_logging
 
     configure_client_logging(settings.kafka_log_interval)
     return run_server(settings)
@@ -44,7 +44,7 @@ def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
 
 
 def _vocabulary(settings: Settings) -> Vocabulary:
-    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
+    from advisering.kafka.topics import default_vocabulary
 
     return default_vocabulary(settings.topics_dir)
 
@@ -62,7 +62,7 @@ def _grace(value: str) -> dt.timedelta:
 
 
 def _sources_add(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.http.sources import add_source, rotate_key  # noqa: PLC0415
+    from advisering.http.sources import add_source, rotate_key
 
     path = settings.sources_file
     grace = args.grace if args.grace is not None else settings.sources_rotation_grace
@@ -94,7 +94,7 @@ def _sources_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sources_grant(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.http.sources import set_grants  # noqa: PLC0415
+    from advisering.http.sources import set_grants
 
     grants = _grants_from(args, required=True)
     assert grants is not None
@@ -107,7 +107,7 @@ def _sources_grant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sources_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.http.sources import revoke_source  # noqa: PLC0415
+    from advisering.http.sources import revoke_source
 
     try:
         revoke_source(settings.sources_file, args.name)
@@ -120,7 +120,7 @@ def _sources_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sources_list(_args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.http.sources import describe, load_sources, utc_now  # noqa: PLC0415
+    from advisering.http.sources import describe, load_sources, utc_now
 
     path = settings.sources_file
     if not path.exists():
@@ -160,7 +160,7 @@ def _grant_options(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.inbox import tokens  # noqa: PLC0415
+    from advisering.inbox import tokens
 
     secret = settings.token_secret_bytes()
     if secret is None:

@@ -12,15 +12,15 @@ from advisering.settings import Settings
 
 
 def _start(value: str) -> dt.datetime:
-    from advisering.dev.simulator import CET  # noqa: PLC0415
+    from advisering.dev.simulator import CET
 
     day = dt.date.fromisoformat(value)
     return dt.datetime(day.year, day.month, day.day, tzinfo=CET)
 
 
 def _register(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev import sim_publish  # noqa: PLC0415
-    from advisering.kafka.topics import default_vocabulary  # noqa: PLC0415
+    from advisering.dev import sim_publish
+    from advisering.kafka.topics import default_vocabulary
 
     added, rotated = sim_publish.register_sources(
         settings.sources_file, args.register_sources, default_vocabulary(settings.topics_dir),
@@ -32,8 +32,8 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev import sim_publish  # noqa: PLC0415
-    from advisering.dev.simulator import Municipality, simulate  # noqa: PLC0415
+    from advisering.dev import sim_publish
+    from advisering.dev.simulator import Municipality, simulate
 
     if args.register_sources is not None:
         return _register(args, settings)
@@ -51,7 +51,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     pacer = sim_publish.Pacer(args.rate)
     sent = 0
     if args.publish == "kafka":
-        from advisering.edge.client import Publisher  # noqa: PLC0415
+        from advisering.edge.client import Publisher
 
         with Publisher(settings) as publisher:
             for batch in sim_publish.batches(events, args.batch):
@@ -70,7 +70,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev.demo import run_demo  # noqa: PLC0415
+    from advisering.dev.demo import run_demo
 
     return run_demo(settings, exit_after_scenario=args.once, rate=args.rate)
 
