@@ -17,12 +17,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 
 from advisering.dev.demo import demo_grants
+from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.http.sources import add_source
 from advisering.inbox import tokens
@@ -49,11 +49,11 @@ class Served:
     token: str
 
 
-def _notification(number: int, caseworker: str | None, unit: str) -> dict[str, Any]:
+def _notification(number: int, caseworker: str | None, unit: str) -> Notification:
     """A stored notification as the worker writes it, so the {id} operations can find one."""
     created = dt.datetime(2026, 11, 29, 9, number, tzinfo=dt.UTC).isoformat()
     nid = f"{number:032x}"
-    return {
+    return Notification.from_json({
         "id": nid, "rule": "sanktion-til-boernesag", "title": "Sanktion", "severity": "high",
         "recipient": {"caseworker": caseworker, "unit": unit, "department": "boern-familie"},
         "related_case": {"id": f"DUBU-{number}", "source": "dubu", "kle": "34.15.00"},
@@ -61,7 +61,7 @@ def _notification(number: int, caseworker: str | None, unit: str) -> dict[str, A
                     "department": "jobcenter", "time": created},
         "citizen": "ps1-" + "a" * 52, "message": f"Borgeren i din sag DUBU-{number} ...",
         "legal_basis": "Barnets lov", "created": created,
-    }
+    })
 
 
 @pytest.fixture(scope="module")
