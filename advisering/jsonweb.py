@@ -8,20 +8,18 @@ server mounts, answers the same way.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from aiohttp import web
 
 RETRY_AFTER_SECONDS = 5
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
+def json_response(body: object, status: int = 200) -> web.Response:
     """``body`` as JSON (orjson), with ``status``."""
     return web.json_response(body, status=status, dumps=_dumps)
 
 
-def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:
+def error_response(status: int, error: str, message: str, **extra: object) -> web.Response:
     """An error answer: its code, its message for a person, and ``extra`` fields."""
     response = json_response({"error": error, "message": message, **extra}, status)
     if status == 401:
@@ -31,5 +29,5 @@ def error_response(status: int, error: str, message: str, **extra: Any) -> web.R
     return response
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()

@@ -9,7 +9,7 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -17,8 +17,11 @@ from advisering.cli import deploy
 from advisering.cli.errors import UserError
 from advisering.settings import Settings
 
+if TYPE_CHECKING:
+    from advisering.engine.matcher import Matcher
 
-def _print_json(value: Any) -> None:
+
+def _print_json(value: object) -> None:
     print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -34,7 +37,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
-def _load_matcher(directory: Path, settings: Settings) -> Any:
+def _load_matcher(directory: Path, settings: Settings) -> Matcher:
     from advisering.engine.matcher import Matcher
     from advisering.engine.rules import load_rules
     from advisering.kafka.topics import default_vocabulary
@@ -109,7 +112,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         if not args.file.is_file():
             raise UserError(f"{args.file}: no such file")
         events = file_events(args.file, THROWAWAY_KEY, vocabulary)
-        source: dict[str, Any] = {"file": str(args.file)}
+        source: dict[str, str | None] = {"file": str(args.file)}
     else:
         if args.start is None or args.end is None:
             raise UserError("give --file EVENTS.jsonl, or both --from and --to")

@@ -11,9 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import (
     AnyHttpUrl,
@@ -26,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from advisering.engine.notification import Recipient
 from advisering.yamlfiles import YamlFileError, problems_from_validation, read_yaml
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -51,11 +50,11 @@ def _placeholders(template: str, allowed: frozenset[str]) -> str:
     return template
 
 
-def render_address(template: str, recipient: Mapping[str, Any]) -> str | None:
+def render_address(template: str, recipient: Recipient) -> str | None:
     """The address for a recipient, or None when a placeholder has no usable value."""
-    values = {"caseworker": recipient.get("caseworker"), "unit": recipient.get("unit")}
+    values = {"caseworker": recipient.caseworker, "unit": recipient.unit}
     fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    if any(not isinstance(values[f], str) or not values[f] for f in fields):
+    if any(not values[f] for f in fields):
         return None
     address = template.format(**values)
     return address if ADDRESS_RE.match(address) else None
@@ -75,11 +74,11 @@ class Match(BaseModel):
             raise ValueError("give a department, a unit or both")
         return self
 
-    def matches(self, recipient: Mapping[str, Any]) -> bool:
+    def matches(self, recipient: Recipient) -> bool:
         """True when the recipient is in the department and the unit this match names."""
-        if self.department is not None and recipient.get("department") != self.department:
+        if self.department is not None and recipient.department != self.department:
             return False
-        return self.unit is None or recipient.get("unit") == self.unit
+        return self.unit is None or recipient.unit == self.unit
 
 
 class WebhookConfig(BaseModel):
@@ -158,9 +157,9 @@ class EmailConfig(BaseModel):
             raise ValueError("username and password go together")
         return self
 
-    def address_for(self, recipient: Mapping[str, Any]) -> str | None:
+    def address_for(self, recipient: Recipient) -> str | None:
         """The caseworker's address, or the unit's when the notification has no caseworker."""
-        if not recipient.get("caseworker") and self.unit_address is not None:
+        if not recipient.caseworker and self.unit_address is not None:
             return render_address(self.unit_address, recipient)
         return render_address(self.address, recipient)
 
@@ -204,7 +203,7 @@ class ChannelsConfig(BaseModel):
             seen.add(channel.name)
         return channels
 
-    def channels_for(self, recipient: Mapping[str, Any]) -> list[Channel]:
+    def channels_for(self, recipient: Recipient) -> list[Channel]:
         """The channels of the most specific matching rules (unit over department).
 
         A unit has its own channels so that it can opt out of its department's

@@ -27,11 +27,9 @@ import datetime as dt
 import smtplib
 import ssl
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
 
 from advisering import metrics
 from advisering.delivery.config import EmailConfig
@@ -46,7 +44,7 @@ from advisering.delivery.sink import (
     no_settled_hook,
     report_settled,
 )
-from advisering.engine.notification import recipient_key
+from advisering.engine.notification import Notification, Recipient
 from advisering.labels import severity_name
 from advisering.log import get_logger
 
@@ -54,24 +52,37 @@ log = get_logger(__name__)
 
 REASON = "email_failed"
 SEVERITY_ORDER = {"high": 0, "normal": 1, "info": 2}
-KEPT_FIELDS = ("id", "rule", "title", "severity", "message", "legal_basis", "recipient",
-               "created")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """Only what a digest may show of a notification; the pseudonym never enters the digest."""
+
+    id: str
+    rule: str
+    title: str
+    severity: str
+    message: str
+    legal_basis: str
+    recipient: Recipient
+    created: str
+    related_case: str
+    """The id of the recipient's own case."""
+
+    @classmethod
+    def of(cls, notification: Notification) -> DigestEntry:
+        """The part of ``notification`` a digest keeps."""
+        n = notification
+        return cls(n.id, n.rule, n.title, n.severity, n.message, n.legal_basis, n.recipient,
+                   n.created, n.related_case.id)
 
 
 @dataclass
 class _Digest:
     address: str
-    notifications: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
+    notifications: dict[str, DigestEntry] = field(default_factory=dict)  # by id
     failures: int = 0
     last_error: str = ""
-
-
-def _minimal(notification: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the fields a digest may show; the pseudonym never enters the digest."""
-    kept = {k: notification.get(k) for k in KEPT_FIELDS}
-    related = notification.get("related_case")
-    kept["related_case"] = related.get("id") if isinstance(related, Mapping) else None
-    return kept
 
 
 def _count_phrase(count: int) -> str:
@@ -83,19 +94,17 @@ def subject(count: int) -> str:
     return f"{_count_phrase(count)} fra advisering"
 
 
-def digest_body(notifications: list[dict[str, Any]]) -> str:
+def digest_body(notifications: list[DigestEntry]) -> str:
     """Plain-text body: per notification its message and its *why*, high severity first."""
-    ordered = sorted(notifications, key=lambda n: (SEVERITY_ORDER.get(str(n["severity"]), 3),
-                                                   str(n.get("created") or "")))
+    ordered = sorted(notifications, key=lambda n: (SEVERITY_ORDER.get(n.severity, 3), n.created))
     lines = [f"Du har {_count_phrase(len(ordered))}.", ""]
     for number, n in enumerate(ordered, start=1):
-        severity = severity_name(str(n.get("severity")))
-        lines.append(f"{number}. {n.get('title') or n.get('rule')}")
-        lines.append(f"   {n.get('message')}")
-        lines.append(f"   Alvorlighed: {severity}")
-        if n.get("related_case"):
-            lines.append(f"   Din sag: {n['related_case']}")
-        lines.append(f"   Hjemmel: {n.get('legal_basis')}")
+        lines.append(f"{number}. {n.title or n.rule}")
+        lines.append(f"   {n.message}")
+        lines.append(f"   Alvorlighed: {severity_name(n.severity)}")
+        if n.related_case:
+            lines.append(f"   Din sag: {n.related_case}")
+        lines.append(f"   Hjemmel: {n.legal_basis}")
         lines.append("")
     lines.append("Advis er beslutningsstøtte: de ændrer ikke sagen.")
     lines.append("Denne e-mail er sendt automatisk af advisering; svar ikke på den.")
@@ -139,24 +148,19 @@ class EmailDigest:
             except Exception as exc:  # noqa: BLE001 - the timer must survive a bug in one flush
                 log.error("email_flush_crashed", channel=self.name, error=type(exc).__name__)
 
-    async def deliver(self, notification: Mapping[str, Any]) -> None:
+    async def deliver(self, notification: Notification) -> None:
         """Add a notification to its recipient's next digest (a repeated id is kept once)."""
         if self._closing:
             raise DeliveryClosedError(f"e-mail channel {self.name} is closed")
-        raw = notification.get("recipient")
-        recipient: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-        address = self.config.address_for(recipient)
+        entry = DigestEntry.of(notification)
+        address = self.config.address_for(entry.recipient)
         if address is None:
             metrics.EMAIL_DIGESTS.labels("failed").inc()
-            log.warning("email_unaddressable", channel=self.name,
-                        notification_id=notification.get("id"))
-            await self._dead_letter([_minimal(notification)], attempts=0,
-                                    last_error="no_address")
+            log.warning("email_unaddressable", channel=self.name, notification_id=entry.id)
+            await self._dead_letter([entry], attempts=0, last_error="no_address")
             return
-        key = recipient_key(recipient)
-        digest = self._digests.setdefault(key, _Digest(address))
-        minimal = _minimal(notification)
-        digest.notifications.setdefault(str(minimal["id"]), minimal)
+        digest = self._digests.setdefault(entry.recipient.key, _Digest(address))
+        digest.notifications.setdefault(entry.id, entry)
 
     async def flush(self) -> int:
         """Send every waiting digest now; returns how many e-mails the relay took."""
@@ -242,7 +246,7 @@ class EmailDigest:
             results.extend([_describe(exc)] * (len(messages) - len(results)))
         return results
 
-    async def _dead_letter(self, notifications: list[dict[str, Any]], *, attempts: int,
+    async def _dead_letter(self, notifications: list[DigestEntry], *, attempts: int,
                            last_error: str) -> None:
         for notification in notifications:
             await dead_letter(

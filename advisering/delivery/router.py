@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Collection
+from typing import Protocol
 
 import aiohttp
 
@@ -26,6 +26,7 @@ from advisering.delivery.config import ChannelsConfig
 from advisering.delivery.email import EmailDigest
 from advisering.delivery.sink import Clock, DeadLetterSink, SettledHook, Sleep, no_settled_hook
 from advisering.delivery.webhook import WebhookDelivery
+from advisering.engine.notification import Notification
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -39,7 +40,7 @@ class DeliveryChannel(Protocol):
     async def start(self) -> None:
         """Start the channel's background work before the first delivery."""
 
-    async def deliver(self, notification: Mapping[str, Any]) -> None:
+    async def deliver(self, notification: Notification) -> None:
         """Accept one notification (the channel sends it now or later, on its own)."""
 
     def pending(self) -> int:
@@ -78,15 +79,12 @@ class DeliveryRouter:
             await channel.start()
         log.info("delivery_started", webhooks=len(self.webhooks), emails=len(self.emails))
 
-    def channel_names(self, notification: Mapping[str, Any]) -> list[str]:
-        """The channels ``dispatch`` would choose for this notification (none without recipient)."""
-        recipient = notification.get("recipient")
-        if not isinstance(recipient, Mapping):
-            return []
-        return [c.name for c in self.config.channels_for(recipient)]
+    def channel_names(self, notification: Notification) -> list[str]:
+        """The channels ``dispatch`` would choose for this notification."""
+        return [c.name for c in self.config.channels_for(notification.recipient)]
 
     async def dispatch(
-        self, notification: Mapping[str, Any], *, channels: Collection[str] | None = None,
+        self, notification: Notification, *, channels: Collection[str] | None = None,
     ) -> list[str]:
         """Queue the notification on its channels; returns the names it was queued on.
 
@@ -95,9 +93,6 @@ class DeliveryRouter:
         used; a name no longer configured is skipped and left out of the answer.
         """
         if channels is None:
-            if not isinstance(notification.get("recipient"), Mapping):
-                log.warning("delivery_without_recipient",
-                            notification_id=notification.get("id"))
             names = self.channel_names(notification)
             if not names:
                 metrics.DELIVERY_UNROUTED.inc()
@@ -107,7 +102,7 @@ class DeliveryRouter:
             for name in channels:
                 if name not in self._channels:
                     log.warning("delivery_channel_unknown", channel=name,
-                                notification_id=notification.get("id"))
+                                notification_id=notification.id)
         for name in names:
             await self._channels[name].deliver(notification)
         return names

@@ -16,12 +16,13 @@ settled: it stays due and is tried again at the next start.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import orjson
 import structlog
 
+from advisering.engine.notification import Recipient
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -47,7 +48,22 @@ DEAD_LETTERED = "dead_lettered"
 DROPPED = "dropped"  # undeliverable and no dead-letter sink configured
 
 DELIVERY_SOURCE = "advisering.delivery"
-RECIPIENT_FIELDS = ("caseworker", "unit", "department")
+
+
+class Undelivered(Protocol):
+    """What a dead letter names: a ``Notification``, or what an e-mail digest kept of one."""
+
+    @property
+    def id(self) -> str:
+        """The notification id."""
+
+    @property
+    def rule(self) -> str:
+        """The rule that made it."""
+
+    @property
+    def recipient(self) -> Recipient:
+        """Whom it was for."""
 
 
 class DeliveryClosedError(RuntimeError):
@@ -60,32 +76,30 @@ async def no_settled_hook(notification_id: str, channel: str, outcome: str) -> N
 
 
 async def report_settled(
-    hook: SettledHook, notification_id: object, channel: str, outcome: str
+    hook: SettledHook, notification_id: str, channel: str, outcome: str
 ) -> None:
     """Call ``hook``; its failure is logged (the delivery itself already happened)."""
     try:
-        await hook(str(notification_id or ""), channel, outcome)
+        await hook(notification_id, channel, outcome)
     except Exception as exc:  # noqa: BLE001 - the delivery happened; a failed report only logs
         log.error("delivery_settle_report_failed", channel=channel,
                   notification_id=notification_id, outcome=outcome, error=type(exc).__name__)
 
 
 def delivery_dead_letter(
-    reason: str, channel: str, notification: Mapping[str, Any], *, attempts: int,
+    reason: str, channel: str, notification: Undelivered, *, attempts: int,
     last_error: str, failed_at: float,
 ) -> tuple[bytes, bytes]:
     """(key, value) of the dead letter for an undelivered notification; key is the channel."""
-    recipient = notification.get("recipient")
+    recipient = notification.recipient
     record = {
         "reason": reason,
         "source": DELIVERY_SOURCE,
         "channel": channel,
-        "notification_id": notification.get("id"),
-        "rule": notification.get("rule"),
-        "recipient": (
-            {k: recipient.get(k) for k in RECIPIENT_FIELDS}
-            if isinstance(recipient, Mapping) else None
-        ),
+        "notification_id": notification.id,
+        "rule": notification.rule,
+        "recipient": {"caseworker": recipient.caseworker, "unit": recipient.unit,
+                      "department": recipient.department},
         "attempts": attempts,
         "last_error": last_error,
         "received": dt.datetime.fromtimestamp(failed_at, dt.UTC).isoformat(),
@@ -94,7 +108,7 @@ def delivery_dead_letter(
 
 
 async def dead_letter(
-    channel: str, notification: Mapping[str, Any], *, reason: str,
+    channel: str, notification: Undelivered, *, reason: str,
     sink: DeadLetterSink | None, on_settled: SettledHook, clock: Clock, attempts: int,
     last_error: str, logger: structlog.stdlib.BoundLogger, failed_event: str,
 ) -> None:
@@ -104,7 +118,7 @@ async def dead_letter(
     is logged on the channel's ``logger`` and the notification stays unsettled: a
     durable caller still has it due and sends it again.
     """
-    notification_id = notification.get("id")
+    notification_id = notification.id
     if sink is None:
         await report_settled(on_settled, notification_id, channel, DROPPED)
         return

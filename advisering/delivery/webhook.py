@@ -31,9 +31,8 @@ import hmac
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import orjson
@@ -51,7 +50,7 @@ from advisering.delivery.sink import (
     no_settled_hook,
     report_settled,
 )
-from advisering.engine.notification import recipient_key
+from advisering.engine.notification import Notification
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -62,7 +61,7 @@ RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 
 @dataclass
 class _Pending:
-    notification: dict[str, Any]
+    notification: Notification
     attempts: int = 0
     last_error: str = ""
 
@@ -120,28 +119,27 @@ class WebhookDelivery:
         """Notifications queued or in flight, over all recipients."""
         return sum(len(q) for q in self._lanes.queues.values())
 
-    async def deliver(self, notification: Mapping[str, Any]) -> None:
+    async def deliver(self, notification: Notification) -> None:
         """Queue one notification for its recipient's lane and return at once."""
         if self._closing:
             raise DeliveryClosedError(f"webhook channel {self.name} is closed")
-        recipient = notification.get("recipient")
-        key = recipient_key(recipient if isinstance(recipient, Mapping) else {})
+        key = notification.recipient.key
         queue = self._lanes.queues.setdefault(key, deque())
-        item = _Pending(dict(notification))
+        item = _Pending(notification)
         if len(queue) >= self.config.max_pending:
             # A dead endpoint must not grow memory without bound: beyond the
             # lane's limit, new notifications go straight to the dead letters.
             item.last_error = "queue_full"
             metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
             log.warning("webhook_queue_full", channel=self.name,
-                        notification_id=item.notification.get("id"))
+                        notification_id=item.notification.id)
             self._spawn(self._dead_letter(item))
             return
         queue.append(item)
         if key not in self._lanes.workers:
             self._lanes.workers[key] = asyncio.create_task(self._drain(key))
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -159,7 +157,7 @@ class WebhookDelivery:
                     item.last_error = type(exc).__name__
                     metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
                     log.error("webhook_delivery_crashed", channel=self.name,
-                              notification_id=item.notification.get("id"), error=item.last_error)
+                              notification_id=item.notification.id, error=item.last_error)
                     await self._dead_letter(item)
                 queue.popleft()
         finally:
@@ -169,13 +167,12 @@ class WebhookDelivery:
 
     async def _deliver_one(self, item: _Pending) -> None:
         notification = item.notification
-        payload = notification if self.config.include_citizen else {
-            k: v for k, v in notification.items() if k != "citizen"
-        }
-        body = orjson.dumps(payload)
-        idempotency_key = str(notification.get("id", ""))
+        body = notification.encode() if self.config.include_citizen else orjson.dumps({
+            k: v for k, v in notification.to_json().items() if k != "citizen"
+        })
+        idempotency_key = notification.id
         context = {"channel": self.name, "notification_id": idempotency_key,
-                   "rule": notification.get("rule")}
+                   "rule": notification.rule}
         while item.attempts < self.config.max_attempts:
             item.attempts += 1
             answer = await self._attempt(body, idempotency_key)

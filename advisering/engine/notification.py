@@ -20,22 +20,6 @@ from typing import Any
 import orjson
 
 
-def recipient_key(recipient: Mapping[str, Any]) -> str:
-    """Whom a notification is for: the caseworker, or ``unit:<unit>`` without one.
-
-    The Kafka key of a notification and the owner of its inbox entry, webhook
-    queue and e-mail digest; one rule for all of them. This form reads the
-    recipient's JSON; :attr:`Recipient.key` is the same rule on the type.
-    """
-    caseworker = recipient.get("caseworker")
-    return _recipient_key(caseworker if isinstance(caseworker, str) else None,
-                          recipient.get("unit"))
-
-
-def _recipient_key(caseworker: str | None, unit: object) -> str:
-    return caseworker if caseworker else f"unit:{unit}"
-
-
 def _text(raw: Mapping[str, object], name: str) -> str:
     value = raw.get(name)
     if not isinstance(value, str):
@@ -67,8 +51,12 @@ class Recipient:
 
     @property
     def key(self) -> str:
-        """The Kafka key and inbox owner (:func:`recipient_key`)."""
-        return _recipient_key(self.caseworker, self.unit)
+        """Whom a notification is for: the caseworker, or ``unit:<unit>`` without one.
+
+        The Kafka key of a notification and the owner of its inbox entry,
+        webhook lane and e-mail digest; one rule for all of them.
+        """
+        return self.caseworker if self.caseworker else f"unit:{self.unit}"
 
     @classmethod
     def from_json(cls, raw: Mapping[str, object]) -> Recipient:

@@ -24,7 +24,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -65,7 +64,32 @@ class IngestConfig:
     max_events: int
 
 
-def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one event of a request: which event, which field, why.
+
+    ``reason`` is None only for an event claiming another source (a 403,
+    not a rejection reason of the vocabulary): its JSON then has no reason.
+    """
+
+    index: int | None
+    path: str
+    message: str
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The problem as the error answer lists it."""
+        if self.reason is None:
+            return {"index": self.index, "path": self.path, "message": self.message}
+        return {"index": self.index, "reason": self.reason, "path": self.path,
+                "message": self.message}
+
+
+def _listed(problems: list[Problem]) -> list[dict[str, object]]:
+    return [problem.to_json() for problem in problems]
+
+
+def error_response(status: int, error: str, message: str, **extra: object) -> web.Response:
     """An error answer (:func:`advisering.jsonweb.error_response`), counted by status."""
     metrics.INGEST_REQUESTS.labels(str(status)).inc()
     return jsonweb.error_response(status, error, message, **extra)
@@ -89,7 +113,7 @@ class BodyError(ValueError):
 
 
 def parse_body(body: bytes, content_type: str,
-               max_depth: int = DEFAULT_MAX_DEPTH) -> list[Any] | list[dict[str, Any]]:
+               max_depth: int = DEFAULT_MAX_DEPTH) -> list[object]:
     """The events of a request body; raises BodyError with a client-facing message.
 
     JSON nested deeper than ``max_depth`` is refused before it is parsed (the
@@ -97,7 +121,7 @@ def parse_body(body: bytes, content_type: str,
     batch as alone), and the body is never echoed.
     """
     if content_type in NDJSON_TYPES:
-        events: list[Any] = []
+        events: list[object] = []
         for number, line in enumerate(body.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -147,28 +171,29 @@ class IngestHandler:
         if foreign:
             return error_response(403, "forbidden",
                                   f"the API key belongs to source {source!r}; it may only "
-                                  "publish events whose source is its own", problems=foreign)
+                                  "publish events whose source is its own",
+                                  problems=_listed(foreign))
         refused = not_granted(prepared, sources.grants)
         if refused:
             # Refused outright, whatever else is wrong: the other problems come along.
-            everything = sorted(refused + problems, key=lambda p: p["index"])
+            everything = sorted(refused + problems, key=lambda p: p.index or 0)
             for problem in everything:
-                self._count_rejected(problem["reason"], 1)
+                self._count_rejected(problem.reason or "", 1)
             log.warning("ingest_not_granted", source=source, events=len(refused))
             return error_response(403, "not_granted",
                                   f"{len(refused)} of {len(raw_events)} event(s) are outside "
                                   f"what source {source!r} is granted; nothing was published",
-                                  problems=everything)
+                                  problems=_listed(everything))
         if problems:
             for problem in problems:
-                self._count_rejected(problem["reason"], 1)
+                self._count_rejected(problem.reason or "", 1)
             return error_response(422, "invalid_events",
-                                  f"{len({p['index'] for p in problems})} of {len(raw_events)} "
+                                  f"{len({p.index for p in problems})} of {len(raw_events)} "
                                   "event(s) are invalid; nothing was published",
-                                  problems=problems)
+                                  problems=_listed(problems))
         return await self._publish(source, prepared)
 
-    async def _read_events(self, request: web.Request) -> list[Any] | web.Response:
+    async def _read_events(self, request: web.Request) -> list[object] | web.Response:
         """The request's events as parsed JSON values, or the response refusing the body."""
         if request.content_type not in JSON_TYPES | NDJSON_TYPES:
             return error_response(415, "unsupported_media_type",
@@ -184,8 +209,8 @@ class IngestHandler:
         except BodyError as exc:
             self._count_rejected(exc.reason, 1)
             return error_response(422, "invalid_events", str(exc),
-                                  problems=[{"index": exc.index, "reason": exc.reason,
-                                             "path": "", "message": str(exc)}])
+                                  problems=_listed([Problem(exc.index, "", str(exc),
+                                                            exc.reason)]))
         if not raw_events:
             return error_response(422, "invalid_events", "the request holds no event")
         if len(raw_events) > self.config.max_events:
@@ -215,24 +240,24 @@ class IngestHandler:
             {"accepted": len(prepared), "ids": [event.id for _, event in prepared]}, 202)
 
     def _prepare(
-        self, raw_events: list[Any], source: str
-    ) -> tuple[list[tuple[int, CaseEvent]], list[dict[str, Any]], list[dict[str, Any]]]:
+        self, raw_events: list[object], source: str
+    ) -> tuple[list[tuple[int, CaseEvent]], list[Problem], list[Problem]]:
         prepared: list[tuple[int, CaseEvent]] = []
-        problems: list[dict[str, Any]] = []
-        foreign: list[dict[str, Any]] = []
+        problems: list[Problem] = []
+        foreign: list[Problem] = []
         for index, raw in enumerate(raw_events):
             claimed = raw.get("source") if isinstance(raw, dict) else None
             if isinstance(claimed, str) and claimed != source:
-                foreign.append({"index": index, "path": "source",
-                                "message": "source differs from the API key's source"})
+                foreign.append(Problem(index, "source",
+                                       "source differs from the API key's source"))
                 continue
             # The events were parsed from this request: ours to change, no copy needed.
             result = prepare_event(raw, self.config.pseudonym_key, self.config.vocabulary,
                                    owned=True)
             if isinstance(result, Rejection):
                 details = result.problems or ((result.path, result.message),)
-                problems.extend({"index": index, "reason": result.reason.value, "path": path,
-                                 "message": message} for path, message in details)
+                problems.extend(Problem(index, path, message, result.reason.value)
+                                for path, message in details)
                 continue
             prepared.append((index, result))
         return prepared, problems, foreign
@@ -241,7 +266,7 @@ class IngestHandler:
         metrics.INGEST_EVENTS.labels("rejected", reason).inc(count)
 
 
-def not_granted(prepared: list[tuple[int, CaseEvent]], grants: GrantCheck) -> list[dict[str, Any]]:
+def not_granted(prepared: list[tuple[int, CaseEvent]], grants: GrantCheck) -> list[Problem]:
     """One problem per valid event outside its source's grants (its type or its department).
 
     The events were validated first: type and department are vocabulary
@@ -251,6 +276,5 @@ def not_granted(prepared: list[tuple[int, CaseEvent]], grants: GrantCheck) -> li
     for index, event in prepared:
         refusal = grants.refusal(event)
         if refusal is not None:
-            refused.append({"index": index, "reason": refusal.reason.value,
-                            "path": refusal.path, "message": refusal.message})
+            refused.append(Problem(index, refusal.path, refusal.message, refusal.reason.value))
     return refused

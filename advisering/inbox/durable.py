@@ -28,7 +28,6 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
@@ -60,13 +59,13 @@ class DurableDelivery:
             config, dead_letter_sink, clock=clock, sleep=sleep, jitter=jitter, session=session,
             on_settled=self._settled,
         )
-        self._batches: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue()
+        self._batches: asyncio.Queue[list[Notification] | None] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
 
     def channels_for(self, notification: Notification) -> list[str]:
         """The channels a new notification is due on; for ``InboxStore.add_many``."""
-        return self.router.channel_names(notification.to_json())
+        return self.router.channel_names(notification)
 
     async def start(self) -> int:
         """Start the channels and send again what is still pending; returns how many."""
@@ -78,9 +77,9 @@ class DurableDelivery:
     async def redispatch(self) -> int:
         """Dispatch every pending delivery again, to just the channels it is still due on."""
         due = await asyncio.to_thread(self.store.unsettled)
-        by_id: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        by_id: dict[str, tuple[Notification, list[str]]] = {}
         for item in due:  # in arrival order, so each recipient's lane keeps its order
-            entry = by_id.setdefault(str(item.notification["id"]), (item.notification, []))
+            entry = by_id.setdefault(item.notification.id, (item.notification, []))
             entry[1].append(item.channel)
         for notification_id, (notification, channels) in by_id.items():
             queued = await self.router.dispatch(notification, channels=channels)
@@ -93,13 +92,10 @@ class DurableDelivery:
         return len(due)
 
     def listener(self, notifications: list[Notification]) -> None:
-        """Consumer listener (on the event loop): new, already-recorded notifications.
-
-        The channels get each notification's JSON: what they send out is that JSON.
-        """
+        """Consumer listener (on the event loop): new, already-recorded notifications."""
         if self._closing:
             return  # still pending in the store: the next start sends them
-        self._batches.put_nowait([n.to_json() for n in notifications])
+        self._batches.put_nowait(notifications)
 
     async def _run(self) -> None:
         """Dispatch batches one after the other, so notifications keep their order."""
@@ -108,7 +104,7 @@ class DurableDelivery:
                 try:
                     await self.router.dispatch(notification)
                 except Exception as exc:  # noqa: BLE001 - it stays pending; the next start sends it
-                    log.error("delivery_dispatch_failed", notification_id=notification.get("id"),
+                    log.error("delivery_dispatch_failed", notification_id=notification.id,
                               error=type(exc).__name__)
 
     async def _settled(self, notification_id: str, channel: str, outcome: str) -> None:

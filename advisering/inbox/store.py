@@ -25,6 +25,9 @@ from typing import Any
 import orjson
 
 from advisering.engine.notification import Notification
+from advisering.log import get_logger
+
+log = get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -62,9 +65,9 @@ ChannelsFor = Callable[[Notification], Iterable[str]]
 
 @dataclass(frozen=True)
 class DueDelivery:
-    """A delivery not yet settled: the notification as received, and the channel it is due on."""
+    """A delivery not yet settled: the notification as stored, and the channel it is due on."""
 
-    notification: dict[str, Any]
+    notification: Notification
     channel: str
 
 
@@ -155,13 +158,25 @@ class InboxStore:
         return bool(cursor.rowcount)
 
     def unsettled(self) -> list[DueDelivery]:
-        """Every pending delivery with its notification, in the order the notifications came."""
+        """Every pending delivery with its notification, in the order the notifications came.
+
+        A stored body that is no notification (the database was edited by
+        hand, or damaged) is logged and left out: it stays pending, for an
+        operator to see in ``deliveries``, and never stops the others.
+        """
         with self._lock:
             rows = self._db.execute(
-                "SELECT n.body, d.channel FROM deliveries d "
+                "SELECT n.id, n.body, d.channel FROM deliveries d "
                 "JOIN notifications n ON n.id = d.notification_id "
                 "WHERE d.state = 'pending' ORDER BY n.rowid, d.channel").fetchall()
-        return [DueDelivery(orjson.loads(body), str(channel)) for body, channel in rows]
+        due: list[DueDelivery] = []
+        for notification_id, body, channel in rows:
+            try:
+                due.append(DueDelivery(Notification.decode(body), str(channel)))
+            except ValueError:
+                log.error("delivery_body_unreadable", notification_id=notification_id,
+                          channel=channel)
+        return due
 
     def deliveries(self, notification_id: str) -> dict[str, tuple[str, str | None]]:
         """Channel -> (state, outcome) of one notification's deliveries, for operators."""
@@ -172,7 +187,7 @@ class InboxStore:
         return {str(channel): (str(state), outcome) for channel, state, outcome in rows}
 
     @staticmethod
-    def _visible(viewer: Viewer) -> tuple[str, list[Any]]:
+    def _visible(viewer: Viewer) -> tuple[str, list[object]]:
         if viewer.unit:
             return ("(caseworker = ? OR (caseworker IS NULL AND unit = ?))",
                     [viewer.caseworker, viewer.unit])

@@ -19,8 +19,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 from advisering.engine.evaluate import process
 from advisering.engine.limits import DEFAULT_LIMITS, StateLimits
@@ -33,6 +32,23 @@ METRICS = ("notifications", "recipients", "busiest_per_week", "throttled", "supp
            "matched")
 
 
+@dataclass(frozen=True, slots=True)
+class RuleFigures:
+    """One rule's figures in a report (fields in the order of the report's JSON)."""
+
+    notifications: int = 0
+    recipients: int = 0
+    busiest_recipient: str | None = None
+    busiest_per_week: float = 0.0
+    throttled: int = 0
+    suppressed: int = 0
+    matched: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The figures as the report's JSON shows them."""
+        return asdict(self)
+
+
 @dataclass
 class RuleStats:
     """What one rule did during the replay."""
@@ -43,19 +59,19 @@ class RuleStats:
     suppressed: int = 0
     per_recipient: Counter[str] = field(default_factory=Counter)
 
-    def to_json(self, weeks: float) -> dict[str, Any]:
+    def figures(self, weeks: float) -> RuleFigures:
         """The rule's figures; ``busiest_per_week`` spreads over ``weeks`` of replayed time."""
         # The most notified recipient; on a tie the first by id, so reports are repeatable.
         busiest = min(self.per_recipient.items(), key=lambda kv: (-kv[1], kv[0]), default=None)
-        return {
-            "notifications": self.notifications,
-            "recipients": len(self.per_recipient),
-            "busiest_recipient": busiest[0] if busiest else None,
-            "busiest_per_week": round(busiest[1] / weeks, 2) if busiest else 0.0,
-            "throttled": self.throttled,
-            "suppressed": self.suppressed,
-            "matched": self.matched,
-        }
+        return RuleFigures(
+            notifications=self.notifications,
+            recipients=len(self.per_recipient),
+            busiest_recipient=busiest[0] if busiest else None,
+            busiest_per_week=round(busiest[1] / weeks, 2) if busiest else 0.0,
+            throttled=self.throttled,
+            suppressed=self.suppressed,
+            matched=self.matched,
+        )
 
 
 class Replay:
@@ -91,9 +107,9 @@ class Replay:
         self.duplicates += outcome.duplicates
         self.stale += outcome.stale
 
-    def rules_json(self, weeks: float) -> dict[str, dict[str, Any]]:
+    def rule_figures(self, weeks: float) -> dict[str, RuleFigures]:
         """Per rule id, in id order, its figures over ``weeks``."""
-        return {rule_id: stats.to_json(weeks) for rule_id, stats in sorted(self.stats.items())}
+        return {rule_id: stats.figures(weeks) for rule_id, stats in sorted(self.stats.items())}
 
     def overview_json(self) -> dict[str, int]:
         """How much state the replay left, and the events it ignored as duplicate or stale."""
@@ -126,33 +142,34 @@ class BacktestReport:
     first: dt.datetime | None
     last: dt.datetime | None
     seconds: float
-    candidate: dict[str, dict[str, Any]]
+    candidate: dict[str, RuleFigures]
     candidate_overview: dict[str, int]
-    baseline: dict[str, dict[str, Any]] | None = None
-    source: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, RuleFigures] | None = None
+    source: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def weeks(self) -> float:
         """The replayed period in weeks, from the first to the last event's time."""
         return weeks_between(self.first, self.last)
 
-    def difference(self) -> dict[str, dict[str, Any]]:
-        """Per rule id in either set: candidate minus baseline for each figure."""
+    def difference(self) -> dict[str, dict[str, str | float]]:
+        """Per rule id in either set: its status, and candidate minus baseline per figure."""
         if self.baseline is None:
             return {}
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, dict[str, str | float]] = {}
         for rule_id in sorted(set(self.candidate) | set(self.baseline)):
             new, old = self.candidate.get(rule_id), self.baseline.get(rule_id)
             status = ("new" if old is None else "removed" if new is None
-                      else "same" if all(new[m] == old[m] for m in METRICS) else "changed")
-            diff: dict[str, Any] = {"status": status}
+                      else "same" if all(_figure(new, m) == _figure(old, m) for m in METRICS)
+                      else "changed")
+            diff: dict[str, str | float] = {"status": status}
             for metric in METRICS:
-                delta = (new or {}).get(metric, 0) - (old or {}).get(metric, 0)
+                delta = _figure(new, metric) - _figure(old, metric)
                 diff[metric] = round(delta, 2) if isinstance(delta, float) else delta
             out[rule_id] = diff
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The whole report as JSON, with the baseline and the difference when there is one."""
         return {
             "source": self.source,
@@ -164,10 +181,20 @@ class BacktestReport:
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events / self.seconds) if self.seconds else None,
             "overview": self.candidate_overview,
-            "rules": self.candidate,
-            "baseline": self.baseline,
+            "rules": _figures_json(self.candidate),
+            "baseline": None if self.baseline is None else _figures_json(self.baseline),
             "difference": self.difference() if self.baseline is not None else None,
         }
+
+
+def _figure(figures: RuleFigures | None, metric: str) -> float:
+    """One numeric figure by its name in METRICS; 0 for a rule the set does not have."""
+    value: float = 0 if figures is None else getattr(figures, metric)
+    return value
+
+
+def _figures_json(figures: dict[str, RuleFigures]) -> dict[str, dict[str, object]]:
+    return {rule_id: f.to_json() for rule_id, f in figures.items()}
 
 
 def weeks_between(first: dt.datetime | None, last: dt.datetime | None) -> float:
@@ -180,7 +207,7 @@ def weeks_between(first: dt.datetime | None, last: dt.datetime | None) -> float:
 def backtest(
     events: Iterable[CaseEvent | Rejection], candidate: Matcher, baseline: Matcher | None = None,
     *, progress: Callable[[Progress], None] | None = None, every: int = 100_000,
-    source: dict[str, Any] | None = None, limits: StateLimits = DEFAULT_LIMITS,
+    source: dict[str, str | None] | None = None, limits: StateLimits = DEFAULT_LIMITS,
 ) -> BacktestReport:
     """Replay ``events`` through ``candidate`` (and ``baseline``); invalid events are counted.
 
@@ -214,8 +241,8 @@ def backtest(
     weeks = weeks_between(first, last)
     return BacktestReport(
         events=count, accepted=accepted, rejected=rejected, first=first, last=last,
-        seconds=seconds, candidate=replays[0].rules_json(weeks),
+        seconds=seconds, candidate=replays[0].rule_figures(weeks),
         candidate_overview=replays[0].overview_json(),
-        baseline=replays[1].rules_json(weeks) if baseline is not None else None,
+        baseline=replays[1].rule_figures(weeks) if baseline is not None else None,
         source=source or {},
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -41,7 +41,7 @@ def rule_json(rule: Rule) -> dict[str, Any]:
     return rule.model_dump(mode="json", exclude_none=True)
 
 
-def rule_hash(document: dict[str, Any]) -> str:
+def rule_hash(document: Mapping[str, object]) -> str:
     """The SHA-256 of a rule's JSON with sorted keys: equal content, equal hash."""
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -238,7 +238,7 @@ def deploy(bootstrap: str, ruleset: RuleSet, plan: DeployPlan, at: dt.datetime,
     producer = Producer(client_config(bootstrap, {"enable.idempotence": True, "acks": "all"}))
     errors: list[str] = []
 
-    def delivered(error: Any, _message: Any) -> None:
+    def delivered(error: object, _message: object) -> None:
         if error is not None:
             errors.append(str(error))
 

@@ -6,8 +6,6 @@ tests compare text. Citizens are shown by a shortened pseudonym only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from advisering.engine.explain import Explanation
 from advisering.engine.notification import Notification
 from advisering.rulebook.backtest import BacktestReport
@@ -83,14 +81,14 @@ COLUMNS = (("notifications", "notifications"), ("recipients", "recipients"),
            ("suppressed", "suppressed"))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return f"{value:,}".replace(",", " ") if isinstance(value, int) else str(value)
 
 
-def _delta(value: Any) -> str:
-    if not value:
+def _delta(value: object) -> str:
+    if not isinstance(value, int | float) or not value:
         return ""
     return ("+" if value > 0 else "") + _cell(value)
 
@@ -99,18 +97,18 @@ def backtest_lines(
     report: BacktestReport, candidate_dir: str, baseline_dir: str | None
 ) -> list[str]:
     """The backtest as a table of figures per rule, with the change against a baseline."""
-    data = report.to_json()
-    events = data["events"]
-    rejected = ", ".join(f"{n} {reason}" for reason, n in events["rejected"].items())
-    period = data["period"]
+    rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(report.rejected.items()))
+    first = report.first.isoformat() if report.first else None
+    last = report.last.isoformat() if report.last else None
+    per_second = round(report.events / report.seconds) if report.seconds else 0
+    overview = report.candidate_overview
     lines = [
         f"Backtest of {candidate_dir}" + (f" against {baseline_dir}" if baseline_dir else ""),
-        f"  events: {events['read']} read, {events['accepted']} replayed, "
-        f"{sum(events['rejected'].values())} rejected" + (f" ({rejected})" if rejected else ""),
-        f"  period: {period['first']} to {period['last']} ({period['weeks']:.1f} weeks)",
-        f"  {data['seconds']:.1f}s, {data['events_per_second'] or 0} events/s; overview at the "
-        f"end: {data['overview']['citizens']} citizens, {data['overview']['open_cases']} "
-        "open cases",
+        f"  events: {report.events} read, {report.accepted} replayed, "
+        f"{sum(report.rejected.values())} rejected" + (f" ({rejected})" if rejected else ""),
+        f"  period: {first} to {last} ({round(report.weeks, 3):.1f} weeks)",
+        f"  {round(report.seconds, 3):.1f}s, {per_second} events/s; overview at the "
+        f"end: {overview['citizens']} citizens, {overview['open_cases']} open cases",
         "",
     ]
     diff = report.difference()
@@ -127,7 +125,8 @@ def backtest_lines(
         figures = report.candidate.get(rule_id)
         row = f"{rule_id:<{width}}"
         for key, title in COLUMNS:
-            row += f"  {_cell(figures[key]) if figures else '-':>{max(len(title), 6)}}"
+            cell = _cell(getattr(figures, key)) if figures else "-"
+            row += f"  {cell:>{max(len(title), 6)}}"
             if compare:
                 row += f" {_delta(diff[rule_id][key]):>6}"
         if compare:

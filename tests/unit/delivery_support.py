@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiosmtpd.controller import Controller
 
+from advisering.engine.notification import Notification
 from tests.unit.builders import CITIZEN_A
 
 
@@ -24,9 +25,9 @@ def notification(
     nid: str = "n-1", *, caseworker: str | None = "bf-0042", unit: str = "bf-syd",
     department: str = "boern-familie", message: str = "Borgeren i din sag DUBU-1 er sanktioneret.",
     severity: str = "high",
-) -> dict[str, Any]:
-    """A notification shaped as the engine emits it, with a real pseudonym in it."""
-    return {
+) -> Notification:
+    """A notification as the engine emits it, with a real pseudonym in it."""
+    return Notification.from_json({
         "id": nid,
         "rule": "sanktion-til-boernesag",
         "title": "Sanktion i jobcentret for en forælder med en åben børnesag",
@@ -39,7 +40,7 @@ def notification(
         "message": message,
         "legal_basis": "Barnets lov (underretning og tidlig indsats)",
         "created": "2026-11-29T09:12:01+01:00",
-    }
+    })
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from advisering.delivery.config import ChannelsConfig, load_channels
+from advisering.engine.notification import Recipient
 from advisering.yamlfiles import YamlFileError
 
 VALID = """\
@@ -66,9 +67,9 @@ def test_valid_file_loads(tmp_path: Path) -> None:
     mail = config.channels[1].email
     assert mail is not None
     assert mail.interval == 900
-    assert mail.address_for({"caseworker": "hp-7", "unit": "hjemmepleje-vest"}) == (
+    assert mail.address_for(Recipient("hp-7", "hjemmepleje-vest", "aeldre")) == (
         "hp-7@kommune.example")
-    assert mail.address_for({"caseworker": None, "unit": "hjemmepleje-vest"}) == (
+    assert mail.address_for(Recipient(None, "hjemmepleje-vest", "aeldre")) == (
         "hjemmepleje-vest@kommune.example")
     assert config.channels[2].email is not None
     assert config.channels[2].email.smtp_port == 25
@@ -151,10 +152,10 @@ def test_duplicate_channel_names_are_refused(tmp_path: Path) -> None:
 def test_channels_for_prefers_unit_over_department(tmp_path: Path) -> None:
     """A recipient whose unit has a channel gets that one, not its department's."""
     config = load_channels(_write(tmp_path, VALID))
-    bf_syd = {"caseworker": "bf-0042", "unit": "bf-syd", "department": "boern-familie"}
-    bf_nord = {"caseworker": "bf-0043", "unit": "bf-nord", "department": "boern-familie"}
-    elder = {"caseworker": None, "unit": "hjemmepleje-vest", "department": "aeldre"}
-    nobody = {"caseworker": "jc-1", "unit": "jobcenter-nord", "department": "jobcenter"}
+    bf_syd = Recipient("bf-0042", "bf-syd", "boern-familie")
+    bf_nord = Recipient("bf-0043", "bf-nord", "boern-familie")
+    elder = Recipient(None, "hjemmepleje-vest", "aeldre")
+    nobody = Recipient("jc-1", "jobcenter-nord", "jobcenter")
     assert [c.name for c in config.channels_for(bf_syd)] == ["bf-syd-mail"]
     assert [c.name for c in config.channels_for(bf_nord)] == ["boern-familie-fagsystem"]
     assert [c.name for c in config.channels_for(elder)] == ["hjemmepleje-mail"]
@@ -171,5 +172,5 @@ def test_unit_with_two_channels_gets_both() -> None:
         {"name": "c", "match": {"department": "d"},
          "webhook": {"url": "https://c.example/x", "secret": "s" * 16}},
     ]})
-    recipient = {"caseworker": "x", "unit": "u", "department": "d"}
+    recipient = Recipient("x", "u", "d")
     assert [c.name for c in config.channels_for(recipient)] == ["a", "b"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -40,7 +41,7 @@ HOUR = 3600.0
 
 def stored(nid: str) -> Notification:
     """A notification as the inbox consumer hands it to the store."""
-    return Notification.from_json(notification(nid))
+    return notification(nid)
 
 
 @dataclass
@@ -138,7 +139,7 @@ async def test_pending_webhook_is_delivered_once_after_restart(
 
     await receiver.start()
     restarted = InboxStore(db)
-    assert [(d.notification["id"], d.channel) for d in restarted.unsettled()] == [
+    assert [(d.notification.id, d.channel) for d in restarted.unsettled()] == [
         ("n-1", "fagsystem")]
     second = DurableDelivery(config, restarted, sink)
     assert await second.start() == 1
@@ -210,13 +211,13 @@ def test_pending_rows_are_written_with_the_notification(tmp_path: Path) -> None:
     """add_many records pending deliveries in its transaction: both or neither, never twice."""
     store = InboxStore(tmp_path / "inbox.sqlite3")
     routed = stored("n-1")
-    unrouted = Notification.from_json(notification("n-2", department="jobcenter", unit="jc-nord"))
+    unrouted = notification("n-2", department="jobcenter", unit="jc-nord")
 
     def channels(n: Notification) -> list[str]:
         return ["a", "b"] if n.recipient.department == "boern-familie" else []
 
     assert len(store.add_many([routed, unrouted], channels_for=channels)) == 2
-    assert [(d.notification["id"], d.channel) for d in store.unsettled()] == [
+    assert [(d.notification.id, d.channel) for d in store.unsettled()] == [
         ("n-1", "a"), ("n-1", "b")]
     assert store.add_many([routed], channels_for=channels) == []  # a repeat adds nothing
     assert store.mark_settled("n-1", "a", "delivered")
@@ -231,6 +232,22 @@ def test_pending_rows_are_written_with_the_notification(tmp_path: Path) -> None:
         store.add_many([stored("n-3")], channels_for=broken)
     assert store.deliveries("n-3") == {}
     assert store.add_many([stored("n-3")]) != []  # the rollback took the notification
+    store.close()
+
+
+async def test_unreadable_stored_body_stays_pending_and_spares_the_rest(tmp_path: Path) -> None:
+    """A damaged stored body is left out of the re-dispatch (still pending), never a crash."""
+    path = tmp_path / "inbox.sqlite3"
+    store = InboxStore(path)
+    store.add_many([stored("n-1"), stored("n-2")], channels_for=lambda _n: ["gone"])
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE notifications SET body = ? WHERE id = 'n-1'", (b'{"id": "n-1"}',))
+    assert [d.notification.id for d in store.unsettled()] == ["n-2"]
+    delivery = DurableDelivery(ChannelsConfig(), store, DeadLetters())
+    assert await delivery.start() == 1
+    await delivery.close()
+    assert store.deliveries("n-1") == {"gone": ("pending", None)}
+    assert store.deliveries("n-2") == {"gone": ("settled", CHANNEL_REMOVED)}
     store.close()
 
 

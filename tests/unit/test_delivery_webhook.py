@@ -111,7 +111,7 @@ async def test_retries_until_accepted_with_signed_idempotent_posts(receiver: Rec
         assert abs(int(headers["X-Advisering-Timestamp"]) - time.time()) < 60
     delivered = receiver.accepted[0]
     assert delivered["id"] == "n-42"
-    assert delivered["message"] == notification()["message"]
+    assert delivered["message"] == notification().message
     assert "citizen" not in delivered  # the receiver knows the citizen by its own case
 
 
@@ -139,7 +139,7 @@ async def test_always_failing_endpoint_ends_in_dead_letters(receiver: Receiver) 
     assert record["rule"] == "sanktion-til-boernesag"
     assert record["recipient"]["caseworker"] == "bf-0042"
     assert b"ps1-" not in value
-    assert notification()["message"].encode() not in value
+    assert notification().message.encode() not in value
     assert "message" not in record and "citizen" not in record
 
 

@@ -17,7 +17,7 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.rules import load_rules
 from advisering.privacy import pseudonymise
 from advisering.rulebook import THROWAWAY_KEY
-from advisering.rulebook.backtest import Progress, backtest, weeks_between
+from advisering.rulebook.backtest import Progress, RuleFigures, backtest, weeks_between
 from advisering.rulebook.history import file_events
 from advisering.rulebook.trial import TrialReport, load_overview, run_trial
 from advisering.yamlfiles import YamlFileError
@@ -218,16 +218,14 @@ def candidate_rules(tmp_path: Path) -> Path:
     return directory
 
 
-def zero() -> dict[str, Any]:
-    return {"notifications": 0, "recipients": 0, "busiest_recipient": None,
-            "busiest_per_week": 0.0, "throttled": 0, "suppressed": 0, "matched": 0}
+def zero() -> RuleFigures:
+    return RuleFigures()
 
 
 def figures(notifications: int, recipients: int, busiest: str | None, per_week: float,
-            throttled: int = 0, suppressed: int = 0, matched: int = 0) -> dict[str, Any]:
-    return {"notifications": notifications, "recipients": recipients,
-            "busiest_recipient": busiest, "busiest_per_week": per_week,
-            "throttled": throttled, "suppressed": suppressed, "matched": matched}
+            throttled: int = 0, suppressed: int = 0, matched: int = 0) -> RuleFigures:
+    return RuleFigures(notifications, recipients, busiest, per_week, throttled, suppressed,
+                       matched)
 
 
 BASELINE_RULES = {
@@ -368,7 +366,7 @@ def test_cli_backtest_json_without_baseline(
     captured = capsys.readouterr()
     data = orjson.loads(captured.out)
     assert (data["baseline"], data["difference"]) == (None, None)
-    assert data["rules"] == BASELINE_RULES
+    assert data["rules"] == {k: v.to_json() for k, v in BASELINE_RULES.items()}
     assert data["events"] == {"read": 13, "accepted": 11,
                               "rejected": {"cpr_detected": 1, "not_json": 1}}
     assert data["period"]["first"] == BASE.isoformat()
