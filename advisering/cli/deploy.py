@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from advisering.settings import Settings
+
+if TYPE_CHECKING:
+    from advisering.rulebook.deploy import DeployedState, DeployPlan
 
 
 def _deploy(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,7 +43,7 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_plan(plan: Any, deployed: Any) -> None:
+def _print_plan(plan: DeployPlan, deployed: DeployedState) -> None:
     current = deployed.manifest.version if deployed.manifest else "none (workers use "\
         "ADVISERING_RULES_DIR)"
     print(f"Deployed now: {current}")
