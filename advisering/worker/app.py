@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
@@ -50,9 +50,18 @@ from advisering.worker.sending import BatchSender, Record, SendFailed, partition
 
 log = get_logger(__name__)
 
+
+class Position(Protocol):
+    """Where a record was read: all the worker reads of a Faust message (dead letters, logs)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 # One citizen event handled in a correlate batch: (pseudonym or None for a record that
 # could not be unpacked, its message, its payload, what to send for it).
-Handled = tuple[bytes | None, Any, bytes | None, steps.Outbox]
+Handled = tuple[bytes | None, Position, bytes | None, steps.Outbox]
 
 
 def encode_state(state: CitizenState) -> bytes:
@@ -261,7 +270,7 @@ class Agents:
                  self.correlate_one(message, citizen, payload, touched))
                 for citizen, payload in pairs]
 
-    def correlate_one(self, message: Any, citizen: bytes, payload: bytes,
+    def correlate_one(self, message: Position, citizen: bytes, payload: bytes,
                       touched: dict[bytes, tuple[CitizenState, Any]]) -> steps.Outbox:
         """One citizen event against the batch's newest state of its citizen."""
         before = touched[citizen][0] if citizen in touched else self.citizens.data.get(citizen)
@@ -280,7 +289,7 @@ class Agents:
         return outbox
 
     @staticmethod
-    def failed(message: Any, payload: bytes | None, exc: Exception) -> steps.Outbox:
+    def failed(message: Position, payload: bytes | None, exc: Exception) -> steps.Outbox:
         """A dead letter for what the engine could not process (a bug): kept, never dropped."""
         # No traceback: its frames and messages could hold event data.
         log.error("event_processing_failed", topic=message.topic,
