@@ -32,11 +32,11 @@ def trial_lines(report: TrialReport) -> list[str]:
     for step in report.steps:
         lines.extend(_step_lines(step))
     summary = report.summary()
-    fired = ", ".join(summary["rules_fired"]) or "none"
+    fired = ", ".join(summary.rules_fired) or "none"
     lines.append(
-        f"{summary['events']} event(s), {summary['rejected']} rejected; "
-        f"{summary['notifications']} notification(s) (rules: {fired}); "
-        f"{summary['almost']} near miss(es)."
+        f"{summary.events} event(s), {summary.rejected} rejected; "
+        f"{summary.notifications} notification(s) (rules: {fired}); "
+        f"{summary.almost} near miss(es)."
     )
     return lines
 

@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -123,7 +122,7 @@ class TrialStep:
     rejection: Rejection | None = None
     citizens: list[tuple[str, Explanation]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The step as JSON: the rejection, or per citizen what fired and what almost did."""
         if self.event is None:
             assert self.rejection is not None
@@ -143,6 +142,23 @@ class TrialStep:
                 "almost": [v.to_json() for v in explanation.almost],
             } for citizen, explanation in self.citizens],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TrialSummary:
+    """The totals of a trial an operator checks first."""
+
+    events: int
+    rejected: int
+    notifications: int
+    rules_fired: tuple[str, ...]  # sorted, each once
+    almost: int
+
+    def to_json(self) -> dict[str, object]:
+        """The summary as the report's JSON holds it."""
+        return {"events": self.events, "rejected": self.rejected,
+                "notifications": self.notifications, "rules_fired": list(self.rules_fired),
+                "almost": self.almost}
 
 
 @dataclass
@@ -168,20 +184,21 @@ class TrialReport:
         """How often a rule of an event's type did not fire, over the whole scenario."""
         return sum(len(e.almost) for e in self.explanations())
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> TrialSummary:
         """The totals an operator checks first."""
         notifications = self.notifications()
-        return {
-            "events": len(self.steps),
-            "rejected": self.rejected,
-            "notifications": len(notifications),
-            "rules_fired": sorted({n.rule for n in notifications}),
-            "almost": self.almost(),
-        }
+        return TrialSummary(
+            events=len(self.steps),
+            rejected=self.rejected,
+            notifications=len(notifications),
+            rules_fired=tuple(sorted({n.rule for n in notifications})),
+            almost=self.almost(),
+        )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The report as JSON: every step, then the summary."""
-        return {"steps": [step.to_json() for step in self.steps], "summary": self.summary()}
+        return {"steps": [step.to_json() for step in self.steps],
+                "summary": self.summary().to_json()}
 
 
 def run_trial(

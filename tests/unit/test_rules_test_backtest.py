@@ -61,7 +61,7 @@ def test_trial_of_the_fixture_scenario_gives_exact_verdicts() -> None:
         (7, "sanktion-til-boernesag", "suppressed", "allow_sensitive"),
         (7, "ydelsesstop-til-handicap", "condition", "when.department"),
     ]
-    assert report.summary() == {
+    assert report.summary().to_json() == {
         "events": 9, "rejected": 1, "notifications": 3,
         "rules_fired": ["indlaeggelse-til-hjemmepleje", "sanktion-til-boernesag",
                         "ydelsesstop-til-handicap"],
@@ -108,7 +108,7 @@ def test_near_miss_reasons_say_what_the_event_had_and_the_rule_wanted() -> None:
 def test_without_overview_the_related_cases_are_missing() -> None:
     """Without the starting overview, the sanction finds no related case (and says so)."""
     report = trial(overview=None)
-    assert report.summary()["notifications"] == 0
+    assert report.summary().notifications == 0
     first = report.steps[0].citizens[0][1].verdicts[0]
     assert (first.rule, first.verdict, first.condition, first.reason) == (
         "sanktion-til-boernesag", "no_target", "related",
