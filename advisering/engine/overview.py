@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from advisering.engine.event import EngineEvent
 
@@ -68,10 +69,36 @@ def _stored(times: dict[str, float]) -> dict[str, int]:
     return {key: round(at * 1000) for key, at in times.items()}
 
 
-def _loaded(times: dict[str, float]) -> dict[str, float]:
+def _loaded(times: Mapping[str, float]) -> dict[str, float]:
     return {key: loaded_time(at) for key, at in times.items()}
 
 SENT_MEMORY_SECONDS = 14 * 86400
+
+
+class StoredCase(TypedDict):
+    """An open case as the changelog holds it (``last_seen`` in whole milliseconds)."""
+
+    id: str
+    source: str
+    department: str
+    unit: str
+    caseworker: str | None
+    kle: str
+    status: str
+    sensitivity: str
+    last_seen: int
+
+
+class StoredState(TypedDict):
+    """A citizen's state as the changelog holds it (times in milliseconds, ``v`` the format)."""
+
+    cases: list[StoredCase]
+    closed: dict[str, int]
+    sent: dict[str, int]
+    throttle: dict[str, int]
+    newest: int
+    seen: dict[str, int]
+    v: int
 
 
 @dataclass(slots=True)
@@ -93,7 +120,7 @@ class OpenCase:
     sensitivity: str
     last_seen: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> StoredCase:
         """The case as stored in the citizen's state (``last_seen`` in the stored time format)."""
         return {
             "id": self.id, "source": self.source, "department": self.department,
@@ -103,9 +130,10 @@ class OpenCase:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> OpenCase:
+    def from_json(cls, raw: StoredCase) -> OpenCase:
         """The case stored by :meth:`to_json`."""
-        return cls(**dict(raw, last_seen=loaded_time(raw["last_seen"])))
+        return cls(raw["id"], raw["source"], raw["department"], raw["unit"], raw["caseworker"],
+                   raw["kle"], raw["status"], raw["sensitivity"], loaded_time(raw["last_seen"]))
 
 
 @dataclass(slots=True)
@@ -134,7 +162,7 @@ class CitizenState:
         """True when there is nothing to keep, so the citizen's entry can be deleted."""
         return not (self.cases or self.closed or self.sent or self.throttle or self.seen)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> StoredState:
         """The JSON stored in the citizens table; ``v`` is the format's version."""
         return {
             "cases": [case.to_json() for case in self.cases.values()],
@@ -147,8 +175,11 @@ class CitizenState:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any] | None) -> CitizenState:
-        """The state stored by :meth:`to_json`; an empty state for None or an empty mapping."""
+    def from_json(cls, raw: StoredState | None) -> CitizenState:
+        """The state stored by :meth:`to_json`; an empty state for None or an empty mapping.
+
+        A missing key reads as empty (``raw`` is decoded changelog JSON, not checked here).
+        """
         if not raw:
             return cls()
         return cls(
