@@ -13,7 +13,6 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -38,14 +37,14 @@ _ONE = "/api/v1/notifications/{id:(?!read-all$)[^{}/]+}"
 class Broadcast:
     """Fans new notifications out to the open live streams."""
 
-    queues: dict[asyncio.Queue[dict[str, Any]], Viewer] = field(default_factory=dict)
+    queues: dict[asyncio.Queue[Notification], Viewer] = field(default_factory=dict)
 
     def publish(self, notifications: list[Notification]) -> None:
         """Queue each notification on every open stream whose viewer may see it (on the loop)."""
         for queue, viewer in list(self.queues.items()):
             for notification in notifications:
                 if visible_to(viewer, notification):
-                    queue.put_nowait(notification.to_json())
+                    queue.put_nowait(notification)
 
 
 def visible_to(viewer: Viewer, notification: Notification) -> bool:
@@ -107,13 +106,16 @@ class InboxApi:
         claims = tokens.verify(self.secret, token)
         return Viewer(claims.caseworker, claims.unit)
 
-    def _present(self, notification: dict[str, Any]) -> dict[str, Any]:
-        """The notification with a link to the recipient's own case, when configured."""
+    def _present(self, notification: dict[str, object]) -> dict[str, object]:
+        """The notification's JSON with a link to the recipient's own case, when configured."""
         related = notification["related_case"]
+        if not isinstance(related, dict):
+            return notification
         pattern = self.case_urls.get(related.get("source", ""))
         if pattern:
             notification = dict(notification)
-            notification["related_case"] = dict(related, url=pattern.replace("{id}", related["id"]))
+            notification["related_case"] = dict(related,
+                                                url=pattern.replace("{id}", str(related["id"])))
         return notification
 
     @authenticated
@@ -141,7 +143,7 @@ class InboxApi:
                            f"limit 1..{MAX_PAGE}, offset 0..{MAX_OFFSET}")
         items, total, unread_count = await asyncio.to_thread(
             self.store.list, viewer, unread=unread, severity=severity, limit=limit, offset=offset)
-        return json_response({"items": [self._present(i) for i in items], "total": total,
+        return json_response({"items": [self._present(i.to_json()) for i in items], "total": total,
                       "unread": unread_count, "limit": limit, "offset": offset})
 
     @authenticated
@@ -150,7 +152,7 @@ class InboxApi:
         item = await asyncio.to_thread(self.store.get, viewer, request.match_info["id"])
         if item is None:
             return error_response(404, "not_found", "no such notification")
-        return json_response(self._present(item))
+        return json_response(self._present(item.to_json()))
 
     @authenticated
     async def read(self, request: web.Request, viewer: Viewer) -> web.Response:
@@ -200,7 +202,7 @@ class InboxApi:
             "X-Accel-Buffering": "no"})
         # Listen before the client learns the stream is open, so nothing that
         # arrives in between is missed.
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[Notification] = asyncio.Queue()
         self.broadcast.queues[queue] = viewer
         try:
             await response.prepare(request)
@@ -211,8 +213,8 @@ class InboxApi:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
-                data = orjson.dumps(self._present(notification))
-                await response.write(b"event: notification\nid: " + notification["id"].encode()
+                data = orjson.dumps(self._present(notification.to_json()))
+                await response.write(b"event: notification\nid: " + notification.id.encode()
                                      + b"\ndata: " + data + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass

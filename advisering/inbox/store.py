@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -77,6 +76,25 @@ class Viewer:
 
     caseworker: str
     unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A stored notification with the viewer-facing state the inbox keeps beside it.
+
+    ``body`` is the notification's JSON exactly as stored: rows written by an
+    earlier version are answered with the fields they were stored with.
+    """
+
+    body: dict[str, object]
+    read_at: str | None
+    feedback: str | None
+    feedback_reason: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """The item as the inbox answers it: the stored JSON, then the read state and feedback."""
+        return {**self.body, "read_at": self.read_at, "feedback": self.feedback,
+                "feedback_reason": self.feedback_reason}
 
 
 def _now() -> str:
@@ -196,7 +214,7 @@ class InboxStore:
     def list(
         self, viewer: Viewer, *, unread: bool | None = None, severity: str | None = None,
         limit: int = 50, offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int, int]:
+    ) -> tuple[list[InboxItem], int, int]:
         """(page of notifications, total matching, unread count); unread first, newest first."""
         where, params = self._visible(viewer)
         filters = [where]
@@ -224,7 +242,7 @@ class InboxStore:
             ).fetchone()[0]
         return [self._item(row) for row in rows], int(total), int(unread_count)
 
-    def get(self, viewer: Viewer, notification_id: str) -> dict[str, Any] | None:
+    def get(self, viewer: Viewer, notification_id: str) -> InboxItem | None:
         """One notification the viewer may see, or None."""
         where, params = self._visible(viewer)
         with self._lock:
@@ -303,9 +321,6 @@ class InboxStore:
         return removed
 
     @staticmethod
-    def _item(row: tuple[Any, ...]) -> dict[str, Any]:
-        body: dict[str, Any] = orjson.loads(row[0])
-        body["read_at"] = row[1]
-        body["feedback"] = row[2]
-        body["feedback_reason"] = row[3]
-        return body
+    def _item(row: tuple[bytes, str | None, str | None, str | None]) -> InboxItem:
+        body: dict[str, object] = orjson.loads(row[0])
+        return InboxItem(body, row[1], row[2], row[3])

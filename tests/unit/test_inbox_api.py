@@ -127,7 +127,9 @@ async def test_other_caseworkers_notification_is_404(inbox: Any, path: str) -> N
     else:
         reply = await client.post(path, headers=auth(), json={"useful": True})
     assert reply.status == 404
-    assert store.get(Viewer("bf-0077", "bf-nord"), "o1")["read_at"] is None  # type: ignore[index]
+    item = store.get(Viewer("bf-0077", "bf-nord"), "o1")
+    assert item is not None
+    assert item.read_at is None
 
 
 async def test_unit_notifications_need_the_unit_claim(inbox: Any) -> None:
@@ -244,5 +246,5 @@ def test_repeated_notification_is_stored_once_and_read_ones_expire(tmp_path: Pat
     store.mark_read(viewer, "a1")
     assert store.expire(dt.timedelta(days=30)) == 0
     assert store.expire(dt.timedelta(seconds=-1)) == 1
-    assert [n["id"] for n in store.list(viewer)[0]] == ["a2"]
+    assert [n.body["id"] for n in store.list(viewer)[0]] == ["a2"]
     store.close()
