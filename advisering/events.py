@@ -169,10 +169,12 @@ class CaseEvent(BaseModel):
 
     @property
     def key(self) -> str:
-        """The Kafka key: the case id, or for registry events the subject or id."""
-        if self.data.case is not None:
-            return self.data.case.id
-        return self.subject or self.id
+        """The Kafka key: the pseudonym of the first party (every event has at least one).
+
+        Keyed by citizen, the events whose first party is one citizen share a
+        partition and keep their order (DESIGN.md, ``advisering.case-events``).
+        """
+        return self.data.parties[0].citizen
 
     @property
     def department(self) -> str | None:

@@ -28,7 +28,7 @@ from advisering import metrics
 from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
 from advisering.jsondepth import value_too_deep
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import case_events_producer_config
 from advisering.kafka.topics import CASE_EVENTS, default_vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
@@ -62,7 +62,7 @@ class Publisher:
         self._key = settings.pseudonym_key_bytes()  # refuses to start without the key
         self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir, settings)
         self.delivery_timeout = delivery_timeout
-        config: dict[str, Any] = client_config(settings.bootstrap_servers, {
+        config: dict[str, Any] = case_events_producer_config(settings.bootstrap_servers, {
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,

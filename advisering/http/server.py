@@ -20,7 +20,7 @@ from advisering.http.openapi import openapi_document
 from advisering.http.sources import utc_now
 from advisering.http.sources_reload import ReloadingSources
 from advisering.inbox.service import add_inbox
-from advisering.kafka.clients import broker_answers, client_config
+from advisering.kafka.clients import broker_answers, case_events_producer_config
 from advisering.kafka.producer import AsyncProducer
 from advisering.kafka.topics import default_vocabulary
 from advisering.log import get_logger
@@ -94,7 +94,7 @@ def add_ingest(app: web.Application, settings: Settings,
     sources = ReloadingSources(settings.sources_file, vocabulary,
                                interval=settings.sources_reload_seconds, required=False)
     app[MAX_BODY] = settings.ingest_max_body_bytes
-    producer = AsyncProducer(client_config(settings.bootstrap_servers, {
+    producer = AsyncProducer(case_events_producer_config(settings.bootstrap_servers, {
         "delivery.timeout.ms": int(settings.ingest_delivery_timeout * 1000),
         "client.id": "advisering-ingest",
     }))

@@ -151,6 +151,23 @@ def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[s
     return config
 
 
+#: librdkafka's murmur2 partitioner: for a key, ``(murmur2(key) & 0x7fffffff) % partitions``,
+#: as the Java client and aiokafka (the worker) choose; librdkafka's default
+#: (``consistent_random``, CRC32) would put a pseudonym on another partition.
+CASE_EVENTS_PARTITIONER = "murmur2_random"
+
+
+def case_events_producer_config(bootstrap: str,
+                                props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`client_config` for a producer to ``advisering.case-events``.
+
+    The edge keys an event by its first party's pseudonym; with the worker's
+    partitioner that key lands on the partition the worker's citizens table
+    keeps the pseudonym on, so one citizen's events stay in order end to end.
+    """
+    return client_config(bootstrap, {"partitioner": CASE_EVENTS_PARTITIONER, **(props or {})})
+
+
 def broker_answers(bootstrap: str, timeout: float) -> bool:
     """True when a broker at ``bootstrap`` answers a metadata request."""
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here

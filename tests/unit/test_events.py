@@ -17,7 +17,7 @@ from advisering.events import (
     encode_event,
     validate_event,
 )
-from tests.unit.builders import CITIZEN_A, VOCABULARY, case, event_dict
+from tests.unit.builders import CITIZEN_A, CITIZEN_B, VOCABULARY, case, event_dict
 
 CPR = "0101700001"
 
@@ -48,8 +48,31 @@ def test_valid_event_passes() -> None:
     assert result.data.case.caseworker == "jc-4711"
     assert result.data.parties[0].citizen == CITIZEN_A
     assert result.data_value("benefit.action") == "sanctioned"
-    assert result.key == "MOM-2026-00123"
+    assert result.key == CITIZEN_A
     assert result.department == "jobcenter"
+
+
+def test_the_key_is_the_first_partys_pseudonym() -> None:
+    """A multi-party event is keyed by its first party, whichever role it has."""
+    raw = good()
+    raw["data"]["parties"] = [{"citizen": CITIZEN_B, "role": "barn"},
+                              {"citizen": CITIZEN_A, "role": "primaer"}]
+    result = validate_event(raw, VOCABULARY)
+    assert isinstance(result, CaseEvent)
+    assert result.key == CITIZEN_B
+    raw["data"]["parties"].reverse()
+    reversed_result = validate_event(raw, VOCABULARY)
+    assert isinstance(reversed_result, CaseEvent)
+    assert reversed_result.key == CITIZEN_A
+
+
+def test_an_event_without_parties_is_rejected() -> None:
+    """Every valid event has a first party to key it by: an empty party list is rejected."""
+    raw = good()
+    raw["data"]["parties"] = []
+    result = rejected(raw)
+    assert result.reason == RejectReason.INVALID_FIELD
+    assert result.path == "data.parties"
 
 
 def test_sensitivity_defaults_to_fortrolige() -> None:
@@ -206,7 +229,7 @@ def test_citizen_event_without_case_is_valid(event_type: str) -> None:
     assert isinstance(result, CaseEvent)
     assert result.data.case is None
     assert result.department is None
-    assert result.key == "flytning-77"
+    assert result.key == CITIZEN_A
 
 
 def test_unknown_department() -> None:
