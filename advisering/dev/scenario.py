@@ -58,10 +58,10 @@ def event(
 def demo_scenario(start: dt.datetime | None = None) -> list[list[dict[str, Any]]]:
     """The events of the built-in municipality, in waves to publish one after another.
 
-    Events are keyed by case id, so two events about different cases may be
-    processed in either order. Each wave only depends on earlier waves having
-    been processed, as it would be in a municipality where these things
-    happen minutes or days apart.
+    Each wave only depends on earlier waves having been processed, as it
+    would be in a municipality where these things happen minutes or days
+    apart; the events are keyed by their (only) party's pseudonym, so each
+    citizen's events keep their order even when all waves go in one go.
     """
     t0 = start or dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 

@@ -20,7 +20,7 @@ class CaseView(Protocol):
 
     @property
     def id(self) -> str:
-        """The case id, which is also the Kafka key."""
+        """The case id (the source system's own)."""
 
     @property
     def kle(self) -> str:

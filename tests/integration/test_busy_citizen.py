@@ -57,7 +57,7 @@ def busy_events(citizen: str) -> list[dict[str, Any]]:
 
 
 def publish(bootstrap: str, events: list[dict[str, Any]], key: bytes | None = None) -> None:
-    """Every event on advisering.case-events in one go, keyed by its case id or ``key``."""
+    """Every event on advisering.case-events in one go, keyed (old style) by case id or ``key``."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for number, event in enumerate(events):
         producer.produce(CASE_EVENTS, key=key or event["data"]["case"]["id"].encode(),

@@ -6,10 +6,14 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from advisering.kafka import clients as kafka_clients
-from advisering.kafka.clients import RateLimitedForwarder, client_config
+from advisering.kafka.clients import (
+    RateLimitedForwarder,
+    case_events_producer_config,
+    client_config,
+)
 
 
 class Clock:
@@ -102,6 +106,15 @@ def test_client_config_passes_the_logger_and_backs_reconnects_off() -> None:
     assert config["reconnect.backoff.ms"] >= 500
     assert config["group.id"] == "g"
     assert not kafka_clients.LIBRDKAFKA_LOGGER.propagate
+
+
+def test_case_event_producers_partition_with_murmur2_as_the_worker() -> None:
+    """The case-events producer config picks librdkafka's Java-compatible murmur2, keeps props."""
+    config = case_events_producer_config("127.0.0.1:1", {"acks": "all"})
+    assert config["partitioner"] == "murmur2_random"
+    assert config["acks"] == "all"
+    assert config["logger"] is kafka_clients.LIBRDKAFKA_LOGGER
+    Producer(config)  # librdkafka accepts the configuration
 
 
 def test_a_real_consumer_without_a_broker_logs_a_few_lines_not_one_per_attempt(
