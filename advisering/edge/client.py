@@ -53,7 +53,7 @@ class PublishError(RuntimeError):
 
 
 class Publisher:
-    """Publishes case events to ``advisering.case-events`` (idempotent, acks=all), keyed by citizen."""
+    """Publishes case events to ``advisering.case-events`` (idempotent, keyed by citizen)."""
 
     def __init__(
         self, settings: Settings, *, vocabulary: Vocabulary | None = None,
