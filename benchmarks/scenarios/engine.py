@@ -97,7 +97,9 @@ def engine_pass(payloads: list[bytes], matcher: Any, vocabulary: Vocabulary,
             else:
                 states[citizen] = outcome.state
             for notification in outcome.notifications:
-                encoded_bytes += len(orjson.dumps(notification))
+                # The worker's own encoding; an older checkout's notifications are dicts.
+                encode = getattr(notification, "encode", None)
+                encoded_bytes += len(encode() if encode else orjson.dumps(notification))
                 notifications += 1
     return {"notifications": notifications, "notification_bytes": encoded_bytes,
             "citizens_in_state": len(states)}

@@ -56,6 +56,16 @@ def test_notification_json_has_the_design_fields_in_order() -> None:
     assert list(orjson.loads(audit)) == AUDIT_FIELDS
 
 
+def test_encoding_as_a_dict_matches_the_dataclass_fields() -> None:
+    """encode() writes exactly the dataclasses' fields, in their order (a new field cannot hide)."""
+    box = fired()
+    [(_, value)] = box.notifications
+    notification = Notification.decode(value)
+    assert notification.encode() == orjson.dumps(notification)
+    audit = AuditRecord.of(notification)
+    assert audit.encode() == orjson.dumps(audit)
+
+
 def test_decoding_and_encoding_again_gives_the_same_bytes() -> None:
     """Notification.decode then encode is the identity on what the worker sends."""
     [(_, value)] = fired().notifications
