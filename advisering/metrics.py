@@ -70,9 +70,15 @@ SEND_BATCHES = Counter(
 )
 BATCH_EVENTS = Histogram(
     "advisering_worker_batch_events",
-    "Events per batch a worker agent took from its stream.",
+    "Events per batch the worker's agent took from its stream.",
     ["agent"],
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
+CITIZEN_EVENTS_ROUTED = Counter(
+    "advisering_worker_citizen_events_total",
+    "Citizen copies of valid case events, by route: processed where they were read (direct) "
+    "or sent through the repartition topic (repartitioned).",
+    ["route"],
 )
 RULESET_RULES = Gauge(
     "advisering_ruleset_rules",

@@ -23,7 +23,8 @@ from advisering.events import CaseEvent, encode_event
 from advisering.settings import Settings
 from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker import bundle
-from advisering.worker.app import WorkerApp, create_app, encode_state
+from advisering.worker.agent import encode_state
+from advisering.worker.app import WorkerApp, create_app
 from tests.unit.builders import CITIZEN_A, CITIZEN_B, at, case, event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ async def put_batch(agent: Any, pairs: list[tuple[str, CaseEvent]]) -> int:
     before = agent.processed_offset
     value = bundle.pack((citizen.encode(), encode_event(ev)) for citizen, ev in pairs)
     await asyncio.wait_for(agent.put(value, key=None), 10.0)
-    return int(agent.results[before])
+    return int(agent.results[before].notified)
 
 
 def long_case(n: int) -> dict[str, Any]:
@@ -73,7 +74,8 @@ async def test_state_over_the_cap_is_kept_and_its_events_dead_lettered(
     topics = {role: topic.get_topic_name() for role, topic in worker.topics.items()}
     changelog = worker.citizens.changelog_topic.get_topic_name()
     bf = case("DUBU-1", "boern-familie", kle="34.15.00", caseworker="bf-0001")
-    async with worker.correlate_agent.test_context() as agent:
+    async with worker.agent.test_context() as agent:
+        agent.original_channel = topics["citizen_events"]  # records come from this topic
         assert await put_batch(agent, [
             (CITIZEN_A, event("case.opened", bf, event_id="a-0", citizen=CITIZEN_A)),
             (CITIZEN_B, event("case.opened", bf, event_id="b-0", citizen=CITIZEN_B)),

@@ -1,11 +1,13 @@
-"""The worker's two Faust agents under ``agent.test_context()``: no broker, sends recorded.
+"""The worker's Faust agent under ``agent.test_context()``: no broker, sends recorded.
 
 Each test builds the real app (shipped rules/ and topics/) with create_app and
-replaces ``send`` of the agents' BatchSender with an AsyncMock, so what the
-agents send (their records and the table's changelog records) is recorded as
-(topic, partition, key, value) and nothing reaches Kafka. The agents take
-events in batches; ``agent.put`` returns once the agent has yielded for the
-batch holding the record, which here is that record alone.
+replaces ``send`` of the agent's BatchSender with an AsyncMock, so what the
+agent sends (its records and the table's changelog records) is recorded as
+(topic, partition, key, value) and nothing reaches Kafka. The agent reads two
+topics; :func:`put` names the one a record comes from (case-events, or the
+repartition topic) and its partition. The agent takes events in batches;
+``agent.put`` returns once the agent has yielded for the batch holding the
+record, which here is that record alone.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.settings import Settings
 from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker import bundle
+from advisering.worker.agent import BatchDone
 from advisering.worker.app import WorkerApp, create_app
 from advisering.worker.sending import SendFailed, partition_for
 
@@ -67,6 +70,11 @@ class Harness:
     worker: WorkerApp
     vocabulary: Vocabulary
     settings: Settings
+    input_partitions: dict[str, int]  # what the agent is told of its input topics
+
+    @property
+    def repartition_topic(self) -> str:
+        return self.worker.topics["citizen_events"].get_topic_name()
 
     def records(self) -> list[tuple[str, int | None, bytes | None, bytes | None]]:
         """Every record handed to the sender, in order."""
@@ -115,22 +123,39 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def harness(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     matcher, vocabulary = load_matcher_and_vocabulary(settings)
-    worker = create_app(settings, matcher, vocabulary)
+    # Co-partitioned, as topics apply makes them: case-events has the table's partitions.
+    counts = {CASE_EVENTS: settings.worker_partitions}
+    worker = create_app(settings, matcher, vocabulary, input_partitions=counts.get)
     worker.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
     worker.app.finalize()
     worker.app.flow_control.resume()
     monkeypatch.setattr(worker.sender, "send", AsyncMock(return_value={}))
-    yield Harness(worker, vocabulary, settings)
+    yield Harness(worker, vocabulary, settings, counts)
     assert not worker.app.producer.started
     assert not worker.app.consumer.started
 
 
-async def put(agent: Any, value: bytes, key: bytes) -> Any:
-    """Put one record on ``agent``, wait until it yields for it and return what it yielded."""
+def aim(agent: Any, topic: str) -> Any:
+    """Make the test agent's next records come from ``topic`` (the wrapper names them so)."""
+    agent.original_channel = topic
+    return agent
+
+
+async def put(agent: Any, value: bytes, key: bytes, *, topic: str = CASE_EVENTS,
+              partition: int = 0) -> BatchDone:
+    """Put one record read from ``topic``, wait until the agent yields for it; what it yielded."""
     before = agent.processed_offset
-    await asyncio.wait_for(agent.put(value, key=key), PUT_TIMEOUT)
+    await asyncio.wait_for(aim(agent, topic).put(value, key=key, partition=partition),
+                           PUT_TIMEOUT)
     assert agent.processed_offset == before + 1
-    return agent.results[before]
+    done = agent.results[before]
+    assert isinstance(done, BatchDone)
+    return done
+
+
+def home(citizen: bytes, harness: Harness) -> int:
+    """The partition of a citizen's state (and of events keyed by its pseudonym)."""
+    return partition_for(citizen, harness.settings.worker_partitions, 0)
 
 
 def prepared(raw: dict[str, Any], vocabulary: Vocabulary) -> CaseEvent:
@@ -156,7 +181,8 @@ def assert_no_cpr(data: bytes, *cprs: str) -> None:
 async def test_valid_event_goes_to_citizen_events_once_per_distinct_party(
     harness: Harness,
 ) -> None:
-    """A valid event is repartitioned once per distinct party, keyed by the pseudonym bytes."""
+    """Case-events not co-partitioned: every distinct party's copy moves, by its pseudonym."""
+    harness.input_partitions[CASE_EVENTS] = harness.settings.worker_partitions + 1
     raw = demo_scenario()[0][0]
     raw["data"]["parties"] = [
         {"cpr": synthetic_cpr(11), "role": "primaer"},
@@ -164,8 +190,8 @@ async def test_valid_event_goes_to_citizen_events_once_per_distinct_party(
         {"cpr": synthetic_cpr(11), "role": "vaerge"},  # the same citizen again
     ]
     payload = encode_event(prepared(raw, harness.vocabulary))
-    async with harness.worker.intake_agent.test_context() as agent:
-        assert await put(agent, payload, key=b"MOM-2026-00123") == 2
+    async with harness.worker.agent.test_context() as agent:
+        assert await put(agent, payload, key=b"MOM-2026-00123") == BatchDone(0, 2, 0, 0)
     assert harness.sent("citizen_events") == [(citizen_key(11), payload),
                                               (citizen_key(66), payload)]
     assert harness.sent("dead_letters") == []
@@ -205,8 +231,8 @@ async def test_invalid_payload_is_dead_lettered_with_reason_and_cpr_redacted(
     """Invalid input goes to dead_letters with its reason, CPR redacted, nothing repartitioned."""
     base = as_json(prepared(demo_scenario()[0][0], harness.vocabulary))
     payload = build(base)
-    async with harness.worker.intake_agent.test_context() as agent:
-        assert await put(agent, payload, key=b"MOM-2026-00123") == 0
+    async with harness.worker.agent.test_context() as agent:
+        assert await put(agent, payload, key=b"MOM-2026-00123") == BatchDone(0, 0, 0, 0)
     assert harness.sent("citizen_events") == []
     [(key, raw_letter)] = harness.sent("dead_letters")
     letter = orjson.loads(raw_letter)
@@ -222,13 +248,15 @@ async def test_invalid_payload_is_dead_lettered_with_reason_and_cpr_redacted(
 
 
 async def test_intake_keeps_running_after_bad_input(harness: Harness) -> None:
-    """After invalid records the intake agent still repartitions the next valid event."""
+    """After invalid records the agent still routes the next valid event."""
     event = prepared(demo_scenario()[0][0], harness.vocabulary)
     payload = encode_event(event)
-    async with harness.worker.intake_agent.test_context() as agent:
-        assert await put(agent, b"not json", key=b"x") == 0
-        assert await put(agent, cpr_in_free_text(as_json(event)), key=b"x") == 0
-        assert await put(agent, payload, key=b"MOM-2026-00123") == 1
+    elsewhere = 1 - home(citizen_key(11), harness)  # an old key's partition, not the citizen's
+    async with harness.worker.agent.test_context() as agent:
+        assert await put(agent, b"not json", key=b"x") == BatchDone(0, 0, 0, 0)
+        assert await put(agent, cpr_in_free_text(as_json(event)), key=b"x") == BatchDone(0, 0, 0, 0)
+        assert await put(agent, payload, key=b"MOM-2026-00123",
+                         partition=elsewhere) == BatchDone(0, 1, 0, 0)
     assert [letter["reason"] for _, letter in harness.sent_json("dead_letters")] == [
         "not_json", "cpr_detected"]
     assert harness.sent("citizen_events") == [(citizen_key(11), payload)]
@@ -246,13 +274,16 @@ def one_event(citizen: bytes, payload: bytes) -> bytes:
     return bundle.pack([(citizen, payload)])
 
 
-async def put_events(agent: Any, events: list[CaseEvent]) -> list[int]:
-    """Put each event as its (only) citizen's repartition record; what the agent yielded."""
+async def put_events(agent: Any, events: list[CaseEvent], harness: Harness) -> list[int]:
+    """Put each event as its (only) citizen's repartition record; the notifications of each."""
     yielded = []
     for event in events:
         [party] = event.data.parties
         citizen = party.citizen.encode()
-        yielded.append(await put(agent, one_event(citizen, encode_event(event)), key=citizen))
+        done = await put(agent, one_event(citizen, encode_event(event)), key=citizen,
+                         topic=harness.repartition_topic, partition=home(citizen, harness))
+        assert (done.direct, done.repartitioned, done.arrived) == (0, 0, 1)
+        yielded.append(done.notified)
     return yielded
 
 
@@ -270,8 +301,8 @@ async def test_demo_scenario_gives_expected_notifications_audit_and_table(
     harness: Harness,
 ) -> None:
     """The demo scenario gives exactly DEMO_EXPECTED, one audit record each, and open cases."""
-    async with harness.worker.correlate_agent.test_context() as agent:
-        yielded = await put_events(agent, scenario_events(harness.vocabulary))
+    async with harness.worker.agent.test_context() as agent:
+        yielded = await put_events(agent, scenario_events(harness.vocabulary), harness)
     notifications = harness.sent_json("notifications")
     assert sum(yielded) == len(notifications) == len(DEMO_EXPECTED)
     assert Counter(notification_key(n) for _, n in notifications) == Counter(
@@ -298,11 +329,11 @@ async def test_redelivered_event_gives_no_new_notification(harness: Harness) -> 
     """Re-putting an event right after it notifies nobody again; a new event id does."""
     events = scenario_events(harness.vocabulary)
     duplicates_before = repeats_skipped()
-    async with harness.worker.correlate_agent.test_context() as agent:
+    async with harness.worker.agent.test_context() as agent:
         for event in events:
-            await put_events(agent, [event])
+            await put_events(agent, [event], harness)
             table_after_first = harness.table()
-            assert await put_events(agent, [event]) == [0]
+            assert await put_events(agent, [event], harness) == [0]
             assert harness.table() == table_after_first
         # Caught by the processed-event memory: one redelivery counted per event.
         assert repeats_skipped() - duplicates_before == len(events)
@@ -314,20 +345,20 @@ async def test_redelivered_event_gives_no_new_notification(harness: Harness) -> 
         # The same news under a new event id is a new event (the death rule has no throttle).
         [death] = [e for e in events if e.type == "citizen.deceased"]
         again = CaseEvent.model_validate(dict(as_json(death), id="second-death-registration"))
-        assert await put_events(agent, [again]) == [2]
+        assert await put_events(agent, [again], harness) == [2]
     assert harness.sent("dead_letters") == []
 
 
 async def test_replayed_scenario_gives_no_new_notification(harness: Harness) -> None:
     """Replaying every processed event after later ones (state ahead of offsets) notifies nobody."""
     events = scenario_events(harness.vocabulary)
-    async with harness.worker.correlate_agent.test_context() as agent:
-        await put_events(agent, events)
+    async with harness.worker.agent.test_context() as agent:
+        await put_events(agent, events, harness)
         sent_before = harness.sent_json("notifications")
         table_before = harness.table()
         duplicates_before = repeats_skipped()
 
-        yielded = await put_events(agent, events)
+        yielded = await put_events(agent, events, harness)
         new = [notification_key(n) for _, n in harness.sent_json("notifications")[
             len(sent_before):]]
         assert new == []
@@ -344,9 +375,11 @@ async def test_engine_failure_is_dead_lettered_and_correlate_continues(
     opened, child_opened = (prepared(demo_scenario()[wave][0], harness.vocabulary)
                             for wave in (0, 1))
     parent = citizen_key(11)
-    async with harness.worker.correlate_agent.test_context() as agent:
+    where = {"topic": harness.repartition_topic, "partition": home(parent, harness)}
+    async with harness.worker.agent.test_context() as agent:
         with patch("advisering.worker.steps.process", side_effect=RuntimeError("engine bug")):
-            assert await put(agent, one_event(parent, encode_event(opened)), key=parent) == 0
+            done = await put(agent, one_event(parent, encode_event(opened)), key=parent, **where)
+            assert done.notified == 0
         [(key, letter)] = harness.sent_json("dead_letters")
         assert key == b"momentum"
         assert letter["reason"] == "processing_error"
@@ -355,8 +388,11 @@ async def test_engine_failure_is_dead_lettered_and_correlate_continues(
         assert letter["topic"] == citizen_topic_name(harness.settings.worker_app_id)
         assert parent not in harness.table()
 
-        assert await put(agent, one_event(parent, encode_event(opened)), key=parent) == 0
-        assert await put(agent, one_event(parent, encode_event(child_opened)), key=parent) == 1
+        done = await put(agent, one_event(parent, encode_event(opened)), key=parent, **where)
+        assert done.notified == 0
+        done = await put(agent, one_event(parent, encode_event(child_opened)), key=parent,
+                         **where)
+        assert done.notified == 1
     [(_, notification)] = harness.sent_json("notifications")
     assert notification_key(notification) == (
         "ny-boernesag-orientering", "bf-0042", "DUBU-2025-0815")
@@ -369,8 +405,10 @@ async def test_undecodable_repartitioned_record_is_dead_lettered(harness: Harnes
     """A repartitioned record that is no CaseEvent is dead-lettered with why, CPR redacted."""
     parent = citizen_key(11)
     payload = b'{"id": "x", "note": "' + FREE_TEXT_CPR.encode() + b'"}'
-    async with harness.worker.correlate_agent.test_context() as agent:
-        assert await put(agent, one_event(parent, payload), key=parent) == 0
+    async with harness.worker.agent.test_context() as agent:
+        done = await put(agent, one_event(parent, payload), key=parent,
+                         topic=harness.repartition_topic, partition=home(parent, harness))
+        assert done.notified == 0
     [(key, raw_letter)] = harness.sent("dead_letters")
     letter = orjson.loads(raw_letter)
     assert (key, letter["reason"]) == (b"unknown", "missing_field")
@@ -384,11 +422,13 @@ async def test_one_batch_of_the_whole_scenario_gives_the_same_notifications(
 ) -> None:
     """Events of one citizen within one batch see each other's news: same result as one by one."""
     events = scenario_events(harness.vocabulary)
-    async with harness.worker.correlate_agent.test_context() as agent:
+    async with harness.worker.agent.test_context() as agent:
+        aim(agent, harness.repartition_topic)
         for event in events:
             [party] = event.data.parties
             citizen = party.citizen.encode()
-            await agent.put(one_event(citizen, encode_event(event)), key=citizen, wait=False)
+            await agent.put(one_event(citizen, encode_event(event)), key=citizen,
+                            partition=home(citizen, harness), wait=False)
         async with asyncio.timeout(PUT_TIMEOUT):
             while len(harness.sent("notifications")) < len(DEMO_EXPECTED):
                 await asyncio.sleep(0.01)
@@ -407,64 +447,179 @@ async def test_state_is_saved_after_the_notifications_on_the_events_partition(
     """Per batch the notifications first, then one changelog record per citizen on its partition."""
     events = scenario_events(harness.vocabulary)
     changelog = harness.worker.citizens.changelog_topic.get_topic_name()
-    async with harness.worker.correlate_agent.test_context() as agent:
+    partitions: dict[bytes, int] = {}
+    async with harness.worker.agent.test_context() as agent:
         for event in events:
             [party] = event.data.parties
-            before = agent.processed_offset
             citizen = party.citizen.encode()
-            await asyncio.wait_for(agent.put(one_event(citizen, encode_event(event)), key=citizen,
-                                             partition=1), PUT_TIMEOUT)
-            assert agent.processed_offset == before + 1
+            partitions[citizen] = home(citizen, harness)
+            await put(agent, one_event(citizen, encode_event(event)), key=citizen,
+                      topic=harness.repartition_topic, partition=partitions[citizen])
     calls = [call.args[0] for call in harness.worker.sender.send.await_args_list]
     assert len(calls) == 2 * len(events)  # per batch: the outputs, then the states
     saved: dict[bytes, bytes | None] = {}
     for outputs, states in zip(calls[0::2], calls[1::2], strict=True):
         assert all(record[0] != changelog for record in outputs)
         [(topic, partition, key, value)] = states  # one event per batch: one citizen
-        assert (topic, partition) == (changelog, 1)
         assert key is not None
+        assert (topic, partition) == (changelog, partitions[key])
         saved[key] = value
     assert {key: orjson.loads(value) for key, value in saved.items() if value} == harness.table()
+
+
+async def wait_for_notifications(harness: Harness, count: int) -> None:
+    await until(lambda: len(harness.sent("notifications")) >= count)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(PUT_TIMEOUT):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def moved_records(harness: Harness) -> list[tuple[int, bytes]]:
+    """(partition, value) of every repartition record sent so far, in order."""
+    found = []
+    for name, partition, _, value in harness.records():
+        if name == harness.repartition_topic:
+            assert partition is not None and value is not None
+            found.append((partition, value))
+    return found
+
+
+async def read_back(agent: Any, harness: Harness,
+                    records: list[tuple[int, bytes]] | None = None) -> int:
+    """Put repartition records (all sent so far) back on the agent; the citizen events in them."""
+    records = moved_records(harness) if records is None else records
+    aim(agent, harness.repartition_topic)
+    for partition, value in records:
+        await agent.put(value, key=None, partition=partition, wait=False)
+    return sum(len(bundle.unpack(value)) for _, value in records)
+
+
+def total(agent: Any, count: str) -> int:
+    """One of :class:`BatchDone`'s counts, summed over every batch the agent yielded."""
+    return sum(getattr(done, count) for done in agent.results.values())
+
+
+def routed(agent: Any) -> int:
+    """Citizen copies of case events the agent has processed or moved so far."""
+    return total(agent, "direct") + total(agent, "repartitioned")
+
+
+def demo_counter() -> Counter[tuple[str, str, str]]:
+    return Counter(dict.fromkeys(DEMO_EXPECTED, 1))
+
+
+async def test_events_keyed_by_citizen_are_processed_in_one_hop(harness: Harness) -> None:
+    """Case events on their first party's partition go straight to the engine: nothing moves."""
+    events = scenario_events(harness.vocabulary)
+    async with harness.worker.agent.test_context() as agent:
+        done = [await put(agent, encode_event(event), key=event.key.encode(),
+                          partition=home(event.key.encode(), harness)) for event in events]
+    assert [(d.direct, d.repartitioned) for d in done] == [(1, 0)] * len(events)
+    assert harness.sent("citizen_events") == []
+    notifications = harness.sent_json("notifications")
+    assert sum(d.notified for d in done) == len(notifications)
+    assert Counter(notification_key(n) for _, n in notifications) == demo_counter()
+    assert {key: {case["id"] for case in state["cases"]}
+            for key, state in harness.table().items()} == {
+        citizen_key(number): cases for number, cases in OPEN_CASES.items()}
+
+
+async def test_copies_for_other_partitions_move_and_are_processed_when_read_back(
+    harness: Harness,
+) -> None:
+    """A multi-party event: the copy on its partition is processed, the other moves, then counts."""
+    raw = demo_scenario()[0][0]
+    parent, other = 11, next(n for n in range(100, 200)
+                             if home(citizen_key(n), harness) != home(citizen_key(11), harness))
+    raw["data"]["parties"] = [{"cpr": synthetic_cpr(parent), "role": "primaer"},
+                              {"cpr": synthetic_cpr(other), "role": "medpart"}]
+    event = prepared(raw, harness.vocabulary)
+    assert event.key.encode() == citizen_key(parent)  # the edge keys by the first party
+    async with harness.worker.agent.test_context() as agent:
+        assert await put(agent, encode_event(event), key=event.key.encode(),
+                         partition=home(citizen_key(parent), harness)) == BatchDone(1, 1, 0, 0)
+        assert harness.sent("citizen_events") == [(citizen_key(other), encode_event(event))]
+        assert set(harness.table()) == {citizen_key(parent)}
+        [(_, partition, _, value)] = [r for r in harness.records()
+                                      if r[0] == harness.repartition_topic]
+        assert partition == home(citizen_key(other), harness)
+        assert value is not None
+        done = await put(agent, value, key=b"", topic=harness.repartition_topic,
+                         partition=partition)
+        assert (done.direct, done.repartitioned, done.arrived) == (0, 0, 1)
+    table = harness.table()
+    assert set(table) == {citizen_key(parent), citizen_key(other)}
+    assert [case["id"] for case in table[citizen_key(other)]["cases"]] == ["MOM-2026-00123"]
+
+
+async def test_old_keyed_events_are_moved_and_give_the_same_notifications(
+    harness: Harness,
+) -> None:
+    """Events keyed by case id (an older publisher), wave by wave: the same notifications."""
+    async with harness.worker.agent.test_context() as agent:
+        seen = 0
+        for wave in demo_scenario():
+            events = [prepared(raw, harness.vocabulary) for raw in wave]
+            before = routed(agent)
+            aim(agent, CASE_EVENTS)
+            for event in events:
+                old_key = (event.data.case.id if event.data.case else event.id).encode()
+                await agent.put(encode_event(event), key=old_key,
+                                partition=partition_for(old_key, 2, 0), wait=False)
+            await until(lambda: routed(agent) == before + len(events))  # noqa: B023
+            moved = moved_records(harness)[seen:]
+            seen += len(moved)
+            arrived = total(agent, "arrived")
+            copies = await read_back(agent, harness, moved)
+            await until(lambda: total(agent, "arrived") == arrived + copies)  # noqa: B023
+        # Some sat on their citizen's partition by chance, the others moved.
+        assert 0 < total(agent, "direct") < total(agent, "direct") + total(agent, "arrived")
+    notifications = harness.sent_json("notifications")
+    assert Counter(notification_key(n) for _, n in notifications) == demo_counter()
 
 
 async def test_intake_sends_one_record_per_partition_that_correlate_reads(
     harness: Harness,
 ) -> None:
-    """A batch's citizen copies travel one record per partition (their pseudonym's); correlate
-    reads those records and gives exactly the expected notifications."""
+    """Not co-partitioned: a batch's copies travel one record per partition (their pseudonym's),
+    and reading those records back gives exactly the expected notifications."""
+    harness.input_partitions[CASE_EVENTS] = 12
     events = scenario_events(harness.vocabulary)
-    topic = harness.worker.topics["citizen_events"].get_topic_name()
-    async with harness.worker.intake_agent.test_context() as agent:
+    async with harness.worker.agent.test_context() as agent:
+        aim(agent, CASE_EVENTS)
         for event in events:
-            await agent.put(encode_event(event), key=event.key.encode(), wait=False)
+            await agent.put(encode_event(event), key=event.key.encode(),
+                            partition=home(event.key.encode(), harness), wait=False)
         async with asyncio.timeout(PUT_TIMEOUT):
             while len(harness.sent("citizen_events")) < len(events):
                 await asyncio.sleep(0.01)
-    records = [(partition, key, value) for name, partition, key, value in harness.records()
-               if name == topic]
-    assert len(records) < len(events)  # several events per record
-    partitions = harness.settings.worker_partitions
-    for partition, key, value in records:
-        assert key is None and partition is not None
-        for citizen, _ in bundle.unpack(value):
-            assert partition_for(citizen, partitions, 0) == partition
-    async with harness.worker.correlate_agent.test_context() as agent:
+        records = [(partition, key, value) for name, partition, key, value in harness.records()
+                   if name == harness.repartition_topic]
+        assert len(records) < len(events)  # several events per record
+        partitions = harness.settings.worker_partitions
         for partition, key, value in records:
-            await agent.put(value, key=key, partition=partition, wait=False)
-        async with asyncio.timeout(PUT_TIMEOUT):
-            while len(harness.sent("notifications")) < len(DEMO_EXPECTED):
-                await asyncio.sleep(0.01)
+            assert key is None and partition is not None and value is not None
+            for citizen, _ in bundle.unpack(value):
+                assert partition_for(citizen, partitions, 0) == partition
+        assert harness.sent("notifications") == []
+        assert await read_back(agent, harness) == len(events)
+        await wait_for_notifications(harness, len(DEMO_EXPECTED))
     notifications = harness.sent_json("notifications")
-    assert Counter(notification_key(n) for _, n in notifications) == Counter(
-        dict.fromkeys(DEMO_EXPECTED, 1))
+    assert Counter(notification_key(n) for _, n in notifications) == demo_counter()
 
 
 async def test_a_malformed_repartition_record_is_dead_lettered(harness: Harness) -> None:
-    """A repartition record correlate cannot read goes to the dead letters, the agent goes on."""
-    async with harness.worker.correlate_agent.test_context() as agent:
-        assert await put(agent, b"ps1-broken-line-without-event", key=b"") == 0
+    """A repartition record the agent cannot read goes to the dead letters, the agent goes on."""
+    async with harness.worker.agent.test_context() as agent:
+        where = {"topic": harness.repartition_topic}
+        assert await put(agent, b"ps1-broken-line-without-event", key=b"",
+                         **where) == BatchDone(0, 0, 0, 0)
         # A bare event keyed by its pseudonym is no repartition record either.
-        assert await put(agent, b'{"id": "1"}', key=citizen_key(11)) == 0
+        assert await put(agent, b'{"id": "1"}', key=citizen_key(11),
+                         **where) == BatchDone(0, 0, 0, 0)
     letters = [orjson.loads(value) for _, value in harness.sent("dead_letters")]
     assert [letter["reason"] for letter in letters] == ["processing_error"] * 2
 
@@ -478,7 +633,8 @@ async def test_a_refused_send_stops_the_worker_before_anything_is_acked(
     monkeypatch.setattr(harness.worker.sender, "send",
                         AsyncMock(side_effect=SendFailed("1 of 1 batches refused")))
     [event] = scenario_events(harness.vocabulary)[:1]
-    async with harness.worker.intake_agent.test_context() as agent:
+    async with harness.worker.agent.test_context() as agent:
+        aim(agent, CASE_EVENTS)
         with pytest.raises(SendFailed):
             await asyncio.wait_for(agent.put(encode_event(event), key=event.key.encode()),
                                    PUT_TIMEOUT)

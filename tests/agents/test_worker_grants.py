@@ -16,6 +16,7 @@ from advisering.dev.scenario import demo_scenario
 from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, encode_event
 from advisering.http.sources import add_source, revoke_source, set_grants
+from advisering.kafka.topics import CASE_EVENTS
 from advisering.settings import Settings
 from advisering.testing import load_matcher_and_vocabulary
 from advisering.worker.app import WorkerApp, create_app
@@ -50,10 +51,11 @@ def payload(raw: dict[str, Any], worker: WorkerApp) -> bytes:
 
 
 async def outcome(worker: WorkerApp, value: bytes) -> str:
-    """'routed', or the reason of the dead letter the intake agent sent for ``value``."""
+    """'routed', or the reason of the dead letter the agent sent for case event ``value``."""
     mock = worker.sender.send
     before = len(mock.await_args_list)  # type: ignore[attr-defined]
-    async with worker.intake_agent.test_context() as agent:
+    async with worker.agent.test_context() as agent:
+        agent.original_channel = CASE_EVENTS  # the test wrapper names the record's topic so
         await asyncio.wait_for(agent.put(value, key=b"k"), 10)
     records = [r for call in mock.await_args_list[before:]  # type: ignore[attr-defined]
                for r in call.args[0]]

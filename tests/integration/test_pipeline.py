@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,29 @@ def notifications_for(bootstrap: str, start: dict[int, int],
     return found
 
 
+@dataclass(frozen=True)
+class Routes:
+    """The worker's count of citizen copies by route (advisering_worker_citizen_events_total)."""
+
+    direct: float
+    repartitioned: float
+
+
+def routes(worker: WorkerProcess) -> Routes:
+    metrics = worker.metrics()
+    name = "advisering_worker_citizen_events_total"
+    return Routes(*(sample(metrics, f'{name}{{route="{route}"}}')
+                    for route in ("direct", "repartitioned")))
+
+
+def sample(metrics: str, name: str) -> float:
+    """The value of one series in a /metrics page (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def publish_waves(worker: WorkerProcess, bootstrap: str, tmp_path: Path,
                   waves: list[list[dict[str, Any]]]) -> None:
     for number, wave in enumerate(waves):
@@ -97,6 +121,8 @@ def test_scenario_in_one_go_yields_the_same_set_as_wave_by_wave(
     pseudonym, a citizen's own events share one partition and one order.
     """
     bootstrap = topics_ready
+    worker.wait_idle(bootstrap)  # a new group first works through what is on the topic
+    before = routes(worker)
     start = end_offsets(bootstrap, NOTIFICATIONS)
     events = [event for wave in demo_scenario() for event in wave]
     result = run_cli(worker.env, "publish", str(write_jsonl(tmp_path / "all.jsonl", events)))
@@ -106,6 +132,10 @@ def test_scenario_in_one_go_yields_the_same_set_as_wave_by_wave(
     citizens = scenario_citizens(worker.env["ADVISERING_PSEUDONYM_KEY"])
     found = notifications_for(bootstrap, start, citizens)
     assert Counter(key_of(n) for n in found) == Counter(dict.fromkeys(DEMO_EXPECTED, 1))
+    # Every event has one party and is keyed by it: all processed in one hop.
+    after = routes(worker)
+    assert (after.direct - before.direct, after.repartitioned - before.repartitioned) == (
+        len(events), 0)
 
 
 def test_invalid_input_is_dead_lettered_and_publish_reports_lines(

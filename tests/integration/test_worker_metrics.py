@@ -7,14 +7,7 @@ from pathlib import Path
 
 from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
 from tests.integration.bus import WorkerProcess, bus_env, run_cli
-from tests.integration.test_pipeline import publish_waves
-
-
-def sample(metrics: str, name: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+from tests.integration.test_pipeline import publish_waves, sample
 
 
 def test_metrics_after_the_demo_scenario(bootstrap: str, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from advisering.events import (
 from advisering.privacy import find_cprs
 from advisering.settings import Settings
 from advisering.worker import steps, tally
-from advisering.worker.app import encode_state
+from advisering.worker.agent import encode_state
 from tests.unit.builders import CITIZEN_A, CREATED, at, case, event, real_matcher, state_with
 
 MATCHER = real_matcher()
