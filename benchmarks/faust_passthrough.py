@@ -1,9 +1,16 @@
-"""The baseline for benchmarks/pipeline.py: a bare Faust passthrough.
+"""The baselines for benchmarks/pipeline.py: a bare and a batched Faust passthrough.
 
 One agent reads ``BENCH_IN`` and sends every record unchanged (raw key and
 value) to ``BENCH_OUT``. Same driver (``kafka://``), store (memory), acks and
-commit interval as the advisering worker, so the difference between the two
-is the worker's own work: a second hop, the engine and the table.
+commit interval as the advisering worker.
+
+* ``BENCH_MODE=bare`` (default): Faust as its documentation shows it, one
+  ``await topic.send`` per record.
+* ``BENCH_MODE=batched``: the worker's own framework without its work:
+  ``stream.take_events`` batches and the worker's batched sends
+  (:mod:`advisering.worker.sending`), acked after Kafka acknowledged them.
+  The difference between this one and the worker is the worker's own work
+  (validation, the engine, the table, a second hop for the copies that move).
 
 Run as a worker subprocess by pipeline.py:
 
@@ -25,6 +32,9 @@ from typing import Any
 import faust
 from faust.worker import Worker
 
+from advisering.worker import faust_door
+from advisering.worker.sending import BatchSender, Record
+
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "bench-passthrough"),
     broker=f"kafka://{os.environ.get('BENCH_BOOTSTRAP', '127.0.0.1:49092')}",
@@ -43,10 +53,26 @@ sink = app.topic(os.environ.get("BENCH_OUT", "bench-out"),
                  key_serializer="raw", value_serializer="raw")
 
 
-@app.agent(source, name="passthrough")
-async def passthrough(stream: Any) -> None:
+BATCHED = os.environ.get("BENCH_MODE", "bare") == "batched"
+sender = BatchSender(lambda: faust_door.aiokafka_producer(app))
+
+
+async def bare(stream: Any) -> None:
+    """One ``await topic.send`` per record."""
     async for key, value in stream.items():
         await sink.send(key=key, value=value)
+
+
+async def batched(stream: Any) -> Any:
+    """Batches of up to 1000 events (10 ms), sent as one Kafka batch per partition."""
+    name = sink.get_topic_name()
+    async for events in stream.take_events(1000, within=0.01):
+        records: list[Record] = [(name, None, event.key, event.value) for event in events]
+        await sender.send(records)
+        yield len(records)
+
+
+app.agent(source, name="passthrough")(batched if BATCHED else bare)
 
 
 if __name__ == "__main__":

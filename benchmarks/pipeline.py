@@ -1,25 +1,30 @@
 """Throughput and latency of the advisory pipeline, against its own baselines.
 
-Measured in one run on one broker, on the same PRELOADED synthetic events:
+Measured in one run on one broker, on the same PRELOADED synthetic events
+(keyed as the edge keys them: the first party's pseudonym, murmur2):
 
-1. engine   the pure engine on one core, no Kafka, as the correlate hop runs
-            it: decode (CaseEvent.model_validate_json; intake validated the
-            event), process (the real rules of rules/ and topics/), orjson of
-            the notifications. Beside it: intake validation + engine
-            (decode_event with the CPR ban and the vocabulary), and the
-            worker's own per-record steps.
-2. raw      a confluent-kafka consume -> produce loop over the preloaded topic.
-3. faust    a bare Faust passthrough (benchmarks/faust_passthrough.py) run as a
-            real worker subprocess: one agent, ``await topic.send`` per record,
-            Faust's defaults.
-4. bus      `advisering worker` end to end on advisering.case-events (events/s),
-            then, caught up, publish-to-notification latency (p50/p99).
+1. engine   the pure engine on one core, no Kafka, as the worker runs it on a
+            validated event: decode (orjson), process (the real rules of
+            rules/ and topics/), orjson of the notifications. Beside it:
+            intake validation + engine, and the worker's own per-record steps.
+2. raw      a confluent-kafka consume -> json.loads -> json.dumps -> produce
+            loop over the preloaded topic, in this process: the ceiling.
+3. faust    two Faust passthroughs (benchmarks/faust_passthrough.py) run as
+            worker subprocesses: ``bare`` (one agent, ``await topic.send`` per
+            record) and ``batched`` (the worker's batches and batched sends,
+            no work): Faust's own ceiling for this worker's design.
+4. bus      `advisering worker` end to end on advisering.case-events (events/s
+            until every citizen copy went through the engine), then, caught
+            up, publish-to-notification latency (p50/p99) at --latency-rate.
 
-Passthrough and bus alternate for --rounds rounds, each preceded by an engine
-pass. The targets are judged on paired ratios, the median over the rounds of
-(engine pass / the passthrough run next to it) and (bus run / the passthrough
-run before it): on a shared host the speed drifts by tens of per cent within
-minutes, and a pair is measured seconds apart. Best-versus-best is printed too.
+Each round runs all of 2-4 after an engine pass, for --rounds rounds. The
+figures are judged on paired ratios: per round, the worker against the raw
+loop (and the passthroughs) measured seconds apart; the median of the rounds'
+pairs is the figure (target: worker / raw >= 0.15, stretch 0.2). On a shared
+host the speed drifts by tens of per cent within minutes, and a pair is
+measured close together. Best-versus-best is printed too. ``--profile`` adds
+cProfile runs of the passthroughs and the worker: where a worker's
+microsecond goes.
 
 Usage (a broker of your own; topics applied):
 

@@ -85,6 +85,7 @@ class BatchDone:
 class Batch:
     """One batch in the making: intake's records, the copies to move, the states touched."""
 
+    now: str  # the batch's time: notifications' ``created``, dead letters' ``received``
     intake: list[Record] = field(default_factory=list)
     moving: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     touched: dict[bytes, tuple[CitizenState, Any]] = field(default_factory=dict)
@@ -162,7 +163,7 @@ class CitizenAgent:
         """Both topics' events, batch by batch; yields a :class:`BatchDone` per batch."""
         repartition_topic = self.names["citizen_events"]
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
-            batch = Batch()
+            batch = Batch(tally.now_iso())
             direct = self.copartitioned()
             grants = self.sources.current().grants  # reloaded when the file changed
             for event in events:
@@ -190,8 +191,7 @@ class CitizenAgent:
         """Validate one case event; process its copies that belong here, move the others."""
         message = event.message
         box = steps.intake(event.value, self.vocabulary, grants=grants, topic=message.topic,
-                           partition=message.partition, offset=message.offset,
-                           now=tally.now_iso())
+                           partition=message.partition, offset=message.offset, now=batch.now)
         tally.record(box.counts)
         copies, box.citizen_events = box.citizen_events, []
         batch.intake += self.records(box)
@@ -212,7 +212,7 @@ class CitizenAgent:
             pairs = bundle.unpack(event.value)
         except ValueError as exc:
             batch.handled.append((None, message, event.value,
-                                  self.failed(message, event.value, exc)))
+                                  self.failed(message, event.value, exc, batch.now)))
             return
         faust_door.set_current_event(event)
         batch.handled += [(citizen, message, payload,
@@ -230,9 +230,9 @@ class CitizenAgent:
             state, outbox = steps.correlate(
                 citizen.decode(errors="replace"), payload, before, self.holder.matcher,
                 self.limits, topic=message.topic, partition=message.partition,
-                offset=message.offset, max_depth=self.vocabulary.max_depth, now=tally.now_iso())
+                offset=message.offset, max_depth=self.vocabulary.max_depth, now=batch.now)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the bus: dead-letter, go on
-            return self.failed(message, payload, exc)
+            return self.failed(message, payload, exc, batch.now)
         tally.record(outbox.counts, time.perf_counter() - began)
         # Unchanged (a re-delivered or refused event): nothing to write.
         if state is not before and (before is not None or not state.is_empty()):
@@ -258,7 +258,7 @@ class CitizenAgent:
             if citizen is not None and citizen in too_large:
                 letter = steps.state_size_letter(
                     payload, citizen, self.max_state_bytes, topic=message.topic,
-                    partition=message.partition, offset=message.offset, now=tally.now_iso())
+                    partition=message.partition, offset=message.offset, now=batch.now)
                 tally.record(letter.counts)
                 out += self.records(letter)
                 continue
@@ -284,7 +284,8 @@ class CitizenAgent:
                        for key, (state, event) in touched.items()], written)
 
     @staticmethod
-    def failed(message: Position, payload: bytes | None, exc: Exception) -> steps.Outbox:
+    def failed(message: Position, payload: bytes | None, exc: Exception,
+               now: str) -> steps.Outbox:
         """A dead letter for what the engine could not process (a bug): kept, never dropped."""
         # No traceback: its frames and messages could hold event data.
         log.error("event_processing_failed", topic=message.topic,
@@ -292,6 +293,6 @@ class CitizenAgent:
                   error=type(exc).__name__)
         outbox = steps.processing_failure(
             payload, exc, topic=message.topic, partition=message.partition,
-            offset=message.offset, now=tally.now_iso())
+            offset=message.offset, now=now)
         tally.record(outbox.counts)
         return outbox

@@ -20,11 +20,14 @@ from harness.cpu import ThreadCpuMeter
 from harness.procfs import broker_pid
 from harness.stats import latency_summary, median_run
 
+from advisering.kafka.clients import CASE_EVENTS_PARTITIONER
 from advisering.kafka.topics import CASE_EVENTS
 from advisering.testing import end_offsets
 
-# The ingest's producer (advisering.kafka.producer) uses these; direct uses the same.
-PRODUCER_DEFAULTS: dict[str, Any] = {"enable.idempotence": True, "acks": "all", "linger.ms": 2}
+# The ingest's producer (advisering.kafka.producer) uses these; direct uses the same,
+# with the edge's partitioner (a citizen's key lands on the worker's partition for it).
+PRODUCER_DEFAULTS: dict[str, Any] = {"enable.idempotence": True, "acks": "all", "linger.ms": 2,
+                                     "partitioner": CASE_EVENTS_PARTITIONER}
 
 
 def _produce_requests(stats: dict[str, Any]) -> int:

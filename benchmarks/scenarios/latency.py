@@ -16,6 +16,7 @@ from harness.children import Subprocess
 from harness.kafka import assigned_consumer
 from harness.stats import latency_figures
 
+from advisering.kafka.clients import case_events_producer_config
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS
 from advisering.testing import end_offsets
 from scenarios.synthetic import Prepared
@@ -29,8 +30,8 @@ def warm_clients(bootstrap: str, warmup_topic: str) -> tuple[Consumer, Producer]
     """
     consumer = assigned_consumer(bootstrap, {NOTIFICATIONS: end_offsets(bootstrap,
                                                                         NOTIFICATIONS)})
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                         "enable.idempotence": True, "linger.ms": 0})
+    producer = Producer(case_events_producer_config(
+        bootstrap, {"acks": "all", "enable.idempotence": True, "linger.ms": 0}))
     producer.list_topics(CASE_EVENTS, timeout=10)
     producer.produce(warmup_topic, value=b"warm-up")
     if producer.flush(10):

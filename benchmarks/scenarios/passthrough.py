@@ -1,8 +1,8 @@
-"""Scenario 3: a bare Faust passthrough (benchmarks/faust_passthrough.py) as a subprocess.
+"""Scenario 3: the Faust passthroughs (benchmarks/faust_passthrough.py) as subprocesses.
 
-One agent, ``await topic.send`` per record, Faust's defaults: the baseline the
-worker is judged against. Its rate runs from the first to the last CreateTime
-on its output topic.
+``bare``: one agent, ``await topic.send`` per record, Faust's defaults.
+``batched``: the worker's batches and batched sends, no work. Their rate runs
+from the first to the last CreateTime on their output topic.
 """
 
 from __future__ import annotations
@@ -76,13 +76,15 @@ def watch_output(bootstrap: str, topic: str, n: int, proc: Subprocess,
 
 
 def bench_passthrough(bootstrap: str, topic_in: str, n: int, workdir: Path, timeout: float,
-                      profile_to: Path | None = None,
-                      extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+                      profile_to: Path | None = None, extra_env: dict[str, str] | None = None,
+                      mode: str = "bare") -> dict[str, Any]:
+    """One run of the ``bare`` or ``batched`` passthrough over the preloaded ``topic_in``."""
     suffix = uuid.uuid4().hex[:8]
     topic_out = f"bench-faust-out-{suffix}"
     create_topics(bootstrap, [topic_out])
-    proc = passthrough_process(bootstrap, f"bench-passthrough-{suffix}", workdir, topic_in,
-                               topic_out, profile_to, extra_env)
+    proc = passthrough_process(bootstrap, f"bench-passthrough-{mode}-{suffix}", workdir,
+                               topic_in, topic_out, profile_to,
+                               {"BENCH_MODE": mode, **(extra_env or {})})
     try:
         with running(proc):
             result = watch_output(bootstrap, topic_out, n, proc, timeout)

@@ -1,8 +1,9 @@
 """The pipeline benchmark's run: scenarios 1-4 on one broker, alternating in rounds.
 
-Passthrough and bus alternate for --rounds rounds, each preceded by an engine
-pass, so on a shared host they are measured over the same stretch of time;
-each round gives paired ratios (see ``pair``).
+Each round runs an engine pass, the raw loop, the bare and the batched Faust
+passthroughs and the worker, one after another, so on a shared host they
+are measured over the same stretch of time; each round gives paired ratios
+(see ``measure_rounds``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -32,7 +34,7 @@ from scenarios.passthrough import bench_passthrough
 from scenarios.pipeline_report import TARGETS, cpu_note, print_table, ratios, ratios_by_cpu
 from scenarios.raw_loop import bench_raw
 from scenarios.synthetic import Prepared, Stream
-from scenarios.worker import bench_correlate_only, bench_worker
+from scenarios.worker import bench_worker
 from scenarios.worker_profile import print_profile, summarise_profile
 
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline-latest.json"
@@ -52,6 +54,7 @@ class Run:
     results: dict[str, Any]
     workdir: Path
     topic_in: str
+    topic_raw_out: str = ""
     case_start: dict[int, int] = field(default_factory=dict)
     engine_rounds: list[float] = field(default_factory=list)
 
@@ -82,56 +85,69 @@ class Run:
         return bench_worker(self.bootstrap, self.stream, self.key, self.case_start,
                             self.triggers, self.workdir, self.args, profile_to, env)
 
-    def passthrough(self, profile_to: Path | None = None,
+    def passthrough(self, mode: str, profile_to: Path | None = None,
                     env: dict[str, str] | None = None) -> dict[str, Any]:
         return bench_passthrough(self.bootstrap, self.topic_in, self.n, self.workdir,
-                                 self.args.timeout, profile_to, env)
+                                 self.args.timeout, profile_to, env, mode)
+
+    def raw(self) -> dict[str, Any]:
+        return bench_raw(self.bootstrap, self.topic_in, self.topic_raw_out, self.n,
+                         self.args.timeout)
 
 
-def one_round(run: Run, number: int, env: dict[str, str] | None,
-              ) -> tuple[float, dict[str, Any], dict[str, Any]]:
-    """(engine pass before it, passthrough, bus) of round ``number``."""
-    engine_before = run.engine_sample()
-    log(f"  engine pass: {engine_before} ev/s")
-    log(f"3. bare Faust passthrough (worker subprocess), round {number}")
-    passthrough = run.passthrough(env=env)
-    log(f"  passthrough {passthrough['events_per_s']} ev/s "
-        f"({cpu_note(passthrough['cpu'], 'process')})")
-    log(f"  engine pass: {run.engine_sample()} ev/s")
-    log(f"4. advisering worker end to end (worker subprocess), round {number}")
-    bus = run.worker(env=env)
+#: The Faust passthroughs (benchmarks/faust_passthrough.py BENCH_MODE) by results key.
+PASSTHROUGHS = {"faust_passthrough": "bare", "faust_batched": "batched"}
+
+
+def one_round(run: Run, number: int, env: dict[str, str] | None) -> dict[str, Any]:
+    """Round ``number``: an engine pass, the raw loop, both passthroughs, the worker."""
+    found: dict[str, Any] = {"engine": run.engine_sample()}
+    log(f"round {number}: engine pass {found['engine']} ev/s")
+    found["raw"] = run.raw()
+    log(f"  2. raw JSON loop {found['raw']['events_per_s']} ev/s")
+    for name, mode in PASSTHROUGHS.items():
+        found[name] = run.passthrough(mode, env=env)
+        log(f"  3. Faust passthrough, {mode}: {found[name]['events_per_s']} ev/s "
+            f"({cpu_note(found[name]['cpu'], 'process')})")
+    bus = found["bus"] = run.worker(env=env)
     latency = bus.get("latency", {})
-    log(f"  bus {bus['throughput']['events_per_s']} ev/s "
-        f"({cpu_note(bus['throughput']['cpu'], 'process')}); latency p50 "
+    log(f"  4. worker end to end {bus['throughput']['events_per_s']} ev/s "
+        f"({cpu_note(bus['throughput']['cpu'], 'process')}); "
+        f"{bus['throughput']['direct']:.0f} direct, "
+        f"{bus['throughput']['repartitioned']:.0f} repartitioned; latency p50 "
         f"{latency.get('p50_ms')} ms, p99 {latency.get('p99_ms')} ms")
-    return engine_before, passthrough, bus
+    return found
 
 
-def pair(run: Run, env: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Passthrough and bus, alternating for --rounds rounds; the best round of each.
+def rate(result: dict[str, Any]) -> float:
+    """Events/s of a round's result (the worker's is under ``throughput``)."""
+    return float(result.get("throughput", result)["events_per_s"])
 
-    An engine pass runs right before each, so on a shared host the engine
-    and the two Faust processes are measured over the same stretch of time.
-    Each round also gives paired ratios: the engine pass and the bus run
-    against the passthrough run next to them (seconds apart, so a host
-    that is slower for a while slows both sides of a pair).
+
+def measure_rounds(run: Run, env: dict[str, str] | None) -> dict[str, Any]:
+    """Every scenario for --rounds rounds: the best run of each, and the paired ratios.
+
+    A pair is two figures of one round, measured seconds apart, so a host
+    that is slower for a while slows both sides; the ratios are judged on the
+    median of the pairs.
     """
     rounds = [one_round(run, number, env) for number in range(1, run.args.rounds + 1)]
-    engine_before = [r[0] for r in rounds]
-    passthroughs = [r[1] for r in rounds]
-    buses = [r[2] for r in rounds]
-    best_pass = max(passthroughs, key=lambda r: r["events_per_s"])
-    best_bus = max(buses, key=lambda r: r["throughput"]["events_per_s"])
-    passthrough = dict(best_pass, rounds=[r["events_per_s"] for r in passthroughs])
-    bus = dict(best_bus, rounds=[r["throughput"]["events_per_s"] for r in buses])
-    passthrough["paired_engine_over_passthrough"] = [
-        round(e / p, 2) for e, p in zip(engine_before, passthrough["rounds"], strict=True)]
-    bus["paired_bus_over_passthrough"] = [
-        round(b / p, 3) for b, p in zip(bus["rounds"], passthrough["rounds"], strict=True)]
+    found: dict[str, Any] = {}
+    for name in ("raw", *PASSTHROUGHS, "bus"):
+        best = max((r[name] for r in rounds), key=rate)
+        found[name] = dict(best, rounds=[rate(r[name]) for r in rounds])
+    pairs = {"bus_over_raw": ("bus", "raw"), "bus_over_faust_passthrough":
+             ("bus", "faust_passthrough"), "bus_over_faust_batched": ("bus", "faust_batched"),
+             "faust_batched_over_raw": ("faust_batched", "raw")}
+    found["paired"] = {key: [round(rate(r[a]) / rate(r[b]), 3) for r in rounds]
+                       for key, (a, b) in pairs.items()}
+    found["paired"]["engine_over_faust_passthrough"] = [
+        round(r["engine"] / rate(r["faust_passthrough"]), 2) for r in rounds]
     if run.triggers:
-        bus["latency"] = pooled_latency([r["latency"] for r in buses if "latency" in r],
-                                        run.args.latency_rate)
-    return passthrough, bus
+        found["bus"]["latency"] = pooled_latency(
+            [r["bus"]["latency"] for r in rounds if "latency" in r["bus"]],
+            run.args.latency_rate)
+    return found
 
 
 def best_engine(run: Run) -> None:
@@ -144,51 +160,30 @@ def best_engine(run: Run) -> None:
     engine["passes_between_rounds"] = run.engine_rounds
 
 
-def correlate_only(run: Run) -> None:
-    log("4b. the worker's correlate hop alone (repartition topic preloaded, intake idle)")
-    result = bench_correlate_only(run.bootstrap, run.stream, run.key, run.workdir, run.args)
-    run.results["bus_correlate_only"] = result
-    log(f"  correlate hop alone {result['throughput']['events_per_s']} ev/s "
-        f"({cpu_note(result['throughput']['cpu'], 'process')})")
-
-
 def variant(run: Run, name: str, env: dict[str, str]) -> None:
-    """Passthrough and bus again with other Faust settings from the environment."""
+    """Every scenario again with other Faust settings from the environment."""
     log(f"variant {name}: {env}")
-    found: dict[str, Any] = {"env": env}
-    found["faust_passthrough"], found["bus"] = pair(run, env)
-    bus = found["bus"]["throughput"]["events_per_s"]
-    found["bus_over_faust_passthrough"] = round(bus / found["faust_passthrough"]["events_per_s"],
-                                                3)
-    found["bus_over_baseline_passthrough"] = round(
-        bus / run.results["faust_passthrough"]["events_per_s"], 3)
+    found: dict[str, Any] = {"env": env, **measure_rounds(run, env)}
     run.results.setdefault("variants", {})[name] = found
-    log(f"  passthrough {found['faust_passthrough']['events_per_s']} ev/s, bus "
-        f"{bus} ev/s, latency "
-        f"{found['bus'].get('latency', {}).get('p50_ms')} / "
-        f"{found['bus'].get('latency', {}).get('p99_ms')} ms")
+    latency = found["bus"].get("latency", {})
+    log(f"  worker / raw (median of pairs) "
+        f"{statistics.median(found['paired']['bus_over_raw'])}, latency "
+        f"{latency.get('p50_ms')} / {latency.get('p99_ms')} ms")
 
 
 def profiled(run: Run, name: str, env: dict[str, str] | None) -> dict[str, Any]:
-    """The passthrough and the worker (and, for the baseline, the correlate hop) profiled."""
-    log(f"5. profiles, {name} (cProfile slows both; figures above are unprofiled)")
-    profile_pass = run.workdir / f"passthrough-{name}.prof"
-    passthrough = run.passthrough(profile_pass, env)
-    profile_bus = run.workdir / f"worker-{name}.prof"
-    bus = run.worker(profile_bus, env)["throughput"]
-    profiles = {
-        "faust_passthrough": {"events_per_s_profiled": passthrough["events_per_s"],
-                              **summarise_profile(profile_pass, 30, run.n)},
-        "bus": {"events_per_s_profiled": bus["events_per_s"],
-                **summarise_profile(profile_bus, 40, bus["events"])},
-    }
-    if env is None:
-        profile_correlate = run.workdir / "worker-correlate-only.prof"
-        correlate = bench_correlate_only(run.bootstrap, run.stream, run.key, run.workdir,
-                                         run.args, profile_correlate)["throughput"]
-        profiles["bus_correlate_only"] = {
-            "events_per_s_profiled": correlate["events_per_s"],
-            **summarise_profile(profile_correlate, 30, correlate["events"])}
+    """The two passthroughs and the worker under cProfile."""
+    log(f"5. profiles, {name} (cProfile slows them; figures above are unprofiled)")
+    profiles: dict[str, Any] = {}
+    for key, mode in PASSTHROUGHS.items():
+        path = run.workdir / f"passthrough-{mode}-{name}.prof"
+        result = run.passthrough(mode, path, env)
+        profiles[key] = {"events_per_s_profiled": result["events_per_s"],
+                         **summarise_profile(path, 30, run.n)}
+    path = run.workdir / f"worker-{name}.prof"
+    bus = run.worker(path, env)["throughput"]
+    profiles["bus"] = {"events_per_s_profiled": bus["events_per_s"],
+                       **summarise_profile(path, 40, bus["events"])}
     return profiles
 
 
@@ -197,10 +192,9 @@ def profile_phase(run: Run) -> None:
     for name, env in [("baseline", None), *run.variants.items()]:
         profiles = profiled(run, name, env)
         run.results["profiles"][name] = profiles
-        print_profile(f"the Faust passthrough ({name})", profiles["faust_passthrough"])
+        print_profile(f"the bare Faust passthrough ({name})", profiles["faust_passthrough"])
+        print_profile(f"the batched Faust passthrough ({name})", profiles["faust_batched"])
         print_profile(f"the advisering worker ({name})", profiles["bus"])
-        if "bus_correlate_only" in profiles:
-            print_profile("the worker's correlate hop alone", profiles["bus_correlate_only"])
         print(f"\n--- advisering worker ({name}): cumulative, selected ---")
         print(profiles["bus"]["cumulative_selected"])
 
@@ -208,7 +202,7 @@ def profile_phase(run: Run) -> None:
 def kafka_phases(run: Run) -> None:
     """Preload, then scenarios 2-4 (and variants, profiles); the topics dropped after."""
     args, bootstrap = run.args, run.bootstrap
-    topic_raw_out = f"bench-raw-out-{args.suffix}"
+    topic_raw_out = run.topic_raw_out = f"bench-raw-out-{args.suffix}"
     records = [(p.key, p.value) for p in run.stream.events]
     try:
         log(f"preloading {run.n} events to {run.topic_in} and {CASE_EVENTS}")
@@ -216,13 +210,8 @@ def kafka_phases(run: Run) -> None:
         run.case_start = end_offsets(bootstrap, CASE_EVENTS)
         produce_all(bootstrap, run.topic_in, records)
         produce_all(bootstrap, CASE_EVENTS, records)
-        log("2. raw confluent-kafka consume -> produce loop")
-        run.results["raw"] = bench_raw(bootstrap, run.topic_in, topic_raw_out, run.n,
-                                       args.timeout)
-        log(f"  raw {run.results['raw']['events_per_s']} ev/s")
-        run.results["faust_passthrough"], run.results["bus"] = pair(run, None)
+        run.results.update(measure_rounds(run, None))
         best_engine(run)
-        correlate_only(run)
         for name, env in run.variants.items():
             variant(run, name, env)
         if args.profile:

@@ -75,6 +75,8 @@ class Citizen:
     number: int
     cpr: str
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)  # open cases by department
+    # Another citizen who is a party (the child) to this one's children's case, if it has one.
+    child: Citizen | None = None
 
 
 @dataclass
@@ -136,6 +138,8 @@ class Generator:
         raw = scenario_event(self.seq, source, event_type, when, citizen.cpr,
                              dict(case) if case else None, **extra)
         raw["id"] = str(uuid.uuid4())  # unique across runs: latency is matched on it
+        if case and case["department"] == "boern-familie" and citizen.child is not None:
+            raw["data"]["parties"].append({"cpr": citizen.child.cpr, "role": "barn"})
         prepared = prepare_event(raw, self.key, self.vocabulary)
         if isinstance(prepared, Rejection):
             raise RuntimeError(f"synthetic event rejected: {prepared}")
@@ -184,7 +188,12 @@ class Generator:
 
 def build_stream(n_events: int, n_citizens: int, key: bytes, vocabulary: Vocabulary,
                  seed: int) -> Stream:
-    """Cases opened for every citizen (1-3 departments each), then happenings."""
+    """Cases opened for every citizen (1-3 departments each), then happenings.
+
+    A children's case has two parties (the parent, then the child), so its
+    events reach two overviews: the child's copy mostly through the worker's
+    repartition topic.
+    """
     rng = random.Random(seed)
     gen = Generator(rng, key, vocabulary)
     offset = rng.randrange(0, 5000)  # other CPR numbers (and pseudonyms) each run
@@ -203,6 +212,8 @@ def build_stream(n_events: int, n_citizens: int, key: bytes, vocabulary: Vocabul
             case = gen.new_case(BY_NAME[name])
             citizen.cases[name] = case
             openings.append((citizen, case))
+        if "boern-familie" in chosen:  # a children's case has the child as a second party
+            citizen.child = citizens[(citizen.number + n_citizens // 2) % n_citizens]
     rng.shuffle(openings)
     events: list[Prepared] = []
     counts: Counter[str] = Counter()
