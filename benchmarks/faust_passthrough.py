@@ -8,7 +8,8 @@ commit interval as the advisering worker.
   ``await topic.send`` per record.
 * ``BENCH_MODE=batched``: the worker's own framework without its work:
   ``stream.take_events`` batches and the worker's batched sends
-  (:mod:`advisering.worker.sending`), acked after Kafka acknowledged them.
+  (:mod:`advisering.worker.sending`), acked after Kafka acknowledged them,
+  and Faust's fetch loop as the worker runs it (``deliver_fetched_batches``).
   The difference between this one and the worker is the worker's own work
   (validation, the engine, the table, a second hop for the copies that move).
 
@@ -73,6 +74,8 @@ async def batched(stream: Any) -> Any:
 
 
 app.agent(source, name="passthrough")(batched if BATCHED else bare)
+if BATCHED:  # and Faust's fetch loop as the worker runs it
+    faust_door.deliver_fetched_batches(app)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,8 @@ def create_app(
     """
     holder = MatcherHolder(matcher)
     app = _faust_app(settings, replicas)
+    if settings.worker_drain_per_batch:
+        faust_door.deliver_fetched_batches(app)
     topics = _declare_topics(app, settings)
     citizens = citizens_table(app, settings)
     names = {role: topic.get_topic_name() for role, topic in topics.items()}

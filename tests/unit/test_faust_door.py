@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
+import inspect
 import os
 import signal
 from dataclasses import dataclass
@@ -160,3 +162,66 @@ async def test_a_stop_signal_reaches_the_hook_and_still_stops_the_worker(
             signal.signal(signum, handler)
     assert heard == [signal.SIGTERM]
     assert worker.should_stop  # mode's handler ran in the loop and stopped the worker
+
+
+def test_faust_drain_loop_is_the_one_drain_in_batches_was_read_from() -> None:
+    """A Faust whose drain loop changed fails here: drain_in_batches must be re-read against it."""
+    from faust.transport.consumer import Consumer  # noqa: PLC0415
+
+    source = inspect.getsource(Consumer._drain_messages)  # noqa: SLF001
+    assert hashlib.sha256(source.encode()).hexdigest() == faust_door.DRAIN_MESSAGES_SHA256
+
+
+def test_the_consumer_holds_what_drain_in_batches_reads(app: faust.App) -> None:
+    """The consumer's own attributes the replacement loop reads exist on a fresh consumer."""
+    faust_door.deliver_fetched_batches(app)
+    consumer: Any = app.consumer
+    for name in ("_read_offset", "_commit_every", "_n_acked", "_stopped", "suspend_flow",
+                 "callback", "diag", "getmany", "consumer_stopped_errors"):
+        assert hasattr(consumer, name), name
+    assert consumer._drain_messages.__func__ is faust_door.drain_in_batches  # noqa: SLF001
+
+
+@dataclass
+class Fetched:
+    """A record as the fetch loop sees it."""
+
+    topic: str
+    offset: int
+
+
+class FakeConsumer:
+    """The parts of a Faust consumer the delivery reads; records what it was handed."""
+
+    def __init__(self, records: list[tuple[TP, Fetched]]) -> None:
+        self.records = records
+        self.delivered: list[int] = []
+        self.gaps: list[tuple[int, int]] = []
+        self._read_offset: dict[TP, int | None] = {TP("t", 0): 4}
+        self._commit_every = None
+        self._n_acked = 0
+        self.app = self
+        self.topics = self
+
+    def acks_enabled_for(self, _topic: str) -> bool:
+        return True
+
+    async def callback(self, message: Fetched) -> None:
+        self.delivered.append(message.offset)
+
+    async def _add_gap(self, _tp: TP, start: int, end: int) -> None:
+        self.gaps.append((start, end))
+
+    async def fetched(self) -> Any:
+        for pair in self.records:
+            yield pair
+
+
+async def test_delivery_skips_what_was_read_and_records_gaps() -> None:
+    """Records before the read offset are dropped, a jump is a gap, the read offset moves on."""
+    tp = TP("t", 0)
+    consumer = FakeConsumer([(tp, Fetched("t", n)) for n in (3, 5, 9)])
+    await faust_door._deliver(consumer, consumer.fetched())  # noqa: SLF001
+    assert consumer.delivered == [5, 9]
+    assert consumer.gaps == [(6, 9)]  # (read + 1, offset), as Faust's own loop passes it
+    assert consumer._read_offset[tp] == 9  # noqa: SLF001
