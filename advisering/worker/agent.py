@@ -1,18 +1,20 @@
 """The worker's one agent: case events and repartitioned citizen events, one hop where it can.
 
 The agent reads two topics, ``advisering.case-events`` and the worker's
-repartition topic, and owns the citizens table. Both topics and the table's
-changelog have the same partition count, so Faust's assignor gives a worker
-the same partition numbers of all three (they are co-partitioned).
+repartition topic, and owns the citizens table. When both topics and the
+table's changelog have the same partition count, Faust's assignor gives a
+worker the same partition numbers of all three (they are co-partitioned).
 
 A case event is validated, dead-lettered or fanned out to its parties (the
 pure :func:`advisering.worker.steps.intake`). A party's copy is processed
-right here when its pseudonym's partition is the one the event was read from:
-the edge keys an event by its first party's pseudonym with the worker's
-partitioner (murmur2), so that is every single-party event and most first
-parties. Only the other copies (another party of a multi-party event, events
-keyed otherwise) travel through the repartition topic, as one bundle per
-partition (:mod:`advisering.worker.bundle`), and are processed when read back.
+right here when its pseudonym's partition is the one the event was read from
+and this worker owns that partition of the table (in the current
+assignment): the edge keys an event by its first party's pseudonym with the
+worker's partitioner (murmur2), so that is every first party on a
+co-partitioned input. Only the other copies (another party of a multi-party
+event, events keyed otherwise) travel through the repartition topic, as one
+bundle per partition (:mod:`advisering.worker.bundle`), and are processed by
+the partition's owner when read back.
 
 One agent, not two: two agents would race on one citizen's state. Per batch:
 every record to send (repartition bundles, notifications, audit, dead
@@ -26,7 +28,7 @@ replay harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,8 +48,8 @@ from advisering.worker.sending import BatchSender, Record, SendFailed, partition
 
 log = get_logger(__name__)
 
-# How the number of partitions of an input topic is found (None: not known yet).
-PartitionCount = Callable[[str], int | None]
+# The partitions of the citizens table this worker owns now (the current assignment).
+OwnedPartitions = Callable[[], Collection[int]]
 
 _DIRECT = metrics.CITIZEN_EVENTS_ROUTED.labels("direct")
 _REPARTITIONED = metrics.CITIZEN_EVENTS_ROUTED.labels("repartitioned")
@@ -104,7 +106,7 @@ class CitizenAgent:
 
     def __init__(self, app: faust.App, settings: Settings, vocabulary: Vocabulary,
                  holder: MatcherHolder, citizens: Any, names: dict[str, str],
-                 input_partitions: PartitionCount | None = None) -> None:
+                 owned_partitions: OwnedPartitions | None = None) -> None:
         self.app = app
         self.vocabulary = vocabulary
         self.holder = holder
@@ -118,24 +120,22 @@ class CitizenAgent:
         self.sender = BatchSender(self._kafka_producer)
         self.sources = ReloadingSources(settings.sources_file, vocabulary, required=True,
                                         interval=settings.sources_reload_seconds)
-        self.input_partitions = input_partitions or self._consumer_partitions
+        self.owned_partitions = owned_partitions or self._assigned_partitions
 
     def _kafka_producer(self) -> Any:
         """Faust's aiokafka producer (looked up late: the app starts it before the agents)."""
         return faust_door.aiokafka_producer(self.app)
 
-    def _consumer_partitions(self, topic: str) -> int | None:
-        """The partitions of ``topic`` in the consumer's metadata (Faust's public API)."""
-        count = self.app.consumer.topic_partitions(topic)
-        return count if isinstance(count, int) else None
+    def _assigned_partitions(self) -> Collection[int]:
+        """The repartition topic's partitions actively assigned to this worker (Faust's API).
 
-    def copartitioned(self) -> bool:
-        """True when case-events has as many partitions as the table (see the module doc).
-
-        Then Faust assigns partition p of both to the same worker, and a copy
-        whose pseudonym hashes to p may be processed where it was read.
+        They are the table's partitions this worker owns: the table's
+        changelog is assigned with the topic it is filled from. Read from the
+        assignor, which every member knows for itself (the consumer's topic
+        metadata is complete only on the group's leader).
         """
-        return self.input_partitions(self.names["case_events"]) == self.partitions
+        topic = self.names["citizen_events"]
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def records(self, outbox: steps.Outbox) -> list[Record]:
         """The outbox as records to send: citizen events, notifications, audit, dead letters."""
@@ -164,13 +164,13 @@ class CitizenAgent:
         repartition_topic = self.names["citizen_events"]
         async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
             batch = Batch(tally.now_iso())
-            direct = self.copartitioned()
+            owned = self.owned_partitions()
             grants = self.sources.current().grants  # reloaded when the file changed
             for event in events:
                 if event.message.topic == repartition_topic:
                     self.correlate_record(event, batch)
                 else:
-                    self.intake_record(event, batch, grants, direct=direct)
+                    self.intake_record(event, batch, grants, owned)
             metrics.BATCH_EVENTS.labels("citizens").observe(len(events))
             moved = [(repartition_topic, partition, None, bundle.pack(pairs))
                      for partition, pairs in batch.moving.items()]
@@ -186,9 +186,13 @@ class CitizenAgent:
             await self.save(batch.touched, encoded)
             yield BatchDone(batch.direct, repartitioned, batch.arrived, notified)
 
-    def intake_record(self, event: Any, batch: Batch, grants: GrantCheck, *,
-                      direct: bool) -> None:
-        """Validate one case event; process its copies that belong here, move the others."""
+    def intake_record(self, event: Any, batch: Batch, grants: GrantCheck,
+                      owned: Collection[int]) -> None:
+        """Validate one case event; process its copies that belong here, move the others.
+
+        A copy belongs here when its citizen's partition is the one the event
+        was read from and that partition of the table is ``owned`` by this worker.
+        """
         message = event.message
         box = steps.intake(event.value, self.vocabulary, grants=grants, topic=message.topic,
                            partition=message.partition, offset=message.offset, now=batch.now)
@@ -197,7 +201,7 @@ class CitizenAgent:
         batch.intake += self.records(box)
         for citizen, payload in copies:
             partition = partition_for(citizen, self.partitions, 0)
-            if direct and partition == message.partition:
+            if partition == message.partition and partition in owned:
                 faust_door.set_current_event(event)
                 batch.handled.append((citizen, message, payload,
                                       self.correlate_one(message, citizen, payload, batch)))

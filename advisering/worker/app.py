@@ -37,7 +37,7 @@ from advisering.kafka.topics import (
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
 from advisering.worker import faust_door
-from advisering.worker.agent import CitizenAgent, PartitionCount, encode_state
+from advisering.worker.agent import CitizenAgent, OwnedPartitions, encode_state
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender
@@ -83,12 +83,12 @@ def faust_broker_urls(bootstrap: str) -> list[str]:
 
 def create_app(
     settings: Settings, matcher: Matcher, vocabulary: Vocabulary, replicas: int = 1,
-    input_partitions: PartitionCount | None = None,
+    owned_partitions: OwnedPartitions | None = None,
 ) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agent.
 
-    ``input_partitions`` tells the partitions of an input topic; by default
-    the consumer's metadata (tests without a broker give their own).
+    ``owned_partitions`` tells which partitions of the table this worker owns
+    now; by default Faust's assignor (tests without a broker give their own).
     """
     holder = MatcherHolder(matcher)
     app = _faust_app(settings, replicas)
@@ -97,7 +97,7 @@ def create_app(
     topics = _declare_topics(app, settings)
     citizens = citizens_table(app, settings)
     names = {role: topic.get_topic_name() for role, topic in topics.items()}
-    body = CitizenAgent(app, settings, vocabulary, holder, citizens, names, input_partitions)
+    body = CitizenAgent(app, settings, vocabulary, holder, citizens, names, owned_partitions)
     # One channel over both inputs: one agent, so no two tasks race on a citizen's state.
     inputs = app.topic(names["case_events"], names["citizen_events"],
                        key_serializer="raw", value_serializer="raw")

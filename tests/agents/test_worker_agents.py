@@ -70,7 +70,7 @@ class Harness:
     worker: WorkerApp
     vocabulary: Vocabulary
     settings: Settings
-    input_partitions: dict[str, int]  # what the agent is told of its input topics
+    owned: set[int]  # the table partitions the agent is told this worker owns
 
     @property
     def repartition_topic(self) -> str:
@@ -123,14 +123,14 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def harness(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     matcher, vocabulary = load_matcher_and_vocabulary(settings)
-    # Co-partitioned, as topics apply makes them: case-events has the table's partitions.
-    counts = {CASE_EVENTS: settings.worker_partitions}
-    worker = create_app(settings, matcher, vocabulary, input_partitions=counts.get)
+    # One worker owning every partition of the table, as a worker alone in its group does.
+    owned = set(range(settings.worker_partitions))
+    worker = create_app(settings, matcher, vocabulary, owned_partitions=lambda: owned)
     worker.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
     worker.app.finalize()
     worker.app.flow_control.resume()
     monkeypatch.setattr(worker.sender, "send", AsyncMock(return_value={}))
-    yield Harness(worker, vocabulary, settings, counts)
+    yield Harness(worker, vocabulary, settings, owned)
     assert not worker.app.producer.started
     assert not worker.app.consumer.started
 
@@ -181,8 +181,8 @@ def assert_no_cpr(data: bytes, *cprs: str) -> None:
 async def test_valid_event_goes_to_citizen_events_once_per_distinct_party(
     harness: Harness,
 ) -> None:
-    """Case-events not co-partitioned: every distinct party's copy moves, by its pseudonym."""
-    harness.input_partitions[CASE_EVENTS] = harness.settings.worker_partitions + 1
+    """Owning no partition of the table: every distinct party's copy moves, by its pseudonym."""
+    harness.owned.clear()
     raw = demo_scenario()[0][0]
     raw["data"]["parties"] = [
         {"cpr": synthetic_cpr(11), "role": "primaer"},
@@ -527,6 +527,18 @@ async def test_events_keyed_by_citizen_are_processed_in_one_hop(harness: Harness
         citizen_key(number): cases for number, cases in OPEN_CASES.items()}
 
 
+async def test_a_copy_whose_partition_this_worker_does_not_own_moves(harness: Harness) -> None:
+    """On its citizen's partition but that table partition is another worker's: it moves."""
+    event = scenario_events(harness.vocabulary)[0]
+    partition = home(event.key.encode(), harness)
+    harness.owned.discard(partition)
+    async with harness.worker.agent.test_context() as agent:
+        done = await put(agent, encode_event(event), key=event.key.encode(), partition=partition)
+    assert done == BatchDone(0, 1, 0, 0)
+    assert harness.sent("citizen_events") == [(event.key.encode(), encode_event(event))]
+    assert harness.table() == {}
+
+
 async def test_copies_for_other_partitions_move_and_are_processed_when_read_back(
     harness: Harness,
 ) -> None:
@@ -584,9 +596,9 @@ async def test_old_keyed_events_are_moved_and_give_the_same_notifications(
 async def test_intake_sends_one_record_per_partition_that_correlate_reads(
     harness: Harness,
 ) -> None:
-    """Not co-partitioned: a batch's copies travel one record per partition (their pseudonym's),
+    """Owning no partition: a batch's copies travel one record per partition (their pseudonym's),
     and reading those records back gives exactly the expected notifications."""
-    harness.input_partitions[CASE_EVENTS] = 12
+    harness.owned.clear()
     events = scenario_events(harness.vocabulary)
     async with harness.worker.agent.test_context() as agent:
         aim(agent, CASE_EVENTS)
