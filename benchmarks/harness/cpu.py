@@ -28,31 +28,38 @@ from harness.procfs import (
 
 @dataclass
 class ProcessCpuMeter:
-    """CPU between start() and stop(): the measured process, the broker, this script, the host.
+    """CPU between start() and stop(): the measured processes, the broker, this script, the host.
 
-    ``process_runqueue_wait`` is the share of the wall time the process's main
-    thread (the event loop) was runnable but not running: waiting for a CPU
-    that others held. ``others_cores`` is what the rest of the machine used.
+    ``<name>_runqueue_wait`` (for each name in ``loops``) is the share of the
+    wall time the process's main thread (the event loop) was runnable but not
+    running: waiting for a CPU that others held. ``others_cores`` is what the
+    rest of the machine used.
     """
 
     pids: dict[str, int | None]
+    # The processes whose main thread (their event loop) is read apart: CPU and run-queue wait.
+    loops: tuple[str, ...] = ("process",)
     began: dict[str, float | None] = field(default_factory=dict)
     began_host: tuple[float, float] = (0.0, 0.0)
-    began_wait: float | None = None
+    began_wait: dict[str, float | None] = field(default_factory=dict)
     wall: float = 0.0
 
     def _snapshot(self) -> dict[str, float | None]:
         pids = dict(self.pids, bench=os.getpid())
         found = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        process = self.pids.get("process")
-        if process is not None:  # the event loop's own thread (the rest: librdkafka, GC...)
-            found["process_main_thread"] = cpu_seconds(process, process)
+        for name in self.loops:
+            pid = self.pids.get(name)
+            if pid is not None:  # the event loop's own thread (the rest: librdkafka, GC...)
+                found[f"{name}_main_thread"] = cpu_seconds(pid, pid)
         return found
+
+    def _waits(self) -> dict[str, float | None]:
+        return {name: runqueue_wait(self.pids.get(name)) for name in self.loops}
 
     def start(self) -> None:
         self.began = self._snapshot()
         self.began_host = host_cpu()
-        self.began_wait = runqueue_wait(self.pids.get("process"))
+        self.began_wait = self._waits()
         self.wall = time.monotonic()
 
     def stop(self, events: int) -> dict[str, Any]:
@@ -68,14 +75,15 @@ class ProcessCpuMeter:
             if now[name] is None or self.began.get(name) is None:
                 continue
             used = float(now[name] or 0.0) - float(self.began[name] or 0.0)
-            mine += used if name != "process_main_thread" else 0.0
+            mine += 0.0 if name.endswith("_main_thread") else used
             out[f"{name}_cpu_s"] = round(used, 3)
             out[f"{name}_cpu_util"] = round(used / wall, 2)
             out[f"{name}_cpu_us_per_event"] = round(used / events * 1e6, 1)
         out["others_cores"] = round(max(0.0, host_busy - mine / wall), 2)
-        waited = runqueue_wait(self.pids.get("process"))
-        if waited is not None and self.began_wait is not None:
-            out["process_runqueue_wait"] = round((waited - self.began_wait) / wall, 3)
+        for name, waited in self._waits().items():
+            began = self.began_wait.get(name)
+            if waited is not None and began is not None:
+                out[f"{name}_runqueue_wait"] = round((waited - began) / wall, 3)
         return out
 
 

@@ -14,6 +14,7 @@ import argparse
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ class OutputTally:
     counts: Counter[str] = field(default_factory=Counter)
     first_ts: float = float("inf")
     last_ts: dict[str, float] = field(default_factory=dict)
+    notified: dict[str, str] = field(default_factory=dict)  # citizen by notification id
 
     def see(self, message: Message) -> bool:
         """Count ``message``; True when it is the first record on the start topic."""
@@ -106,9 +108,12 @@ class OutputTally:
         if topic in self.start_topics:
             first = self.first_ts == float("inf")
             self.first_ts = min(self.first_ts, stamp)
-        if topic not in self.start_topics and orjson.loads(
-                message.value() or b"{}").get("citizen") not in self.citizens:
-            return first
+        else:
+            value = orjson.loads(message.value() or b"{}")
+            if value.get("citizen") not in self.citizens:
+                return first
+            if topic == NOTIFICATIONS:  # a notification re-sent under its id counts once
+                self.notified[str(value.get("id"))] = str(value.get("citizen"))
         self.counts[topic] += 1
         self.last_ts[topic] = max(self.last_ts.get(topic, 0.0), stamp)
         return first
@@ -116,14 +121,24 @@ class OutputTally:
 
 @dataclass
 class MetricsPoll:
-    """The worker's /metrics, polled every 250 ms (every 50 ms near the end); a timeline."""
+    """The workers' /metrics (summed over ``procs``), polled once a second; a timeline.
 
-    proc: Subprocess
+    ``idle_lag``, when given, is asked for the group's uncommitted records
+    whenever the processed count did not move since the last poll: at 0 twice
+    in a row the workers are done even short of ``expected`` (``short`` is
+    then True), so copies that went missing show as a shortfall, not a timeout.
+    """
+
+    procs: list[Subprocess]
     expected: int
     spawned: float
+    idle_lag: Callable[[], int] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    each: list[dict[str, float]] = field(default_factory=list)
     timeline: list[dict[str, float]] = field(default_factory=list)
     next_poll: float = 0.0
+    idle_zero_lags: int = 0
+    short: bool = False
 
     def done(self) -> float | None:
         """The wall-clock time once every expected event is through the engine."""
@@ -131,36 +146,67 @@ class MetricsPoll:
         if now < self.next_poll:
             return None
         self.next_poll = now + 1.0
-        self.proc.check_alive()
-        self.metrics = worker_metrics(self.proc) or self.metrics
+        before = self.metrics.get("correlated", 0.0)
+        self.each = self.each or [{} for _ in self.procs]
+        for number, proc in enumerate(self.procs):
+            proc.check_alive()
+            self.each[number] = worker_metrics(proc) or self.each[number]
+        self.metrics = summed(self.each)
         if self.metrics:
             self.timeline.append({"t": round(time.time() - self.spawned, 2),
                                   "accepted": self.metrics.get("accepted", 0.0),
                                   "correlated": self.metrics.get("correlated", 0.0)})
-        return time.time() if self.metrics.get("correlated", 0.0) >= self.expected else None
+        processed = self.metrics.get("correlated", 0.0)
+        if processed >= self.expected:
+            return time.time()
+        if self.idle_lag is not None and 0 < processed == before:
+            self.idle_zero_lags = self.idle_zero_lags + 1 if self.idle_lag() == 0 else 0
+            self.short = self.idle_zero_lags >= 2
+            return time.time() if self.short else None
+        self.idle_zero_lags = 0
+        return None
+
+
+def summed(each: list[dict[str, float]]) -> dict[str, float]:
+    """Several workers' metrics added up (empty while none answered yet)."""
+    total: dict[str, float] = {}
+    for metrics in each:
+        for name, value in metrics.items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
+def cpu_pids(bootstrap: str, procs: list[Subprocess]) -> dict[str, int | None]:
+    """What the CPU meter reads: one worker as ``process``, several as ``worker_<n>``."""
+    pids = {"process" if len(procs) == 1 else f"worker_{number}":
+            proc.process.pid if proc.process else None
+            for number, proc in enumerate(procs, 1)}
+    return {**pids, "broker": broker_pid(bootstrap)}
 
 
 def watch_until_done(bootstrap: str, starts: dict[str, dict[int, int]], tally: OutputTally,
                      poll: MetricsPoll, timeout: float) -> tuple[float, dict[str, Any]]:
-    """(when the worker was done, its CPU from its first output record until then)."""
-    proc = poll.proc
+    """(when the workers were done, their CPU from the first output record until then)."""
     consumer = assigned_consumer(bootstrap, starts)
-    meter = ProcessCpuMeter({"process": proc.process.pid if proc.process else None,
-                             "broker": broker_pid(bootstrap)})
+    pids = cpu_pids(bootstrap, poll.procs)
+    meter = ProcessCpuMeter(pids, loops=tuple(name for name in pids if name != "broker"))
     done_at: float | None = None
     deadline = time.monotonic() + timeout
     try:
         while done_at is None:
             if time.monotonic() > deadline:
+                tails = "\n".join(proc.log_tail() for proc in poll.procs)
                 raise TimeoutError(f"worker: {poll.metrics} after {timeout}s "
-                                   f"(expected {poll.expected})\n{proc.log_tail()}")
+                                   f"(expected {poll.expected})\n{tails}")
             for message in consumer.consume(num_messages=2000, timeout=0.02):
                 if tally.see(message):
                     meter.start()
-                    proc.profile_start()
+                    for proc in poll.procs:
+                        proc.profile_start()
             done_at = poll.done()
         cpu = meter.stop(poll.expected)
-        proc.profile_stop()
+        for proc in poll.procs:
+            proc.profile_stop()
     finally:
         consumer.close()
     return done_at, cpu
@@ -171,6 +217,7 @@ def drain(bootstrap: str, starts: dict[str, dict[int, int]], tally: OutputTally)
     tail = assigned_consumer(bootstrap, starts)
     try:
         tally.counts = Counter()
+        tally.notified = {}
         drain_deadline = time.monotonic() + 15
         idle_since = time.monotonic()
         while time.monotonic() < drain_deadline and time.monotonic() - idle_since < 2.0:
@@ -189,7 +236,7 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
     repartition = f"{proc.name}-citizen-events"
     changelog = f"{proc.name}-citizens-changelog"
     tally = OutputTally({repartition, changelog}, citizens)
-    poll = MetricsPoll(proc, expected, spawned=time.time())
+    poll = MetricsPoll([proc], expected, spawned=time.time())
     done_at, cpu = watch_until_done(bootstrap, starts, tally, poll, timeout)
     drain(bootstrap, starts, tally)
     first_ts, last_ts, counts = tally.first_ts, tally.last_ts, tally.counts
@@ -215,6 +262,23 @@ def measure_worker(bootstrap: str, proc: Subprocess, expected: int, citizens: se
     }
 
 
+def prepare_group(bootstrap: str, app_id: str,
+                  case_start: dict[int, int]) -> dict[str, dict[int, int]]:
+    """A fresh worker group: its topics made, its case-events offsets at ``case_start``.
+
+    Returns where the output tally starts reading: the group's own topics from
+    the beginning, notifications and audit from their ends now.
+    """
+    repartition, changelog = f"{app_id}-citizen-events", f"{app_id}-citizens-changelog"
+    create_topics(bootstrap, [repartition])
+    create_topics(bootstrap, [changelog], config={"cleanup.policy": "compact"})
+    commit_offsets(bootstrap, app_id, CASE_EVENTS, case_start)
+    return {repartition: dict.fromkeys(range(PARTITIONS), 0),
+            changelog: dict.fromkeys(range(PARTITIONS), 0),
+            NOTIFICATIONS: end_offsets(bootstrap, NOTIFICATIONS),
+            AUDIT: end_offsets(bootstrap, AUDIT)}
+
+
 def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int, int],
                  triggers: list[Prepared], workdir: Path, args: argparse.Namespace,
                  profile_to: Path | None = None,
@@ -224,14 +288,7 @@ def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int,
     # Later runs on the same preload also meet the latency triggers published by the first.
     expected += sum(len(p.citizens) for p in triggers) * args.triggers_published
     citizens = set(stream.pseudonyms.values())
-    repartition, changelog = f"{app_id}-citizen-events", f"{app_id}-citizens-changelog"
-    create_topics(bootstrap, [repartition])
-    create_topics(bootstrap, [changelog], config={"cleanup.policy": "compact"})
-    commit_offsets(bootstrap, app_id, CASE_EVENTS, case_start)
-    starts = {repartition: dict.fromkeys(range(PARTITIONS), 0),
-              changelog: dict.fromkeys(range(PARTITIONS), 0),
-              NOTIFICATIONS: end_offsets(bootstrap, NOTIFICATIONS),
-              AUDIT: end_offsets(bootstrap, AUDIT)}
+    starts = prepare_group(bootstrap, app_id, case_start)
     proc = worker_process(bootstrap, app_id, workdir, key, profile_to, extra_env)
     result: dict[str, Any] = {"app_id": app_id}
     with cleanup(lambda: delete_app_topics(bootstrap, app_id)), running(proc):
