@@ -74,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
                        help="also run both ingest phases against a server with this GIL "
                             "switch interval (sys.setswitchinterval; Python's default is "
                             "0.005); repeatable")
+    found.add_argument("--edge-only", action="store_true",
+                       help="only the edge steps on one core (no broker, no server); with "
+                            "PYTHONPATH set to another checkout it times that tree's code")
     found.add_argument("--output", type=Path, default=RESULTS)
     return found
 

@@ -27,10 +27,10 @@ from advisering.events import Vocabulary
 from advisering.http.sources import add_source
 from advisering.kafka.topics import default_vocabulary
 from scenarios.direct_produce import PRODUCER_DEFAULTS, bench_direct_rounds
-from scenarios.edge_steps import edge_breakdown
+from scenarios.edge_steps import INGEST_PER_EVENT, edge_breakdown
 from scenarios.ingest_http import bench_ingest
 from scenarios.ingest_profile import print_profile, summarise_profile
-from scenarios.ingest_report import print_table, ratios
+from scenarios.ingest_report import print_edge_steps, print_table, ratios
 from scenarios.ingest_server import Server, server_env, serving
 from scenarios.simulated import (
     EVENTS_PER_CITIZEN,
@@ -220,7 +220,10 @@ def run(args: argparse.Namespace) -> int:
     log("edge steps on one core (no HTTP, no Kafka)")
     edge = edge_breakdown(inputs.events[:5000], pseudonym_key.encode(), vocabulary,
                           args.repeats)
-    log(f"  prepare_event {edge['us_per_event']['prepare_event (all edge steps)']} us/event")
+    log(f"  {INGEST_PER_EVENT}: {edge['us_per_event'][INGEST_PER_EVENT]} us/event")
+    if args.edge_only:
+        print_edge_steps(edge)
+        return 0
     results = header(args, inputs, state, others_at_start, edge)
     workdir = Path(tempfile.mkdtemp(prefix="advisering-bench-ingest-"))
     server_phases(IngestRun(args, pseudonym_key, inputs, workdir, {}), results)
