@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scenarios.ingest_scale import print_scale
+
 
 def ratios(phases: dict[str, Any]) -> dict[str, Any]:
     direct = phases["direct"]["events_per_s"]
@@ -92,6 +94,8 @@ def print_table(results: dict[str, Any]) -> None:
     print_phases(results)
     print_details(results)
     print_ratios(results)
+    if "scale_out" in results:
+        print_scale(results["scale_out"])
     print_edge_steps(results["edge_us_per_event"])
 
 
