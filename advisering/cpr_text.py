@@ -313,6 +313,9 @@ def find_hits(text: str, limit: int = 1_000_000) -> list[Hit]:
 
 def single_cpr(text: str) -> str | None:
     """The ten digits when ``text`` is exactly one CPR number (digits and separators only)."""
+    if len(text) == 10 and text.isascii() and text.isdigit():
+        # The common form, ten ASCII digits: normalising it changes nothing.
+        return text if digits_are_cpr(text) else None
     norm = normalise(text)
     candidate = norm.text.strip()
     if norm.undecodable or _RUN.fullmatch(candidate) is None:

@@ -318,5 +318,11 @@ def too_deep(limit: int) -> Rejection:
 
 
 def encode_event(event: CaseEvent) -> bytes:
-    """The event as JSON for Kafka, absent fields left out."""
-    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    """The event as JSON for Kafka, absent fields left out.
+
+    pydantic writes the JSON itself, in about half the time of building the
+    dict (``model_dump``) and handing it to orjson; the bytes are the same
+    for every event a JSON parser can give (a property test holds the two
+    equal: floats, escapes, non-ASCII text, times).
+    """
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True)

@@ -108,8 +108,10 @@ def configure_logging(settings: Settings) -> None:
             handler.addFilter(CprRedactingFilter())
 
 
-def _stderr_logger(*_args: object) -> structlog.PrintLogger:
-    return structlog.PrintLogger(file=sys.stderr)
+def _stderr_logger(*_args: object) -> structlog.WriteLogger:
+    # One write per line (PrintLogger writes the line, then its newline): processes
+    # sharing one stderr, as several serve processes do, never glue two lines.
+    return structlog.WriteLogger(file=sys.stderr)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -80,9 +80,13 @@ CITIZEN_EVENTS_ROUTED = Counter(
     "or sent through the repartition topic (repartitioned).",
     ["route"],
 )
+# The gauges are one process's (the worker's). multiprocess_mode="max": where
+# several processes count into one directory (several serve processes), each
+# still shows as one series, not one per pid; elsewhere the mode is ignored.
 RULESET_RULES = Gauge(
     "advisering_ruleset_rules",
     "Number of enabled rules in the rule set the worker applies.",
+    multiprocess_mode="max",
 )
 RULESET_VERSION = Info(
     "advisering_ruleset",
@@ -101,10 +105,12 @@ RULESET_RECORDS_INVALID = Counter(
 RULES_WATCHER_UP = Gauge(
     "advisering_rules_watcher_up",
     "1 while the worker's rules watcher thread follows advisering.rules, 0 once it ended.",
+    multiprocess_mode="max",
 )
 WORKER_CRASHED = Gauge(
     "advisering_worker_crashed",
     "1 once the worker's Faust app crashed (the process is exiting), else 0.",
+    multiprocess_mode="max",
 )
 PUBLISHED_EVENTS = Counter(
     "advisering_published_events_total",

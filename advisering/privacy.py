@@ -12,16 +12,12 @@ digits, zero-width characters, percent-encoding, numbers), is decided by
 string and number, walked iteratively), to raw JSON bytes (a cheap, sound
 pre-check) and to redaction.
 
-A pseudonym is ``ps1-`` followed by the lower-case base32 of the HMAC. The
-base32 alphabet has no 0, 1, 8 or 9, so a pseudonym can never itself look like
-a CPR number (a CPR month always starts with 0 or 1).
+The pseudonyms themselves are made in :mod:`advisering.pseudonyms` (and
+exported here, where every caller finds them).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -29,23 +25,27 @@ from typing import Any
 import orjson
 
 from advisering.cpr_text import find_hits, number_digits, single_cpr, valid_date
+from advisering.pseudonyms import (
+    PSEUDONYM_PATTERN,
+    PSEUDONYM_PREFIX,
+    cpr_digits,
+    is_pseudonym,
+    pseudonym_of_digits,
+    pseudonymise,
+)
 
-PSEUDONYM_PREFIX = "ps1-"
 REDACTED = "[CPR-REDACTED]"
 # A text with more CPR numbers than this is redacted whole (bounded work).
 MAX_HITS = 256
 
-# The whole format: the prefix and 52 characters of base32 (256 bits).
-PSEUDONYM_PATTERN = rf"^{PSEUDONYM_PREFIX}[a-z2-7]{{52}}$"
-_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 # The characters that delimit JSON values: the fallback redaction of text
 # replaces a whole segment between two of them.
 _JSON_SEGMENT = re.compile(r'[^{}\[\],:"]+')
 
 __all__ = [
-    "MAX_HITS", "PSEUDONYM_PATTERN", "PSEUDONYM_PREFIX", "REDACTED", "cpr_paths", "find_cprs",
-    "is_cpr", "is_pseudonym", "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr",
-    "number_is_cpr", "pseudonymise",
+    "MAX_HITS", "PSEUDONYM_PATTERN", "PSEUDONYM_PREFIX", "REDACTED", "cpr_digits", "cpr_paths",
+    "find_cprs", "is_cpr", "is_pseudonym", "json_may_hold_cpr", "may_hold_cpr", "normalise_cpr",
+    "number_is_cpr", "pseudonym_of_digits", "pseudonymise",
     "redact", "redact_value", "valid_date",
 ]
 
@@ -80,23 +80,6 @@ def normalise_cpr(value: str) -> str:
     if digits is None:
         raise ValueError("not a CPR number")
     return digits
-
-
-def pseudonymise(cpr: str, key: bytes) -> str:
-    """The municipality-wide pseudonym of a CPR number (HMAC-SHA256 with ``key``).
-
-    The same CPR number gives the same pseudonym in every source system that
-    shares the key; without the key it cannot be reversed or recomputed.
-    """
-    if not is_cpr(cpr):
-        raise ValueError("not a CPR number")
-    digest = hmac.new(key, normalise_cpr(cpr).encode("ascii"), hashlib.sha256).digest()
-    return PSEUDONYM_PREFIX + base64.b32encode(digest).decode("ascii").rstrip("=").lower()
-
-
-def is_pseudonym(value: str) -> bool:
-    """The value has the form :func:`pseudonymise` gives (``ps1-`` and 52 base32 letters)."""
-    return bool(_PSEUDONYM.match(value))
 
 
 def _spans_replaced(text: str) -> str | None:
@@ -208,8 +191,10 @@ def json_may_hold_cpr(payload: bytes) -> bool:
     escape could hide digits (a backslash, ``%``, an HTML character
     reference); when ten digits stand together with only separators or
     non-ASCII characters between them (outside UUIDs and hex ids, looked at
-    only when the first look finds ten); when a number has nine digits or an
-    exponent; or when a string could be an exponent-form number.
+    only when the first look finds ten); when a number (outside strings,
+    looked for there only when the whole text has the shape of one: a
+    time's ``:56.846539`` has it) has nine digits or an exponent; or when a
+    string could be an exponent-form number.
     """
     squeezed = payload.translate(_SQUEEZE, _SEPARATOR_BYTES)
     if b"E" in squeezed or (b"&" in squeezed and _ENTITY.search(payload)):
@@ -220,7 +205,7 @@ def json_may_hold_cpr(payload: bytes) -> bool:
                 not payload.isascii() or _WHOLE_TEN.search(unexempt.translate(_GROUPS))):
             return True
     shape = payload.translate(_NUMERIC, _BLANKS_AND_SIGNS)
-    if _NINE_AFTER in shape or (b"n0" in shape and _EXPONENT_NUMBER.search(shape)):
+    if (_NINE_AFTER in shape or b"n0" in shape) and _number_outside_strings(shape):
         return True
     if shape[:1] == b"0" and _TOP_NUMBER.match(shape):
         return True
@@ -228,6 +213,35 @@ def json_may_hold_cpr(payload: bytes) -> bool:
         return any((b"0" in m.group() or b"u" in m.group()) and (b"e" in m.group() or b"u" in
                    m.group()) for m in _NUMERIC_STRING.finditer(shape))
     return _ascii_exponent_string(shape)
+
+
+def _number_outside_strings(shape: bytes) -> bool:
+    """Whether a payload's shape has a number of nine or more digits, or with an exponent.
+
+    For a payload without backslashes: every quote then opens or closes a
+    string, so a match preceded by an even number of quotes is outside one.
+    A JSON number, and the ``:``, ``,`` or ``[`` before it, never is in a
+    string; what this no longer counts is digits inside strings (a time's
+    ``:56.846539``), which the string checks look at. Quotes are counted
+    from one match to the next, so the work stays linear in the payload.
+    """
+    quotes = counted = 0
+    position = shape.find(_NINE_AFTER)
+    while position != -1:
+        quotes += shape.count(b"q", counted, position)
+        counted = position
+        if not quotes % 2:
+            return True
+        position = shape.find(_NINE_AFTER, position + 1)
+    if b"n0" not in shape or _EXPONENT_NUMBER.search(shape) is None:
+        return False
+    quotes = counted = 0
+    for match in _EXPONENT_NUMBER.finditer(shape):
+        quotes += shape.count(b"q", counted, match.start())
+        counted = match.start()
+        if not quotes % 2:
+            return True
+    return False
 
 
 def _ascii_exponent_string(shape: bytes) -> bool:

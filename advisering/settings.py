@@ -165,6 +165,17 @@ class Settings(BaseSettings):
     serve_port: int = Field(
         default=8080, ge=1, le=65535, description="`advisering serve` (port)"
     )
+    # Several serve processes on one port (docs/operators.md "Several serve processes").
+    serve_processes: int = Field(
+        default=1, ge=1, le=32,
+        description="`advisering serve` processes sharing the port with SO_REUSEPORT "
+        "(1 to 32); above 1 only the HTTP ingest (no inbox), under one supervising parent",
+    )
+    serve_shutdown_grace: float = Field(
+        default=20.0, gt=0, le=600,
+        description="with several serve processes: seconds the parent gives them to stop "
+        "after SIGTERM before it kills them",
+    )
     sources_file: Path = Field(
         default=Path("sources.yaml"),
         description="source systems: hashed API keys and grants "

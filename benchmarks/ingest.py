@@ -14,6 +14,9 @@ from advisering.dev.simulator):
                    it can (flood), and with at most N records in flight (a closed
                    loop like N single-event HTTP clients). Events/s and per-record
                    delivery latency (delivery callback minus produce call).
+4. scale-out       two `serve` processes on one port (ADVISERING_SERVE_PROCESSES=2)
+                   against one, both modes, --scale-rounds rounds alternating; the
+                   ratio of each round's pair and their median (the figure to quote).
 
 Besides: the CPU cost of the edge steps per event, in this process (parse,
 deep copy, pseudonymise, CPR scan, pydantic validation, encode); the CPU used
@@ -21,6 +24,8 @@ by the server (event loop thread, librdkafka threads, others), the broker and
 this client in each phase; the server's own produce-to-ack time per request
 (from its /metrics). ``--profile`` also runs the two ingest phases against a
 second server under cProfile and prints where its event loop spends its time.
+``--edge-only`` times the edge steps alone (no broker): run it with
+PYTHONPATH set to another checkout to time that tree's code with this script.
 
 Usage (a broker of your own; topics applied):
 
@@ -67,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument("--timeout", type=float, default=600.0, help="per phase, seconds")
     found.add_argument("--request-timeout", type=float, default=30.0, help="per HTTP request")
     found.add_argument("--ready-timeout", type=float, default=60.0)
+    found.add_argument("--scale-rounds", type=int, default=3,
+                       help="rounds of two serve processes against one (ADVISERING_SERVE_"
+                            "PROCESSES=2 vs 1), each mode per round; 0 skips them")
     found.add_argument("--profile", action="store_true",
                        help="also run both ingest phases against a cProfiled server")
     found.add_argument("--switch-interval", type=float, action="append", default=[],
@@ -74,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
                        help="also run both ingest phases against a server with this GIL "
                             "switch interval (sys.setswitchinterval; Python's default is "
                             "0.005); repeatable")
+    found.add_argument("--edge-only", action="store_true",
+                       help="only the edge steps on one core (no broker, no server); with "
+                            "PYTHONPATH set to another checkout it times that tree's code")
     found.add_argument("--output", type=Path, default=RESULTS)
     return found
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -20,12 +21,20 @@ from advisering.grants import Grants, parse_list
 from advisering.settings import Settings
 
 
-def _serve(_args: argparse.Namespace, settings: Settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """One serve process; or, with ADVISERING_SERVE_PROCESSES > 1, the parent of several."""
+    if args.as_process is None and settings.serve_processes > 1:
+        from advisering.http.processes import ServeSetupError, run_processes
+
+        try:
+            return run_processes(settings)
+        except ServeSetupError as exc:
+            raise UserError(str(exc)) from exc
     from advisering.http.server import run_server
     from advisering.kafka.clients import configure_client_logging
 
     configure_client_logging(settings.kafka_log_interval)
-    return run_server(settings)
+    return run_server(settings, args.as_process, args.metrics_dir)
 
 
 def _grants_from(args: argparse.Namespace, *, required: bool) -> Grants | None:
@@ -176,6 +185,9 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the HTTP side's verbs: `serve`, `sources` and `token`."""
     serve = verbs.add_parser("serve", help="HTTP ingest for source systems and the inbox")
+    # Set by the parent of several serve processes for each child (not for people).
+    serve.add_argument("--as-process", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--metrics-dir", type=Path, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
     sources = verbs.add_parser("sources", help="source systems: API keys and grants")
     actions = sources.add_subparsers(dest="sources_verb", required=True, metavar="ACTION")

@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from advisering.events import CaseEvent, Rejection, RejectReason, Vocabulary, validate_event
-from advisering.privacy import is_cpr, pseudonymise
+from advisering.privacy import cpr_digits, pseudonym_of_digits
 
 
 def prepare_event(
@@ -33,13 +33,13 @@ def prepare_event(
         for index, party in enumerate(parties):
             if not isinstance(party, dict) or "cpr" not in party:
                 continue
-            path = f"data.parties[{index}].cpr"
             cpr = party.pop("cpr")
-            if not isinstance(cpr, str) or not is_cpr(cpr):
-                return Rejection(RejectReason.INVALID_FIELD, path,
+            digits = cpr_digits(cpr) if isinstance(cpr, str) else None
+            if digits is None:
+                return Rejection(RejectReason.INVALID_FIELD, f"data.parties[{index}].cpr",
                                  "not a valid CPR number (ten digits, a valid date)")
             if "citizen" in party:
                 return Rejection(RejectReason.INVALID_FIELD, f"data.parties[{index}]",
                                  "give either cpr or citizen, not both")
-            party["citizen"] = pseudonymise(cpr, key)
+            party["citizen"] = pseudonym_of_digits(digits, key)
     return validate_event(event, vocabulary)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from advisering.http.ingest import MAX_BODY, IngestConfig, IngestHandler
 from advisering.http.openapi import openapi_document
@@ -46,10 +50,13 @@ class Readiness:
 
 
 def create_web_app(settings: Settings, *, consume: bool = True,
-                   wall_clock: Callable[[], dt.datetime] = utc_now) -> web.Application:
+                   wall_clock: Callable[[], dt.datetime] = utc_now,
+                   metrics_dir: Path | None = None) -> web.Application:
     """The HTTP side: ingest (with a pseudonym key), inbox (with a token secret), health.
 
     ``wall_clock`` is what a rotated-out API key's expiry is compared with (tests move it).
+    ``metrics_dir``: this is one of several serve processes, whose metrics are
+    summed from that directory (:mod:`advisering.http.processes`).
     """
     if settings.pseudonym_key is None and settings.token_secret is None:
         raise MissingPseudonymKeyError(
@@ -66,7 +73,7 @@ def create_web_app(settings: Settings, *, consume: bool = True,
         return web.json_response({"ready": ready, "kafka": ready}, status=200 if ready else 503)
 
     async def metrics_page(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(),
+        return web.Response(body=_metrics_text(metrics_dir),
                             content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     async def openapi(_request: web.Request) -> web.Response:
@@ -116,12 +123,30 @@ def add_ingest(app: web.Application, settings: Settings,
     app.router.add_post("/api/v1/events", handler.post_events)
 
 
-def run_server(settings: Settings) -> int:
-    """Serve until interrupted (`advisering serve`); the exit status is 0."""
-    app = create_web_app(settings)
-    log.info("serve_starting", host=settings.serve_host, port=settings.serve_port)
+def _metrics_text(metrics_dir: Path | None) -> bytes:
+    """This process's metrics; with ``metrics_dir``, those of every serve process, summed."""
+    if metrics_dir is None:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def run_server(settings: Settings, process: int | None = None,
+               metrics_dir: Path | None = None) -> int:
+    """Serve until interrupted (`advisering serve`); the exit status is 0.
+
+    ``process`` is this child's index among several serve processes: it then
+    binds the port with SO_REUSEPORT beside its siblings, every log line
+    names it, and ``metrics_dir`` is where they all count.
+    """
+    if process is not None:
+        structlog.contextvars.bind_contextvars(serve_process=process)
+    app = create_web_app(settings, metrics_dir=metrics_dir)
+    log.info("serve_starting", host=settings.serve_host, port=settings.serve_port,
+             pid=os.getpid())
     web.run_app(app, host=settings.serve_host, port=settings.serve_port, print=None,
-                access_log=None)
+                access_log=None, reuse_port=process is not None)
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from harness import log
 from harness.procfs import (
     broker_pid,
+    child_pids,
     cpu_seconds,
     host_busy_seconds,
     host_cpu,
@@ -88,16 +89,29 @@ class ProcessCpuMeter:
 
 
 class ThreadCpuMeter:
-    """CPU of the server (by thread group), the broker, this client and the host."""
+    """CPU of the server (by thread group), the broker, this client and the host.
+
+    With several server processes (a parent and its children), ``server_pid``
+    is the parent and the children's threads count too (their main threads
+    together as "main").
+    """
 
     def __init__(self, server_pid: int | None, broker: int | None) -> None:
         self.server_pid = server_pid
+        self.server_pids = [server_pid, *child_pids(server_pid)] if server_pid else []
         self.broker = broker
         self._began: dict[str, Any] = {}
 
+    def _server(self) -> dict[str, float]:
+        groups: dict[str, float] = {}
+        for pid in self.server_pids:
+            for group, used in threads_cpu(pid).items():
+                groups[group] = groups.get(group, 0.0) + used
+        return groups
+
     def _sample(self) -> dict[str, Any]:
         broker = stat_cpu_seconds(Path(f"/proc/{self.broker}/stat")) if self.broker else None
-        return {"wall": time.monotonic(), "server": threads_cpu(self.server_pid),
+        return {"wall": time.monotonic(), "server": self._server(),
                 "broker": broker,
                 "client": self_cpu(), "host": host_busy_seconds()}
 

@@ -65,6 +65,31 @@ def threads_cpu(pid: int | None) -> dict[str, float]:
     return groups
 
 
+def child_pids(pid: int | None) -> list[int]:
+    """The direct children of ``pid`` (Linux /proc/<pid>/task/<pid>/children)."""
+    if pid is None:
+        return []
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``port`` (one per process sharing it with SO_REUSEPORT)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
+                count += 1
+    return count
+
+
 def host_cpu() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     try:

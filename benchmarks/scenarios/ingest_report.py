@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scenarios.ingest_scale import print_scale
+
 
 def ratios(phases: dict[str, Any]) -> dict[str, Any]:
     direct = phases["direct"]["events_per_s"]
@@ -92,6 +94,13 @@ def print_table(results: dict[str, Any]) -> None:
     print_phases(results)
     print_details(results)
     print_ratios(results)
-    print("\nedge steps on one core, no HTTP, no Kafka (us per event):")
-    for step, us in results["edge_us_per_event"]["us_per_event"].items():
-        print(f"  {step:40s} {us:8.1f}")
+    if "scale_out" in results:
+        print_scale(results["scale_out"])
+    print_edge_steps(results["edge_us_per_event"])
+
+
+def print_edge_steps(edge: dict[str, Any]) -> None:
+    print(f"\nedge steps on one core, no HTTP, no Kafka (us per event, best of "
+          f"{edge['repeats']} over {edge['events']} events):")
+    for step, us in edge["us_per_event"].items():
+        print(f"  {step:50s} {us:8.1f}")

@@ -1,4 +1,5 @@
-"""The ingest benchmark's run: edge steps, HTTP ingest single and batched, direct producing."""
+"""The ingest benchmark's run: edge steps, HTTP ingest single and batched, direct producing,
+two serve processes against one."""
 
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from advisering.events import Vocabulary
 from advisering.http.sources import add_source
 from advisering.kafka.topics import default_vocabulary
 from scenarios.direct_produce import PRODUCER_DEFAULTS, bench_direct_rounds
-from scenarios.edge_steps import edge_breakdown
+from scenarios.edge_steps import INGEST_PER_EVENT, edge_breakdown
 from scenarios.ingest_http import bench_ingest
 from scenarios.ingest_profile import print_profile, summarise_profile
-from scenarios.ingest_report import print_table, ratios
+from scenarios.ingest_report import print_edge_steps, print_table, ratios
+from scenarios.ingest_scale import scale_phase
 from scenarios.ingest_server import Server, server_env, serving
 from scenarios.simulated import (
     EVENTS_PER_CITIZEN,
@@ -72,11 +74,12 @@ class IngestRun:
     headers: dict[str, dict[str, str]]
 
     def server(self, log_name: str, profile_to: Path | None = None,
-               switch_interval: float | None = None) -> Server:
+               switch_interval: float | None = None, processes: int = 1) -> Server:
         port = free_port()
         env = server_env(self.args.bootstrap, self.pseudonym_key,
                          self.workdir / "sources.yaml", port, self.args.max_events)
-        return Server(env, port, self.workdir / log_name, profile_to, switch_interval)
+        return Server(env, port, self.workdir / log_name, profile_to, switch_interval,
+                      processes=processes)
 
     def ingest(self, name: str, server: Server, batched: bool) -> dict[str, Any]:
         inputs = self.inputs
@@ -198,6 +201,8 @@ def server_phases(run: IngestRun, results: dict[str, Any]) -> None:
                             for source, key in keys.items()})
         ingest_phases(run, results["phases"])
         direct_phases(run, results["phases"])
+        if run.args.scale_rounds:
+            results["scale_out"] = scale_phase(run)
         for interval in run.args.switch_interval:
             name, variant = switch_interval_variant(run, interval)
             results.setdefault("variants", {})[name] = variant
@@ -220,7 +225,10 @@ def run(args: argparse.Namespace) -> int:
     log("edge steps on one core (no HTTP, no Kafka)")
     edge = edge_breakdown(inputs.events[:5000], pseudonym_key.encode(), vocabulary,
                           args.repeats)
-    log(f"  prepare_event {edge['us_per_event']['prepare_event (all edge steps)']} us/event")
+    log(f"  {INGEST_PER_EVENT}: {edge['us_per_event'][INGEST_PER_EVENT]} us/event")
+    if args.edge_only:
+        print_edge_steps(edge)
+        return 0
     results = header(args, inputs, state, others_at_start, edge)
     workdir = Path(tempfile.mkdtemp(prefix="advisering-bench-ingest-"))
     server_phases(IngestRun(args, pseudonym_key, inputs, workdir, {}), results)

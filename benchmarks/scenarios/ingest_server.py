@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 from harness import ROOT, log
 from harness.children import PROFILE_START, ChildProcess, advisering_env, python_argv, running
+from harness.procfs import listening_sockets
 from prometheus_client.parser import text_string_to_metric_families
 
 PR_SET_PDEATHSIG = 1
@@ -68,6 +70,7 @@ class Server(ChildProcess):
     profile_to: Path | None = None
     switch_interval: float | None = None  # sys.setswitchinterval in the server
     process: subprocess.Popen[bytes] | None = None
+    processes: int = 1  # ADVISERING_SERVE_PROCESSES: a parent and its children when > 1
 
     @property
     def label(self) -> str:
@@ -81,10 +84,23 @@ class Server(ChildProcess):
         args = ["-m", "advisering.cli", "serve"]
         if self.switch_interval is not None:
             args = ["-c", SWITCH_INTERVAL_BOOT, str(self.switch_interval), "serve"]
+        env = dict(self.env, ADVISERING_SERVE_PROCESSES=str(self.processes))
         with self.log_path.open("ab") as handle:
-            self.process = subprocess.Popen(python_argv(self.profile_to, *args), env=self.env,
+            self.process = subprocess.Popen(python_argv(self.profile_to, *args), env=env,
                                             stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
                                             preexec_fn=_die_with_parent)  # noqa: PLW1509
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds until /readyz answered 200 and every process listens on the port."""
+        began = time.monotonic()
+        super().wait_ready(timeout)
+        while listening_sockets(self.port) < self.processes:
+            if time.monotonic() - began > timeout:
+                raise TimeoutError(f"{self.label}: not all {self.processes} processes listen "
+                                   f"on {self.port} after {timeout}s:\n{self.log_tail()}")
+            self.check_alive()
+            time.sleep(0.2)
+        return time.monotonic() - began
 
     @property
     def pid(self) -> int | None:
@@ -119,7 +135,9 @@ def serving(server: Server, ready_timeout: float) -> Iterator[Server]:
     """``server`` started and ready (or the reason why not), stopped on the way out."""
     with running(server):
         took = server.wait_ready(ready_timeout)
-        log(f"  server pid {server.pid} ready on port {server.port} after {took:.1f}s")
+        log(f"  server pid {server.pid} ({server.processes} process"
+            f"{'es' if server.processes > 1 else ''}) ready on port {server.port} "
+            f"after {took:.1f}s")
         yield server
 
 
