@@ -70,7 +70,7 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()  # looked up here, so that a new child only makes the system call
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In a new child, before it runs: SIGTERM when the parent dies (Linux prctl)."""
     prctl = getattr(_LIBC, "prctl", None)
     if prctl is not None:
@@ -176,7 +176,7 @@ class Supervisor:
         """One child, in a session of its own, that dies with the parent."""
         env = dict(os.environ, **{METRICS_DIR_VARIABLE: str(self.metrics_dir)})
         child = subprocess.Popen(self.command(index), env=env, start_new_session=True,
-                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
+                                 preexec_fn=die_with_parent)  # noqa: PLW1509 (no threads here)
         log.info("serve_process_started", process=index, pid=child.pid)
         return child
 

@@ -7,7 +7,6 @@ stop the server.
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import subprocess
 import time
@@ -22,30 +21,13 @@ from harness.children import PROFILE_START, ChildProcess, advisering_env, python
 from harness.procfs import listening_sockets
 from prometheus_client.parser import text_string_to_metric_families
 
-PR_SET_PDEATHSIG = 1
+from advisering.http.processes import die_with_parent
 
 # Runs `advisering serve` with another GIL switch interval (a variant, see --switch-interval).
 SWITCH_INTERVAL_BOOT = (
     "import runpy, sys; sys.setswitchinterval(float(sys.argv.pop(1))); "
     "runpy.run_module('advisering.cli', run_name='__main__', alter_sys=True)"
 )
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-LIBC = _libc()  # looked up here, so that the forked child only makes the system call
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when this benchmark dies, even by SIGKILL (Linux prctl)."""
-    prctl = getattr(LIBC, "prctl", None)
-    if prctl is not None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _terminate(signum: int, _frame: Any) -> None:
@@ -88,7 +70,7 @@ class Server(ChildProcess):
         with self.log_path.open("ab") as handle:
             self.process = subprocess.Popen(python_argv(self.profile_to, *args), env=env,
                                             stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
-                                            preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                            preexec_fn=die_with_parent)  # noqa: PLW1509
 
     def wait_ready(self, timeout: float) -> float:
         """Seconds until /readyz answered 200 and every process listens on the port."""
