@@ -18,8 +18,8 @@ from advisering.kafka.reading import Record, read_to_end, topic_end
 from advisering.kafka.topics import load_vocabulary
 from advisering.settings import Settings
 
-__all__ = ["Record", "end_offsets", "group_lag", "load_matcher_and_vocabulary", "read_topic",
-           "wait_until_idle"]
+__all__ = ["Record", "end_offsets", "group_lag", "group_positions",
+           "load_matcher_and_vocabulary", "read_topic", "wait_until_idle"]
 
 
 def load_matcher_and_vocabulary(settings: Settings) -> tuple[Matcher, Vocabulary]:
@@ -46,17 +46,25 @@ def read_topic(
 
 def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     """Records not yet committed by consumer group ``group`` on ``topics``."""
+    return sum(behind for _, _, _, behind in group_positions(bootstrap, group, topics))
+
+
+def group_positions(
+    bootstrap: str, group: str, topics: Iterable[str]
+) -> list[tuple[str, int, int, int]]:
+    """(topic, partition, committed offset or -1, records behind the end) for ``group``."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False})
     try:
-        lag = 0
+        positions = []
         for topic in topics:
             ends = end_offsets(bootstrap, topic)
             committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
             for tp in committed:
                 done = tp.offset if tp.offset >= 0 else 0
-                lag += max(0, ends[tp.partition] - done)
-        return lag
+                positions.append((topic, tp.partition, tp.offset,
+                                  max(0, ends[tp.partition] - done)))
+        return positions
     finally:
         consumer.close()
 
@@ -64,7 +72,12 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
 def wait_until_idle(
     bootstrap: str, group: str, topics: list[str], timeout: float = 120.0
 ) -> None:
-    """Wait until ``group`` has committed everything on ``topics`` (twice in a row)."""
+    """Wait until ``group`` has committed everything on ``topics`` (twice in a row).
+
+    On timeout the error names every partition still behind, with its
+    committed offset: a stall at one partition reads differently from a
+    worker that stopped altogether.
+    """
     deadline = time.monotonic() + timeout
     quiet = 0
     lag = -1
@@ -74,4 +87,8 @@ def wait_until_idle(
         if quiet >= 2:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"group {group} still has {lag} uncommitted record(s) on {topics}")
+    behind = [f"{topic}[{partition}] committed {committed}, {count} behind"
+              for topic, partition, committed, count in group_positions(bootstrap, group, topics)
+              if count]
+    raise TimeoutError(f"group {group} still has {lag} uncommitted record(s) on {topics}: "
+                       + "; ".join(behind))

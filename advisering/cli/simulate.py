@@ -37,6 +37,8 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.register_sources is not None:
         return _register(args, settings)
+    if args.work_dir is not None and not args.work_dir.is_dir():
+        raise UserError(f"--work-dir {args.work_dir} is not a directory")
     municipality = Municipality(seed=args.seed, citizens=args.citizens, days=args.days,
                                 start=args.start)
     events = simulate(municipality, args.work_dir)

@@ -99,7 +99,12 @@ def test_deploy_switches_two_running_workers_and_refuses_invalid_sets(
 
         # The next events are evaluated by the deployed set on both workers.
         start = end_offsets(bootstrap, NOTIFICATIONS)
-        publish_waves(workers[0], bootstrap, tmp_path, demo_scenario())
+        try:
+            publish_waves(workers[0], bootstrap, tmp_path, demo_scenario())
+        except TimeoutError:
+            for worker in workers:  # what each worker did, for the failure report
+                print(f"--- {worker.log_path.name}\n{worker.log_tail(20000)}")
+            raise
         found = notifications_for(bootstrap, start,
                                   scenario_citizens(env["ADVISERING_PSEUDONYM_KEY"]))
         expected = {k for k in DEMO_EXPECTED if k[0] != "flytning-til-alle"}

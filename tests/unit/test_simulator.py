@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from advisering.cli.main import main
 from advisering.dev.simulator import CET, Municipality, simulate, synthetic_cpr
 from advisering.edge.prepare import prepare_event
 from advisering.engine.evaluate import process
@@ -87,3 +88,13 @@ def test_rules_fire_on_the_simulation_at_plausible_rates() -> None:
     share = sum(fired.values()) / len(events)
     assert 0.002 < share < 0.10, share
     assert max(per_recipient.values()) < 40
+
+
+def test_missing_work_dir_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simulate --work-dir` naming no directory exits 2 with the path, not a traceback."""
+    monkeypatch.setenv("ADVISERING_TOPICS_DIR", str(ROOT / "topics"))
+    missing = tmp_path / "nowhere"
+    assert main(["simulate", "--work-dir", str(missing), "--out", str(tmp_path / "e")]) == 2
+    assert f"--work-dir {missing} is not a directory" in capsys.readouterr().err
