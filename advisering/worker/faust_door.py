@@ -201,12 +201,27 @@ def deliver_fetched_batches(app: faust.App) -> None:
 
 
 async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
-    """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch."""
+    """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
+
+    Two things stay outside the guarded delivery, as they are outside the
+    original's per-record guard: waiting for a stopped flow to resume (the
+    original waits in ``getmany``; a guard that fires at once would spin
+    through the whole rebalance), and the ``broker_commit_every`` commit (a
+    commit cancelled half-way would forget the offsets it had taken from the
+    acked list without committing them).
+    """
     consumer_stopped = consumer._stopped.is_set
     fetcher_stopped = fetcher._stopped.is_set
     diag = consumer.diag
     try:
         while not (consumer_stopped() or fetcher_stopped()):
+            if not consumer.flow_active:
+                await consumer.wait(consumer.can_resume_flow)
+                continue
+            commit_every = consumer._commit_every
+            if commit_every is not None and consumer._n_acked >= commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
             diag.set_flag(CONSUMER_FETCHING)
             fetched = consumer.getmany(timeout=1.0)
             await consumer.sleep(0)
@@ -227,10 +242,9 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
 
 
 async def _deliver(consumer: Any, fetched: Any) -> None:
-    """Hand each fetched record to the conductor, minding gaps and the commit cadence."""
+    """Hand each fetched record to the conductor, minding gaps in the offsets read."""
     callback = consumer.callback
     read_offsets = consumer._read_offset
-    commit_every = consumer._commit_every
     acks_enabled_for = consumer.app.topics.acks_enabled_for
     since_yield = 0
     async for tp, message in fetched:
@@ -244,9 +258,6 @@ async def _deliver(consumer: Any, fetched: Any) -> None:
             continue  # read before (the original logs it at dev level and drops it)
         if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
             await consumer._add_gap(tp, read + 1, offset)
-        if commit_every is not None and consumer._n_acked >= commit_every:
-            consumer._n_acked = 0
-            await consumer.commit()
         await callback(message)
         read_offsets[tp] = offset
 

@@ -225,3 +225,73 @@ async def test_delivery_skips_what_was_read_and_records_gaps() -> None:
     assert consumer.delivered == [5, 9]
     assert consumer.gaps == [(6, 9)]  # (read + 1, offset), as Faust's own loop passes it
     assert consumer._read_offset[tp] == 9  # noqa: SLF001
+
+
+class LoopConsumer:
+    """The parts of a Faust consumer the drain loop reads; counts fetches and commits."""
+
+    consumer_stopped_errors = (RuntimeError,)
+
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+        self.can_resume_flow = asyncio.Event()
+        self.suspend_flow = asyncio.Event()
+        self.flow_active = False
+        self._commit_every: int | None = 10
+        self._n_acked = 0
+        self.should_stop = False
+        self.fetches = 0
+        self.commits: list[int] = []
+        self._read_offset: dict[TP, int | None] = {}
+        self.diag = self
+        self.transport = self
+        self.app = self
+        self.topics = self
+
+    def acks_enabled_for(self, _topic: str) -> bool:
+        return True
+
+    async def callback(self, _message: Any) -> None: ...
+
+    def set_flag(self, _flag: str) -> None: ...
+
+    def unset_flag(self, _flag: str) -> None: ...
+
+    async def wait(self, event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def commit(self) -> None:
+        self.commits.append(self.fetches)
+
+    async def wait_first(self, *coros: Any) -> None:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def getmany(self, timeout: float) -> Any:
+        self.fetches += 1
+        await asyncio.sleep(0.01)
+        if False:  # an async generator that yields nothing
+            yield None
+
+
+async def test_drain_loop_waits_for_a_stopped_flow_and_commits_outside_delivery() -> None:
+    """A stopped flow is awaited, not spun through; the commit-every commit runs between fetches."""
+    consumer = LoopConsumer()
+    fetcher = LoopConsumer()
+    loop = asyncio.ensure_future(faust_door.drain_in_batches(consumer, fetcher))
+    await asyncio.sleep(0.1)
+    assert consumer.fetches == 0  # the flow is stopped: no fetch, no busy loop
+    consumer._n_acked = 10  # noqa: SLF001
+    consumer.flow_active = True
+    consumer.can_resume_flow.set()
+    await asyncio.sleep(0.1)
+    consumer._stopped.set()  # noqa: SLF001
+    await asyncio.wait_for(loop, 5)
+    assert consumer.fetches > 0
+    assert consumer.commits == [0]  # once, before the first fetch of the resumed flow
+    assert consumer._n_acked == 0  # noqa: SLF001
