@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         description="the local broker's data and log; none means `<cache>/broker-<port>`",
     )
     kafka_heap: str = Field(default="768m", description="the local broker's Java heap")
+    kafka_cluster_heap: str = Field(
+        default="512m", pattern=r"^[1-9][0-9]*[mMgG]$",
+        description="each node's Java heap in the local cluster (`kafka start --brokers 3`)",
+    )
     kafka_start_timeout: float = Field(
         default=90.0, gt=0, description="seconds `kafka start` waits for the local broker"
     )

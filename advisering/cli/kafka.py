@@ -1,4 +1,8 @@
-"""`advisering kafka start|stop|status` and `advisering topics apply`: the broker and its topics."""
+"""`advisering kafka start|stop|status` and `advisering topics apply`: the brokers and topics.
+
+`kafka status` exits 0 when the broker (every node of the cluster) runs, 3 when
+nothing runs, 4 when only some nodes of the cluster run or one is paused.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,17 @@ from advisering.settings import Settings
 
 
 def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
-    from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka
+    from advisering.dev.kafka_cluster import LocalCluster
+    from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
 
+    if args.brokers > 1:
+        return _cluster_start(args, settings)
+    cluster = LocalCluster(settings)
+    if cluster.exists() and any(status.pid is not None for status in cluster.status()):
+        raise LocalKafkaError(
+            f"The local {len(cluster.nodes)}-node cluster runs at {cluster.bootstrap}; "
+            "stop it first (`advisering kafka stop`) or start it with --brokers 3."
+        )
     result = LocalKafka(settings).start(fresh=args.fresh)
     print(result.message)
     if result.started:
@@ -20,15 +33,49 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cluster_start(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.dev.kafka_cluster import LocalCluster
+    from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
+
+    single = LocalKafka(settings).status()
+    if single.running:
+        raise LocalKafkaError(
+            f"A single-node broker runs at {single.bootstrap} (pid {single.pid}); stop it "
+            "first (`advisering kafka stop`) or choose another ADVISERING_KAFKA_PORT."
+        )
+    cluster = LocalCluster(settings, args.brokers)
+    result = cluster.start(fresh=args.fresh)
+    print(result.message)
+    if result.started:
+        print(f"  ADVISERING_BOOTSTRAP_SERVERS={result.bootstrap}")
+        for status in result.nodes:
+            node = status.node
+            print(f"  node {node.node_id}: broker {node.address}, controller "
+                  f"{node.controller_address}, pid {status.pid}, log {node.log_file}")
+        print(f"  Apache Kafka {KAFKA_VERSION} (KRaft, {len(result.nodes)} combined nodes), "
+              f"started in {result.seconds:.1f}s")
+    return 0
+
+
 def _kafka_stop(_args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.dev.kafka_cluster import LocalCluster
     from advisering.dev.local_kafka import LocalKafka
 
     stopped = LocalKafka(settings).stop()
-    print("Kafka stopped." if stopped else "Kafka was not running.")
+    cluster = LocalCluster(settings)
+    nodes = cluster.stop() if cluster.exists() else 0
+    if nodes:
+        print(f"Kafka stopped ({nodes} node{'s' if nodes > 1 else ''} of the local cluster).")
+    elif stopped:
+        print("Kafka stopped.")
+    else:
+        print("Kafka was not running.")
     return 0
 
 
 def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.dev import cluster_view
+    from advisering.dev.kafka_cluster import LocalCluster
     from advisering.dev.local_kafka import LocalKafka
 
     status = LocalKafka(settings).status()
@@ -36,6 +83,14 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
         print(f"Kafka is running at {status.bootstrap} (pid {status.pid}).")
         print(f"  broker log: {status.log_file}")
         return 0
+    cluster = LocalCluster(settings)
+    if cluster.exists():
+        seen = cluster_view.view(cluster)
+        print("\n".join(cluster_view.status_lines(cluster, seen)))
+        running = sum(node.state == "running" for node in seen.nodes)
+        if running == len(seen.nodes):
+            return 0
+        return 4 if any(node.pid is not None for node in seen.nodes) else 3
     print(f"Kafka is not running (would listen on {status.bootstrap}).")
     return 3
 
@@ -78,15 +133,18 @@ def positive(value: str) -> int:
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `kafka` and `topics` verbs."""
-    kafka = verbs.add_parser("kafka", help="a local single-node Apache Kafka (KRaft)")
+    kafka = verbs.add_parser("kafka", help="a local Apache Kafka (KRaft): one node or three")
     kafka_verbs = kafka.add_subparsers(dest="kafka_verb", required=True, metavar="ACTION")
     start = kafka_verbs.add_parser("start", help="start the local broker (no-op if running)")
     start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+    start.add_argument("--brokers", type=int, choices=(1, 3), default=1,
+                       help="1: one combined node (default); 3: a cluster of three combined "
+                            "nodes on ports P..P+2, controllers on P+100..P+102")
     start.set_defaults(handler=_kafka_start)
-    kafka_verbs.add_parser("stop", help="stop the local broker").set_defaults(handler=_kafka_stop)
-    kafka_verbs.add_parser("status", help="is the local broker running?").set_defaults(
-        handler=_kafka_status
-    )
+    stop = kafka_verbs.add_parser("stop", help="stop the local broker, or every cluster node")
+    stop.set_defaults(handler=_kafka_stop)
+    status = kafka_verbs.add_parser("status", help="is the local broker (each node) running?")
+    status.set_defaults(handler=_kafka_status)
 
     topics = verbs.add_parser("topics", help="topics as code (topics/*.yaml)")
     topics_verbs = topics.add_subparsers(dest="topics_verb", required=True, metavar="ACTION")

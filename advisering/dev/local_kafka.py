@@ -1,39 +1,43 @@
 """A real single-node Apache Kafka (KRaft) for development, the demo and the tests.
 
-Kafka is obtained as Maven artifacts (the POM shipped beside this module) into a
-cache directory, so only the first start needs the network. The broker runs as
-a combined broker and controller on 127.0.0.1 and is managed through a pid
-file in its state directory.
+Kafka's jars come from the shared cache (:mod:`advisering.dev.kafka_jvm`), so
+only the first start needs the network. The broker runs as a combined broker
+and controller on 127.0.0.1 and is managed through a pid file in its state
+directory. The three-node cluster is :mod:`advisering.dev.kafka_cluster`.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from advisering.dev.kafka_jvm import (
+    KAFKA_VERSION,
+    LocalKafkaError,
+    alive,
+    ensure_libs,
+    find_java,
+    java_command,
+    java_major_version,
+    libs_dir_of,
+    log4j_properties,
+    new_cluster_id,
+    port_in_use,
+    read_live_pid,
+    tail_lines,
+    terminate,
+)
 from advisering.kafka.clients import broker_answers
 from advisering.log import get_logger
 from advisering.settings import Settings
 
 log = get_logger(__name__)
 
-KAFKA_VERSION = "4.4.0"
-MIN_JAVA = 17
-POM_NAME = "kafka-pom.xml"
-
-
-class LocalKafkaError(RuntimeError):
-    """A problem the user can act on; the message says what to do."""
+__all__ = ["KAFKA_VERSION", "BrokerStatus", "LocalKafka", "LocalKafkaError", "StartResult",
+           "find_java", "java_major_version", "new_cluster_id", "server_properties"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class LocalKafka:
         self.port = settings.kafka_port
         self.controller_port = settings.kafka_port + 1
         self.state_dir = settings.broker_state_dir
-        self.libs_dir = settings.kafka_cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+        self.libs_dir = libs_dir_of(settings.kafka_cache_dir)
         self.data_dir = self.state_dir / "data"
         self.log_dir = self.state_dir / "logs"
         self.pid_file = self.state_dir / "broker.pid"
@@ -109,13 +113,13 @@ class LocalKafka:
             )
         if current.running and fresh:
             self.stop()
-        if _port_in_use(self.port) or _port_in_use(self.controller_port):
+        if port_in_use(self.port) or port_in_use(self.controller_port):
             raise LocalKafkaError(
                 f"Port {self.port} or {self.controller_port} on 127.0.0.1 is in use by another "
                 "process. Stop it, or choose another port with ADVISERING_KAFKA_PORT."
             )
         java = find_java()
-        self._ensure_libs()
+        ensure_libs(self.libs_dir)
         if fresh and self.data_dir.exists():
             shutil.rmtree(self.data_dir)
             log.info("kafka_data_wiped", data_dir=str(self.data_dir))
@@ -140,60 +144,16 @@ class LocalKafka:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                break
-            time.sleep(0.2)
-        else:
-            log.warning("kafka_stop_forced", pid=pid, timeout=timeout)
-            os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.1)
+        terminate([pid], timeout)
         self.pid_file.unlink(missing_ok=True)
         log.info("kafka_stopped", pid=pid)
         return True
 
     def last_log_lines(self, count: int = 25) -> str:
         """The tail of the broker's logs, for an error message when it did not start."""
-        lines: list[str] = []
-        for path in (self.log_file, self.stdout_file):
-            if path.exists():
-                lines.extend(path.read_text(errors="replace").splitlines()[-count:])
-        return "\n".join(lines[-count:])
+        return tail_lines((self.log_file, self.stdout_file), count)
 
     # -- steps ----------------------------------------------------------------
-
-    def _ensure_libs(self) -> None:
-        marker = self.libs_dir / ".complete"
-        if marker.exists():
-            return
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise LocalKafkaError(
-                "Maven (mvn) is not installed; it is needed once to fetch Apache Kafka. "
-                "Install it, for example: apt-get install maven"
-            )
-        if self.libs_dir.exists():
-            shutil.rmtree(self.libs_dir)
-        self.libs_dir.mkdir(parents=True)
-        pom = self.libs_dir.parent / POM_NAME
-        pom.write_bytes(resources.files("advisering.dev").joinpath(POM_NAME).read_bytes())
-        log.info("kafka_fetching", version=KAFKA_VERSION, into=str(self.libs_dir))
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), f"-Dkafka.version={KAFKA_VERSION}",
-             "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={self.libs_dir}"],
-            capture_output=True, text=True, check=False,
-        )
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-            raise LocalKafkaError(
-                f"Maven could not fetch Apache Kafka {KAFKA_VERSION} (exit {result.returncode}). "
-                f"Check the network access to Maven Central.\n{tail}"
-            )
-        marker.write_text(KAFKA_VERSION)
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -204,12 +164,8 @@ class LocalKafka:
         (self.state_dir / "log4j2.properties").write_text(log4j_properties(self.log_file))
 
     def _java_command(self, java: str, main: str, *args: str) -> list[str]:
-        return [
-            java, f"-Xmx{self.settings.kafka_heap}", f"-Xms{self.settings.kafka_heap}",
-            "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
-            "-cp", str(self.libs_dir / "*"), main, *args,
-        ]
+        return java_command(java, self.settings.kafka_heap, self.state_dir / "log4j2.properties",
+                            self.libs_dir, main, *args)
 
     def _format_storage(self, java: str) -> None:
         cluster_id = new_cluster_id()
@@ -240,7 +196,7 @@ class LocalKafka:
     def _wait_until_ready(self, pid: int) -> None:
         deadline = time.monotonic() + self.settings.kafka_start_timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 if "Address already in use" in self.last_log_lines(200):
                     raise LocalKafkaError(
@@ -262,55 +218,7 @@ class LocalKafka:
         )
 
     def _live_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if not _alive(pid) or not _is_our_broker(pid, self.state_dir):
-            return None
-        return pid
-
-
-def new_cluster_id() -> str:
-    """A KRaft cluster id: base64url of a random UUID, never starting with "-".
-
-    The storage tool would read a leading "-" as an option (Kafka's own
-    Uuid.randomUuid avoids it for the same reason); that is 1 id in 64.
-    """
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def find_java() -> str:
-    """The java binary (JAVA_HOME first), checked to be version 17 or newer."""
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not candidate or not Path(candidate).exists():
-        raise LocalKafkaError(
-            f"Java {MIN_JAVA} or newer is needed to run Kafka and none was found. "
-            "Install it, for example: apt-get install openjdk-17-jre-headless"
-        )
-    result = subprocess.run([candidate, "-version"], capture_output=True, text=True, check=False)
-    version = java_major_version(result.stderr + result.stdout)
-    if version is None or version < MIN_JAVA:
-        raise LocalKafkaError(
-            f"{candidate} is Java {version or 'of unknown version'}; Kafka needs Java "
-            f"{MIN_JAVA} or newer. Install it and put it first on PATH or set JAVA_HOME."
-        )
-    return candidate
-
-
-def java_major_version(text: str) -> int | None:
-    """Parse the major version from ``java -version`` output (1.8 -> 8, 17.0.1 -> 17)."""
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
-    if not match:
-        return None
-    major = int(match.group(1))
-    if major == 1 and match.group(2):
-        return int(match.group(2))
-    return major
+        return read_live_pid(self.pid_file, self.state_dir)
 
 
 def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
@@ -341,48 +249,3 @@ def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "log.segment.bytes=67108864",
         "",
     ])
-
-
-def log4j_properties(log_file: Path) -> str:
-    """log4j2 configuration writing the broker's own log to one file."""
-    return "\n".join([
-        "status = warn",
-        "appender.file.type = File",
-        "appender.file.name = FILE",
-        f"appender.file.fileName = {log_file}",
-        "appender.file.layout.type = PatternLayout",
-        "appender.file.layout.pattern = [%d] %p %m (%c)%n",
-        "rootLogger.level = INFO",
-        "rootLogger.appenderRef.file.ref = FILE",
-        "",
-    ])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (our own, not yet reaped) counts as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _is_our_broker(pid: int, state_dir: Path) -> bool:
-    """Guard against a recycled pid: the process must be java with our config."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return True  # no /proc (not Linux): trust the pid file
-    return "kafka.Kafka" in cmdline and str(state_dir) in cmdline
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

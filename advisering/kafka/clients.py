@@ -170,6 +170,15 @@ def case_events_producer_config(bootstrap: str,
 
 def broker_answers(bootstrap: str, timeout: float) -> bool:
     """True when a broker at ``bootstrap`` answers a metadata request."""
+    return bool(live_broker_ids(bootstrap, timeout))
+
+
+def live_broker_ids(bootstrap: str, timeout: float) -> frozenset[int]:
+    """The ids of the brokers the cluster at ``bootstrap`` lists as alive; empty if none answers.
+
+    A KRaft cluster lists a broker once it has registered with the controller
+    and is not fenced, so a restarted node appears only when it serves again.
+    """
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
 
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
@@ -178,8 +187,8 @@ def broker_answers(bootstrap: str, timeout: float) -> bool:
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - a readiness probe: whatever went wrong, it is not ready
-        return False
-    return bool(metadata.brokers)
+        return frozenset()
+    return frozenset(int(broker_id) for broker_id in metadata.brokers)
 
 
 class _SilentLogger:
