@@ -26,7 +26,11 @@ What goes through here:
   ``Table.__setitem__`` and ``_on_changelog_sent`` would do one by one;
 * the consumer's drain loop (``Consumer._drain_messages``), replaced by
   :func:`drain_in_batches`: the same loop with its rebalance guard per
-  fetched batch instead of per record (:func:`deliver_fetched_batches`).
+  fetched batch instead of per record (:func:`deliver_fetched_batches`);
+* the consumer's offset books (``_acked``, ``_acked_index``, ``_gap``,
+  ``_committed_offset``, ``_read_offset``), set afresh from the broker when
+  a new assignment seeks to the committed offsets
+  (:func:`seek_with_clean_books`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event, current_event
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.types import TP
 from faust.worker import Worker
 
@@ -72,12 +76,20 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "deliver_fetched_batches: the drain loop it replaces (the Fetcher calls it)"),
     PrivateName("faust.transport.consumer", "Consumer._add_gap", "faust-streaming 0.15.3",
                 "drain_in_batches: records a gap in the offsets read, as the original loop"),
+    PrivateName("faust.transport.consumer", "Consumer.perform_seek", "faust-streaming 0.15.3",
+                "seek_with_clean_books: the seek to committed offsets it replaces"),
+    PrivateName("faust.transport.consumer", "ensure_TP", "faust-streaming 0.15.3",
+                "seek_with_clean_books: aiokafka's partitions as Faust's TP, as perform_seek"),
 )
 
 #: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` as
 #: read for :func:`drain_in_batches`: a Faust whose loop changed fails the door's test,
 #: and the replacement must be read against the new loop again.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.perform_seek)`` as read
+#: for :func:`seek_with_clean_books`.
+PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
 
 
 def crashed(app: faust.App) -> bool:
@@ -260,6 +272,53 @@ async def _deliver(consumer: Any, fetched: Any) -> None:
             await consumer._add_gap(tp, read + 1, offset)
         await callback(message)
         read_offsets[tp] = offset
+
+
+def seek_with_clean_books(app: faust.App) -> None:
+    """Make the app's consumer start every assignment from clean offset books.
+
+    faust-streaming 0.15.3 forgets a revoked partition's books
+    (``_acked``, ``_acked_index``, ``_gap``, ``_read_offset``,
+    ``_committed_offset``) at the start of a rebalance, and then waits for
+    the agents to ack what they hold. Those acks land in the fresh books and
+    survive into the next assignment: offsets marked as acked that this
+    generation has not processed, and a committed offset the broker does not
+    hold. Faust's commit then waits forever for offsets that never come
+    (found with two workers in one group, a member joining during a
+    backlog: the group stopped committing one partition). ``perform_seek``
+    (called when a new assignment resumes its streams) is replaced by
+    :func:`perform_clean_seek`.
+    """
+    consumer: Any = app.consumer
+    consumer.perform_seek = types.MethodType(perform_clean_seek, consumer)
+
+
+async def perform_clean_seek(consumer: Any) -> None:
+    """Seek to the committed offsets, and make the books say exactly that.
+
+    Per partition the broker answered for: the read and committed offsets
+    are the broker's (none when it holds none), and an acked partition's
+    acks and gaps are forgotten, so the generation re-reads from the
+    committed offset and acks afresh (replays are harmless: the states
+    remember processed events). aiokafka seeks only to a committed offset
+    above 0, so a partition without one is sent to the beginning explicitly,
+    as ``consumer_auto_offset_reset="earliest"`` would for a new group.
+    """
+    committed = await consumer.seek_to_committed()
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    earliest = consumer.app.conf.consumer_auto_offset_reset == "earliest"
+    for partition, offset in committed.items():
+        tp = ensure_TP(partition)
+        consumer._read_offset[tp] = offset if offset is not None and offset >= 0 else None
+        if offset:  # Faust keeps a committed 0 as None
+            consumer._committed_offset[tp] = offset
+        else:
+            consumer._committed_offset.pop(tp, None)
+        if acks_enabled_for(tp.topic):
+            for books in (consumer._acked, consumer._acked_index, consumer._gap):
+                books.pop(tp, None)
+            if not offset and earliest:
+                await consumer.seek(partition, 0)
 
 
 SignalCallback = Callable[[int], None]

@@ -295,3 +295,69 @@ async def test_drain_loop_waits_for_a_stopped_flow_and_commits_outside_delivery(
     assert consumer.fetches > 0
     assert consumer.commits == [0]  # once, before the first fetch of the resumed flow
     assert consumer._n_acked == 0  # noqa: SLF001
+
+
+def test_faust_seek_is_the_one_perform_clean_seek_was_read_from() -> None:
+    """A Faust whose perform_seek changed fails here: perform_clean_seek must be re-read."""
+    from faust.transport.consumer import Consumer  # noqa: PLC0415
+
+    source = inspect.getsource(Consumer.perform_seek)
+    assert hashlib.sha256(source.encode()).hexdigest() == faust_door.PERFORM_SEEK_SHA256
+
+
+class SeekConsumer:
+    """The parts of a Faust consumer a seek reads and writes, with books left by a rebalance."""
+
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.committed = committed
+        self.seeks: list[tuple[TP, int]] = []
+        self._read_offset: dict[TP, int | None] = {}
+        self._committed_offset: dict[TP, int | None] = {}
+        self._acked: dict[TP, list[int]] = {}
+        self._acked_index: dict[TP, set[int]] = {}
+        self._gap: dict[TP, object] = {}
+        self.app = self
+        self.topics = self
+        self.conf = self
+        self.consumer_auto_offset_reset = "earliest"
+
+    def acks_enabled_for(self, topic: str) -> bool:
+        return not topic.endswith("-changelog")
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+
+async def test_a_new_assignment_starts_from_the_brokers_offsets_with_clean_books() -> None:
+    """Acks left from the last generation are forgotten; no commit means from the beginning."""
+    held, never, changelog = TP("in", 0), TP("in", 1), TP("t-changelog", 0)
+    consumer = SeekConsumer({held: 40, never: None, changelog: None})
+    for tp in (held, never, changelog):  # what late acks of the revoked generation left
+        consumer._acked[tp] = [0, 55, 56]  # noqa: SLF001
+        consumer._acked_index[tp] = {0, 2, 3, 55, 56}  # noqa: SLF001
+        consumer._gap[tp] = object()  # noqa: SLF001
+        consumer._committed_offset[tp] = 2  # noqa: SLF001
+        consumer._read_offset[tp] = 60  # noqa: SLF001
+    await faust_door.perform_clean_seek(consumer)
+    assert consumer._committed_offset[held] == 40  # noqa: SLF001
+    assert consumer._committed_offset.get(never) is None  # noqa: SLF001
+    assert consumer._read_offset == {held: 40, never: None, changelog: None}  # noqa: SLF001
+    for tp in (held, never):
+        assert tp not in consumer._acked  # noqa: SLF001
+        assert tp not in consumer._acked_index  # noqa: SLF001
+        assert tp not in consumer._gap  # noqa: SLF001
+    assert consumer._acked[changelog] == [0, 55, 56]  # noqa: SLF001 - acks are not kept there
+    assert consumer.seeks == [(never, 0)]  # aiokafka itself seeks only to a committed offset > 0
+
+
+def test_the_worker_app_seeks_with_clean_books(app: faust.App) -> None:
+    """The worker's consumer runs perform_clean_seek when an assignment resumes its streams."""
+    faust_door.seek_with_clean_books(app)
+    consumer: Any = app.consumer
+    assert consumer.perform_seek.__func__ is faust_door.perform_clean_seek
+    for name in ("_read_offset", "_committed_offset", "_acked", "_acked_index", "_gap",
+                 "seek_to_committed", "seek"):
+        assert hasattr(consumer, name), name
