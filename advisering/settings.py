@@ -91,7 +91,15 @@ class Settings(BaseSettings):
         default=2.8, gt=0, description="seconds between offset commits"
     )
     worker_session_timeout: float = Field(
-        default=30.0, ge=6, description="consumer session timeout (seconds)"
+        default=30.0, ge=6, le=60, description="consumer session timeout (seconds; 6 to 60)"
+    )
+    # Delivery guarantees (docs/operators.md "Delivery guarantees").
+    worker_producer_timeout: float = Field(
+        default=120.0, ge=30, le=1200,
+        description="seconds the worker's producer retries a batch (aiokafka's request "
+        "timeout and batch expiry in one) before the worker exits 70 and redoes it; "
+        "outlasts a leader election and a short outage of the whole cluster (see "
+        "[Delivery guarantees](operators.md#delivery-guarantees))",
     )
     # Failures and shutdown (docs/operators.md "Failures, shutdown and health").
     worker_shutdown_grace: float = Field(
@@ -198,7 +206,14 @@ class Settings(BaseSettings):
     )
     ingest_max_events: int = Field(default=1000, ge=1, description="events per request")
     ingest_delivery_timeout: float = Field(
-        default=10.0, gt=0, description="seconds Kafka has to confirm before 503"
+        default=30.0, gt=0, le=300,
+        description="seconds Kafka has to confirm an event, retries included, before 503 "
+        "(outlasts a leader election; a source's HTTP timeout should be longer)",
+    )
+    publish_delivery_timeout: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="seconds the Python SDK and `advisering publish` wait for Kafka to "
+        "confirm, retries included (outlasts a restart of the whole cluster)",
     )
     # What one event may hold (docs/sources.md "What an event may hold"): checked at
     # the ingest, by the publisher and by the worker alike.

@@ -36,7 +36,7 @@ from advisering.grants import Grants
 from advisering.http.sources import add_source
 from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import consumer_config
 from advisering.kafka.reading import topic_end
 from advisering.kafka.topics import (
     CASE_EVENTS,
@@ -216,9 +216,9 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
                   f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
             print_inbox_links(settings.serve_port, token_secret)
-            consumer = Consumer(client_config(settings.bootstrap_servers, {
-                "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
-                "enable.auto.commit": False}))
+            consumer = Consumer(consumer_config(
+                settings.bootstrap_servers, group=f"advisering-demo-viewer-{secrets.token_hex(4)}",
+                client_id="advisering-demo-viewer"))
             ends = topic_end(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
             topics = [CASE_EVENTS, citizen_topic_name(DEMO_APP_ID)]
