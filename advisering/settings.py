@@ -252,6 +252,13 @@ class Settings(BaseSettings):
         "[Delivery channels](caseworkers.md#delivery-channels))",
     )
 
+    demo_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "demo",
+        description="`advisering demo`'s folder: its inbox, sources, worker data and logs, "
+        "and the data of the broker it starts; every run starts them afresh (see "
+        "[The demo starts fresh](development.md#the-demo-starts-fresh))",
+    )
+
     topic_replication_factor: int | None = Field(
         default=None, ge=1,
         description="development override for `topics apply`; none means as declared",

@@ -22,6 +22,7 @@ import orjson
 from advisering.dev.demo import write_demo_sources
 from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.testing import wait_until_idle
+from tests.isolation import inherited
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,9 +46,11 @@ def demo_sources_file() -> Path:
 
 
 def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
-    """Environment for advisering processes: the test broker, a fresh pseudonym key, and
-    the demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file."""
+    """Environment for advisering processes: the test broker, a fresh pseudonym key, the
+    demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file, and the
+    test session's state directory (tests/isolation.py), never the user's cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
+    env.update(inherited())
     env.update({
         "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
         "ADVISERING_PSEUDONYM_KEY": secrets.token_hex(32),
