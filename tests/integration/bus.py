@@ -22,6 +22,7 @@ import orjson
 from advisering.dev.demo import write_demo_sources
 from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.testing import wait_until_idle
+from tests.conftest import STATE_DIR
 from tests.isolation import inherited
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def demo_sources_file() -> Path:
     The worker refuses to start without a sources file, and refuses events of
     sources it does not know; the tests publish the demo's and simulator's sources.
     """
-    path = Path(tempfile.mkdtemp(prefix="advisering-test-sources-")) / "sources.yaml"
+    path = Path(tempfile.mkdtemp(prefix="sources-", dir=STATE_DIR)) / "sources.yaml"
     write_demo_sources(path, load_vocabulary(ROOT / "topics"))
     return path
 
