@@ -95,7 +95,15 @@ class Settings(BaseSettings):
         default=2.8, gt=0, description="seconds between offset commits"
     )
     worker_session_timeout: float = Field(
-        default=30.0, ge=6, description="consumer session timeout (seconds)"
+        default=30.0, ge=6, le=60, description="consumer session timeout (seconds; 6 to 60)"
+    )
+    # Delivery guarantees (docs/operators.md "Delivery guarantees").
+    worker_producer_timeout: float = Field(
+        default=120.0, ge=30, le=1200,
+        description="seconds the worker's producer retries a batch (aiokafka's request "
+        "timeout and batch expiry in one) before the worker exits 70 and redoes it; "
+        "outlasts a leader election and a short outage of the whole cluster (see "
+        "[Delivery guarantees](operators.md#delivery-guarantees))",
     )
     # Failures and shutdown (docs/operators.md "Failures, shutdown and health").
     worker_shutdown_grace: float = Field(
@@ -202,7 +210,14 @@ class Settings(BaseSettings):
     )
     ingest_max_events: int = Field(default=1000, ge=1, description="events per request")
     ingest_delivery_timeout: float = Field(
-        default=10.0, gt=0, description="seconds Kafka has to confirm before 503"
+        default=30.0, gt=0, le=300,
+        description="seconds Kafka has to confirm an event, retries included, before 503 "
+        "(outlasts a leader election; a source's HTTP timeout should be longer)",
+    )
+    publish_delivery_timeout: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="seconds the Python SDK and `advisering publish` wait for Kafka to "
+        "confirm, retries included (outlasts a restart of the whole cluster)",
     )
     # What one event may hold (docs/sources.md "What an event may hold"): checked at
     # the ingest, by the publisher and by the worker alike.
@@ -239,6 +254,13 @@ class Settings(BaseSettings):
         default=None,
         description="webhook and e-mail delivery channels (see "
         "[Delivery channels](caseworkers.md#delivery-channels))",
+    )
+
+    demo_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "demo",
+        description="`advisering demo`'s folder: its inbox, sources, worker data and logs, "
+        "and the data of the broker it starts; every run starts them afresh (see "
+        "[The demo starts fresh](development.md#the-demo-starts-fresh))",
     )
 
     topic_replication_factor: int | None = Field(

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import load_rules
 from advisering.events import Vocabulary
+from advisering.kafka.clients import consumer_config
 from advisering.kafka.reading import Record, read_to_end, topic_end
 from advisering.kafka.topics import load_vocabulary
 from advisering.settings import Settings
@@ -53,8 +54,8 @@ def group_positions(
     bootstrap: str, group: str, topics: Iterable[str]
 ) -> list[tuple[str, int, int, int]]:
     """(topic, partition, committed offset or -1, records behind the end) for ``group``."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    # Reads the group's committed offsets only: it never subscribes, so never joins.
+    consumer = Consumer(consumer_config(bootstrap, group=group, client_id="advisering-lag-probe"))
     try:
         positions = []
         for topic in topics:

@@ -23,6 +23,10 @@ mypy advisering
 # demo broker on 9092 is neither disturbed nor read.
 unset ADVISERING_BOOTSTRAP_SERVERS
 export ADVISERING_KAFKA_PORT="${ADVISERING_TEST_KAFKA_PORT:-19092}"
+# Its data lives outside the user's ~/.cache/advisering (only the Kafka jars there are
+# shared); the tests' own demo, inbox and worker state go to a directory of each
+# pytest session (tests/isolation.py).
+export ADVISERING_KAFKA_STATE_DIR="${TMPDIR:-/tmp}/advisering-test-brokers-$(id -u)/broker-$ADVISERING_KAFKA_PORT"
 export ADVISERING_LOG_FORMAT="${ADVISERING_LOG_FORMAT:-json}"
 
 started=0

@@ -1,11 +1,12 @@
 """`advisering demo`: the whole bus on one machine, for a newcomer.
 
-Starts the local Kafka (unless a remote cluster is configured), applies the
+Starts the local Kafka (unless a broker serves already), applies the
 topics, runs the worker and `advisering serve` (HTTP ingest and the inbox,
 with links and development tokens for a few caseworkers), posts the built-in
 scenario through the HTTP ingest wave by wave, then keeps a simulated
 municipality posting live, and prints each notification as it arrives,
 readable to a person, until Ctrl-C, which stops everything the demo started.
+Every run starts fresh (:mod:`advisering.dev.demo_state`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from advisering.dev.local_kafka import LocalKafka
+from advisering.dev.demo_state import DemoPaths, demo_paths, start_broker, start_fresh
 from advisering.dev.scenario import demo_scenario
 from advisering.dev.sim_publish import HttpSender, Pacer, batches
 from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
@@ -36,7 +37,7 @@ from advisering.grants import Grants
 from advisering.http.sources import add_source
 from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import consumer_config
 from advisering.kafka.reading import topic_end
 from advisering.kafka.topics import (
     CASE_EVENTS,
@@ -58,13 +59,8 @@ WAVE_TITLES = (
 )
 
 
-def prepare_broker(settings: Settings) -> bool:
-    """Start the local broker if needed and make the topics exist; True if we started it."""
-    started = False
-    if settings.uses_local_broker():
-        result = LocalKafka(settings).start()
-        started = result.started
-        print(result.message)
+def apply_topics(settings: Settings) -> None:
+    """Make the topics exist, capped at the cluster's brokers."""
     admin = topic_apply.admin_client(settings.bootstrap_servers)
     brokers = len(admin.list_topics(timeout=30).brokers)
     specs = [
@@ -75,7 +71,6 @@ def prepare_broker(settings: Settings) -> bool:
     ]
     changes = topic_apply.plan(admin, specs)
     topic_apply.execute(admin, specs, changes)
-    return started
 
 
 def format_notification(notification: Notification) -> str:
@@ -101,10 +96,10 @@ def _danish_time(iso_time: str) -> str:
 
 @contextmanager
 def child_process(
-    name: str, verb: str, settings: Settings, env: dict[str, str]
+    name: str, verb: str, paths: DemoPaths, env: dict[str, str]
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`advisering <verb>` as a child process, stopped with SIGTERM on exit."""
-    log_path = settings.kafka_cache_dir / f"demo-{verb}.log"
+    log_path = paths.log_file(verb)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "advisering.cli", verb], env=env,
@@ -152,16 +147,14 @@ def write_demo_sources(path: Path, vocabulary: Vocabulary | None = None) -> dict
             for name, grants in sorted(demo_grants().items())}
 
 
-def register_demo_sources(settings: Settings) -> tuple[Path, dict[str, str]]:
-    """A fresh sources file with a key for every source system of the demo."""
-    # One file per serve port: two demos on one machine cannot share a port, nor keys.
-    path = settings.kafka_cache_dir / f"demo-sources-{settings.serve_port}.yaml"
+def register_demo_sources(settings: Settings, path: Path) -> dict[str, str]:
+    """A fresh sources file at ``path`` with a key for every source system of the demo."""
     names = {event["source"] for wave in demo_scenario() for event in wave}
     keys = write_demo_sources(path, default_vocabulary(settings.topics_dir))
     missing = names - set(keys)
     if missing:  # a scenario source without grants would be refused: say so at once
         raise RuntimeError(f"demo sources without grants: {sorted(missing)}")
-    return path, keys
+    return keys
 
 
 DEMO_CASEWORKERS = (
@@ -191,34 +184,50 @@ def simulate_live(sender: HttpSender, rate: float, stop: threading.Event) -> Non
         pacer.wait(len(batch))
 
 
-def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: float = 20.0) -> int:
-    """Run the demo: Kafka, worker, ingest, the scenario, then a live municipality until Ctrl-C."""
-    started_kafka = prepare_broker(settings)
+def demo_env(settings: Settings, paths: DemoPaths, token_secret: bytes,
+             base: dict[str, str]) -> dict[str, str]:
+    """The environment of the demo's worker and serve: this run's key and the demo's folder.
+
+    The pseudonym key is new at every run (unless ``ADVISERING_PSEUDONYM_KEY``
+    is set); the inbox, the sources and the worker's data are in ``paths``,
+    which :func:`advisering.dev.demo_state.start_fresh` has emptied.
+    """
     key = (settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
            else secrets.token_hex(32))
-    sources_file, api_keys = register_demo_sources(settings)
+    return dict(base, ADVISERING_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+                ADVISERING_PSEUDONYM_KEY=key, ADVISERING_WORKER_APP_ID=DEMO_APP_ID,
+                ADVISERING_WORKER_COMMIT_INTERVAL="0.5",
+                ADVISERING_WORKER_DATA_DIR=str(paths.worker_data),
+                ADVISERING_SOURCES_FILE=str(paths.sources),
+                ADVISERING_TOKEN_SECRET=token_secret.decode(),
+                ADVISERING_INBOX_DB=str(paths.inbox_db),
+                ADVISERING_INBOX_GROUP="advisering-demo-inbox")
+
+
+def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: float = 20.0) -> int:
+    """Run the demo: Kafka, worker, ingest, the scenario, then a live municipality until Ctrl-C."""
+    paths = demo_paths(settings)
+    start_fresh(paths)
+    broker, said = start_broker(settings, paths)
+    print(said)
+    apply_topics(settings)
+    api_keys = register_demo_sources(settings, paths.sources)
     token_secret = settings.token_secret_bytes() or secrets.token_hex(32).encode()
-    env = dict(os.environ, ADVISERING_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-               ADVISERING_PSEUDONYM_KEY=key, ADVISERING_WORKER_APP_ID=DEMO_APP_ID,
-               ADVISERING_WORKER_COMMIT_INTERVAL="0.5",
-               ADVISERING_SOURCES_FILE=str(sources_file),
-               ADVISERING_TOKEN_SECRET=token_secret.decode(),
-               ADVISERING_INBOX_DB=str(settings.kafka_cache_dir / "demo-inbox.sqlite3"),
-               ADVISERING_INBOX_GROUP="advisering-demo-inbox")
+    env = demo_env(settings, paths, token_secret, dict(os.environ))
     sender = HttpSender(f"http://127.0.0.1:{settings.serve_port}", api_keys)
     stop = threading.Event()
     shown = 0
     try:
-        with child_process("Worker", "worker", settings, env) as worker, \
-                child_process("HTTP ingest", "serve", settings, env) as server:
+        with child_process("Worker", "worker", paths, env) as worker, \
+                child_process("HTTP ingest", "serve", paths, env) as server:
             wait_ready(worker, settings.worker_web_port)
             wait_ready(server, settings.serve_port)
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
                   f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
             print_inbox_links(settings.serve_port, token_secret)
-            consumer = Consumer(client_config(settings.bootstrap_servers, {
-                "group.id": f"advisering-demo-viewer-{secrets.token_hex(4)}",
-                "enable.auto.commit": False}))
+            consumer = Consumer(consumer_config(
+                settings.bootstrap_servers, group=f"advisering-demo-viewer-{secrets.token_hex(4)}",
+                client_id="advisering-demo-viewer"))
             ends = topic_end(settings.bootstrap_servers, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
             topics = [CASE_EVENTS, citizen_topic_name(DEMO_APP_ID)]
@@ -244,8 +253,8 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
         print("\nStopper demoen ...")
     finally:
         stop.set()
-        if started_kafka:
-            LocalKafka(settings).stop()
+        if broker is not None:
+            broker.stop()
             print("Kafka stopped.")
     return 0
 

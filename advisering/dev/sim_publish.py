@@ -63,7 +63,7 @@ def write_jsonl(events: Iterable[dict[str, Any]], out: BinaryIO) -> int:
 class HttpSender:
     """Posts events to ``advisering serve`` as the source systems would."""
 
-    def __init__(self, url: str, keys: dict[str, str], timeout: float = 30.0,
+    def __init__(self, url: str, keys: dict[str, str], timeout: float = 60.0,
                  max_retries: int = 10) -> None:
         self.url = url.rstrip("/") + "/api/v1/events"
         self.keys = keys

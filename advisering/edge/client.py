@@ -52,25 +52,28 @@ class PublishError(RuntimeError):
     """Kafka did not confirm delivery in time; nothing may be assumed accepted."""
 
 
+def publisher_config(settings: Settings, delivery_timeout: float,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The SDK's producer: durable, with ``delivery_timeout`` seconds per record."""
+    return case_events_producer_config(
+        settings.bootstrap_servers, {"linger.ms": 5, **(extra or {})},
+        client_id="advisering-publisher", delivery_timeout=delivery_timeout)
+
+
 class Publisher:
     """Publishes case events to ``advisering.case-events`` (idempotent, keyed by citizen)."""
 
     def __init__(
         self, settings: Settings, *, vocabulary: Vocabulary | None = None,
-        delivery_timeout: float = 30.0, producer_config: dict[str, Any] | None = None,
+        delivery_timeout: float | None = None, producer_config: dict[str, Any] | None = None,
     ) -> None:
+        """``delivery_timeout`` defaults to ``ADVISERING_PUBLISH_DELIVERY_TIMEOUT``."""
         self._key = settings.pseudonym_key_bytes()  # refuses to start without the key
         self.vocabulary = vocabulary or default_vocabulary(settings.topics_dir, settings)
-        self.delivery_timeout = delivery_timeout
-        config: dict[str, Any] = case_events_producer_config(settings.bootstrap_servers, {
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "delivery.timeout.ms": int(delivery_timeout * 1000),
-            "client.id": "advisering-publisher",
-        })
-        config.update(producer_config or {})
-        self._producer = Producer(config)
+        self.delivery_timeout = (settings.publish_delivery_timeout if delivery_timeout is None
+                                 else delivery_timeout)
+        self._producer = Producer(publisher_config(settings, self.delivery_timeout,
+                                                   producer_config))
 
     def prepare(self, raw: Any) -> CaseEvent | Rejection:
         """Pseudonymise and validate one event without sending it."""

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -90,6 +91,13 @@ def create_web_app(settings: Settings, *, consume: bool = True,
     return app
 
 
+def ingest_producer_config(settings: Settings) -> dict[str, Any]:
+    """The ingest's producer: durable, and it gives up (503) after the ingest's delivery timeout."""
+    return case_events_producer_config(
+        settings.bootstrap_servers, {"linger.ms": 2}, client_id="advisering-ingest",
+        delivery_timeout=settings.ingest_delivery_timeout)
+
+
 def add_ingest(app: web.Application, settings: Settings,
                wall_clock: Callable[[], dt.datetime] = utc_now) -> None:
     """POST /api/v1/events with its producer, started and stopped with the app.
@@ -101,10 +109,7 @@ def add_ingest(app: web.Application, settings: Settings,
     sources = ReloadingSources(settings.sources_file, vocabulary,
                                interval=settings.sources_reload_seconds, required=False)
     app[MAX_BODY] = settings.ingest_max_body_bytes
-    producer = AsyncProducer(case_events_producer_config(settings.bootstrap_servers, {
-        "delivery.timeout.ms": int(settings.ingest_delivery_timeout * 1000),
-        "client.id": "advisering-ingest",
-    }))
+    producer = AsyncProducer(ingest_producer_config(settings))
     handler = IngestHandler(
         IngestConfig(settings.pseudonym_key_bytes(), vocabulary, settings.ingest_max_events),
         producer,

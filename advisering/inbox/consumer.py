@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
 
 from advisering import metrics
 from advisering.engine.notification import Notification
 from advisering.inbox.store import ChannelsFor, InboxStore
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import consumer_config
 from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import NOTIFICATIONS
 from advisering.log import get_logger
@@ -27,6 +28,11 @@ from advisering.log import get_logger
 log = get_logger(__name__)
 
 Listener = Callable[[list[Notification]], None]
+
+
+def inbox_consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
+    """The inbox's consumer: commits itself, after the batch is in SQLite (never automatically)."""
+    return consumer_config(bootstrap, group=group, client_id="advisering-inbox")
 
 
 class NotificationConsumer:
@@ -37,12 +43,7 @@ class NotificationConsumer:
     ) -> None:
         self.store = store
         self._channels_for = channels_for
-        self._consumer = Consumer(client_config(bootstrap, {
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "client.id": "advisering-inbox",
-        }))
+        self._consumer = Consumer(inbox_consumer_config(bootstrap, group))
         self._listeners: list[Listener] = []
         self._poller = PollThread("inbox-consumer", self._step)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
 
@@ -34,7 +35,7 @@ from advisering.inbox.consumer import NotificationConsumer
 from advisering.inbox.durable import DurableDelivery
 from advisering.inbox.store import InboxStore
 from advisering.inbox.tokens import check_secret
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import producer_config
 from advisering.kafka.producer import AsyncProducer
 from advisering.kafka.topics import DEAD_LETTERS
 from advisering.labels import labels_json
@@ -146,15 +147,17 @@ class _InboxRunning:
         self.store.close()
 
 
+def delivery_producer_config(settings: Settings) -> dict[str, Any]:
+    """The producer of the delivery channels' dead letters (durable, as every producer)."""
+    return producer_config(settings.bootstrap_servers, client_id="advisering-delivery",
+                           delivery_timeout=DEAD_LETTER_TIMEOUT_MS / 1000)
+
+
 async def _start_delivery(
     app: web.Application, settings: Settings, channels: ChannelsConfig, store: InboxStore,
 ) -> DurableDelivery:
     """The dead-letter producer and the durable router, started; kept in the app for stop."""
-    producer = AsyncProducer(client_config(settings.bootstrap_servers, {
-        "enable.idempotence": True, "acks": "all",
-        "delivery.timeout.ms": DEAD_LETTER_TIMEOUT_MS,
-        "client.id": "advisering-delivery",
-    }))
+    producer = AsyncProducer(delivery_producer_config(settings))
     producer.start()
     app[DEAD_LETTER_PRODUCER] = producer
 

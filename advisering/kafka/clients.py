@@ -151,21 +151,103 @@ def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[s
     return config
 
 
+# -- Delivery guarantees (docs/operators.md "Delivery guarantees") ----------------------
+#
+# A KRaft controller fences a broker that stopped heartbeating after
+# ``broker.session.timeout.ms`` (9 s by default) and moves its leaderships to
+# replicas in the ISR; a broker stopped with SIGTERM hands them over at once.
+# Every wait below is measured against that: an election must cost a retry,
+# never a record.
+
+#: How long a broker may take to acknowledge a produce request with ``acks=all``
+#: (librdkafka's default, written down): a dead follower leaves the ISR when it
+#: is fenced (9 s), so a healthy quorum answers well within it.
+PRODUCE_REQUEST_TIMEOUT_MS = 30_000
+#: Backoff between retries of a produce request: 0.1 s, growing to 1 s (librdkafka's
+#: defaults, written down), so an election of ~10 s costs about ten retries.
+RETRY_BACKOFF_MS = 100
+RETRY_BACKOFF_MAX_MS = 1_000
+#: Consumer group membership (librdkafka's defaults, written down): a consumer whose
+#: heartbeats stop (a paused or dead process) loses its partitions after 45 s; one
+#: that stops polling for 5 minutes (a wedged thread) leaves the group. The
+#: consumers poll in their own thread and store a batch in well under a second.
+CONSUMER_SESSION_TIMEOUT_MS = 45_000
+CONSUMER_HEARTBEAT_INTERVAL_MS = 3_000
+CONSUMER_MAX_POLL_INTERVAL_MS = 300_000
+
+
+#: What no producer of advisering may do without.
+DURABLE: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
+
+
+def producer_config(bootstrap: str, *, client_id: str, delivery_timeout: float,
+                    props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`client_config` for a producer whose confirmed records survive a broker's death.
+
+    Idempotent (a retried request never writes a record twice, and records
+    keep their order per partition) with ``acks=all`` (confirmed only once
+    every in-sync replica has it, at least ``min.insync.replicas`` of them).
+    Retries are unbounded within ``delivery_timeout`` seconds, the time a
+    record has from ``produce`` to its confirmation; it must outlast an
+    election. ``props`` may add settings, but not weaken :data:`DURABLE` (ValueError).
+    """
+    weakened = {k: v for k, v in (props or {}).items() if k in DURABLE and v != DURABLE[k]}
+    if weakened:
+        raise ValueError(f"a producer of advisering must keep {DURABLE}, not {weakened}")
+    config = client_config(bootstrap, {
+        "client.id": client_id,
+        **DURABLE,
+        "delivery.timeout.ms": int(delivery_timeout * 1000),
+        "request.timeout.ms": PRODUCE_REQUEST_TIMEOUT_MS,
+        "retry.backoff.ms": RETRY_BACKOFF_MS,
+        "retry.backoff.max.ms": RETRY_BACKOFF_MAX_MS,
+    })
+    config.update(props or {})
+    return config
+
+
+def consumer_config(bootstrap: str, *, group: str, client_id: str,
+                    props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`client_config` for a consumer that commits only what it has handled.
+
+    No automatic commits (each consumer commits after its work, or never);
+    ``read_committed`` so that records of an aborted transaction, should a
+    transactional producer ever write to these topics, are never read; the
+    group membership timeouts above; from the earliest record when the group
+    has no offset yet.
+    """
+    config = client_config(bootstrap, {
+        "group.id": group,
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": CONSUMER_SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": CONSUMER_HEARTBEAT_INTERVAL_MS,
+        "max.poll.interval.ms": CONSUMER_MAX_POLL_INTERVAL_MS,
+    })
+    config.update(props or {})
+    return config
+
+
 #: librdkafka's murmur2 partitioner: for a key, ``(murmur2(key) & 0x7fffffff) % partitions``,
 #: as the Java client and aiokafka (the worker) choose; librdkafka's default
 #: (``consistent_random``, CRC32) would put a pseudonym on another partition.
 CASE_EVENTS_PARTITIONER = "murmur2_random"
 
 
-def case_events_producer_config(bootstrap: str,
-                                props: dict[str, Any] | None = None) -> dict[str, Any]:
-    """:func:`client_config` for a producer to ``advisering.case-events``.
+def case_events_producer_config(
+    bootstrap: str, props: dict[str, Any] | None = None, *, client_id: str = "advisering-edge",
+    delivery_timeout: float = 120.0,
+) -> dict[str, Any]:
+    """:func:`producer_config` for a producer to ``advisering.case-events``.
 
     The edge keys an event by its first party's pseudonym; with the worker's
     partitioner that key lands on the partition the worker's citizens table
     keeps the pseudonym on, so one citizen's events stay in order end to end.
     """
-    return client_config(bootstrap, {"partitioner": CASE_EVENTS_PARTITIONER, **(props or {})})
+    return producer_config(bootstrap, client_id=client_id, delivery_timeout=delivery_timeout,
+                           props={"partitioner": CASE_EVENTS_PARTITIONER, **(props or {})})
 
 
 def broker_answers(bootstrap: str, timeout: float) -> bool:

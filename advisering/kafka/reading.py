@@ -15,10 +15,11 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import consumer_config
 
 
 class TopicReadError(RuntimeError):
@@ -43,12 +44,14 @@ class Record:
 
 def open_consumer(bootstrap: str, purpose: str) -> Consumer:
     """A consumer in a throwaway group that commits nothing; it reports each partition's end."""
-    return Consumer(client_config(bootstrap, {
-        "group.id": f"advisering-{purpose}-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": True,
-    }))
+    return Consumer(reader_config(bootstrap, purpose))
+
+
+def reader_config(bootstrap: str, purpose: str) -> dict[str, Any]:
+    """A reader's consumer: a group of its own that commits nothing, reporting partition ends."""
+    return consumer_config(bootstrap, group=f"advisering-{purpose}-{uuid.uuid4()}",
+                           client_id=f"advisering-{purpose}",
+                           props={"enable.partition.eof": True})
 
 
 def end_offsets(consumer: Consumer, topic: str, timeout: float = 10.0) -> dict[int, int]:

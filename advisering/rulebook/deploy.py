@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from advisering import metrics
 from advisering.engine.rules import Rule, RuleSet, rules_from_documents
 from advisering.events import Vocabulary
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import producer_config
 from advisering.kafka.reading import end_offsets, open_consumer, read_range
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
@@ -232,10 +232,19 @@ def plan_deploy(ruleset: RuleSet, deployed: DeployedState, at: dt.datetime) -> D
     )
 
 
+def deploy_producer_config(bootstrap: str, timeout: float) -> dict[str, Any]:
+    """``rules deploy``'s producer: durable; a record not confirmed when the flush gives up fails.
+
+    With the delivery timeout equal to the flush's, librdkafka never delivers
+    a record after ``deploy`` reported the set unconfirmed.
+    """
+    return producer_config(bootstrap, client_id="advisering-deploy", delivery_timeout=timeout)
+
+
 def deploy(bootstrap: str, ruleset: RuleSet, plan: DeployPlan, at: dt.datetime,
-           timeout: float = 30.0) -> None:
+           timeout: float = 60.0) -> None:
     """Publish the rules, tombstones, then the manifest; wait until Kafka confirmed all."""
-    producer = Producer(client_config(bootstrap, {"enable.idempotence": True, "acks": "all"}))
+    producer = Producer(deploy_producer_config(bootstrap, timeout))
     errors: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

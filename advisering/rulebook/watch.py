@@ -11,6 +11,7 @@ entirely by the new set: nothing is lost or repeated across a switch.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -18,7 +19,7 @@ from advisering import metrics
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
-from advisering.kafka.clients import client_config
+from advisering.kafka.clients import consumer_config
 from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
@@ -75,6 +76,16 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
     return deployed, state, end
 
 
+def watch_consumer_config(bootstrap: str) -> dict[str, Any]:
+    """The watcher's consumer: it assigns the rules partition itself and never commits.
+
+    Each worker follows the whole rules topic from the offset its start-up
+    read reached, so the group only names the client in the broker's view.
+    """
+    return consumer_config(bootstrap, group="advisering-rules-watch",
+                           client_id="advisering-rules-watch")
+
+
 class RulesWatcher:
     """A daemon thread following the rules topic from ``start_offset``.
 
@@ -92,8 +103,7 @@ class RulesWatcher:
         self.vocabulary = vocabulary
         self.holder = holder
         self.state = state
-        self._consumer = consumer or Consumer(client_config(bootstrap, {
-            "group.id": "advisering-rules-watch", "enable.auto.commit": False}))
+        self._consumer = consumer or Consumer(watch_consumer_config(bootstrap))
         self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
         self._closed = threading.Lock()
         self._poller = PollThread("rules-watch", self.step,

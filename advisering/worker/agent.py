@@ -172,8 +172,9 @@ class CitizenAgent:
                 else:
                     self.intake_record(event, batch, grants, owned)
             metrics.BATCH_EVENTS.labels("citizens").observe(len(events))
-            moved = [(repartition_topic, partition, None, bundle.pack(pairs))
-                     for partition, pairs in batch.moving.items()]
+            moved = [(repartition_topic, partition, None, record)
+                     for partition, pairs in batch.moving.items()
+                     for record in bundle.pack_within(pairs)]
             repartitioned = sum(len(pairs) for pairs in batch.moving.values())
             _DIRECT.inc(batch.direct)
             _REPARTITIONED.inc(repartitioned)

@@ -91,7 +91,7 @@ def create_app(
     now; by default Faust's assignor (tests without a broker give their own).
     """
     holder = MatcherHolder(matcher)
-    app = _faust_app(settings, replicas)
+    app = faust_app(settings, replicas)
     faust_door.seek_with_clean_books(app)
     if settings.worker_drain_per_batch:
         faust_door.deliver_fetched_batches(app)
@@ -108,23 +108,63 @@ def create_app(
     return WorkerApp(app, holder, vocabulary, citizens, agent, topics, body.sender, status)
 
 
-def _faust_app(settings: Settings, replicas: int) -> faust.App:
-    """The Faust app with the worker's settings (at-least-once: acks from all replicas)."""
-    return faust.App(
-        settings.worker_app_id,
-        broker=faust_broker_urls(settings.bootstrap_servers),
-        store=settings.worker_store,
-        topic_partitions=settings.worker_partitions,
-        topic_replication_factor=replicas,
-        consumer_auto_offset_reset="earliest",
-        web_host=settings.worker_web_host,
-        web_port=settings.worker_web_port,
-        datadir=str(settings.worker_data_dir),
-        producer_acks=-1,
-        broker_commit_interval=settings.worker_commit_interval,
-        broker_session_timeout=settings.worker_session_timeout,
-        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout / 3),
-    )
+#: The largest request the worker's producer sends (Faust's default, written down).
+#: The worker's largest records stay below it: a repartition bundle (256 KiB,
+#: ``bundle.MAX_BYTES``), a citizen's state (``ADVISERING_CITIZEN_MAX_STATE_BYTES``,
+#: 512 KiB by default) and a dead letter (its payload cut at 16 KiB).
+PRODUCER_MAX_REQUEST_SIZE = 1_000_000
+#: Kafka client request timeout of the worker's consumer (Faust's default, written
+#: down): above the session timeout (Faust refuses less) and above the rebalance
+#: timeout, as aiokafka sends JoinGroup with it and the coordinator may hold that
+#: request for up to the rebalance timeout.
+BROKER_REQUEST_TIMEOUT = 90.0
+#: How long the group coordinator waits for every member to rejoin a rebalance
+#: (Faust's default, written down). A member still finishing a batch whose send
+#: waits out an election rejoins late and costs one more rebalance, not an event.
+BROKER_REBALANCE_TIMEOUT = 60.0
+
+
+def faust_options(settings: Settings, replicas: int) -> dict[str, Any]:
+    """The Faust app's settings: at-least-once, ``acks=all``, and waits that outlast an election.
+
+    ``env={}``: Faust otherwise reads unprefixed variables such as
+    ``PRODUCER_ACKS`` or ``BROKER_SESSION_TIMEOUT`` from the environment and
+    lets them override what is passed here; the worker's settings come from
+    ``ADVISERING_*`` alone. See docs/operators.md "Delivery guarantees" for
+    each value and for why the producer is not idempotent.
+    """
+    session = settings.worker_session_timeout
+    return {
+        "env": {},
+        "broker": faust_broker_urls(settings.bootstrap_servers),
+        "store": settings.worker_store,
+        "topic_partitions": settings.worker_partitions,
+        "topic_replication_factor": replicas,
+        "consumer_auto_offset_reset": "earliest",
+        "web_host": settings.worker_web_host,
+        "web_port": settings.worker_web_port,
+        "datadir": str(settings.worker_data_dir),
+        "producer_acks": -1,
+        "producer_request_timeout": settings.worker_producer_timeout,
+        "producer_max_request_size": PRODUCER_MAX_REQUEST_SIZE,
+        "broker_commit_interval": settings.worker_commit_interval,
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": min(3.0, session / 3),
+        "broker_request_timeout": BROKER_REQUEST_TIMEOUT,
+        "broker_rebalance_timeout": BROKER_REBALANCE_TIMEOUT,
+        # Above the longest stall of a healthy worker: a batch whose send waits for
+        # up to the producer timeout while the stream's buffer is full.
+        "broker_max_poll_interval": max(300.0, 2 * settings.worker_producer_timeout),
+        # A rebalance waits until the agent's current batch is sent and its states
+        # are saved, so a partition's next owner recovers them (never a state that
+        # the previous owner overwrites afterwards).
+        "stream_wait_empty": True,
+    }
+
+
+def faust_app(settings: Settings, replicas: int) -> faust.App:
+    """The Faust app with the worker's settings (:func:`faust_options`)."""
+    return faust.App(settings.worker_app_id, **faust_options(settings, replicas))
 
 
 def _declare_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
@@ -153,10 +193,14 @@ def citizens_table(app: faust.App, settings: Settings) -> Any:
     # the changelog topic (read in recovery) and the table (used when writing)
     # both get ours explicitly, so the codec is registered with the table.
     register_codecs()
+    # Like every topic: a state is confirmed once two replicas have it (one on a
+    # one-node broker). Faust sets this when it creates the topic, never later.
+    replicas = int(app.conf.topic_replication_factor)
     changelog = app.topic(
         f"{settings.worker_app_id}-citizens-changelog", key_serializer="raw",
         value_serializer="citizen-state", partitions=settings.worker_partitions,
         compacting=True, deleting=False, internal=True, acks=False,
+        config={"min.insync.replicas": str(min(2, replicas))},
     )
     citizens: Any = app.Table("citizens", partitions=settings.worker_partitions,
                               changelog_topic=changelog)

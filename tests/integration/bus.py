@@ -22,6 +22,8 @@ import orjson
 from advisering.dev.demo import write_demo_sources
 from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
 from advisering.testing import wait_until_idle
+from tests.conftest import STATE_DIR
+from tests.isolation import inherited
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,15 +41,17 @@ def demo_sources_file() -> Path:
     The worker refuses to start without a sources file, and refuses events of
     sources it does not know; the tests publish the demo's and simulator's sources.
     """
-    path = Path(tempfile.mkdtemp(prefix="advisering-test-sources-")) / "sources.yaml"
+    path = Path(tempfile.mkdtemp(prefix="sources-", dir=STATE_DIR)) / "sources.yaml"
     write_demo_sources(path, load_vocabulary(ROOT / "topics"))
     return path
 
 
 def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
-    """Environment for advisering processes: the test broker, a fresh pseudonym key, and
-    the demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file."""
+    """Environment for advisering processes: the test broker, a fresh pseudonym key, the
+    demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file, and the
+    test session's state directory (tests/isolation.py), never the user's cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
+    env.update(inherited())
     env.update({
         "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
         "ADVISERING_PSEUDONYM_KEY": secrets.token_hex(32),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from tests.integration.bus import ROOT, bus_env, free_port, run_cli
 
@@ -19,9 +20,17 @@ def demo_env(bootstrap: str) -> dict[str, str]:
 
 def test_demo_prints_readable_notifications(bootstrap: str) -> None:
     """The demo posts the scenario over HTTP and shows each notification with its why."""
-    result = run_cli(demo_env(bootstrap), "demo", "--once", timeout=300)
+    env = demo_env(bootstrap)
+    result = run_cli(env, "demo", "--once", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    # The test broker is used as it is; the demo's state is in the test session's folder.
+    assert f"Kafka: {bootstrap} (not started by the demo; its data is kept)." in out
+    demo_dir = Path(env["ADVISERING_DEMO_DIR"])
+    assert (demo_dir / "inbox.sqlite3").is_file()
+    assert (demo_dir / "sources.yaml").is_file()
+    assert (demo_dir / "worker.log").is_file()
+    assert f"its log: {demo_dir / 'serve.log'}" in out
     assert "Ingest: http://127.0.0.1:" in out
     assert "Kildesystemerne melder" in out
     assert "Til bf-0042 (børn og familie, bf-syd) om sag DUBU-2025-0815" in out

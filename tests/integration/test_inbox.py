@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from advisering.dev.scenario import demo_scenario, event, synthetic_cpr
+from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
+from advisering.kafka.topics import NOTIFICATIONS
 from advisering.settings import Settings
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 from tests.integration.test_pipeline import scenario_citizens
@@ -110,3 +113,76 @@ async def test_notifications_reach_the_inbox_once_and_survive_restart(
     finally:
         await client.close()
         worker.stop()
+
+
+def notification_record(caseworker: str, nid: str) -> bytes:
+    """A notification for ``caseworker`` as the worker writes it (the inbox's own model)."""
+    created = dt.datetime.now(dt.UTC).isoformat()
+    return Notification.from_json({
+        "id": nid, "rule": "sanktion-til-boernesag", "title": "Sanktion", "severity": "high",
+        "recipient": {"caseworker": caseworker, "unit": "bf-syd", "department": "boern-familie"},
+        "related_case": {"id": "DUBU-2025-0815", "source": "dubu", "kle": "34.15.00"},
+        "trigger": {"event_id": str(uuid.uuid4()), "source": "momentum",
+                    "type": "benefit.changed", "department": "jobcenter", "time": created},
+        "citizen": "ps1-" + "d" * 52, "message": "Borgeren i din sag DUBU-2025-0815 ...",
+        "legal_basis": "Barnets lov", "created": created,
+    }).encode()
+
+
+def produce_copies(bootstrap: str, key: bytes, value: bytes, copies: int) -> tuple[int, int]:
+    """Write ``copies`` records of one notification, as a retried produce would.
+
+    Returns the partition and the offset of the last copy.
+    """
+    producer = Producer({"bootstrap.servers": bootstrap})
+    written: list[tuple[int, int]] = []
+    for _ in range(copies):
+        producer.produce(NOTIFICATIONS, key=key, value=value,
+                         on_delivery=lambda _e, m: written.append((m.partition(), m.offset())))
+    assert producer.flush(30) == 0
+    return written[-1]
+
+
+async def committed_past(bootstrap: str, group: str, partition: int, offset: int) -> bool:
+    """Wait until ``group`` has committed past ``offset`` on ``partition`` of the topic."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            [tp] = consumer.committed([TopicPartition(NOTIFICATIONS, partition)], timeout=10)
+            if tp.offset > offset:
+                return True
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        consumer.close()
+
+
+async def stored_ids(client: TestClient[Any, Any], caseworker: str, want: int) -> list[str]:
+    """The ids in ``caseworker``'s inbox, once there are ``want`` (or after 60 s)."""
+    ids: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(ids) < want:
+        reply = await client.get("/api/v1/notifications", headers=bearer(caseworker, "bf-syd"))
+        ids = [n["id"] for n in (await reply.json())["items"]]
+        await asyncio.sleep(0.5)
+    return ids
+
+
+async def test_a_notification_written_three_times_is_stored_once(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """Copies of one notification id (a retried produce, a replayed batch) are stored once."""
+    caseworker, nid = f"bf-dup-{uuid.uuid4().hex[:8]}", f"dup-{uuid.uuid4()}"
+    key, value = caseworker.encode(), notification_record(caseworker, nid)
+    db, group = tmp_path / "inbox.sqlite3", f"inbox-dup-{uuid.uuid4().hex[:8]}"
+    produce_copies(bootstrap, key, value, 2)  # two copies, most likely read in one batch
+    client = await start_inbox(bootstrap, db, group)
+    try:
+        assert await stored_ids(client, caseworker, 1) == [nid]
+        partition, last = produce_copies(bootstrap, key, value, 1)  # one more, after it
+        # The inbox commits a batch only after storing it: past the copy, it has seen it.
+        assert await committed_past(bootstrap, group, partition, last)
+        assert await stored_ids(client, caseworker, 1) == [nid]
+    finally:
+        await client.close()

@@ -29,11 +29,12 @@ def test_real_topic_files_declare_the_five_topics() -> None:
 
 
 def test_repartition_topic_is_declared_and_named_for_the_worker(tmp_path: Path) -> None:
-    """citizen-events.yaml gives the retention; the worker's app id and partitions the rest."""
+    """citizen-events.yaml gives retention and min ISR; the worker's id and partitions the rest."""
     settings = Settings(worker_app_id="kommune-worker", worker_partitions=4)
     spec = citizen_topic_spec(ROOT / "topics", settings)
     assert (spec.name, spec.partitions) == ("kommune-worker-citizen-events", 4)
-    assert spec.config == {"cleanup.policy": "delete", "retention.ms": "604800000"}
+    assert spec.config == {"cleanup.policy": "delete", "retention.ms": "604800000",
+                           "min.insync.replicas": "2"}
     topics = _copy_topics(tmp_path)
     (topics / "citizen-events.yaml").unlink()
     with pytest.raises(YamlFileError, match=r"\{worker_app_id\}-citizen-events is not declared"):
