@@ -70,6 +70,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "faust-streaming 0.15.3", "aiokafka_producer: Faust's started AIOKafkaProducer"),
     PrivateName("faust.transport.drivers.aiokafka", "Producer._settings_default",
                 "faust-streaming 0.15.3", "aiokafka_producer_settings: what AIOKafkaProducer gets"),
+    PrivateName("faust.transport.drivers.aiokafka", "Producer._settings_auth",
+                "faust-streaming 0.15.3", "aiokafka_producer_settings: security settings"),
     PrivateName("faust.transport.drivers.aiokafka", "Producer._settings_extra",
                 "faust-streaming 0.15.3", "aiokafka_producer_settings: idempotence (EOS only)"),
     PrivateName("mode.worker", "Worker._on_sigterm", "mode-streaming 0.7.1",
