@@ -24,13 +24,10 @@ What goes through here:
   changelog: records written in Faust's own format by the worker's batched
   sends, then the store and ``set_persisted_offset``, as Faust's
   ``Table.__setitem__`` and ``_on_changelog_sent`` would do one by one;
-* the consumer's drain loop (``Consumer._drain_messages``), replaced by
-  :func:`drain_in_batches`: the same loop with its rebalance guard per
-  fetched batch instead of per record (:func:`deliver_fetched_batches`);
-* the consumer's offset books (``_acked``, ``_acked_index``, ``_gap``,
-  ``_committed_offset``, ``_read_offset``), set afresh from the broker when
-  a new assignment seeks to the committed offsets
-  (:func:`seek_with_clean_books`).
+* the consumer's drain loop, guarded per fetched batch
+  (:func:`deliver_fetched_batches`);
+* the consumer's offset books, emptied when an assignment arrives, and a
+  seek that only moves them forward (:func:`seek_with_clean_books`).
 """
 
 from __future__ import annotations
@@ -84,6 +81,9 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "drain_in_batches: records a gap in the offsets read, as the original loop"),
     PrivateName("faust.transport.consumer", "Consumer.perform_seek", "faust-streaming 0.15.3",
                 "seek_with_clean_books: the seek to committed offsets it replaces"),
+    PrivateName("faust.transport.consumer", "Consumer.on_partitions_assigned",
+                "faust-streaming 0.15.3",
+                "seek_with_clean_books: wrapped to empty the books of an assignment"),
     PrivateName("faust.transport.consumer", "ensure_TP", "faust-streaming 0.15.3",
                 "seek_with_clean_books: aiokafka's partitions as Faust's TP, as perform_seek"),
 )
@@ -94,7 +94,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 #: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.perform_seek)`` as read
-#: for :func:`seek_with_clean_books`.
+#: for :func:`perform_forward_seek`.
 PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
 
 
@@ -216,16 +216,12 @@ def store_states(table: Any, states: Iterable[tuple[bytes, Any | None, Any]],
 def deliver_fetched_batches(app: faust.App) -> None:
     """Make the app's consumer guard against rebalances per fetched batch, not per record.
 
-    faust-streaming 0.15.3, ``Consumer._drain_messages``: for every record it
-    calls ``wait_first(callback(message), suspend_flow.wait())``, which makes
-    four tasks (the callback, the suspension, the service's stop and crash
-    events) so that a rebalance can abandon a delivery blocked on flow
-    control. On this worker that was about half of Faust's CPU per record
-    (benchmarks/pipeline.py, the batched passthrough). :func:`drain_in_batches`
-    is the same loop, with that guard around the delivery of each fetched
-    batch: a rebalance still cancels the delivery where it blocks, and the
-    records not delivered are fetched again from the committed offsets after
-    it, as with the original.
+    faust-streaming 0.15.3, ``Consumer._drain_messages``, wraps every record
+    in ``wait_first(callback(message), suspend_flow.wait())`` (four tasks, so
+    that a rebalance can abandon a blocked delivery): about half of Faust's
+    CPU per record here (benchmarks/pipeline.py). :func:`drain_in_batches`
+    guards each fetched batch instead; a rebalance still cancels a blocked
+    delivery, and what was not delivered is fetched again after it.
     """
     consumer: Any = app.consumer
     consumer._drain_messages = types.MethodType(drain_in_batches, consumer)
@@ -234,12 +230,12 @@ def deliver_fetched_batches(app: faust.App) -> None:
 async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
     """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
 
-    Two things stay outside the guarded delivery, as they are outside the
+    Three things stay outside the guarded delivery, as they are outside the
     original's per-record guard: waiting for a stopped flow to resume (the
     original waits in ``getmany``; a guard that fires at once would spin
-    through the whole rebalance), and the ``broker_commit_every`` commit (a
-    commit cancelled half-way would forget the offsets it had taken from the
-    acked list without committing them).
+    through the whole rebalance), the fetch (see below), and the
+    ``broker_commit_every`` commit (a commit cancelled half-way would forget
+    the offsets it had taken from the acked list without committing them).
     """
     consumer_stopped = consumer._stopped.is_set
     fetcher_stopped = fetcher._stopped.is_set
@@ -256,8 +252,11 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
             diag.set_flag(CONSUMER_FETCHING)
             fetched = consumer.getmany(timeout=1.0)
             await consumer.sleep(0)
-            if not consumer.should_stop:
-                await consumer.wait_first(_deliver(consumer, fetched),
+            # The fetch (getmany's first step) stays outside the guard, as in Faust's loop:
+            # cancelled, the consumer thread would still take the records, then skipped.
+            first = await anext(fetched, None)
+            if first is not None and not consumer.should_stop:
+                await consumer.wait_first(_deliver(consumer, _chain(first, fetched)),
                                           consumer.suspend_flow.wait())
             diag.unset_flag(CONSUMER_FETCHING)
     except consumer.consumer_stopped_errors:
@@ -270,6 +269,13 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
         raise
     finally:
         diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _chain(first: Any, rest: Any) -> Any:
+    """``first``, then what ``rest`` yields."""
+    yield first
+    async for item in rest:
+        yield item
 
 
 async def _deliver(consumer: Any, fetched: Any) -> None:
@@ -293,51 +299,72 @@ async def _deliver(consumer: Any, fetched: Any) -> None:
         read_offsets[tp] = offset
 
 
-def seek_with_clean_books(app: faust.App) -> None:
-    """Make the app's consumer start every assignment from clean offset books.
+#: The consumer's per-partition offset books (faust-streaming 0.15.3, ``Consumer``).
+OFFSET_BOOKS = ("_acked", "_acked_index", "_gap", "_read_offset", "_committed_offset")
 
-    faust-streaming 0.15.3 forgets a revoked partition's books
-    (``_acked``, ``_acked_index``, ``_gap``, ``_read_offset``,
-    ``_committed_offset``) at the start of a rebalance, and then waits for
-    the agents to ack what they hold. Those acks land in the fresh books and
-    survive into the next assignment: offsets marked as acked that this
-    generation has not processed, and a committed offset the broker does not
-    hold. Faust's commit then waits forever for offsets that never come
-    (found with two workers in one group, a member joining during a
-    backlog: the group stopped committing one partition). ``perform_seek``
-    (called when a new assignment resumes its streams) is replaced by
-    :func:`perform_clean_seek`.
+
+def seek_with_clean_books(app: faust.App) -> None:
+    """Make every assignment start from clean offset books and a seek that only moves forward.
+
+    faust-streaming 0.15.3 forgets a revoked partition's books when a
+    rebalance starts, then waits for the agents' acks, which land in the
+    fresh books and survived into the next assignment. So the books of an
+    assignment are emptied when it arrives (:func:`clean_books`; the flow is
+    stopped then). Recovery resumes the flow *before* its seek to the
+    committed offsets (one broker round trip per partition), so records are
+    acked meanwhile: a seek that set the books back lost those acks, and the
+    partition's commit waited forever (two workers, one joining during a
+    backlog). :func:`perform_forward_seek` never moves an offset back.
     """
     consumer: Any = app.consumer
-    consumer.perform_seek = types.MethodType(perform_clean_seek, consumer)
+    consumer.perform_seek = types.MethodType(perform_forward_seek, consumer)
+    assigned = consumer.on_partitions_assigned
+
+    async def on_partitions_assigned(partitions: set[TP], generation_id: int = 0) -> None:
+        clean_books(consumer, partitions)
+        await assigned(partitions, generation_id)
+
+    consumer.on_partitions_assigned = on_partitions_assigned
 
 
-async def perform_clean_seek(consumer: Any) -> None:
-    """Seek to the committed offsets, and make the books say exactly that.
+def clean_books(consumer: Any, partitions: Iterable[TP]) -> None:
+    """Forget the offset books of every partition with acks among ``partitions``."""
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    for tp in partitions:
+        if acks_enabled_for(tp.topic):
+            for name in OFFSET_BOOKS:
+                getattr(consumer, name).pop(tp, None)
 
-    Per partition the broker answered for: the read and committed offsets
-    are the broker's (none when it holds none), and an acked partition's
-    acks and gaps are forgotten, so the generation re-reads from the
-    committed offset and acks afresh (replays are harmless: the states
-    remember processed events). aiokafka seeks only to a committed offset
-    above 0, so a partition without one is sent to the beginning explicitly,
-    as ``consumer_auto_offset_reset="earliest"`` would for a new group.
+
+def _later(current: int | None, broker: int | None) -> int | None:
+    return broker if current is None else current if broker is None else max(current, broker)
+
+
+async def perform_forward_seek(consumer: Any) -> None:
+    """Seek to the committed offsets; the books move forward to them, never back.
+
+    What the books hold beyond the broker's offsets was done in this
+    generation (after :func:`clean_books`): kept. Changelogs (no acks) are
+    left as Faust's own ``perform_seek`` leaves them. aiokafka seeks only to a
+    committed offset above 0, so a partition with neither a commit nor a
+    read is sent to its beginning, as ``consumer_auto_offset_reset="earliest"``
+    would.
     """
     committed = await consumer.seek_to_committed()
     acks_enabled_for = consumer.app.topics.acks_enabled_for
     earliest = consumer.app.conf.consumer_auto_offset_reset == "earliest"
     for partition, offset in committed.items():
         tp = ensure_TP(partition)
-        consumer._read_offset[tp] = offset if offset is not None and offset >= 0 else None
-        if offset:  # Faust keeps a committed 0 as None
-            consumer._committed_offset[tp] = offset
-        else:
-            consumer._committed_offset.pop(tp, None)
-        if acks_enabled_for(tp.topic):
-            for books in (consumer._acked, consumer._acked_index, consumer._gap):
-                books.pop(tp, None)
-            if not offset and earliest:
-                await consumer.seek(partition, 0)
+        broker = offset if offset is not None and offset > 0 else None
+        if not acks_enabled_for(tp.topic):  # a changelog: as Faust's own perform_seek
+            consumer._read_offset[tp] = offset if offset is not None and offset >= 0 else None
+            if broker is not None:
+                consumer._committed_offset[tp] = broker
+            continue
+        consumer._read_offset[tp] = _later(consumer._read_offset[tp], broker)
+        consumer._committed_offset[tp] = _later(consumer._committed_offset[tp], broker)
+        if broker is None and earliest and consumer._read_offset[tp] is None:
+            await consumer.seek(partition, 0)
 
 
 SignalCallback = Callable[[int], None]

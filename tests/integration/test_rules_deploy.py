@@ -56,9 +56,8 @@ def test_deploy_switches_two_running_workers_and_refuses_invalid_sets(
     workers = [WorkerProcess(env, tmp_path / f"worker-{n}.log") for n in range(2)]
     workers[1].app_id = workers[0].app_id  # one consumer group: they share the partitions
     # The second joins once the first has read the shared topic's backlog (every earlier
-    # test's events): this test is about deploys. A member joining a group in the middle
-    # of a large backlog can leave one partition's commit behind (docs/operators.md,
-    # "Known limits"); that belongs to the fault tests, not here.
+    # test's events): this test is about deploys. Joins during a backlog are the fault
+    # tests' subject (docs/operators.md, "Rebalances and the offset books").
     workers[0].start()
     workers[0].wait_idle(bootstrap)
     workers[1].start()

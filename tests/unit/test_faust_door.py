@@ -8,16 +8,21 @@ import importlib
 import inspect
 import os
 import signal
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from weakref import WeakSet
 
 import faust
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from faust.serializers import codecs
+from faust.transport.consumer import Consumer
 from faust.types import TP
+from faust.types.tuples import Message as FaustMessage
+from intervaltree import IntervalTree
 
 from advisering.engine.overview import CitizenState
 from advisering.settings import Settings
@@ -241,6 +246,7 @@ class LoopConsumer:
         self._n_acked = 0
         self.should_stop = False
         self.fetches = 0
+        self.fetched = 0
         self.commits: list[int] = []
         self._read_offset: dict[TP, int | None] = {}
         self.diag = self
@@ -275,6 +281,7 @@ class LoopConsumer:
     async def getmany(self, timeout: float) -> Any:
         self.fetches += 1
         await asyncio.sleep(0.01)
+        self.fetched += 1  # the fetch completed (a cancelled one takes records and drops them)
         if False:  # an async generator that yields nothing
             yield None
 
@@ -297,67 +304,129 @@ async def test_drain_loop_waits_for_a_stopped_flow_and_commits_outside_delivery(
     assert consumer._n_acked == 0  # noqa: SLF001
 
 
-def test_faust_seek_is_the_one_perform_clean_seek_was_read_from() -> None:
-    """A Faust whose perform_seek changed fails here: perform_clean_seek must be re-read."""
+async def test_a_rebalance_does_not_cancel_a_fetch_half_way() -> None:
+    """The fetch runs outside the rebalance guard: started, it completes."""
+    consumer = LoopConsumer()
+    consumer.flow_active = True
+    consumer._commit_every = None  # noqa: SLF001
+    consumer.suspend_flow.set()  # a rebalance has begun
+    loop = asyncio.ensure_future(faust_door.drain_in_batches(consumer, LoopConsumer()))
+    await asyncio.sleep(0.05)
+    consumer._stopped.set()  # noqa: SLF001
+    await asyncio.wait_for(loop, 5)
+    assert consumer.fetches > 0
+    assert consumer.fetched >= consumer.fetches - 1  # all but the one cut by the stop
+
+
+def test_faust_seek_is_the_one_perform_forward_seek_was_read_from() -> None:
+    """A Faust whose perform_seek changed fails here: perform_forward_seek must be re-read."""
     from faust.transport.consumer import Consumer  # noqa: PLC0415
 
     source = inspect.getsource(Consumer.perform_seek)
     assert hashlib.sha256(source.encode()).hexdigest() == faust_door.PERFORM_SEEK_SHA256
 
 
-class SeekConsumer:
-    """The parts of a Faust consumer a seek reads and writes, with books left by a rebalance."""
+C = 3443  # the broker's committed offset when a generation starts
+TP3 = TP("advisering.case-events", 3)
 
-    def __init__(self, committed: dict[TP, int | None]) -> None:
-        self.committed = committed
-        self.seeks: list[tuple[TP, int]] = []
-        self._read_offset: dict[TP, int | None] = {}
-        self._committed_offset: dict[TP, int | None] = {}
-        self._acked: dict[TP, list[int]] = {}
-        self._acked_index: dict[TP, set[int]] = {}
-        self._gap: dict[TP, object] = {}
+
+class Books:
+    """A consumer's offset books with Faust's own ack, commit and gap methods over them."""
+
+    ack = Consumer.ack
+    _new_offset = Consumer._new_offset  # noqa: SLF001
+    _add_gap = Consumer._add_gap  # noqa: SLF001
+
+    def __init__(self, callback: Any = None, committed: dict[Any, int | None] | None = None
+                 ) -> None:
+        self._acked: Any = defaultdict(list)
+        self._acked_index: Any = defaultdict(set)
+        self._gap: Any = defaultdict(IntervalTree)
+        self._read_offset: Any = defaultdict(lambda: None)
+        self._committed_offset: Any = defaultdict(lambda: None)
+        self._unacked_messages: Any = WeakSet()
+        self._n_acked = 0
+        self._waiting_for_ack = None
         self.app = self
         self.topics = self
         self.conf = self
         self.consumer_auto_offset_reset = "earliest"
+        self.callback = callback
+        self.committed = {TP3: C} if committed is None else committed
+        self.broker_answers = asyncio.Event()  # the broker's answers to the seek
+        self.broker_answers.set()
+        self.seeks: list[tuple[Any, int]] = []
 
     def acks_enabled_for(self, topic: str) -> bool:
         return not topic.endswith("-changelog")
 
-    async def seek_to_committed(self) -> dict[TP, int | None]:
+    async def seek_to_committed(self) -> dict[Any, int | None]:
+        await self.broker_answers.wait()
         return self.committed
 
-    async def seek(self, partition: TP, offset: int) -> None:
+    async def seek(self, partition: Any, offset: int) -> None:
         self.seeks.append((partition, offset))
 
 
-async def test_a_new_assignment_starts_from_the_brokers_offsets_with_clean_books() -> None:
-    """Acks left from the last generation are forgotten; no commit means from the beginning."""
-    held, never, changelog = TP("in", 0), TP("in", 1), TP("t-changelog", 0)
-    consumer = SeekConsumer({held: 40, never: None, changelog: None})
-    for tp in (held, never, changelog):  # what late acks of the revoked generation left
-        consumer._acked[tp] = [0, 55, 56]  # noqa: SLF001
-        consumer._acked_index[tp] = {0, 2, 3, 55, 56}  # noqa: SLF001
-        consumer._gap[tp] = object()  # noqa: SLF001
-        consumer._committed_offset[tp] = 2  # noqa: SLF001
-        consumer._read_offset[tp] = 60  # noqa: SLF001
-    await faust_door.perform_clean_seek(consumer)
-    assert consumer._committed_offset[held] == 40  # noqa: SLF001
-    assert consumer._committed_offset.get(never) is None  # noqa: SLF001
-    assert consumer._read_offset == {held: 40, never: None, changelog: None}  # noqa: SLF001
-    for tp in (held, never):
-        assert tp not in consumer._acked  # noqa: SLF001
-        assert tp not in consumer._acked_index  # noqa: SLF001
-        assert tp not in consumer._gap  # noqa: SLF001
-    assert consumer._acked[changelog] == [0, 55, 56]  # noqa: SLF001 - acks are not kept there
-    assert consumer.seeks == [(never, 0)]  # aiokafka itself seeks only to a committed offset > 0
+def record(offset: int) -> FaustMessage:
+    return FaustMessage(TP3.topic, TP3.partition, offset, 0.0, 0, {}, b"k", b"v", None, tp=TP3)
 
 
-def test_the_worker_app_seeks_with_clean_books(app: faust.App) -> None:
-    """The worker's consumer runs perform_clean_seek when an assignment resumes its streams."""
-    faust_door.seek_with_clean_books(app)
+async def records(offsets: range) -> Any:
+    for offset in offsets:
+        yield TP3, record(offset)
+
+
+async def test_a_delivery_across_the_seek_leaves_no_hole_at_the_head() -> None:
+    """Acks made while the seek waits for the broker count, and the commit moves on."""
+    channel_free = asyncio.Event()
+
+    async def conductor(message: FaustMessage) -> None:  # the agent acks at once; full at C+5
+        if message.offset == C + 5:
+            await channel_free.wait()
+        books.ack(message)
+
+    books = Books(conductor)
+    books.broker_answers.clear()
+    seek = asyncio.ensure_future(faust_door.perform_forward_seek(books))  # flow already on
+    delivery = asyncio.ensure_future(
+        faust_door._deliver(books, records(range(C, C + 10))))  # noqa: SLF001
+    await asyncio.sleep(0.01)  # C..C+4 delivered and acked; the delivery waits at C+5
+    books.broker_answers.set()
+    await seek
+    channel_free.set()
+    await delivery
+    # aiokafka re-reads from C
+    await faust_door._deliver(books, records(range(C, C + 20)))  # noqa: SLF001
+    assert books._new_offset(TP3) == C + 20  # noqa: SLF001 - was None for ever: the stall
+
+
+async def test_an_assignment_starts_from_clean_books_and_the_seek_only_moves_forward() -> None:
+    """Leftover acks are forgotten at the assignment; the seek keeps what came after."""
+    never, changelog = TP("advisering.case-events", 1), TP("t-changelog", 0)
+    books = Books(committed={TP3: C, never: None, changelog: None})
+    for tp in (TP3, never, changelog):  # what the revoked generation's last acks left
+        books._acked[tp] = [0, 55]  # noqa: SLF001
+        books._acked_index[tp] = {0, 55}  # noqa: SLF001
+        books._committed_offset[tp] = 2  # noqa: SLF001
+    faust_door.clean_books(books, {TP3, never, changelog})
+    assert TP3 not in books._acked and never not in books._committed_offset  # noqa: SLF001
+    assert books._acked[changelog] == [0, 55]  # noqa: SLF001 - acks are not kept there
+    books._read_offset[TP3] = C + 7  # noqa: SLF001 - delivered before the seek answered
+    books._committed_offset[TP3] = C + 3  # noqa: SLF001 - committed before it answered
+    await faust_door.perform_forward_seek(books)
+    assert books._read_offset[TP3] == C + 7  # noqa: SLF001
+    assert books._committed_offset[TP3] == C + 3  # noqa: SLF001
+    assert books._read_offset[never] is None  # noqa: SLF001
+    assert books.seeks == [(never, 0)]  # aiokafka seeks only to a committed offset > 0
+
+
+def test_the_worker_app_cleans_books_at_assignment_and_seeks_forward(app: faust.App) -> None:
+    """The worker's consumer runs perform_forward_seek and empties books on assignment."""
     consumer: Any = app.consumer
-    assert consumer.perform_seek.__func__ is faust_door.perform_clean_seek
-    for name in ("_read_offset", "_committed_offset", "_acked", "_acked_index", "_gap",
-                 "seek_to_committed", "seek"):
+    assigned = consumer.on_partitions_assigned
+    faust_door.seek_with_clean_books(app)
+    assert consumer.perform_seek.__func__ is faust_door.perform_forward_seek
+    assert consumer.on_partitions_assigned is not assigned
+    for name in (*faust_door.OFFSET_BOOKS, "seek_to_committed", "seek"):
         assert hasattr(consumer, name), name
