@@ -88,13 +88,10 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "seek_with_clean_books: aiokafka's partitions as Faust's TP, as perform_seek"),
 )
 
-#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` as
-#: read for :func:`drain_in_batches`: a Faust whose loop changed fails the door's test,
-#: and the replacement must be read against the new loop again.
+#: sha256 of the sources the replacements were read from (``inspect.getsource`` of
+#: ``Consumer._drain_messages`` and ``Consumer.perform_seek``): a Faust that changed them
+#: fails the door's test, and the replacement must be read against it again.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
-
-#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.perform_seek)`` as read
-#: for :func:`perform_forward_seek`.
 PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
 
 
@@ -230,12 +227,9 @@ def deliver_fetched_batches(app: faust.App) -> None:
 async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
     """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
 
-    Three things stay outside the guarded delivery, as they are outside the
-    original's per-record guard: waiting for a stopped flow to resume (the
-    original waits in ``getmany``; a guard that fires at once would spin
-    through the whole rebalance), the fetch (see below), and the
-    ``broker_commit_every`` commit (a commit cancelled half-way would forget
-    the offsets it had taken from the acked list without committing them).
+    Outside the guard, as in the original: waiting for a stopped flow (a
+    guard firing at once would spin), the fetch, and the commit every N acks
+    (cancelled half-way, it would forget acked offsets it had not committed).
     """
     consumer_stopped = consumer._stopped.is_set
     fetcher_stopped = fetcher._stopped.is_set
@@ -254,7 +248,7 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
             await consumer.sleep(0)
             # The fetch (getmany's first step) stays outside the guard, as in Faust's loop:
             # cancelled, the consumer thread would still take the records, then skipped.
-            first = await anext(fetched, None)
+            first = await _first(fetched)
             if first is not None and not consumer.should_stop:
                 await consumer.wait_first(_deliver(consumer, _chain(first, fetched)),
                                           consumer.suspend_flow.wait())
@@ -269,6 +263,13 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
         raise
     finally:
         diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _first(fetched: Any) -> Any:
+    """The first item of ``fetched``, or None (a coroutine: mode's task dumps read its frame)."""
+    async for item in fetched:
+        return item
+    return None
 
 
 async def _chain(first: Any, rest: Any) -> Any:
@@ -378,10 +379,9 @@ def worker_class(on_signal: SignalCallback) -> type[Worker]:
     writes the signal number to its wake-up fd and calls mode's handler in the
     loop). After a crash, mode's own stop may hang and a second signal then
     does nothing, so the worker also needs to hear of the signal outside the
-    loop: the Python-level handler asyncio installs (a no-op) is replaced by
-    one that calls ``on_signal``; the C-level handler still writes to the
-    wake-up fd, so mode's loop handler still runs. ``on_signal`` runs in the
-    main thread (a Python signal handler) and must only record the signal.
+    loop: asyncio's no-op Python-level handler is replaced by one calling
+    ``on_signal`` (which must only record it); the C-level handler still wakes
+    mode's loop handler.
     """
 
     class SignalledWorker(Worker):

@@ -318,6 +318,19 @@ async def test_a_rebalance_does_not_cancel_a_fetch_half_way() -> None:
     assert consumer.fetched >= consumer.fetches - 1  # all but the one cut by the stop
 
 
+async def test_the_drain_loop_can_be_dumped_while_it_fetches() -> None:
+    """mode's task dump (SIGUSR1) reads the loop's frames mid-fetch without crashing the worker."""
+    from mode.utils.tracebacks import format_task_stack  # noqa: PLC0415
+
+    consumer = LoopConsumer()
+    consumer.flow_active = True
+    loop = asyncio.ensure_future(faust_door.drain_in_batches(consumer, LoopConsumer()))
+    await asyncio.sleep(0.005)  # inside the fetch
+    assert "drain_in_batches" in format_task_stack(loop)
+    consumer._stopped.set()  # noqa: SLF001
+    await asyncio.wait_for(loop, 5)
+
+
 def test_faust_seek_is_the_one_perform_forward_seek_was_read_from() -> None:
     """A Faust whose perform_seek changed fails here: perform_forward_seek must be re-read."""
     from faust.transport.consumer import Consumer  # noqa: PLC0415
