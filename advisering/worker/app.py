@@ -92,7 +92,6 @@ def create_app(
     """
     holder = MatcherHolder(matcher)
     app = faust_app(settings, replicas)
-    faust_door.seek_with_clean_books(app)
     if settings.worker_drain_per_batch:
         faust_door.deliver_fetched_batches(app)
     topics = _declare_topics(app, settings)

@@ -24,10 +24,9 @@ What goes through here:
   changelog: records written in Faust's own format by the worker's batched
   sends, then the store and ``set_persisted_offset``, as Faust's
   ``Table.__setitem__`` and ``_on_changelog_sent`` would do one by one;
-* the consumer's drain loop, guarded per fetched batch
-  (:func:`deliver_fetched_batches`);
-* the consumer's offset books, emptied when an assignment arrives, and a
-  seek that only moves them forward (:func:`seek_with_clean_books`).
+* the consumer's drain loop (``Consumer._drain_messages``), replaced by
+  :func:`drain_in_batches`: the same loop with its rebalance guard per
+  fetched batch instead of per record (:func:`deliver_fetched_batches`).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event, current_event
-from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 from faust.worker import Worker
 
@@ -79,20 +78,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "deliver_fetched_batches: the drain loop it replaces (the Fetcher calls it)"),
     PrivateName("faust.transport.consumer", "Consumer._add_gap", "faust-streaming 0.15.3",
                 "drain_in_batches: records a gap in the offsets read, as the original loop"),
-    PrivateName("faust.transport.consumer", "Consumer.perform_seek", "faust-streaming 0.15.3",
-                "seek_with_clean_books: the seek to committed offsets it replaces"),
-    PrivateName("faust.transport.consumer", "Consumer.on_partitions_assigned",
-                "faust-streaming 0.15.3",
-                "seek_with_clean_books: wrapped to empty the books of an assignment"),
-    PrivateName("faust.transport.consumer", "ensure_TP", "faust-streaming 0.15.3",
-                "seek_with_clean_books: aiokafka's partitions as Faust's TP, as perform_seek"),
 )
 
-#: sha256 of the sources the replacements were read from (``inspect.getsource`` of
-#: ``Consumer._drain_messages`` and ``Consumer.perform_seek``): a Faust that changed them
-#: fails the door's test, and the replacement must be read against it again.
+#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` as
+#: read for :func:`drain_in_batches`: a Faust whose loop changed fails the door's test,
+#: and the replacement must be read against the new loop again.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
-PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
 
 
 def crashed(app: faust.App) -> bool:
@@ -228,8 +219,11 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
     """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
 
     Outside the guard, as in the original: waiting for a stopped flow (a
-    guard firing at once would spin), the fetch, and the commit every N acks
-    (cancelled half-way, it would forget acked offsets it had not committed).
+    guard firing at once would spin) and the commit every N acks (cancelled
+    half-way, it would forget acked offsets it had not committed). The fetch
+    stays inside: moved out, workers joining during a backlog stalled far
+    more often (docs/operators.md); a fetch the guard cancels is read again
+    after the rebalance's seek to the committed offsets.
     """
     consumer_stopped = consumer._stopped.is_set
     fetcher_stopped = fetcher._stopped.is_set
@@ -246,11 +240,8 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
             diag.set_flag(CONSUMER_FETCHING)
             fetched = consumer.getmany(timeout=1.0)
             await consumer.sleep(0)
-            # The fetch (getmany's first step) stays outside the guard, as in Faust's loop:
-            # cancelled, the consumer thread would still take the records, then skipped.
-            first = await _first(fetched)
-            if first is not None and not consumer.should_stop:
-                await consumer.wait_first(_deliver(consumer, _chain(first, fetched)),
+            if not consumer.should_stop:
+                await consumer.wait_first(_deliver(consumer, fetched),
                                           consumer.suspend_flow.wait())
             diag.unset_flag(CONSUMER_FETCHING)
     except consumer.consumer_stopped_errors:
@@ -263,20 +254,6 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
         raise
     finally:
         diag.unset_flag(CONSUMER_FETCHING)
-
-
-async def _first(fetched: Any) -> Any:
-    """The first item of ``fetched``, or None (a coroutine: mode's task dumps read its frame)."""
-    async for item in fetched:
-        return item
-    return None
-
-
-async def _chain(first: Any, rest: Any) -> Any:
-    """``first``, then what ``rest`` yields."""
-    yield first
-    async for item in rest:
-        yield item
 
 
 async def _deliver(consumer: Any, fetched: Any) -> None:
@@ -298,74 +275,6 @@ async def _deliver(consumer: Any, fetched: Any) -> None:
             await consumer._add_gap(tp, read + 1, offset)
         await callback(message)
         read_offsets[tp] = offset
-
-
-#: The consumer's per-partition offset books (faust-streaming 0.15.3, ``Consumer``).
-OFFSET_BOOKS = ("_acked", "_acked_index", "_gap", "_read_offset", "_committed_offset")
-
-
-def seek_with_clean_books(app: faust.App) -> None:
-    """Make every assignment start from clean offset books and a seek that only moves forward.
-
-    faust-streaming 0.15.3 forgets a revoked partition's books when a
-    rebalance starts, then waits for the agents' acks, which land in the
-    fresh books and survived into the next assignment. So the books of an
-    assignment are emptied when it arrives (:func:`clean_books`; the flow is
-    stopped then). Recovery resumes the flow *before* its seek to the
-    committed offsets (one broker round trip per partition), so records are
-    acked meanwhile: a seek that set the books back lost those acks, and the
-    partition's commit waited forever (two workers, one joining during a
-    backlog). :func:`perform_forward_seek` never moves an offset back.
-    """
-    consumer: Any = app.consumer
-    consumer.perform_seek = types.MethodType(perform_forward_seek, consumer)
-    assigned = consumer.on_partitions_assigned
-
-    async def on_partitions_assigned(partitions: set[TP], generation_id: int = 0) -> None:
-        clean_books(consumer, partitions)
-        await assigned(partitions, generation_id)
-
-    consumer.on_partitions_assigned = on_partitions_assigned
-
-
-def clean_books(consumer: Any, partitions: Iterable[TP]) -> None:
-    """Forget the offset books of every partition with acks among ``partitions``."""
-    acks_enabled_for = consumer.app.topics.acks_enabled_for
-    for tp in partitions:
-        if acks_enabled_for(tp.topic):
-            for name in OFFSET_BOOKS:
-                getattr(consumer, name).pop(tp, None)
-
-
-def _later(current: int | None, broker: int | None) -> int | None:
-    return broker if current is None else current if broker is None else max(current, broker)
-
-
-async def perform_forward_seek(consumer: Any) -> None:
-    """Seek to the committed offsets; the books move forward to them, never back.
-
-    What the books hold beyond the broker's offsets was done in this
-    generation (after :func:`clean_books`): kept. Changelogs (no acks) are
-    left as Faust's own ``perform_seek`` leaves them. aiokafka seeks only to a
-    committed offset above 0, so a partition with neither a commit nor a
-    read is sent to its beginning, as ``consumer_auto_offset_reset="earliest"``
-    would.
-    """
-    committed = await consumer.seek_to_committed()
-    acks_enabled_for = consumer.app.topics.acks_enabled_for
-    earliest = consumer.app.conf.consumer_auto_offset_reset == "earliest"
-    for partition, offset in committed.items():
-        tp = ensure_TP(partition)
-        broker = offset if offset is not None and offset > 0 else None
-        if not acks_enabled_for(tp.topic):  # a changelog: as Faust's own perform_seek
-            consumer._read_offset[tp] = offset if offset is not None and offset >= 0 else None
-            if broker is not None:
-                consumer._committed_offset[tp] = broker
-            continue
-        consumer._read_offset[tp] = _later(consumer._read_offset[tp], broker)
-        consumer._committed_offset[tp] = _later(consumer._committed_offset[tp], broker)
-        if broker is None and earliest and consumer._read_offset[tp] is None:
-            await consumer.seek(partition, 0)
 
 
 SignalCallback = Callable[[int], None]

@@ -57,7 +57,7 @@ def test_deploy_switches_two_running_workers_and_refuses_invalid_sets(
     workers[1].app_id = workers[0].app_id  # one consumer group: they share the partitions
     # The second joins once the first has read the shared topic's backlog (every earlier
     # test's events): this test is about deploys. Joins during a backlog are the fault
-    # tests' subject (docs/operators.md, "Rebalances and the offset books").
+    # tests' subject (docs/operators.md, "Known limit: a member joining during a backlog").
     workers[0].start()
     workers[0].wait_idle(bootstrap)
     workers[1].start()

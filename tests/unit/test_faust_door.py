@@ -8,21 +8,16 @@ import importlib
 import inspect
 import os
 import signal
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from weakref import WeakSet
 
 import faust
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from faust.serializers import codecs
-from faust.transport.consumer import Consumer
 from faust.types import TP
-from faust.types.tuples import Message as FaustMessage
-from intervaltree import IntervalTree
 
 from advisering.engine.overview import CitizenState
 from advisering.settings import Settings
@@ -304,20 +299,6 @@ async def test_drain_loop_waits_for_a_stopped_flow_and_commits_outside_delivery(
     assert consumer._n_acked == 0  # noqa: SLF001
 
 
-async def test_a_rebalance_does_not_cancel_a_fetch_half_way() -> None:
-    """The fetch runs outside the rebalance guard: started, it completes."""
-    consumer = LoopConsumer()
-    consumer.flow_active = True
-    consumer._commit_every = None  # noqa: SLF001
-    consumer.suspend_flow.set()  # a rebalance has begun
-    loop = asyncio.ensure_future(faust_door.drain_in_batches(consumer, LoopConsumer()))
-    await asyncio.sleep(0.05)
-    consumer._stopped.set()  # noqa: SLF001
-    await asyncio.wait_for(loop, 5)
-    assert consumer.fetches > 0
-    assert consumer.fetched >= consumer.fetches - 1  # all but the one cut by the stop
-
-
 async def test_the_drain_loop_can_be_dumped_while_it_fetches() -> None:
     """mode's task dump (SIGUSR1) reads the loop's frames mid-fetch without crashing the worker."""
     from mode.utils.tracebacks import format_task_stack  # noqa: PLC0415
@@ -329,117 +310,3 @@ async def test_the_drain_loop_can_be_dumped_while_it_fetches() -> None:
     assert "drain_in_batches" in format_task_stack(loop)
     consumer._stopped.set()  # noqa: SLF001
     await asyncio.wait_for(loop, 5)
-
-
-def test_faust_seek_is_the_one_perform_forward_seek_was_read_from() -> None:
-    """A Faust whose perform_seek changed fails here: perform_forward_seek must be re-read."""
-    from faust.transport.consumer import Consumer  # noqa: PLC0415
-
-    source = inspect.getsource(Consumer.perform_seek)
-    assert hashlib.sha256(source.encode()).hexdigest() == faust_door.PERFORM_SEEK_SHA256
-
-
-C = 3443  # the broker's committed offset when a generation starts
-TP3 = TP("advisering.case-events", 3)
-
-
-class Books:
-    """A consumer's offset books with Faust's own ack, commit and gap methods over them."""
-
-    ack = Consumer.ack
-    _new_offset = Consumer._new_offset  # noqa: SLF001
-    _add_gap = Consumer._add_gap  # noqa: SLF001
-
-    def __init__(self, callback: Any = None, committed: dict[Any, int | None] | None = None
-                 ) -> None:
-        self._acked: Any = defaultdict(list)
-        self._acked_index: Any = defaultdict(set)
-        self._gap: Any = defaultdict(IntervalTree)
-        self._read_offset: Any = defaultdict(lambda: None)
-        self._committed_offset: Any = defaultdict(lambda: None)
-        self._unacked_messages: Any = WeakSet()
-        self._n_acked = 0
-        self._waiting_for_ack = None
-        self.app = self
-        self.topics = self
-        self.conf = self
-        self.consumer_auto_offset_reset = "earliest"
-        self.callback = callback
-        self.committed = {TP3: C} if committed is None else committed
-        self.broker_answers = asyncio.Event()  # the broker's answers to the seek
-        self.broker_answers.set()
-        self.seeks: list[tuple[Any, int]] = []
-
-    def acks_enabled_for(self, topic: str) -> bool:
-        return not topic.endswith("-changelog")
-
-    async def seek_to_committed(self) -> dict[Any, int | None]:
-        await self.broker_answers.wait()
-        return self.committed
-
-    async def seek(self, partition: Any, offset: int) -> None:
-        self.seeks.append((partition, offset))
-
-
-def record(offset: int) -> FaustMessage:
-    return FaustMessage(TP3.topic, TP3.partition, offset, 0.0, 0, {}, b"k", b"v", None, tp=TP3)
-
-
-async def records(offsets: range) -> Any:
-    for offset in offsets:
-        yield TP3, record(offset)
-
-
-async def test_a_delivery_across_the_seek_leaves_no_hole_at_the_head() -> None:
-    """Acks made while the seek waits for the broker count, and the commit moves on."""
-    channel_free = asyncio.Event()
-
-    async def conductor(message: FaustMessage) -> None:  # the agent acks at once; full at C+5
-        if message.offset == C + 5:
-            await channel_free.wait()
-        books.ack(message)
-
-    books = Books(conductor)
-    books.broker_answers.clear()
-    seek = asyncio.ensure_future(faust_door.perform_forward_seek(books))  # flow already on
-    delivery = asyncio.ensure_future(
-        faust_door._deliver(books, records(range(C, C + 10))))  # noqa: SLF001
-    await asyncio.sleep(0.01)  # C..C+4 delivered and acked; the delivery waits at C+5
-    books.broker_answers.set()
-    await seek
-    channel_free.set()
-    await delivery
-    # aiokafka re-reads from C
-    await faust_door._deliver(books, records(range(C, C + 20)))  # noqa: SLF001
-    assert books._new_offset(TP3) == C + 20  # noqa: SLF001 - was None for ever: the stall
-
-
-async def test_an_assignment_starts_from_clean_books_and_the_seek_only_moves_forward() -> None:
-    """Leftover acks are forgotten at the assignment; the seek keeps what came after."""
-    never, changelog = TP("advisering.case-events", 1), TP("t-changelog", 0)
-    books = Books(committed={TP3: C, never: None, changelog: None})
-    for tp in (TP3, never, changelog):  # what the revoked generation's last acks left
-        books._acked[tp] = [0, 55]  # noqa: SLF001
-        books._acked_index[tp] = {0, 55}  # noqa: SLF001
-        books._committed_offset[tp] = 2  # noqa: SLF001
-    faust_door.clean_books(books, {TP3, never, changelog})
-    assert TP3 not in books._acked and never not in books._committed_offset  # noqa: SLF001
-    assert books._acked[changelog] == [0, 55]  # noqa: SLF001 - acks are not kept there
-    books._read_offset[TP3] = C + 7  # noqa: SLF001 - delivered before the seek answered
-    books._committed_offset[TP3] = C + 3  # noqa: SLF001 - committed before it answered
-    await faust_door.perform_forward_seek(books)
-    assert books._read_offset[TP3] == C + 7  # noqa: SLF001
-    assert books._committed_offset[TP3] == C + 3  # noqa: SLF001
-    assert books._read_offset[never] is None  # noqa: SLF001
-    assert books.seeks == [(never, 0)]  # aiokafka seeks only to a committed offset > 0
-
-
-def test_the_worker_app_cleans_books_at_assignment_and_seeks_forward(app: faust.App) -> None:
-    """The worker's consumer runs perform_forward_seek and empties books on assignment."""
-    consumer: Any = app.consumer
-    assigned = consumer.on_partitions_assigned
-    faust_door.seek_with_clean_books(app)
-    assert consumer.perform_seek.__func__ is faust_door.perform_forward_seek
-    assert consumer.on_partitions_assigned is not assigned
-    for name in (*faust_door.OFFSET_BOOKS, "seek_to_committed", "seek"):
-        assert hasattr(consumer, name), name
