@@ -209,6 +209,14 @@ def json_may_hold_cpr(payload: bytes) -> bool:
         return True
     if shape[:1] == b"0" and _TOP_NUMBER.match(shape):
         return True
+    # A UUID of digits and e's has a number's shape; the walk exempts it, so look again
+    # without exempt strings (rarely: only when the first look finds such a string).
+    return _string_may_be_number(shape) and _string_may_be_number(
+        _EXEMPT.sub(b'""', payload).translate(_NUMERIC, _BLANKS_AND_SIGNS))
+
+
+def _string_may_be_number(shape: bytes) -> bool:
+    """Whether a payload's shape has a string that could be an exponent-form number."""
     if b"u" in shape:
         return any((b"0" in m.group() or b"u" in m.group()) and (b"e" in m.group() or b"u" in
                    m.group()) for m in _NUMERIC_STRING.finditer(shape))
