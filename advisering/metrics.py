@@ -19,6 +19,11 @@ DEAD_LETTERS = Counter(
     "Events sent to advisering.dead-letters, by machine-readable reason.",
     ["reason"],
 )
+COMMIT_HOLES_REFILLED = Counter(
+    "advisering_worker_commit_holes_refilled_total",
+    "Partitions read again from their committed offset because Faust's offset books held "
+    "a hole no record in flight could fill (docs/operators.md, Delivery guarantees).",
+)
 RULE_MATCHES = Counter(
     "advisering_rule_matches_total",
     "Events that met a rule's when-conditions, per rule.",

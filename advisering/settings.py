@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     worker_session_timeout: float = Field(
         default=30.0, ge=6, le=60, description="consumer session timeout (seconds; 6 to 60)"
     )
+    worker_commit_hole_seconds: float = Field(
+        default=15.0, ge=1, le=3600,
+        description="seconds between checks for a partition whose commits stopped at a hole "
+        "in Faust's offset books; one seen in two checks running is read again from its "
+        "committed offset (see [Delivery guarantees](operators.md#delivery-guarantees))",
+    )
     # Delivery guarantees (docs/operators.md "Delivery guarantees").
     worker_producer_timeout: float = Field(
         default=120.0, ge=30, le=1200,

@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 from faust.serializers import codecs
 
 from advisering.engine.matcher import Matcher
@@ -34,6 +35,8 @@ from advisering.kafka.topics import (
     NOTIFICATIONS,
     citizen_topic_name,
 )
+from advisering.log import get_logger
+from advisering.metrics import COMMIT_HOLES_REFILLED
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
 from advisering.worker import faust_door
@@ -41,6 +44,8 @@ from advisering.worker.agent import CitizenAgent, OwnedPartitions, encode_state
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender
+
+log = get_logger(__name__)
 
 
 class CitizenStateCodec(codecs.Codec):
@@ -92,6 +97,7 @@ def create_app(
     """
     holder = MatcherHolder(matcher)
     app = faust_app(settings, replicas)
+    faust_door.keep_commits_across_seeks(app)
     if settings.worker_drain_per_batch:
         faust_door.deliver_fetched_batches(app)
     topics = _declare_topics(app, settings)
@@ -104,7 +110,32 @@ def create_app(
     agent = app.agent(inputs, name="citizens")(body.process)
     status = WorkerStatus()
     add_pages(app, status)
+    repair_commit_holes(app, settings.worker_commit_hole_seconds)
     return WorkerApp(app, holder, vocabulary, citizens, agent, topics, body.sender, status)
+
+
+def repair_commit_holes(app: faust.App, interval: float) -> None:
+    """Check every ``interval`` seconds for a partition whose commits stopped at a hole.
+
+    The worker's own fixes keep Faust's offset books whole across the
+    rebalances found so far (``faust_door.keep_commits_across_seeks``); this
+    repairs what they miss, so that a partition's lag never stays behind
+    while its records are processed. Each repair is logged and counted.
+    """
+    repair = faust_door.HoleRepair(app)
+
+    async def check_commit_holes() -> None:
+        try:
+            holes = await repair.check()
+        except KafkaError as exc:  # the partition went in a rebalance meanwhile
+            log.warning("commit_hole_check_failed", error=type(exc).__name__)
+            return
+        for hole in holes:
+            COMMIT_HOLES_REFILLED.inc()
+            log.warning("commit_hole_refilled", topic=hole.tp.topic,
+                        partition=hole.tp.partition, committed=hole.committed, read=hole.read)
+
+    app.timer(interval, name="commit-hole-repair")(check_commit_holes)
 
 
 #: The largest request the worker's producer sends (Faust's default, written down).

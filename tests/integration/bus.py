@@ -141,8 +141,12 @@ class WorkerProcess:
             return bytes(response.read()).decode()
 
     def wait_idle(self, bootstrap: str, timeout: float = 120.0) -> None:
-        wait_until_idle(bootstrap, self.app_id,
-                        [CASE_EVENTS, citizen_topic_name(self.app_id)], timeout)
+        """Wait until the worker's group committed everything; on timeout, show its log."""
+        try:
+            wait_until_idle(bootstrap, self.app_id,
+                            [CASE_EVENTS, citizen_topic_name(self.app_id)], timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\nworker log:\n{self.log_tail()}") from exc
 
     def kill(self) -> None:
         assert self.process is not None

@@ -221,7 +221,7 @@ async def test_delivery_skips_what_was_read_and_records_gaps() -> None:
     """Records before the read offset are dropped, a jump is a gap, the read offset moves on."""
     tp = TP("t", 0)
     consumer = FakeConsumer([(tp, Fetched("t", n)) for n in (3, 5, 9)])
-    await faust_door._deliver(consumer, consumer.fetched())  # noqa: SLF001
+    await faust_door.consumer._deliver(consumer, consumer.fetched())  # noqa: SLF001
     assert consumer.delivered == [5, 9]
     assert consumer.gaps == [(6, 9)]  # (read + 1, offset), as Faust's own loop passes it
     assert consumer._read_offset[tp] == 9  # noqa: SLF001

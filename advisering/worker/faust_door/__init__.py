@@ -26,14 +26,15 @@ What goes through here:
   ``Table.__setitem__`` and ``_on_changelog_sent`` would do one by one;
 * the consumer's drain loop (``Consumer._drain_messages``), replaced by
   :func:`drain_in_batches`: the same loop with its rebalance guard per
-  fetched batch instead of per record (:func:`deliver_fetched_batches`).
+  fetched batch instead of per record (:func:`deliver_fetched_batches`);
+* the consumer's commit and seek (``Consumer._commit``, ``perform_seek``),
+  so that a seek does not set the offset books behind a commit that landed
+  during it (:func:`keep_commits_across_seeks`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -41,9 +42,28 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event, current_event
-from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 from faust.worker import Worker
+
+from advisering.worker.faust_door.consumer import (
+    DRAIN_MESSAGES_SHA256,
+    PERFORM_SEEK_SHA256,
+    CommitHole,
+    HoleRepair,
+    commit_holes,
+    deliver_fetched_batches,
+    drain_in_batches,
+    keep_commits_across_seeks,
+    restore_landed_commits,
+)
+
+__all__ = [
+    "DRAIN_MESSAGES_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS", "CommitHole", "HoleRepair",
+    "PrivateName", "aiokafka_producer", "aiokafka_producer_settings", "changelog_record",
+    "commit_holes", "crash_reason", "crashed", "deliver_fetched_batches", "drain_in_batches",
+    "get_current_event", "keep_commits_across_seeks", "readiness", "restore_landed_commits",
+    "set_current_event", "store_states", "use_table_serializers", "worker_class",
+]
 
 #: The signals mode's worker stops on.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -78,12 +98,10 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "deliver_fetched_batches: the drain loop it replaces (the Fetcher calls it)"),
     PrivateName("faust.transport.consumer", "Consumer._add_gap", "faust-streaming 0.15.3",
                 "drain_in_batches: records a gap in the offsets read, as the original loop"),
+    PrivateName("faust.transport.consumer", "Consumer._commit", "faust-streaming 0.15.3",
+                "keep_commits_across_seeks: the commit whose success it remembers"),
 )
 
-#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` as
-#: read for :func:`drain_in_batches`: a Faust whose loop changed fails the door's test,
-#: and the replacement must be read against the new loop again.
-DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
 def crashed(app: faust.App) -> bool:
@@ -199,82 +217,6 @@ def store_states(table: Any, states: Iterable[tuple[bytes, Any | None, Any]],
             store[key] = value
     for (topic, partition), offset in written.items():
         store.set_persisted_offset(TP(topic, partition), offset)
-
-
-def deliver_fetched_batches(app: faust.App) -> None:
-    """Make the app's consumer guard against rebalances per fetched batch, not per record.
-
-    faust-streaming 0.15.3, ``Consumer._drain_messages``, wraps every record
-    in ``wait_first(callback(message), suspend_flow.wait())`` (four tasks, so
-    that a rebalance can abandon a blocked delivery): about half of Faust's
-    CPU per record here (benchmarks/pipeline.py). :func:`drain_in_batches`
-    guards each fetched batch instead; a rebalance still cancels a blocked
-    delivery, and what was not delivered is fetched again after it.
-    """
-    consumer: Any = app.consumer
-    consumer._drain_messages = types.MethodType(drain_in_batches, consumer)
-
-
-async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
-    """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
-
-    Outside the guard, as in the original: waiting for a stopped flow (a
-    guard firing at once would spin) and the commit every N acks (cancelled
-    half-way, it would forget acked offsets it had not committed). The fetch
-    stays inside: moved out, workers joining during a backlog stalled far
-    more often (docs/operators.md); a fetch the guard cancels is read again
-    after the rebalance's seek to the committed offsets.
-    """
-    consumer_stopped = consumer._stopped.is_set
-    fetcher_stopped = fetcher._stopped.is_set
-    diag = consumer.diag
-    try:
-        while not (consumer_stopped() or fetcher_stopped()):
-            if not consumer.flow_active:
-                await consumer.wait(consumer.can_resume_flow)
-                continue
-            commit_every = consumer._commit_every
-            if commit_every is not None and consumer._n_acked >= commit_every:
-                consumer._n_acked = 0
-                await consumer.commit()
-            diag.set_flag(CONSUMER_FETCHING)
-            fetched = consumer.getmany(timeout=1.0)
-            await consumer.sleep(0)
-            if not consumer.should_stop:
-                await consumer.wait_first(_deliver(consumer, fetched),
-                                          consumer.suspend_flow.wait())
-            diag.unset_flag(CONSUMER_FETCHING)
-    except consumer.consumer_stopped_errors:
-        if consumer.transport.app.should_stop:
-            return
-        raise
-    except asyncio.CancelledError:
-        if consumer.transport.app.should_stop:
-            return
-        raise
-    finally:
-        diag.unset_flag(CONSUMER_FETCHING)
-
-
-async def _deliver(consumer: Any, fetched: Any) -> None:
-    """Hand each fetched record to the conductor, minding gaps in the offsets read."""
-    callback = consumer.callback
-    read_offsets = consumer._read_offset
-    acks_enabled_for = consumer.app.topics.acks_enabled_for
-    since_yield = 0
-    async for tp, message in fetched:
-        since_yield += 1
-        if since_yield > 100:  # let the loop breathe, as the original does
-            await asyncio.sleep(0)
-            since_yield = 0
-        offset = message.offset
-        read = read_offsets[tp]
-        if read is not None and offset < read:
-            continue  # read before (the original logs it at dev level and drops it)
-        if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
-            await consumer._add_gap(tp, read + 1, offset)
-        await callback(message)
-        read_offsets[tp] = offset
 
 
 SignalCallback = Callable[[int], None]

@@ -1,0 +1,230 @@
+"""The door's part over Faust's consumer: its drain loop and its offset books.
+
+faust-streaming 0.15.3 commits a partition up to the first hole in the
+offsets its agents acked (``Consumer._new_offset``). Three things here keep
+those books honest around rebalances, and one repairs them when they are
+not: :func:`drain_in_batches` (the drain loop, guarded per fetched batch),
+:func:`keep_commits_across_seeks` (a seek never sets the books behind a
+commit that landed during it) and :class:`HoleRepair` (a partition whose
+commits stopped at a hole no record in flight can fill is read again from
+its committed offset; the engine drops the re-read events as duplicates).
+Part of :mod:`advisering.worker.faust_door`; its tests are
+``tests/unit/test_faust_door.py`` and ``tests/unit/test_commit_across_seek.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types import TP
+
+#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer._drain_messages)`` as
+#: read for :func:`drain_in_batches`: a Faust whose loop changed fails the door's test,
+#: and the replacement must be read against the new loop again.
+DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.perform_seek)`` as read
+#: for :func:`keep_commits_across_seeks`, which corrects what that seek writes.
+PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
+
+
+def deliver_fetched_batches(app: faust.App) -> None:
+    """Make the app's consumer guard against rebalances per fetched batch, not per record.
+
+    faust-streaming 0.15.3, ``Consumer._drain_messages``, wraps every record
+    in ``wait_first(callback(message), suspend_flow.wait())`` (four tasks, so
+    that a rebalance can abandon a blocked delivery): about half of Faust's
+    CPU per record here (benchmarks/pipeline.py). :func:`drain_in_batches`
+    guards each fetched batch instead; a rebalance still cancels a blocked
+    delivery, and what was not delivered is fetched again after it.
+    """
+    consumer: Any = app.consumer
+    consumer._drain_messages = types.MethodType(drain_in_batches, consumer)
+
+
+async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
+    """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
+
+    Outside the guard, as in the original: waiting for a stopped flow (a
+    guard firing at once would spin) and the commit every N acks (cancelled
+    half-way, it would forget acked offsets it had not committed). The fetch
+    stays inside: moved out, workers joining during a backlog stalled far
+    more often (docs/operators.md); a fetch the guard cancels is read again
+    after the rebalance's seek to the committed offsets.
+    """
+    consumer_stopped = consumer._stopped.is_set
+    fetcher_stopped = fetcher._stopped.is_set
+    diag = consumer.diag
+    try:
+        while not (consumer_stopped() or fetcher_stopped()):
+            if not consumer.flow_active:
+                await consumer.wait(consumer.can_resume_flow)
+                continue
+            commit_every = consumer._commit_every
+            if commit_every is not None and consumer._n_acked >= commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
+            diag.set_flag(CONSUMER_FETCHING)
+            fetched = consumer.getmany(timeout=1.0)
+            await consumer.sleep(0)
+            if not consumer.should_stop:
+                await consumer.wait_first(_deliver(consumer, fetched),
+                                          consumer.suspend_flow.wait())
+            diag.unset_flag(CONSUMER_FETCHING)
+    except consumer.consumer_stopped_errors:
+        if consumer.transport.app.should_stop:
+            return
+        raise
+    except asyncio.CancelledError:
+        if consumer.transport.app.should_stop:
+            return
+        raise
+    finally:
+        diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _deliver(consumer: Any, fetched: Any) -> None:
+    """Hand each fetched record to the conductor, minding gaps in the offsets read."""
+    callback = consumer.callback
+    read_offsets = consumer._read_offset
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    since_yield = 0
+    async for tp, message in fetched:
+        since_yield += 1
+        if since_yield > 100:  # let the loop breathe, as the original does
+            await asyncio.sleep(0)
+            since_yield = 0
+        offset = message.offset
+        read = read_offsets[tp]
+        if read is not None and offset < read:
+            continue  # read before (the original logs it at dev level and drops it)
+        if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
+            await consumer._add_gap(tp, read + 1, offset)
+        await callback(message)
+        read_offsets[tp] = offset
+
+
+def keep_commits_across_seeks(app: faust.App) -> None:
+    """Never let the rebalance's seek set a partition's books behind a commit that landed.
+
+    faust-streaming 0.15.3: Recovery resumes delivery before it calls
+    ``Consumer.perform_seek``, whose ``seek_to_committed`` asks the broker for
+    each partition's committed offset in turn (aiokafka 0.14,
+    ``AIOKafkaConsumer.seek_to_committed``), then writes what it got into
+    ``_committed_offset`` and ``_read_offset``. A commit of this worker that
+    lands in between is lost from the books: ``_new_offset`` dropped its acked
+    offsets, the seek puts the committed offset back before them, and the
+    re-read records below the read offset are not delivered again. The head
+    of the acked offsets then stays more than one past the committed offset,
+    and ``_new_offset`` never commits the partition again (one partition's lag
+    stuck while its records are processed; docs/operators.md). Every offset a
+    commit acknowledged was processed, and a later owner only commits further,
+    so after the seek the books start at the later of the broker's answer and
+    this worker's own last successful commit.
+    """
+    consumer: Any = app.consumer
+    landed: dict[TP, int] = {}
+    commit, seek = consumer._commit, consumer.perform_seek
+
+    async def commit_and_remember(offsets: Mapping[TP, int]) -> bool:
+        did_commit = bool(await commit(offsets))
+        if did_commit:
+            for tp, offset in offsets.items():
+                landed[tp] = max(offset, landed.get(tp, offset))
+        return did_commit
+
+    async def seek_not_behind_commits() -> None:
+        await seek()
+        restore_landed_commits(consumer, landed)
+
+    consumer._commit = commit_and_remember
+    consumer.perform_seek = seek_not_behind_commits
+
+
+def restore_landed_commits(consumer: Any, landed: Mapping[TP, int]) -> None:
+    """Move each assigned partition's committed and read offsets up to its landed commit."""
+    assigned = consumer.assignment()
+    committed_offsets, read_offsets = consumer._committed_offset, consumer._read_offset
+    for tp, offset in landed.items():
+        committed = committed_offsets[tp]
+        if tp in assigned and (committed is None or committed < offset):
+            committed_offsets[tp] = offset
+            read = read_offsets[tp]
+            read_offsets[tp] = offset if read is None else max(read, offset)
+
+
+@dataclass(frozen=True)
+class CommitHole:
+    """A partition whose committed offset Faust's books can no longer move."""
+
+    tp: TP
+    committed: int
+    read: int  # the furthest offset read or acked
+
+
+def commit_holes(consumer: Any) -> list[CommitHole]:
+    """The assigned partitions read past their committed offset that cannot commit again.
+
+    Faust commits when the lowest acked offset (or gap) is at most one past
+    the committed one (``_new_offset``). A partition is stuck when nothing
+    acked or skipped starts there and no record between the committed offset
+    and the furthest one read or acked is still with the agent
+    (``_unacked_messages``). The read offset alone does not tell: a seek sets
+    it back to the committed offset while acks above it stay in the books. Records
+    still queued for the agent are not tracked yet, so a hole is acted on
+    only when it is seen twice (:class:`HoleRepair`).
+    """
+    if not consumer.flow_active:
+        return []
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    in_flight = [(m.tp, m.offset) for m in list(consumer._unacked_messages) if not m.acked]
+    holes = []
+    for tp in consumer.assignment():
+        committed = consumer._committed_offset.get(tp)
+        acked = consumer._acked.get(tp)
+        furthest = max(consumer._read_offset.get(tp) or -1, max(acked) if acked else -1)
+        if (committed is None or furthest <= committed
+                or tp in consumer._paused_partitions or not acks_enabled_for(tp.topic)):
+            continue
+        done = [min(acked)] if acked else []
+        gaps = consumer._gap.get(tp)
+        if gaps:
+            done.append(min(interval.begin for interval in gaps))
+        if done and min(done) - committed <= 1:
+            continue
+        if any(t == tp and committed <= offset <= furthest for t, offset in in_flight):
+            continue
+        holes.append(CommitHole(tp, committed, furthest))
+    return holes
+
+
+class HoleRepair:
+    """Reads a partition again from its committed offset when its commits stopped at a hole.
+
+    Seen in the same generation at the same committed offset in two checks
+    running, the hole is no record in flight: Faust's ``Consumer.seek`` sets
+    aiokafka's position and the read offset back, the records are delivered
+    again, and their acks fill the books. What was processed already comes
+    back as a duplicate, which the engine recognises and drops.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.seen: dict[TP, tuple[int, int]] = {}
+
+    async def check(self) -> list[CommitHole]:
+        """Seek back each partition stuck at the same hole as in the previous check."""
+        consumer: Any = self.app.consumer
+        generation = int(self.app.consumer_generation_id)
+        holes = commit_holes(consumer)
+        stuck = [h for h in holes if self.seen.get(h.tp) == (generation, h.committed)]
+        self.seen = {h.tp: (generation, h.committed) for h in holes if h not in stuck}
+        for hole in stuck:
+            await consumer.seek(hole.tp, hole.committed)
+        return stuck
