@@ -56,7 +56,7 @@ def test_every_private_name_the_door_relies_on_still_exists(
     for part in private.name.split("."):
         assert hasattr(found, part), (
             f"{private.module}.{private.name} is gone (read from {private.read_from}; "
-            f"used by {private.why}): re-read the library and fix advisering/worker/faust_door.py")
+            f"used by {private.why}): re-read the library and fix advisering/worker/faust_door/")
         found = getattr(found, part)
 
 

@@ -2,7 +2,7 @@
 
 Whatever advisering needs from these libraries beyond their documented
 surface is reached through this module, so that a new library version that
-moves it breaks one file and its test (``tests/unit/test_faust_door.py``),
+moves it breaks this package and its test (``tests/unit/test_faust_door.py``),
 not the worker in production. Every function names the version its code was
 read from; :data:`PRIVATE_NAMES` lists the private names themselves, and the
 test checks that each still exists. Read from faust-streaming 0.15.3,
