@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         default=15.0, ge=1, le=3600,
         description="seconds between checks for a partition whose commits stopped at a hole "
         "in Faust's offset books; one seen in two checks running is read again from its "
-        "committed offset (see [Delivery guarantees](operators.md#delivery-guarantees))",
+        "committed offset; with `ADVISERING_WORKER_DRAIN_PER_BATCH` (see "
+        "[Delivery guarantees](operators.md#delivery-guarantees))",
     )
     # Delivery guarantees (docs/operators.md "Delivery guarantees").
     worker_producer_timeout: float = Field(

@@ -110,7 +110,8 @@ def create_app(
     agent = app.agent(inputs, name="citizens")(body.process)
     status = WorkerStatus()
     add_pages(app, status)
-    repair_commit_holes(app, settings.worker_commit_hole_seconds)
+    if settings.worker_drain_per_batch:  # the repair knows the records its loop delivered
+        repair_commit_holes(app, settings.worker_commit_hole_seconds)
     return WorkerApp(app, holder, vocabulary, citizens, agent, topics, body.sender, status)
 
 

@@ -199,6 +199,23 @@ async def test_a_record_still_with_the_agent_is_no_hole() -> None:
     assert faust_door.commit_holes(books) == []
 
 
+async def test_a_record_still_queued_for_the_agent_is_no_hole() -> None:
+    """A record the drain loop delivered that waits in the agent's queue is awaited, no hole."""
+    books = Books(C)
+    await commit_lands_during_the_seek(books)
+    queue: list[Message] = []
+
+    async def enqueue(message: Message) -> None:
+        queue.append(message)
+
+    books.callback = enqueue  # type: ignore[method-assign]
+    books._read_offset[TP3] = None  # noqa: SLF001 (delivered again after a seek)
+    await faust_door.consumer._deliver(books, fetched(C, C + 2))  # noqa: SLF001
+    assert faust_door.commit_holes(books) == []
+    queue.clear()  # taken, processed elsewhere and dropped without an ack
+    assert [hole.committed for hole in faust_door.commit_holes(books)] == [C]
+
+
 async def test_a_hole_is_only_repaired_when_seen_twice_in_one_generation() -> None:
     """A rebalance between two checks, or a stopped flow, repairs nothing."""
     books = Books(C)

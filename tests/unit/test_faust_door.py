@@ -182,7 +182,7 @@ def test_the_consumer_holds_what_drain_in_batches_reads(app: faust.App) -> None:
     assert consumer._drain_messages.__func__ is faust_door.drain_in_batches  # noqa: SLF001
 
 
-@dataclass
+@dataclass(eq=False)
 class Fetched:
     """A record as the fetch loop sees it."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import types
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,9 +90,24 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
         diag.unset_flag(CONSUMER_FETCHING)
 
 
+#: The records each consumer's drain loop handed over, while something holds them:
+#: Faust tracks a record (``_unacked_messages``) only once a stream takes it from
+#: the channel's queue, and a record still queued is no hole (:func:`commit_holes`).
+_DELIVERED: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
+
+
+def delivered_records(consumer: Any) -> weakref.WeakSet[Any]:
+    """The records :func:`drain_in_batches` delivered that are still referenced somewhere."""
+    delivered = _DELIVERED.get(consumer)
+    if delivered is None:
+        delivered = _DELIVERED[consumer] = weakref.WeakSet()
+    return delivered
+
+
 async def _deliver(consumer: Any, fetched: Any) -> None:
     """Hand each fetched record to the conductor, minding gaps in the offsets read."""
     callback = consumer.callback
+    track = delivered_records(consumer).add
     read_offsets = consumer._read_offset
     acks_enabled_for = consumer.app.topics.acks_enabled_for
     since_yield = 0
@@ -106,6 +122,7 @@ async def _deliver(consumer: Any, fetched: Any) -> None:
             continue  # read before (the original logs it at dev level and drops it)
         if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
             await consumer._add_gap(tp, read + 1, offset)
+        track(message)
         await callback(message)
         read_offsets[tp] = offset
 
@@ -174,16 +191,18 @@ def commit_holes(consumer: Any) -> list[CommitHole]:
     Faust commits when the lowest acked offset (or gap) is at most one past
     the committed one (``_new_offset``). A partition is stuck when nothing
     acked or skipped starts there and no record between the committed offset
-    and the furthest one read or acked is still with the agent
-    (``_unacked_messages``). The read offset alone does not tell: a seek sets
-    it back to the committed offset while acks above it stay in the books. Records
+    and the furthest one read or acked is still unacked with the agent or in
+    its queue (``_unacked_messages``, :func:`delivered_records`). The read
+    offset alone does not tell: a seek sets it back to the committed offset
+    while acks above it stay in the books. Records
     still queued for the agent are not tracked yet, so a hole is acted on
     only when it is seen twice (:class:`HoleRepair`).
     """
     if not consumer.flow_active:
         return []
     acks_enabled_for = consumer.app.topics.acks_enabled_for
-    in_flight = [(m.tp, m.offset) for m in list(consumer._unacked_messages) if not m.acked]
+    held = [*consumer._unacked_messages, *delivered_records(consumer)]
+    in_flight = [(m.tp, m.offset) for m in held if not m.acked]
     holes = []
     for tp in consumer.assignment():
         committed = consumer._committed_offset.get(tp)
