@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     worker_session_timeout: float = Field(
         default=30.0, ge=6, le=60, description="consumer session timeout (seconds; 6 to 60)"
     )
+    worker_recovery_timeout: float = Field(
+        default=300.0, ge=10, le=86400,
+        description="seconds a worker may stay unready without a break (joining its group, "
+        "rebalancing, recovering its table) before it exits 70 for its supervisor to "
+        "restart it; raise it when a table's recovery legitimately takes longer (see "
+        "[Delivery guarantees](operators.md#delivery-guarantees))",
+    )
     worker_commit_hole_seconds: float = Field(
         default=15.0, ge=1, le=3600,
         description="seconds between checks for a partition whose commits stopped at a hole "

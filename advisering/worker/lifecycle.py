@@ -18,7 +18,12 @@ worker's signal hook), lets the graceful stop run, and ends the process with
   worker_crash_stop_timeout`` seconds after the crash;
 * SIGTERM/SIGINT: exit 0 after a clean stop, or ``128 + signal`` (143 for
   SIGTERM) when the stop did not finish within ``worker_shutdown_grace``
-  (70 if the worker had crashed).
+  (70 if the worker had crashed);
+* unready (joining its group, rebalancing, recovering its table) for longer
+  than ``worker_recovery_timeout``: exit 70 at once. Faust's table recovery
+  can hang after a rebalance, waiting for changelog records that never come
+  (docs/operators.md); the process then holds its partitions and processes
+  nothing, which only a restart ends.
 """
 
 from __future__ import annotations
@@ -61,13 +66,22 @@ class WorkerStatus:
         return self.watcher_alive is None or self.watcher_alive()
 
 
+def tables_ready(app: faust.App) -> bool:
+    """True once the app is in its group and its table recovered (not rebalancing)."""
+    rebalancing, recovering, recovered = faust_door.readiness(app)
+    return not rebalancing and not recovering and recovered
+
+
 class Watchdog:
-    """Watches one worker process for a crash and for a stop signal that takes too long."""
+    """Watches one worker process for a crash, a stop that takes too long, or a stuck recovery."""
 
     def __init__(self, app: faust.App, settings: Settings, stop_threads: Callable[[], None],
                  clock: Callable[[], float] = time.monotonic,
-                 hard_exit: Callable[[int], None] = os._exit) -> None:
+                 hard_exit: Callable[[int], None] = os._exit,
+                 ready: Callable[[], bool] | None = None) -> None:
         self.app = app
+        self.recovery_timeout = settings.worker_recovery_timeout
+        self._ready = ready if ready is not None else lambda: tables_ready(app)
         self.grace = settings.worker_shutdown_grace
         self.crash_delay = settings.worker_crash_exit_delay
         self.crash_timeout = settings.worker_crash_stop_timeout
@@ -78,6 +92,7 @@ class Watchdog:
         self.signal_at: float | None = None
         self.signum = 0
         self.exit_by: tuple[float, int] | None = None
+        self.unready_since: float | None = clock()
         self._wake = threading.Event()
         self._threads_stopped = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
@@ -109,7 +124,22 @@ class Watchdog:
             return EXIT_CRASHED
         if self.signal_at is not None and now >= self.signal_at + self.grace:
             return EXIT_CRASHED if self.crashed_at is not None else SIGNAL_EXIT_BASE + self.signum
+        if self.crashed_at is None and self.signal_at is None and self._unready_too_long(now):
+            self.crashed_at = now
+            metrics.WORKER_CRASHED.set(1)
+            log.critical("worker_unready_too_long", seconds=self.recovery_timeout,
+                         exit_code=EXIT_CRASHED)
+            return EXIT_CRASHED
         return None
+
+    def _unready_too_long(self, now: float) -> bool:
+        """Unready without a break for longer than ``worker_recovery_timeout``."""
+        if self._ready():
+            self.unready_since = None
+            return False
+        if self.unready_since is None:
+            self.unready_since = now
+        return now >= self.unready_since + self.recovery_timeout
 
     def _run(self) -> None:
         while True:

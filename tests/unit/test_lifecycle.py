@@ -26,15 +26,47 @@ def app() -> faust.App:
                      store="memory://")
 
 
-def watchdog(app: faust.App, **limits: Any) -> tuple[Watchdog, Clock, list[str], list[int]]:
+def watchdog(app: faust.App, ready: list[bool] | None = None,
+             **limits: Any) -> tuple[Watchdog, Clock, list[str], list[int]]:
     clock = Clock()
     stopped: list[str] = []
     exits: list[int] = []
+    state = ready if ready is not None else [True]
     settings = Settings(**{"worker_shutdown_grace": 20.0, "worker_crash_stop_timeout": 5.0,
                            "worker_crash_exit_delay": 0.0, **limits})
     dog = Watchdog(app, settings, lambda: stopped.append("watcher"), clock=clock,
-                   hard_exit=exits.append)
+                   hard_exit=exits.append, ready=lambda: state[0])
     return dog, clock, stopped, exits
+
+
+def test_a_worker_unready_past_the_recovery_timeout_exits_70(app: faust.App) -> None:
+    """Unready (a recovery that never ends) for worker_recovery_timeout: exit 70 at once."""
+    ready = [False]
+    dog, clock, _, _ = watchdog(app, ready, worker_recovery_timeout=120.0)
+    clock.now += 119.0
+    assert dog.check() is None
+    clock.now += 1.5
+    assert dog.check() == EXIT_CRASHED
+
+
+def test_a_worker_that_becomes_ready_between_rebalances_is_left_alone(app: faust.App) -> None:
+    """Unready spells each shorter than the timeout, with ready time between, never exit."""
+    ready = [False]
+    dog, clock, _, _ = watchdog(app, ready, worker_recovery_timeout=120.0)
+    for _ in range(5):
+        ready[0] = False
+        clock.now += 100.0
+        assert dog.check() is None
+        ready[0] = True
+        assert dog.check() is None
+        clock.now += 1.0
+
+
+def test_a_fresh_app_that_never_joined_counts_as_unready(app: faust.App) -> None:
+    """The default readiness is Faust's: an app that never recovered its table is unready."""
+    dog = Watchdog(app, Settings(worker_recovery_timeout=10.0), lambda: None,
+                   clock=Clock(), hard_exit=lambda _code: None)
+    assert dog._ready() is False  # noqa: SLF001
 
 
 def test_a_healthy_worker_is_left_alone(app: faust.App) -> None:
