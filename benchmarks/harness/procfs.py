@@ -132,3 +132,26 @@ def wait_for_quiet(pid: int | None, busy: float = 0.15, timeout: float = 15.0) -
         after = cpu_seconds(pid)
         if before is None or after is None or (after - before) / 0.5 < busy:
             return
+
+
+def rss_bytes(pid: int | None) -> int | None:
+    """Resident set size of a process (VmRSS in /proc/<pid>/status), None when it is gone."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # the kernel writes kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def open_fds(pid: int | None) -> int | None:
+    """How many file descriptors a process holds open (/proc/<pid>/fd), None when unreadable."""
+    if pid is None:
+        return None
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
