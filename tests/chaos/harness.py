@@ -48,12 +48,10 @@ class Outcome:
 
     def table(self) -> str:
         """The chaos table: faults and recovery, then the run's totals."""
-        lines = [f"{'fault':<15} {'injection s':>11} {'acks back s':>11} {'caught up s':>11}  "
+        lines = [f"{'fault':<15} {'injection s':>11} {'ack gap s':>9} {'caught up s':>11}  "
                  "detail"]
-        for r in self.records:
-            acks = "-" if r.acks_resumed_s is None else f"{r.acks_resumed_s:.1f}"
-            lines.append(f"{r.name:<15} {r.injected_s:>11.1f} {acks:>11} "
-                         f"{r.caught_up_s:>11.1f}  {r.detail}")
+        lines += [f"{r.name:<15} {r.injected_s:>11.1f} {r.ack_gap_s:>9.1f} "
+                  f"{r.caught_up_s:>11.1f}  {r.detail}" for r in self.records]
         f = self.found
         lines += [
             f"faults injected           {len(self.records)}",

@@ -11,6 +11,7 @@ kept. What was acknowledged (202) is remembered, with when.
 from __future__ import annotations
 
 import http.client
+import itertools
 import threading
 import time
 import urllib.error
@@ -44,10 +45,11 @@ class Acks:
         with self.lock:
             return len(self.ids)
 
-    def first_after(self, moment: float) -> float | None:
-        """The first acknowledgement after ``moment``, or None."""
+    def longest_gap(self, since: float, until: float) -> float:
+        """The longest time without an acknowledgement between ``since`` and ``until``."""
         with self.lock:
-            return next((t for t in self.times if t > moment), None)
+            times = [since, *(t for t in self.times if since < t < until), until]
+        return max(b - a for a, b in itertools.pairwise(times))
 
 
 @dataclass
