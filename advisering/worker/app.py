@@ -98,6 +98,7 @@ def create_app(
     holder = MatcherHolder(matcher)
     app = faust_app(settings, replicas)
     faust_door.keep_commits_across_seeks(app)
+    faust_door.put_back_dropped_fetches(app)
     if settings.worker_drain_per_batch:
         faust_door.deliver_fetched_batches(app)
     topics = _declare_topics(app, settings)

@@ -38,6 +38,7 @@ from tests.integration.bus import (
 
 WAIT = 120.0  # seconds any one start may take on a busy two-core machine
 SESSION_TIMEOUT = 6.0  # the workers' session timeout (the setting's minimum): a short zombie
+RECOVERY_TIMEOUT = 45.0  # unready this long, a worker exits 70 and is started again
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,9 @@ def build_system(ports: Ports, run_dir: Path, producer_timeout: float = 60.0) ->
                   ADVISERING_WORKER_REPLICATION_FACTOR="3",
                   ADVISERING_WORKER_SESSION_TIMEOUT=str(SESSION_TIMEOUT),
                   ADVISERING_WORKER_PRODUCER_TIMEOUT=str(producer_timeout),
+                  # a recovery that hangs ends the worker (exit 70) and its restart
+                  ADVISERING_WORKER_RECOVERY_TIMEOUT=str(RECOVERY_TIMEOUT),
+                  ADVISERING_WORKER_COMMIT_HOLE_SECONDS="5",
                   ADVISERING_CITIZEN_MAX_OPEN_CASES=str(MAX_OPEN_CASES),
                   ADVISERING_SERVE_PORT=str(ports.serve),
                   ADVISERING_TOKEN_SECRET=secrets.token_hex(32),

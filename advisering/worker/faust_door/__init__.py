@@ -27,6 +27,8 @@ What goes through here:
 * the consumer's drain loop (``Consumer._drain_messages``), replaced by
   :func:`drain_in_batches`: the same loop with its rebalance guard per
   fetched batch instead of per record (:func:`deliver_fetched_batches`);
+* the consumer's fetch in its thread (``ThreadDelegateConsumer._getmany``):
+  records ``getmany`` drops are put back (:func:`put_back_dropped_fetches`);
 * the consumer's commit and seek (``Consumer._commit``, ``perform_seek``),
   so that a seek does not set the offset books behind a commit that landed
   during it (:func:`keep_commits_across_seeks`).
@@ -47,6 +49,7 @@ from faust.worker import Worker
 
 from advisering.worker.faust_door.consumer import (
     DRAIN_MESSAGES_SHA256,
+    GETMANY_SHA256,
     PERFORM_SEEK_SHA256,
     CommitHole,
     HoleRepair,
@@ -54,15 +57,18 @@ from advisering.worker.faust_door.consumer import (
     deliver_fetched_batches,
     drain_in_batches,
     keep_commits_across_seeks,
+    put_back_dropped_fetches,
     restore_landed_commits,
 )
 
 __all__ = [
-    "DRAIN_MESSAGES_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS", "CommitHole", "HoleRepair",
-    "PrivateName", "aiokafka_producer", "aiokafka_producer_settings", "changelog_record",
-    "commit_holes", "crash_reason", "crashed", "deliver_fetched_batches", "drain_in_batches",
-    "get_current_event", "keep_commits_across_seeks", "readiness", "restore_landed_commits",
-    "set_current_event", "store_states", "use_table_serializers", "worker_class",
+    "DRAIN_MESSAGES_SHA256", "GETMANY_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS",
+    "CommitHole", "HoleRepair", "PrivateName", "aiokafka_producer",
+    "aiokafka_producer_settings", "changelog_record", "commit_holes", "crash_reason", "crashed",
+    "deliver_fetched_batches", "drain_in_batches", "get_current_event",
+    "keep_commits_across_seeks", "put_back_dropped_fetches", "readiness",
+    "restore_landed_commits", "set_current_event", "store_states", "use_table_serializers",
+    "worker_class",
 ]
 
 #: The signals mode's worker stops on.
@@ -100,6 +106,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "drain_in_batches: records a gap in the offsets read, as the original loop"),
     PrivateName("faust.transport.consumer", "Consumer._commit", "faust-streaming 0.15.3",
                 "keep_commits_across_seeks: the commit whose success it remembers"),
+    PrivateName("faust.transport.consumer", "ThreadDelegateConsumer._getmany",
+                "faust-streaming 0.15.3",
+                "put_back_dropped_fetches: the fetch in the consumer thread it wraps"),
+    PrivateName("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread._ensure_consumer",
+                "faust-streaming 0.15.3",
+                "put_back_dropped_fetches: the AIOKafkaConsumer it seeks back, in its thread"),
 )
 
 

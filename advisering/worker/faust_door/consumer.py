@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import types
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
@@ -33,6 +34,10 @@ DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f7
 #: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.perform_seek)`` as read
 #: for :func:`keep_commits_across_seeks`, which corrects what that seek writes.
 PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
+
+#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.getmany)`` as read for
+#: :func:`dropped_spans`, which repeats which fetched records that method drops.
+GETMANY_SHA256 = "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
 
 
 def deliver_fetched_batches(app: faust.App) -> None:
@@ -53,11 +58,16 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
     """faust-streaming 0.15.3's ``Consumer._drain_messages``, guarded per fetched batch.
 
     Outside the guard, as in the original: waiting for a stopped flow (a
-    guard firing at once would spin) and the commit every N acks (cancelled
-    half-way, it would forget acked offsets it had not committed). The fetch
-    stays inside: moved out, workers joining during a backlog stalled far
-    more often (docs/operators.md); a fetch the guard cancels is read again
-    after the rebalance's seek to the committed offsets.
+    guard firing at once would spin), the commit every N acks (cancelled
+    half-way, it would forget acked offsets it had not committed) and the
+    fetch itself. A fetch runs in Faust's consumer thread (mode's
+    ``call_thread``); cancelling its caller only cancels the promise, so an
+    abandoned fetch goes on in the thread, takes the next records of every
+    partition (Faust's active set is empty after a revoke) and hands them to
+    nobody. The changelog records recovery had just sought to went that way,
+    and its table recovery waited for them forever (docs/operators.md).
+    What a fetch returns that Faust's ``getmany`` then drops is put back
+    (:func:`put_back_dropped_fetches`).
     """
     consumer_stopped = consumer._stopped.is_set
     fetcher_stopped = fetcher._stopped.is_set
@@ -73,9 +83,10 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
                 await consumer.commit()
             diag.set_flag(CONSUMER_FETCHING)
             fetched = consumer.getmany(timeout=1.0)
+            first = await _first(fetched)  # the fetch: a rebalance must not abandon it
             await consumer.sleep(0)
-            if not consumer.should_stop:
-                await consumer.wait_first(_deliver(consumer, fetched),
+            if first is not None and not consumer.should_stop:
+                await consumer.wait_first(_deliver(consumer, _chain(first, fetched)),
                                           consumer.suspend_flow.wait())
             diag.unset_flag(CONSUMER_FETCHING)
     except consumer.consumer_stopped_errors:
@@ -88,6 +99,78 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
         raise
     finally:
         diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _first(fetched: AsyncIterator[Any]) -> Any:
+    """The first (partition, record) of a fetch, or None; awaits the fetch itself."""
+    try:
+        return await fetched.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for pair in rest:
+        yield pair
+
+
+def put_back_dropped_fetches(app: faust.App) -> None:
+    """Move a partition back to the first record a fetch returned that ``getmany`` will drop.
+
+    faust-streaming 0.15.3, ``Consumer.getmany``: records fetched while the
+    flow is stopped (a rebalance began meanwhile), or of a partition neither
+    active nor buffered, are dropped, and only a seek to the *committed*
+    offsets follows, which never moves a changelog partition (nothing is
+    committed there). aiokafka's position has passed them, so nothing reads
+    them again, and a table recovery waits for them forever. The wrapper
+    around ``_getmany`` (the fetch in Faust's consumer thread) seeks such a
+    partition back, in that thread, unless something moved it since. The
+    worst case is a record read twice, which recovery and the engine skip.
+    """
+    consumer: Any = app.consumer
+    fetch = consumer._getmany
+
+    async def fetch_putting_back(active_partitions: Any, timeout: float) -> Any:
+        records = await fetch(active_partitions, timeout)
+        if records:
+            dropped = dropped_spans(consumer, active_partitions, records)
+            if dropped:
+                thread = consumer._thread
+                await thread.call_thread(seek_back, thread._ensure_consumer(), dropped)
+        return records
+
+    consumer._getmany = fetch_putting_back
+
+
+def dropped_spans(consumer: Any, active: Any,
+                  records: Mapping[TP, Any]) -> dict[TP, tuple[int, int]]:
+    """(first, last) offset per partition of the records ``getmany`` will not deliver."""
+    if consumer.flow_active:
+        if active is None:
+            return {}
+        keep = set(active) | set(consumer._buffered_partitions)
+        records = {tp: rs for tp, rs in records.items() if tp not in keep}
+    return {tp: (rs[0].offset, rs[-1].offset) for tp, rs in records.items() if rs}
+
+
+async def seek_back(kafka: Any, spans: Mapping[TP, tuple[int, int]]) -> None:
+    """In the consumer thread: back to the first dropped record, unless the position moved.
+
+    aiokafka 0.14's ``position`` returns at once for a partition with a valid
+    position; one without (a reset pending) is left to whoever reset it.
+    """
+    assigned = kafka.assignment()
+    for tp, (first, last) in spans.items():
+        partition = TopicPartition(tp.topic, tp.partition)
+        if partition not in assigned:
+            continue
+        try:
+            position = await asyncio.wait_for(kafka.position(partition), 0.05)
+        except TimeoutError:
+            continue
+        if position > last:
+            kafka.seek(partition, first)
 
 
 #: The records each consumer's drain loop handed over, while something holds them:
