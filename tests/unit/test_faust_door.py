@@ -8,6 +8,7 @@ import importlib
 import inspect
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,16 @@ def test_readiness_reads_rebalancing_recovery_and_its_completion(app: faust.App)
     assert faust_door.readiness(app) == (False, False, False)
     app.tables.recovery.completed.set()
     assert faust_door.readiness(app) == (False, False, True)
+
+
+def test_readiness_read_from_another_thread_creates_no_faust_service(app: faust.App) -> None:
+    """The watchdog thread's readiness check leaves the Recovery for Faust to create in its loop."""
+    seen: list[tuple[bool, bool, bool]] = []
+    thread = threading.Thread(target=lambda: seen.append(faust_door.readiness(app)))
+    thread.start()
+    thread.join(10)
+    assert seen == [(False, False, False)]
+    assert app.tables._recovery is None  # type: ignore[attr-defined]  # noqa: SLF001
 
 
 def test_mode_worker_still_has_the_public_hook_the_door_overrides() -> None:

@@ -104,6 +104,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "deliver_fetched_batches: the drain loop it replaces (the Fetcher calls it)"),
     PrivateName("faust.transport.consumer", "Consumer._add_gap", "faust-streaming 0.15.3",
                 "drain_in_batches: records a gap in the offsets read, as the original loop"),
+    PrivateName("faust.tables.manager", "TableManager._recovery", "faust-streaming 0.15.3",
+                "readiness: the Recovery service, read without creating it"),
     PrivateName("faust.transport.consumer", "Consumer._commit", "faust-streaming 0.15.3",
                 "keep_commits_across_seeks: the commit whose success it remembers"),
     PrivateName("faust.transport.consumer", "ThreadDelegateConsumer._getmany",
@@ -131,10 +133,14 @@ def readiness(app: faust.App) -> tuple[bool, bool, bool]:
     """(rebalancing, recovering, recovered) of the app's consumer and tables.
 
     faust-streaming 0.15.3: ``Recovery`` sets ``app.in_recovery`` while it
-    replays changelogs and sets ``recovery.completed`` once it is done.
+    replays changelogs and sets ``recovery.completed`` once it is done. The
+    recovery is read as ``TableManager._recovery``, not by its property: the
+    property creates the Recovery service on first use, and the worker's
+    watchdog thread reads this too. A Recovery created in that thread bound
+    its events to no running loop, and the worker never started.
     """
     recovering = bool(getattr(app, "in_recovery", False))
-    recovery = getattr(app.tables, "recovery", None)
+    recovery = getattr(app.tables, "_recovery", None)
     recovered = recovery is not None and recovery.completed.is_set()
     return bool(app.rebalancing), recovering, recovered
 
