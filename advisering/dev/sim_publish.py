@@ -8,6 +8,7 @@ with that source's key and honours ``Retry-After`` when Kafka is away.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import os
 import time
 import urllib.error
@@ -98,7 +99,10 @@ class HttpSender:
                     detail = exc.read()[:500].decode(errors="replace")
                     raise RuntimeError(f"ingest refused the batch ({exc.code}): {detail}") from exc
                 delay = float(exc.headers.get("Retry-After", "5"))
-            except (urllib.error.URLError, TimeoutError) as exc:
+            except (urllib.error.URLError, TimeoutError, ConnectionError,
+                    http.client.HTTPException) as exc:
+                # serve restarting drops the connection mid-response (RemoteDisconnected):
+                # not acknowledged, so the same ids are sent again
                 delay = min(2.0 ** attempt, 10.0)
                 log.warning("ingest_unreachable", attempt=attempt, error=str(exc)[:200])
             time.sleep(delay)

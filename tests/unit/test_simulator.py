@@ -98,3 +98,38 @@ def test_missing_work_dir_is_a_clear_error(
     missing = tmp_path / "nowhere"
     assert main(["simulate", "--work-dir", str(missing), "--out", str(tmp_path / "e")]) == 2
     assert f"--work-dir {missing} is not a directory" in capsys.readouterr().err
+
+
+def test_the_http_sender_sends_again_after_the_connection_drops_mid_response() -> None:
+    """A serve restarting mid-request (no response, connection closed) gets the same batch again."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from advisering.dev.sim_publish import HttpSender  # noqa: PLC0415
+
+    bodies: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            if len(bodies) == 1:
+                self.close_connection = True  # dropped without a response
+                return
+            self.send_response(202)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"accepted": 1}')
+
+        def log_message(self, *_args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sender = HttpSender(f"http://127.0.0.1:{server.server_port}", {"momentum": "key"},
+                            timeout=5, max_retries=3)
+        assert sender.send([{"source": "momentum", "id": "e-1"}]) == 1
+    finally:
+        server.shutdown()
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
