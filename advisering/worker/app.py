@@ -22,7 +22,6 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka.errors import KafkaError
 from faust.serializers import codecs
 
 from advisering.engine.matcher import Matcher
@@ -127,12 +126,7 @@ def repair_commit_holes(app: faust.App, interval: float) -> None:
     repair = faust_door.HoleRepair(app)
 
     async def check_commit_holes() -> None:
-        try:
-            holes = await repair.check()
-        except KafkaError as exc:  # the partition went in a rebalance meanwhile
-            log.warning("commit_hole_check_failed", error=type(exc).__name__)
-            return
-        for hole in holes:
+        for hole in repair.check():
             COMMIT_HOLES_REFILLED.inc()
             log.warning("commit_hole_refilled", topic=hole.tp.topic,
                         partition=hole.tp.partition, committed=hole.committed, read=hole.read)

@@ -67,10 +67,23 @@ class Books:
         self.broker_answers = asyncio.Event()  # the OffsetFetch round trip is slow
         self.log = SimpleNamespace(dev=_ignore, info=_ignore)
         self.app = SimpleNamespace(
+            consumer_generation_id=1,
             topics=SimpleNamespace(acks_enabled_for=lambda _topic: True),
             producer=SimpleNamespace(flush=_nothing),
             tables=SimpleNamespace(on_commit=_ignore),
             monitor=SimpleNamespace(on_tp_commit=_ignore))
+        self.app.consumer = self
+        # what the drain loop reads besides the books
+        self._stopped = asyncio.Event()
+        self._commit_every: int | None = None
+        self.should_stop = False
+        self.suspend_flow = asyncio.Event()
+        self.consumer_stopped_errors = (RuntimeError,)
+        self.diag = SimpleNamespace(set_flag=_ignore, unset_flag=_ignore)
+        self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=False))
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     def assignment(self) -> set[TP]:
         return {TP3}
@@ -169,10 +182,9 @@ def test_a_landed_commit_only_moves_assigned_partitions_forward() -> None:
     assert books._committed_offset[other] is None  # noqa: SLF001
 
 
-def repair_of(books: Books, generation: int = 1) -> faust_door.HoleRepair:
+def repair_of(books: Books) -> faust_door.HoleRepair:
     """The worker's hole repair over the books, as the worker's timer holds it."""
-    app = SimpleNamespace(consumer=books, consumer_generation_id=generation)
-    return faust_door.HoleRepair(app)  # type: ignore[arg-type]
+    return faust_door.HoleRepair(books.app)  # type: ignore[arg-type]
 
 
 async def test_a_hole_seen_twice_is_read_again_and_the_partition_commits() -> None:
@@ -180,8 +192,10 @@ async def test_a_hole_seen_twice_is_read_again_and_the_partition_commits() -> No
     books = Books(C)
     await commit_lands_during_the_seek(books)  # Faust's books without the seek fix: a hole
     repair = repair_of(books)
-    assert await repair.check() == []  # seen once: records may still be queued for the agent
-    assert [hole.committed for hole in await repair.check()] == [C]
+    assert repair.check() == []  # seen once: records may still be queued for the agent
+    assert [hole.committed for hole in repair.check()] == [C]
+    assert books.seeks == []  # the seek waits for the drain loop, between two batches
+    await faust_door.consumer.seek_requested_repairs(books)
     assert books.seeks == [(TP3, C)]
     assert books._read_offset[TP3] == C  # noqa: SLF001
     await faust_door.consumer._deliver(books, fetched(C, C + 20))  # noqa: SLF001
@@ -220,14 +234,46 @@ async def test_a_hole_is_only_repaired_when_seen_twice_in_one_generation() -> No
     """A rebalance between two checks, or a stopped flow, repairs nothing."""
     books = Books(C)
     await commit_lands_during_the_seek(books)
-    app = SimpleNamespace(consumer=books, consumer_generation_id=1)
-    repair = faust_door.HoleRepair(app)  # type: ignore[arg-type]
-    assert await repair.check() == []
-    app.consumer_generation_id = 2
-    assert await repair.check() == []
+    repair = repair_of(books)
+    assert repair.check() == []
+    books.app.consumer_generation_id = 2
+    assert repair.check() == []
     books.flow_active = False
-    assert await repair.check() == []
+    assert repair.check() == []
+    await faust_door.consumer.seek_requested_repairs(books)
     assert books.seeks == []
+
+
+async def test_a_requested_repair_is_dropped_when_the_hole_moved_meanwhile() -> None:
+    """A rebalance or a commit between the request and the drain loop's turn cancels the seek."""
+    books = Books(C)
+    await commit_lands_during_the_seek(books)
+    repair = repair_of(books)
+    repair.check()
+    assert repair.check() != []
+    books._committed_offset[TP3] = C + 20  # noqa: SLF001 (committed meanwhile)
+    await faust_door.consumer.seek_requested_repairs(books)
+    assert books.seeks == []
+
+
+async def test_the_drain_loop_seeks_a_requested_repair_before_it_fetches() -> None:
+    """The drain loop performs a requested repair at its turn, outside any delivery."""
+    books = Books(C)
+    await commit_lands_during_the_seek(books)
+    repair = repair_of(books)
+    repair.check()
+    repair.check()
+    order: list[str] = []
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ARG001
+        order.append(f"fetch after {len(books.seeks)} seek(s)")
+        books._stopped.set()  # noqa: SLF001
+        for _ in ():
+            yield _
+
+    books.getmany = getmany  # type: ignore[attr-defined]
+    await faust_door.drain_in_batches(books, books)
+    assert order == ["fetch after 1 seek(s)"]
 
 
 async def test_books_that_can_commit_have_no_hole() -> None:

@@ -77,6 +77,7 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
             if not consumer.flow_active:
                 await consumer.wait(consumer.can_resume_flow)
                 continue
+            await seek_requested_repairs(consumer)  # between batches: no delivery under way
             commit_every = consumer._commit_every
             if commit_every is not None and consumer._n_acked >= commit_every:
                 consumer._n_acked = 0
@@ -310,23 +311,48 @@ class HoleRepair:
     """Reads a partition again from its committed offset when its commits stopped at a hole.
 
     Seen in the same generation at the same committed offset in two checks
-    running, the hole is no record in flight: Faust's ``Consumer.seek`` sets
-    aiokafka's position and the read offset back, the records are delivered
-    again, and their acks fill the books. What was processed already comes
-    back as a duplicate, which the engine recognises and drops.
+    running, the hole is no record in flight. The drain loop then seeks the
+    partition back between two fetched batches (:func:`seek_requested_repairs`):
+    a seek while a fetched batch is still being delivered would make the
+    batch's next record look like a jump, and Faust would mark the records
+    in between as a gap, done, although they may still wait for the agent.
+    The records are delivered again and their acks fill the books; what was
+    processed already comes back as a duplicate, which the engine drops.
     """
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
         self.seen: dict[TP, tuple[int, int]] = {}
 
-    async def check(self) -> list[CommitHole]:
-        """Seek back each partition stuck at the same hole as in the previous check."""
+    def check(self) -> list[CommitHole]:
+        """Ask the drain loop to seek back each partition stuck at the hole it had before."""
         consumer: Any = self.app.consumer
         generation = int(self.app.consumer_generation_id)
         holes = commit_holes(consumer)
         stuck = [h for h in holes if self.seen.get(h.tp) == (generation, h.committed)]
         self.seen = {h.tp: (generation, h.committed) for h in holes if h not in stuck}
+        requested = _REPAIRS.setdefault(consumer, {})
         for hole in stuck:
-            await consumer.seek(hole.tp, hole.committed)
+            requested[hole.tp] = (generation, hole.committed)
         return stuck
+
+
+#: Per consumer, the partitions to seek back at the drain loop's next turn:
+#: (generation, committed offset) as the hole was seen.
+_REPAIRS: weakref.WeakKeyDictionary[Any, dict[TP, tuple[int, int]]] = (
+    weakref.WeakKeyDictionary())
+
+
+async def seek_requested_repairs(consumer: Any) -> None:
+    """Seek back the partitions :class:`HoleRepair` asked for, if their hole is unchanged."""
+    requested = _REPAIRS.get(consumer)
+    if not requested:
+        return
+    repairs, requested_now = dict(requested), requested
+    requested_now.clear()
+    generation = consumer.app.consumer_generation_id
+    assigned = consumer.assignment()
+    for tp, (seen_generation, committed) in repairs.items():
+        if (seen_generation == generation and tp in assigned
+                and consumer._committed_offset.get(tp) == committed):
+            await consumer.seek(tp, committed)
