@@ -129,7 +129,8 @@ def repair_commit_holes(app: faust.App, interval: float) -> None:
         for hole in repair.check():
             COMMIT_HOLES_REFILLED.inc()
             log.warning("commit_hole_refilled", topic=hole.tp.topic,
-                        partition=hole.tp.partition, committed=hole.committed, read=hole.read)
+                        partition=hole.tp.partition, committed=hole.committed, read=hole.read,
+                        first_done=hole.first_done, generation=app.consumer_generation_id)
 
     app.timer(interval, name="commit-hole-repair")(check_commit_holes)
 

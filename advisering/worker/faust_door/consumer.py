@@ -267,6 +267,7 @@ class CommitHole:
     tp: TP
     committed: int
     read: int  # the furthest offset read or acked
+    first_done: int | None = None  # the lowest offset acked or skipped (a gap), if any
 
 
 def commit_holes(consumer: Any) -> list[CommitHole]:
@@ -303,7 +304,7 @@ def commit_holes(consumer: Any) -> list[CommitHole]:
             continue
         if any(t == tp and committed <= offset <= furthest for t, offset in in_flight):
             continue
-        holes.append(CommitHole(tp, committed, furthest))
+        holes.append(CommitHole(tp, committed, furthest, min(done) if done else None))
     return holes
 
 
