@@ -349,8 +349,8 @@ async def seek_requested_repairs(consumer: Any) -> None:
     requested = _REPAIRS.get(consumer)
     if not requested:
         return
-    repairs, requested_now = dict(requested), requested
-    requested_now.clear()
+    repairs = dict(requested)
+    requested.clear()
     generation = consumer.app.consumer_generation_id
     assigned = consumer.assignment()
     for tp, (seen_generation, committed) in repairs.items():
