@@ -24,6 +24,13 @@ COMMIT_HOLES_REFILLED = Counter(
     "Partitions read again from their committed offset because Faust's offset books held "
     "a hole no record in flight could fill (docs/operators.md, Delivery guarantees).",
 )
+OFFSET_JUMPS = Counter(
+    "advisering_worker_offset_jumps_total",
+    "Jumps in the offsets a worker read from an input partition: read_again (sought back "
+    "to the record after the last one read) or gap_accepted (the same jump again: the "
+    "records in between are absent, e.g. a transaction marker).",
+    ["action"],
+)
 RULE_MATCHES = Counter(
     "advisering_rule_matches_total",
     "Events that met a rule's when-conditions, per rule.",

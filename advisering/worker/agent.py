@@ -28,7 +28,7 @@ replay harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +50,9 @@ log = get_logger(__name__)
 
 # The partitions of the citizens table this worker owns now (the current assignment).
 OwnedPartitions = Callable[[], Collection[int]]
+# Returns once this worker may write its states (its group membership is confirmed);
+# raises faust_door.MembershipLost when it may not.
+Fence = Callable[[], Awaitable[None]]
 
 _DIRECT = metrics.CITIZEN_EVENTS_ROUTED.labels("direct")
 _REPARTITIONED = metrics.CITIZEN_EVENTS_ROUTED.labels("repartitioned")
@@ -106,7 +109,8 @@ class CitizenAgent:
 
     def __init__(self, app: faust.App, settings: Settings, vocabulary: Vocabulary,
                  holder: MatcherHolder, citizens: Any, names: dict[str, str],
-                 owned_partitions: OwnedPartitions | None = None) -> None:
+                 owned_partitions: OwnedPartitions | None = None,
+                 fence: Fence | None = None) -> None:
         self.app = app
         self.vocabulary = vocabulary
         self.holder = holder
@@ -121,6 +125,9 @@ class CitizenAgent:
         self.sources = ReloadingSources(settings.sources_file, vocabulary, required=True,
                                         interval=settings.sources_reload_seconds)
         self.owned_partitions = owned_partitions or self._assigned_partitions
+        self.fence = fence or self._confirm_membership
+        self.lease_fresh = settings.worker_session_timeout / 2
+        self.lease_patience = settings.worker_producer_timeout
 
     def _kafka_producer(self) -> Any:
         """Faust's aiokafka producer (looked up late: the app starts it before the agents)."""
@@ -136,6 +143,11 @@ class CitizenAgent:
         """
         topic = self.names["citizen_events"]
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    async def _confirm_membership(self) -> None:
+        """Faust's consumer's group membership, confirmed within half a session (the lease)."""
+        await faust_door.confirm_membership(self.app, fresh=self.lease_fresh,
+                                            patience=self.lease_patience)
 
     def records(self, outbox: steps.Outbox) -> list[Record]:
         """The outbox as records to send: citizen events, notifications, audit, dead letters."""
@@ -156,6 +168,22 @@ class CitizenAgent:
             return await self.sender.send(out)
         except SendFailed as exc:
             log.error("send_failed", error=str(exc))
+            await self.app.crash(exc)
+            raise
+
+    async def hold_partitions(self) -> None:
+        """Write states only as the partitions' owner, or stop the worker (exit 70).
+
+        A worker paused past its session timeout has lost its partitions
+        without knowing it; its states would overwrite the new owner's in the
+        changelog (:mod:`advisering.worker.faust_door.membership`). Stopping
+        leaves the batch uncommitted: its notifications were sent (the same
+        ids again when redone) and the owner redoes it.
+        """
+        try:
+            await self.fence()
+        except faust_door.MembershipLost as exc:
+            log.error("membership_lost", error=str(exc))
             await self.app.crash(exc)
             raise
 
@@ -184,6 +212,8 @@ class CitizenAgent:
             # and their notifications would be lost. This way a replay re-sends
             # them under the same ids (at-least-once, idempotent downstream).
             await self.send(batch.intake + moved + out)
+            if batch.touched:
+                await self.hold_partitions()
             await self.save(batch.touched, encoded)
             yield BatchDone(batch.direct, repartitioned, batch.arrived, notified)
 

@@ -39,7 +39,7 @@ from advisering.metrics import COMMIT_HOLES_REFILLED
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
 from advisering.worker import faust_door
-from advisering.worker.agent import CitizenAgent, OwnedPartitions, encode_state
+from advisering.worker.agent import CitizenAgent, Fence, OwnedPartitions, encode_state
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender
@@ -87,23 +87,27 @@ def faust_broker_urls(bootstrap: str) -> list[str]:
 
 def create_app(
     settings: Settings, matcher: Matcher, vocabulary: Vocabulary, replicas: int = 1,
-    owned_partitions: OwnedPartitions | None = None,
+    owned_partitions: OwnedPartitions | None = None, fence: Fence | None = None,
 ) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agent.
 
     ``owned_partitions`` tells which partitions of the table this worker owns
     now; by default Faust's assignor (tests without a broker give their own).
+    ``fence`` returns once the worker may write its states; by default its
+    group membership confirmed by the broker (``faust_door.confirm_membership``).
     """
     holder = MatcherHolder(matcher)
     app = faust_app(settings, replicas)
     faust_door.keep_commits_across_seeks(app)
+    faust_door.track_membership()
     faust_door.put_back_dropped_fetches(app)
     if settings.worker_drain_per_batch:
         faust_door.deliver_fetched_batches(app)
     topics = _declare_topics(app, settings)
     citizens = citizens_table(app, settings)
     names = {role: topic.get_topic_name() for role, topic in topics.items()}
-    body = CitizenAgent(app, settings, vocabulary, holder, citizens, names, owned_partitions)
+    body = CitizenAgent(app, settings, vocabulary, holder, citizens, names, owned_partitions,
+                        fence)
     # One channel over both inputs: one agent, so no two tasks race on a citizen's state.
     inputs = app.topic(names["case_events"], names["citizen_events"],
                        key_serializer="raw", value_serializer="raw")

@@ -32,7 +32,7 @@ from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabu
 from advisering.privacy import REDACTED, find_cprs, pseudonymise
 from advisering.settings import Settings
 from advisering.testing import load_matcher_and_vocabulary
-from advisering.worker import bundle
+from advisering.worker import bundle, faust_door
 from advisering.worker.agent import BatchDone
 from advisering.worker.app import WorkerApp, create_app
 from advisering.worker.sending import SendFailed, partition_for
@@ -71,6 +71,7 @@ class Harness:
     vocabulary: Vocabulary
     settings: Settings
     owned: set[int]  # the table partitions the agent is told this worker owns
+    fence: AsyncMock  # the agent's membership check before it writes states
 
     @property
     def repartition_topic(self) -> str:
@@ -125,12 +126,14 @@ async def harness(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncI
     matcher, vocabulary = load_matcher_and_vocabulary(settings)
     # One worker owning every partition of the table, as a worker alone in its group does.
     owned = set(range(settings.worker_partitions))
-    worker = create_app(settings, matcher, vocabulary, owned_partitions=lambda: owned)
+    fence = AsyncMock(return_value=None)  # a member in good standing, unless a test says not
+    worker = create_app(settings, matcher, vocabulary, owned_partitions=lambda: owned,
+                        fence=fence)
     worker.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
     worker.app.finalize()
     worker.app.flow_control.resume()
     monkeypatch.setattr(worker.sender, "send", AsyncMock(return_value={}))
-    yield Harness(worker, vocabulary, settings, owned)
+    yield Harness(worker, vocabulary, settings, owned, fence)
     assert not worker.app.producer.started
     assert not worker.app.consumer.started
 
@@ -651,3 +654,41 @@ async def test_a_refused_send_stops_the_worker_before_anything_is_acked(
             await asyncio.wait_for(agent.put(encode_event(event), key=event.key.encode()),
                                    PUT_TIMEOUT)
     crash.assert_awaited_once()
+
+
+async def test_states_are_written_only_after_the_membership_is_confirmed(
+    harness: Harness,
+) -> None:
+    """Each batch that changes states asks the fence first, after its notifications are sent."""
+    sends_at_fence: list[int] = []
+    harness.fence.side_effect = lambda: sends_at_fence.append(
+        harness.worker.sender.send.await_count)
+    events = scenario_events(harness.vocabulary)[:3]
+    async with harness.worker.agent.test_context() as agent:
+        await put_events(agent, events, harness)
+    # Per batch: outputs sent (1 more send), fence, then the states (1 more send).
+    assert sends_at_fence == [1, 3, 5]
+    assert harness.worker.sender.send.await_count == 6
+
+
+async def test_a_lost_membership_stops_the_worker_without_writing_states(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that lost its partitions (a woken zombie) crashes before writing its states."""
+    crash = AsyncMock(return_value=None)
+    monkeypatch.setattr(harness.worker.app, "crash", crash)
+    harness.fence.side_effect = faust_door.MembershipLost("the group's generation is -1")
+    changelog = harness.worker.citizens.changelog_topic.get_topic_name()
+    [event] = scenario_events(harness.vocabulary)[:1]
+    [party] = event.data.parties
+    citizen = party.citizen.encode()
+    async with harness.worker.agent.test_context() as agent:
+        with pytest.raises(faust_door.MembershipLost):
+            await asyncio.wait_for(
+                aim(agent, harness.repartition_topic).put(
+                    one_event(citizen, encode_event(event)), key=citizen,
+                    partition=home(citizen, harness)), PUT_TIMEOUT)
+    crash.assert_awaited_once()
+    assert harness.worker.sender.send.await_count == 1  # the outputs, never the states
+    assert not [record for record in harness.records() if record[0] == changelog]
+    assert harness.table() == {}

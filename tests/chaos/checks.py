@@ -39,6 +39,7 @@ class Findings:
     found: int = 0  # distinct ids in the inbox
     inbox_rows: int = 0
     missing: list[str] = field(default_factory=list)  # expected, not in the inbox
+    missing_on_topic: list[str] = field(default_factory=list)  # expected, not on the topic
     unexpected: list[str] = field(default_factory=list)  # in the inbox, not expected
     topic_duplicates: int = 0  # notification records beyond the first of their id
     dead_letters: Counter[str] = field(default_factory=Counter)  # event id -> records
@@ -94,6 +95,7 @@ def gather(system: System, acked: set[str], oracle: Oracle) -> Findings:
     found.found, found.inbox_rows = len(ids), len(rows)
     found.missing = sorted(set(oracle.notifications) - ids)
     found.unexpected = sorted(ids - set(oracle.notifications))
+    found.missing_on_topic = sorted(set(oracle.notifications) - set(notes))
     found.inbox_per_rule = dict(sorted(Counter(rule for _, rule in rows).items()))
     for letter in read_values(system, DEAD_LETTERS):
         found.dead_letters[str(letter.get("event_id"))] += 1
@@ -111,7 +113,9 @@ def problems(found: Findings, oracle: Oracle) -> list[str]:
     if found.missing or found.unexpected:
         out.append(f"inbox differs from the oracle: {len(found.missing)} missing "
                    f"{found.missing[:5]}, {len(found.unexpected)} unexpected "
-                   f"{found.unexpected[:5]}")
+                   f"{found.unexpected[:5]}; not on {NOTIFICATIONS} either: "
+                   f"{found.missing_on_topic[:5]}; caused by (event id, citizen): "
+                   f"{[oracle.causes.get(ident) for ident in found.missing[:5]]}")
     if found.inbox_rows != found.found:
         out.append(f"{found.inbox_rows - found.found} inbox rows repeat an id")
     if set(found.dead_letters) != found.dead_letters_expected:

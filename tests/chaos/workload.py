@@ -74,6 +74,8 @@ class Oracle:
 
     notifications: dict[str, str] = field(default_factory=dict)  # id -> rule
     dead_letters: set[str] = field(default_factory=set)  # event ids
+    # id -> (the event id that caused it, its citizen's pseudonym): evidence for a miss
+    causes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def per_rule(self) -> dict[str, int]:
         """Notifications per rule, as `rules backtest` reports them."""
@@ -164,5 +166,6 @@ def oracle(workload: Workload, settings: Settings) -> Oracle:
                         found.dead_letters.add(event.id)
                     for notification in outcome.notifications:
                         found.notifications[notification.id] = notification.rule
+                        found.causes[notification.id] = (str(event.id), citizen)
     found.dead_letters.update(event["id"] for event in workload.direct)
     return found

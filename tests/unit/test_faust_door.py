@@ -208,6 +208,7 @@ class FakeConsumer:
         self.records = records
         self.delivered: list[int] = []
         self.gaps: list[tuple[int, int]] = []
+        self.seeks: list[tuple[TP, int]] = []
         self._read_offset: dict[TP, int | None] = {TP("t", 0): 4}
         self._commit_every = None
         self._n_acked = 0
@@ -223,18 +224,37 @@ class FakeConsumer:
     async def _add_gap(self, _tp: TP, start: int, end: int) -> None:
         self.gaps.append((start, end))
 
+    async def seek(self, tp: TP, offset: int) -> None:
+        """Faust's seek: the partition is read from ``offset`` and the read offset says so."""
+        self.seeks.append((tp, offset))
+        self._read_offset[tp] = offset
+
     async def fetched(self) -> Any:
         for pair in self.records:
             yield pair
 
 
-async def test_delivery_skips_what_was_read_and_records_gaps() -> None:
-    """Records before the read offset are dropped, a jump is a gap, the read offset moves on."""
+async def test_delivery_skips_what_was_read_and_reads_a_jump_again() -> None:
+    """Records before the read offset are dropped; a jump is sought back, not marked done."""
     tp = TP("t", 0)
-    consumer = FakeConsumer([(tp, Fetched("t", n)) for n in (3, 5, 9)])
+    consumer = FakeConsumer([(tp, Fetched("t", n)) for n in (3, 5, 9, 10)])
+    await faust_door.consumer._deliver(consumer, consumer.fetched())  # noqa: SLF001
+    assert consumer.delivered == [5]  # 9 jumped over 6..8: it and the rest of the fetch wait
+    assert consumer.gaps == []
+    assert consumer.seeks == [(tp, 6)]
+    assert consumer._read_offset[tp] == 6  # noqa: SLF001  # as Faust's seek sets it
+
+
+async def test_the_same_jump_twice_is_a_real_gap() -> None:
+    """Read again and the same offset follows: the records in between are absent, a gap."""
+    tp = TP("t", 0)
+    consumer = FakeConsumer([(tp, Fetched("t", n)) for n in (5, 9)])
+    await faust_door.consumer._deliver(consumer, consumer.fetched())  # noqa: SLF001
+    consumer.records = [(tp, Fetched("t", 9))]  # read again from 6: a marker, compaction
     await faust_door.consumer._deliver(consumer, consumer.fetched())  # noqa: SLF001
     assert consumer.delivered == [5, 9]
-    assert consumer.gaps == [(6, 9)]  # (read + 1, offset), as Faust's own loop passes it
+    assert consumer.seeks == [(tp, 6)]
+    assert consumer.gaps == [(6, 9)]  # (read + 1, offset), read before the first jump
     assert consumer._read_offset[tp] == 9  # noqa: SLF001
 
 

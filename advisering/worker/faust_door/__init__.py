@@ -60,15 +60,23 @@ from advisering.worker.faust_door.consumer import (
     put_back_dropped_fetches,
     restore_landed_commits,
 )
+from advisering.worker.faust_door.membership import (
+    Lease,
+    MembershipLost,
+    confirm_membership,
+    coordinator_of,
+    track_membership,
+)
 
 __all__ = [
     "DRAIN_MESSAGES_SHA256", "GETMANY_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS",
-    "CommitHole", "HoleRepair", "PrivateName", "aiokafka_producer",
-    "aiokafka_producer_settings", "changelog_record", "commit_holes", "crash_reason", "crashed",
+    "CommitHole", "HoleRepair", "Lease", "MembershipLost", "PrivateName", "aiokafka_producer",
+    "aiokafka_producer_settings", "changelog_record", "commit_holes",
+    "confirm_membership", "coordinator_of", "crash_reason", "crashed",
     "deliver_fetched_batches", "drain_in_batches", "get_current_event",
     "keep_commits_across_seeks", "put_back_dropped_fetches", "readiness",
-    "restore_landed_commits", "set_current_event", "store_states", "use_table_serializers",
-    "worker_class",
+    "restore_landed_commits", "set_current_event", "store_states", "track_membership",
+    "use_table_serializers", "worker_class",
 ]
 
 #: The signals mode's worker stops on.
@@ -114,6 +122,10 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread._ensure_consumer",
                 "faust-streaming 0.15.3",
                 "put_back_dropped_fetches: the AIOKafkaConsumer it seeks back, in its thread"),
+    PrivateName("aiokafka.consumer.group_coordinator", "GroupCoordinator._do_heartbeat",
+                "aiokafka 0.14.0", "track_membership: a heartbeat answered confirms the lease"),
+    PrivateName("aiokafka.consumer.group_coordinator", "GroupCoordinator._on_join_complete",
+                "aiokafka 0.14.0", "track_membership: a completed join confirms the lease"),
 )
 
 
