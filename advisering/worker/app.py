@@ -99,6 +99,7 @@ def create_app(
     holder = MatcherHolder(matcher)
     app = faust_app(settings, replicas)
     faust_door.keep_commits_across_seeks(app)
+    faust_door.commit_from_known_start(app)
     faust_door.track_membership()
     faust_door.put_back_dropped_fetches(app)
     if settings.worker_drain_per_batch:

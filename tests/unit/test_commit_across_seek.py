@@ -52,7 +52,7 @@ class Books:
     in_transaction = False
     flow_active = True
 
-    def __init__(self, broker_committed: int) -> None:
+    def __init__(self, broker_committed: int | None) -> None:
         self._acked: defaultdict[TP, list[int]] = defaultdict(list)
         self._acked_index: defaultdict[TP, set[int]] = defaultdict(set)
         self._gap: defaultdict[TP, IntervalTree] = defaultdict(IntervalTree)
@@ -63,7 +63,8 @@ class Books:
         self._waiting_for_ack = None
         self._paused_partitions: set[TP] = set()
         self.seeks: list[tuple[TP, int]] = []
-        self.broker_committed = broker_committed
+        self.broker_committed: int | None = broker_committed
+        self.log_start = 0  # the partition's first offset
         self.broker_answers = asyncio.Event()  # the OffsetFetch round trip is slow
         self.log = SimpleNamespace(dev=_ignore, info=_ignore)
         self.app = SimpleNamespace(
@@ -87,6 +88,9 @@ class Books:
 
     def assignment(self) -> set[TP]:
         return {TP3}
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        return dict.fromkeys(partitions, self.log_start)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         answer = self.broker_committed  # this partition's answer, read first
@@ -311,3 +315,53 @@ def test_the_worker_consumer_gets_the_fix(tmp_path: Path) -> None:
     consumer: Any = create_app(settings, matcher, vocabulary).app.consumer
     assert consumer.perform_seek.__name__ == "seek_not_behind_commits"
     assert consumer._commit.__name__ == "commit_and_remember"  # noqa: SLF001
+
+
+def with_both_fixes(books: Books) -> Books:
+    """The seek fix and the hold on commits from an unknown start, as the worker installs them."""
+    app: Any = SimpleNamespace(consumer=with_the_fix(books))
+    faust_door.commit_from_known_start(app)
+    return books
+
+
+async def acks_from_a_retained_position(books: Books) -> None:
+    """A rebalance forgot the books; aiokafka kept the position 66 records ahead; acks arrive."""
+    await faust_door.consumer._deliver(books, fetched(C + 66, C + 70))  # noqa: SLF001
+
+
+async def test_faust_commits_past_unread_records_when_its_books_forgot_the_start() -> None:
+    """Faust's own books, with no committed offset, commit the acks past 66 unread records."""
+    books = Books(C)
+    await acks_from_a_retained_position(books)
+    assert await books.commit_due()
+    assert books.broker_committed == C + 70  # C..C+65 never processed
+
+
+async def test_no_commit_until_the_books_know_where_the_partition_starts() -> None:
+    """With the hold, the commit waits for the seek; the hole below is then read again."""
+    books = with_both_fixes(Books(C))
+    await acks_from_a_retained_position(books)
+    assert not await books.commit_due()
+    books.broker_answers.set()
+    await books.perform_seek()  # the books learn C; the acks above the hole stay
+    assert not await books.commit_due()
+    repair = repair_of(books)
+    repair.check()
+    assert [hole.committed for hole in repair.check()] == [C]
+    await faust_door.consumer.seek_requested_repairs(books)
+    await faust_door.consumer._deliver(books, fetched(C, C + 70))  # noqa: SLF001
+    assert await books.commit_due()
+    assert books.broker_committed == C + 70
+
+
+async def test_a_partition_never_committed_starts_at_its_first_offset() -> None:
+    """A partition the group never committed: after the seek, the books start at its first offset."""
+    books = with_both_fixes(Books(None))
+    books.log_start = 17
+    await faust_door.consumer._deliver(books, fetched(17, 20))  # noqa: SLF001
+    assert not await books.commit_due()
+    books.broker_answers.set()
+    await books.perform_seek()
+    assert books._committed_offset[TP3] == 17  # noqa: SLF001
+    assert await books.commit_due()
+    assert books.broker_committed == 20

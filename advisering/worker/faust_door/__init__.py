@@ -31,7 +31,9 @@ What goes through here:
   records ``getmany`` drops are put back (:func:`put_back_dropped_fetches`);
 * the consumer's commit and seek (``Consumer._commit``, ``perform_seek``),
   so that a seek does not set the offset books behind a commit that landed
-  during it (:func:`keep_commits_across_seeks`).
+  during it (:func:`keep_commits_across_seeks`), and no commit is made while
+  the books do not know a partition's committed offset
+  (:func:`commit_from_known_start`).
 """
 
 from __future__ import annotations
@@ -47,18 +49,21 @@ from faust.streams import _current_event, current_event
 from faust.types import TP
 from faust.worker import Worker
 
+from advisering.worker.faust_door.books import (
+    PERFORM_SEEK_SHA256,
+    commit_from_known_start,
+    keep_commits_across_seeks,
+    restore_landed_commits,
+)
 from advisering.worker.faust_door.consumer import (
     DRAIN_MESSAGES_SHA256,
     GETMANY_SHA256,
-    PERFORM_SEEK_SHA256,
     CommitHole,
     HoleRepair,
     commit_holes,
     deliver_fetched_batches,
     drain_in_batches,
-    keep_commits_across_seeks,
     put_back_dropped_fetches,
-    restore_landed_commits,
 )
 from advisering.worker.faust_door.membership import (
     Lease,
@@ -71,7 +76,7 @@ from advisering.worker.faust_door.membership import (
 __all__ = [
     "DRAIN_MESSAGES_SHA256", "GETMANY_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS",
     "CommitHole", "HoleRepair", "Lease", "MembershipLost", "PrivateName", "aiokafka_producer",
-    "aiokafka_producer_settings", "changelog_record", "commit_holes",
+    "aiokafka_producer_settings", "changelog_record", "commit_from_known_start", "commit_holes",
     "confirm_membership", "coordinator_of", "crash_reason", "crashed",
     "deliver_fetched_batches", "drain_in_batches", "get_current_event",
     "keep_commits_across_seeks", "put_back_dropped_fetches", "readiness",
@@ -122,6 +127,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread._ensure_consumer",
                 "faust-streaming 0.15.3",
                 "put_back_dropped_fetches: the AIOKafkaConsumer it seeks back, in its thread"),
+    PrivateName("faust.transport.consumer", "Consumer._new_offset", "faust-streaming 0.15.3",
+                "commit_from_known_start: the commit's offset, held while the start is unknown"),
     PrivateName("aiokafka.consumer.group_coordinator", "GroupCoordinator._do_heartbeat",
                 "aiokafka 0.14.0", "track_membership: a heartbeat answered confirms the lease"),
     PrivateName("aiokafka.consumer.group_coordinator", "GroupCoordinator._on_join_complete",

@@ -36,10 +36,6 @@ log = get_logger(__name__)
 #: and the replacement must be read against the new loop again.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
-#: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.perform_seek)`` as read
-#: for :func:`keep_commits_across_seeks`, which corrects what that seek writes.
-PERFORM_SEEK_SHA256 = "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
-
 #: sha256 of ``inspect.getsource(faust.transport.consumer.Consumer.getmany)`` as read for
 #: :func:`dropped_spans`, which repeats which fetched records that method drops.
 GETMANY_SHA256 = "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
@@ -231,7 +227,9 @@ async def _deliver(consumer: Any, fetched: Any) -> None:
             if since is None:
                 held.add(tp)
                 continue
-            await consumer._add_gap(tp, since + 1, offset)
+            # Faust's own loop passes ``offset`` as the end, and its gap includes it: this
+            # record would count as done before the agent acks it.
+            await consumer._add_gap(tp, since + 1, offset - 1)
         track(message)
         await callback(message)
         read_offsets[tp] = offset
@@ -256,55 +254,6 @@ async def jumped_back(consumer: Any, tp: TP, read: int, offset: int) -> int | No
     metrics.OFFSET_JUMPS.labels("read_again").inc()
     await consumer.seek(tp, read + 1)
     return None
-
-
-def keep_commits_across_seeks(app: faust.App) -> None:
-    """Never let the rebalance's seek set a partition's books behind a commit that landed.
-
-    faust-streaming 0.15.3: Recovery resumes delivery before it calls
-    ``Consumer.perform_seek``, whose ``seek_to_committed`` asks the broker for
-    each partition's committed offset in turn (aiokafka 0.14,
-    ``AIOKafkaConsumer.seek_to_committed``), then writes what it got into
-    ``_committed_offset`` and ``_read_offset``. A commit of this worker that
-    lands in between is lost from the books: ``_new_offset`` dropped its acked
-    offsets, the seek puts the committed offset back before them, and the
-    re-read records below the read offset are not delivered again. The head
-    of the acked offsets then stays more than one past the committed offset,
-    and ``_new_offset`` never commits the partition again (one partition's lag
-    stuck while its records are processed; docs/operators.md). Every offset a
-    commit acknowledged was processed, and a later owner only commits further,
-    so after the seek the books start at the later of the broker's answer and
-    this worker's own last successful commit.
-    """
-    consumer: Any = app.consumer
-    landed: dict[TP, int] = {}
-    commit, seek = consumer._commit, consumer.perform_seek
-
-    async def commit_and_remember(offsets: Mapping[TP, int]) -> bool:
-        did_commit = bool(await commit(offsets))
-        if did_commit:
-            for tp, offset in offsets.items():
-                landed[tp] = max(offset, landed.get(tp, offset))
-        return did_commit
-
-    async def seek_not_behind_commits() -> None:
-        await seek()
-        restore_landed_commits(consumer, landed)
-
-    consumer._commit = commit_and_remember
-    consumer.perform_seek = seek_not_behind_commits
-
-
-def restore_landed_commits(consumer: Any, landed: Mapping[TP, int]) -> None:
-    """Move each assigned partition's committed and read offsets up to its landed commit."""
-    assigned = consumer.assignment()
-    committed_offsets, read_offsets = consumer._committed_offset, consumer._read_offset
-    for tp, offset in landed.items():
-        committed = committed_offsets[tp]
-        if tp in assigned and (committed is None or committed < offset):
-            committed_offsets[tp] = offset
-            read = read_offsets[tp]
-            read_offsets[tp] = offset if read is None else max(read, offset)
 
 
 @dataclass(frozen=True)
