@@ -355,7 +355,7 @@ async def test_no_commit_until_the_books_know_where_the_partition_starts() -> No
 
 
 async def test_a_partition_never_committed_starts_at_its_first_offset() -> None:
-    """A partition the group never committed: after the seek, the books start at its first offset."""
+    """A partition the group never committed: after the seek its books start at its first offset."""
     books = with_both_fixes(Books(None))
     books.log_start = 17
     await faust_door.consumer._deliver(books, fetched(17, 20))  # noqa: SLF001
