@@ -28,7 +28,7 @@ replay harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +53,9 @@ OwnedPartitions = Callable[[], Collection[int]]
 # Returns once this worker may write its states (its group membership is confirmed);
 # raises faust_door.MembershipLost when it may not.
 Fence = Callable[[], Awaitable[None]]
+# The events of a batch to process now, in order: per input partition in offset order,
+# none left out (faust_door.PartitionOrder); the others are read again.
+Admit = Callable[[Sequence[Any]], list[Any]]
 
 _DIRECT = metrics.CITIZEN_EVENTS_ROUTED.labels("direct")
 _REPARTITIONED = metrics.CITIZEN_EVENTS_ROUTED.labels("repartitioned")
@@ -110,7 +113,7 @@ class CitizenAgent:
     def __init__(self, app: faust.App, settings: Settings, vocabulary: Vocabulary,
                  holder: MatcherHolder, citizens: Any, names: dict[str, str],
                  owned_partitions: OwnedPartitions | None = None,
-                 fence: Fence | None = None) -> None:
+                 fence: Fence | None = None, admit: Admit | None = None) -> None:
         self.app = app
         self.vocabulary = vocabulary
         self.holder = holder
@@ -126,6 +129,7 @@ class CitizenAgent:
                                         interval=settings.sources_reload_seconds)
         self.owned_partitions = owned_partitions or self._assigned_partitions
         self.fence = fence or self._confirm_membership
+        self.admit = admit or faust_door.PartitionOrder(app).admit
         self.lease_fresh = settings.worker_session_timeout / 2
         self.lease_patience = settings.worker_producer_timeout
 
@@ -190,7 +194,8 @@ class CitizenAgent:
     async def process(self, stream: Any) -> Any:
         """Both topics' events, batch by batch; yields a :class:`BatchDone` per batch."""
         repartition_topic = self.names["citizen_events"]
-        async for events in stream.take_events(self.batch_max, within=self.batch_seconds):
+        async for taken in stream.take_events(self.batch_max, within=self.batch_seconds):
+            events = self.admit(taken)
             batch = Batch(tally.now_iso())
             owned = self.owned_partitions()
             grants = self.sources.current().grants  # reloaded when the file changed

@@ -39,7 +39,7 @@ from advisering.metrics import COMMIT_HOLES_REFILLED
 from advisering.rulebook.watch import MatcherHolder
 from advisering.settings import Settings
 from advisering.worker import faust_door
-from advisering.worker.agent import CitizenAgent, Fence, OwnedPartitions, encode_state
+from advisering.worker.agent import Admit, CitizenAgent, Fence, OwnedPartitions, encode_state
 from advisering.worker.lifecycle import WorkerStatus
 from advisering.worker.pages import add_pages
 from advisering.worker.sending import BatchSender
@@ -88,6 +88,7 @@ def faust_broker_urls(bootstrap: str) -> list[str]:
 def create_app(
     settings: Settings, matcher: Matcher, vocabulary: Vocabulary, replicas: int = 1,
     owned_partitions: OwnedPartitions | None = None, fence: Fence | None = None,
+    admit: Admit | None = None,
 ) -> WorkerApp:
     """Build the worker's Faust app with its topics, table and agent.
 
@@ -95,6 +96,8 @@ def create_app(
     now; by default Faust's assignor (tests without a broker give their own).
     ``fence`` returns once the worker may write its states; by default its
     group membership confirmed by the broker (``faust_door.confirm_membership``).
+    ``admit`` picks a batch's events to process now; by default each input
+    partition's in offset order (``faust_door.PartitionOrder``).
     """
     holder = MatcherHolder(matcher)
     app = faust_app(settings, replicas)
@@ -108,7 +111,7 @@ def create_app(
     citizens = citizens_table(app, settings)
     names = {role: topic.get_topic_name() for role, topic in topics.items()}
     body = CitizenAgent(app, settings, vocabulary, holder, citizens, names, owned_partitions,
-                        fence)
+                        fence, admit)
     # One channel over both inputs: one agent, so no two tasks race on a citizen's state.
     inputs = app.topic(names["case_events"], names["citizen_events"],
                        key_serializer="raw", value_serializer="raw")

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest.mock import AsyncMock, patch
+from unittest.mock import AsyncMock, Mock, patch
 
 import orjson
 import pytest
@@ -72,6 +72,7 @@ class Harness:
     settings: Settings
     owned: set[int]  # the table partitions the agent is told this worker owns
     fence: AsyncMock  # the agent's membership check before it writes states
+    admit: Mock  # picks a batch's events to process now (all, unless a test says not)
 
     @property
     def repartition_topic(self) -> str:
@@ -127,13 +128,16 @@ async def harness(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncI
     # One worker owning every partition of the table, as a worker alone in its group does.
     owned = set(range(settings.worker_partitions))
     fence = AsyncMock(return_value=None)  # a member in good standing, unless a test says not
+    # The test agent numbers records across partitions, so they are not in offset order per
+    # partition: every event is admitted (tests/unit/test_partition_order.py tests the order).
+    admit = Mock(side_effect=list)
     worker = create_app(settings, matcher, vocabulary, owned_partitions=lambda: owned,
-                        fence=fence)
+                        fence=fence, admit=admit)
     worker.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
     worker.app.finalize()
     worker.app.flow_control.resume()
     monkeypatch.setattr(worker.sender, "send", AsyncMock(return_value={}))
-    yield Harness(worker, vocabulary, settings, owned, fence)
+    yield Harness(worker, vocabulary, settings, owned, fence, admit)
     assert not worker.app.producer.started
     assert not worker.app.consumer.started
 
@@ -691,4 +695,19 @@ async def test_a_lost_membership_stops_the_worker_without_writing_states(
     crash.assert_awaited_once()
     assert harness.worker.sender.send.await_count == 1  # the outputs, never the states
     assert not [record for record in harness.records() if record[0] == changelog]
+    assert harness.table() == {}
+
+
+async def test_only_the_events_admitted_in_order_are_processed(harness: Harness) -> None:
+    """An event the partition order holds back is neither processed nor sent."""
+    harness.admit.side_effect = lambda _events: []  # every event comes too early
+    [event] = scenario_events(harness.vocabulary)[:1]
+    [party] = event.data.parties
+    citizen = party.citizen.encode()
+    async with harness.worker.agent.test_context() as agent:
+        done = await put(agent, one_event(citizen, encode_event(event)), key=citizen,
+                         topic=harness.repartition_topic, partition=home(citizen, harness))
+    assert (done.direct, done.repartitioned, done.arrived, done.notified) == (0, 0, 0, 0)
+    assert harness.admit.call_count == 1
+    assert harness.records() == []
     assert harness.table() == {}

@@ -36,7 +36,10 @@ async def worker(tmp_path: Path,
                         worker_data_dir=tmp_path / "worker", worker_web_port=6068,
                         sources_file=path, sources_reload_seconds=0)
     matcher, vocabulary = load_matcher_and_vocabulary(settings)
-    app = create_app(settings, matcher, vocabulary)
+    # No broker: no group membership to confirm, and the test agent numbers records across
+    # partitions (the lease and the partition order have their own unit tests).
+    app = create_app(settings, matcher, vocabulary, fence=AsyncMock(return_value=None),
+                     admit=list)
     app.app.conf.store = "memory://"  # type: ignore[assignment]  # faust coerces to URL
     app.app.finalize()
     app.app.flow_control.resume()

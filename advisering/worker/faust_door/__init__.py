@@ -72,16 +72,17 @@ from advisering.worker.faust_door.membership import (
     coordinator_of,
     track_membership,
 )
+from advisering.worker.faust_door.order import PartitionOrder, seek_rereads
 
 __all__ = [
     "DRAIN_MESSAGES_SHA256", "GETMANY_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS",
-    "CommitHole", "HoleRepair", "Lease", "MembershipLost", "PrivateName", "aiokafka_producer",
-    "aiokafka_producer_settings", "changelog_record", "commit_from_known_start", "commit_holes",
-    "confirm_membership", "coordinator_of", "crash_reason", "crashed",
-    "deliver_fetched_batches", "drain_in_batches", "get_current_event",
-    "keep_commits_across_seeks", "put_back_dropped_fetches", "readiness",
-    "restore_landed_commits", "set_current_event", "store_states", "track_membership",
-    "use_table_serializers", "worker_class",
+    "CommitHole", "HoleRepair", "Lease", "MembershipLost", "PartitionOrder", "PrivateName",
+    "aiokafka_producer", "aiokafka_producer_settings", "changelog_record",
+    "commit_from_known_start", "commit_holes", "confirm_membership", "coordinator_of",
+    "crash_reason", "crashed", "deliver_fetched_batches", "drain_in_batches",
+    "get_current_event", "keep_commits_across_seeks", "put_back_dropped_fetches", "readiness",
+    "restore_landed_commits", "seek_rereads", "set_current_event", "store_states",
+    "track_membership", "use_table_serializers", "worker_class",
 ]
 
 #: The signals mode's worker stops on.

@@ -28,6 +28,7 @@ from faust.types import TP
 
 from advisering import metrics
 from advisering.log import get_logger
+from advisering.worker.faust_door.order import seek_rereads
 
 log = get_logger(__name__)
 
@@ -79,6 +80,7 @@ async def drain_in_batches(consumer: Any, fetcher: Any) -> None:
                 await consumer.wait(consumer.can_resume_flow)
                 continue
             await seek_requested_repairs(consumer)  # between batches: no delivery under way
+            await seek_rereads(consumer)
             commit_every = consumer._commit_every
             if commit_every is not None and consumer._n_acked >= commit_every:
                 consumer._n_acked = 0
