@@ -33,7 +33,13 @@ What goes through here:
   so that a seek does not set the offset books behind a commit that landed
   during it (:func:`keep_commits_across_seeks`), and no commit is made while
   the books do not know a partition's committed offset
-  (:func:`commit_from_known_start`).
+  (:func:`commit_from_known_start`), in ``books.py``;
+* the agent's events in each input partition's offset order, a record
+  after a gap held back and the partition read again
+  (:class:`PartitionOrder`, ``order.py``);
+* the group coordinator's heartbeats and joins, a lease on the worker's
+  partitions that its state writes wait for (:func:`confirm_membership`,
+  ``membership.py``).
 """
 
 from __future__ import annotations
