@@ -134,3 +134,11 @@ def test_values_schema_closes_every_object_and_accepts_the_defaults() -> None:
     for path in sorted((CHART / "ci").glob("*-values.yaml")):
         ci_values = yaml.safe_load(path.read_text(encoding="utf-8"))
         jsonschema.validate(merged(values, ci_values), schema)
+
+
+def test_alert_rules_name_only_exported_metrics() -> None:
+    """Every advisering_* series the alert rules read is one advisering/metrics.py exports."""
+    template = (CHART / "templates" / "prometheusrule.yaml").read_text(encoding="utf-8")
+    names = set(re.findall(r"\badvisering_[a-z0-9_]+", template))
+    assert "advisering_rules_watcher_up" in names
+    assert names <= exported_names(), sorted(names - exported_names())

@@ -105,6 +105,10 @@ several: called at the top of every workload template, so nothing renders.
 {{- if and $v.worker.enabled (gt (int $v.worker.replicas) $partitions) -}}
 {{- fail (printf "worker.replicas (%d) must not exceed the partitions of advisering.case-events (%d): a worker beyond them gets no partition and stands idle" (int $v.worker.replicas) $partitions) -}}
 {{- end -}}
+{{- $internal := include "advisering.workerPartitions" . | int -}}
+{{- if and $v.worker.enabled (gt (int $v.worker.replicas) $internal) -}}
+{{- fail (printf "worker.replicas (%d) must not exceed the partitions of the worker's internal topics (%d, ADVISERING_WORKER_PARTITIONS)" (int $v.worker.replicas) $internal) -}}
+{{- end -}}
 {{- if and $v.keda.enabled (gt (int $v.keda.maxReplicaCount) $partitions) -}}
 {{- fail (printf "keda.maxReplicaCount (%d) must not exceed the partitions of advisering.case-events (%d)" (int $v.keda.maxReplicaCount) $partitions) -}}
 {{- end -}}
