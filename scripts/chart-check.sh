@@ -12,6 +12,8 @@ CHART=helm/advisering
 CRDS=tests/chart/crd-schemas
 tools=$(bash scripts/chart-tools.sh)
 helm="$tools/bin/helm" kubeconform="$tools/bin/kubeconform" unittest="$tools/bin/helm-unittest"
+promtool="$tools/bin/promtool"
+PYTHON="${PYTHON:-python}"
 mapfile -t versions < <(cut -d' ' -f1 "$tools/k8s-schemas/versions")
 oldest=${versions[0]}
 start=$SECONDS
@@ -37,6 +39,14 @@ for version in "${versions[@]}"; do
       sed "s|^|   $version $(basename "$values"): |"
   done
 done
+
+echo "== chart: promtool check rules (the PrometheusRule of the production values)"
+rules_file=$(mktemp --suffix=.yaml)
+trap 'rm -f "$rules_file"' EXIT
+"$helm" template advisering "$CHART" --kube-version "$oldest" -f "$CHART/ci/production-values.yaml" \
+    --show-only templates/prometheusrule.yaml |
+  "$PYTHON" -c 'import sys, yaml; print(yaml.safe_dump(yaml.safe_load(sys.stdin)["spec"]))' >"$rules_file"
+"$promtool" check rules "$rules_file" | sed 's|^|   |'
 
 echo "== chart: broken values files must be refused, each for its own reason"
 for values in "$CHART"/tests-broken/*-values.yaml; do

@@ -2,6 +2,7 @@
 # Installs the chart's pinned check tools once into a cache and prints the
 # directory. Nothing is downloaded when the cache already holds a version:
 #   helm v3.21.4 and kubeconform v0.8.0 (go install, from the Go module proxy),
+#   promtool of Prometheus v3.16.0 (go install of its Go module, v0.316.0),
 #   helm-unittest v1.1.2 (built from a wrapper module: its go.mod carries a
 #     `replace`, so a plain `go install` refuses it; the wrapper repeats it),
 #   Kubernetes JSON schemas of the oldest and newest version the
@@ -15,6 +16,8 @@ cd "$(dirname "$0")/.."
 
 HELM_VERSION=v3.21.4
 KUBECONFORM_VERSION=v0.8.0
+# Prometheus v3.x is published to the module proxy as v0.3xx.y (3.16.0 = v0.316.0)
+PROMTOOL_VERSION=v0.316.0
 HELM_UNITTEST_VERSION=v1.1.2
 # the replace line of helm-unittest v1.1.2's own go.mod
 HELM_UNITTEST_REPLACE='github.com/vmware-labs/yaml-jsonpath v0.3.2 => github.com/helm-unittest/yaml-jsonpath v0.4.0'
@@ -39,6 +42,7 @@ go_install() {
 
 go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 go_install kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform
+go_install promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool
 
 unittest_dir="$TOOLS/helm-unittest-$HELM_UNITTEST_VERSION"
 if [ ! -x "$unittest_dir/helm-unittest" ]; then

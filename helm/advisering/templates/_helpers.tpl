@@ -155,6 +155,9 @@ several: called at the top of every workload template, so nothing renders.
   value: /etc/advisering/topics
 - name: ADVISERING_WORKER_APP_ID
   value: {{ .Values.worker.appId | quote }}
+# The worker's internal topics (topics apply creates the citizen-events one).
+- name: ADVISERING_WORKER_PARTITIONS
+  value: {{ include "advisering.workerPartitions" . | quote }}
 - name: ADVISERING_LOG_FORMAT
   value: json
 - name: HOME
