@@ -9,8 +9,9 @@
 #     kubernetes-validate wheel ships (a dev dependency), made standalone by
 #     scripts/k8s_schemas.py so kubeconform can follow their $refs.
 # ADVISERING_TOOLS_DIR (read by this script only) moves the cache; default
-# ~/.cache/advisering/tools. Go's own module and build caches live inside it
-# too, so deleting the directory gives a truly cold run.
+# ~/.cache/advisering/tools. Go's own module and build caches are put inside
+# it while building (so deleting the directory gives a truly cold run) and
+# removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,13 +30,16 @@ export GOMODCACHE="$TOOLS/go/mod" GOCACHE="$TOOLS/go/build" GOPATH="$TOOLS/go/pa
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"
 
 say() { echo "== chart-tools: $*" >&2; }
+built=0
 
 # go_install NAME VERSION PACKAGE: one binary per version, bin/NAME linked to it.
 go_install() {
   local name=$1 version=$2 package=$3 dir="$TOOLS/$1-$2"
   if [ ! -x "$dir/$name" ]; then
+    command -v go >/dev/null || { say "building $name needs Go 1.26 on PATH"; exit 1; }
     say "installing $name $version"
     GOBIN="$dir" go install "$package@$version"
+    built=1
   fi
   ln -sfn "$dir/$name" "$TOOLS/bin/$name"
 }
@@ -59,8 +63,16 @@ MOD
   (cd "$wrapper" &&
     go get "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@$HELM_UNITTEST_VERSION" &&
     go build -o "$unittest_dir/helm-unittest" github.com/helm-unittest/helm-unittest/cmd/helm-unittest)
+  built=1
 fi
 ln -sfn "$unittest_dir/helm-unittest" "$TOOLS/bin/helm-unittest"
+
+# Go's module and build caches (about 5 GB after promtool) only serve a rebuild
+# of these pinned versions; the binaries are all that is kept.
+if [ "$built" = 1 ]; then
+  say "removing Go's caches of the build"
+  go clean -cache -modcache
+fi
 
 schemas="$TOOLS/k8s-schemas"
 wheel_version=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))')
