@@ -19,6 +19,10 @@ ruff check .
 echo "== mypy (strict)"
 mypy advisering
 
+# The Helm chart, offline: lint, unit tests, schema validation, broken values
+# refused. Its pinned tools are built once into ~/.cache/advisering/tools.
+bash scripts/chart-check.sh
+
 # The tests get a broker of their own, wiped at every run, so a developer's
 # demo broker on 9092 is neither disturbed nor read.
 unset ADVISERING_BOOTSTRAP_SERVERS

@@ -1,0 +1,252 @@
+{{/* Names, after Bitnami's common chart: name, fullname, labels, selectors. */}}
+{{- define "advisering.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "advisering.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's full name: fullname-component, within 63 characters. */}}
+{{- define "advisering.componentName" -}}
+{{- printf "%s-%s" (include "advisering.fullname" .root | trunc (int (sub 62 (len .component))) | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{- define "advisering.labels" -}}
+app.kubernetes.io/name: {{ include "advisering.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: advisering
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels of one component: {root, component}. */}}
+{{- define "advisering.componentLabels" -}}
+{{ include "advisering.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "advisering.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "advisering.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "advisering.image" -}}
+{{- $repo := .Values.image.repository -}}
+{{- if .Values.image.registry }}{{ $repo = printf "%s/%s" .Values.image.registry $repo }}{{ end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "advisering.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "advisering.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Topic declarations: the chart's copy of topics/*.yaml, a list of dicts. */}}
+{{- define "advisering.topicFiles" -}}
+{{- $out := list -}}
+{{- range $path, $_ := .Files.Glob "files/topics/*.yaml" -}}
+{{- $out = append $out ($.Files.Get $path | fromYaml) -}}
+{{- end -}}
+{{- toJson (dict "topics" $out) -}}
+{{- end -}}
+
+{{/* The partitions of advisering.case-events: the override or the declaration. */}}
+{{- define "advisering.inputPartitions" -}}
+{{- $n := 0 -}}
+{{- range (include "advisering.topicFiles" . | fromJson).topics -}}
+{{- if eq .name "advisering.case-events" }}{{ $n = .partitions }}{{ end -}}
+{{- end -}}
+{{- if .Values.topics.partitions }}{{ $n = .Values.topics.partitions }}{{ end -}}
+{{- int $n -}}
+{{- end -}}
+
+{{/* The partitions of the worker's internal topics (the citizen-events declaration). */}}
+{{- define "advisering.workerPartitions" -}}
+{{- $n := 0 -}}
+{{- range (include "advisering.topicFiles" . | fromJson).topics -}}
+{{- if eq .name "{worker_app_id}-citizen-events" }}{{ $n = .partitions }}{{ end -}}
+{{- end -}}
+{{- if .Values.topics.partitions }}{{ $n = .Values.topics.partitions }}{{ end -}}
+{{- int $n -}}
+{{- end -}}
+
+{{/*
+Checks a JSON schema cannot make, because they compare values or depend on
+several: called at the top of every workload template, so nothing renders.
+*/}}
+{{- define "advisering.validate" -}}
+{{- $v := .Values -}}
+{{- if not $v.kafka.bootstrapServers -}}
+{{- fail "kafka.bootstrapServers is required: the existing Kafka cluster's bootstrap servers" -}}
+{{- end -}}
+{{- $partitions := include "advisering.inputPartitions" . | int -}}
+{{- if and $v.worker.enabled (gt (int $v.worker.replicas) $partitions) -}}
+{{- fail (printf "worker.replicas (%d) must not exceed the partitions of advisering.case-events (%d): a worker beyond them gets no partition and stands idle" (int $v.worker.replicas) $partitions) -}}
+{{- end -}}
+{{- $internal := include "advisering.workerPartitions" . | int -}}
+{{- if and $v.worker.enabled (gt (int $v.worker.replicas) $internal) -}}
+{{- fail (printf "worker.replicas (%d) must not exceed the partitions of the worker's internal topics (%d, ADVISERING_WORKER_PARTITIONS)" (int $v.worker.replicas) $internal) -}}
+{{- end -}}
+{{- if and $v.keda.enabled (gt (int $v.keda.maxReplicaCount) $partitions) -}}
+{{- fail (printf "keda.maxReplicaCount (%d) must not exceed the partitions of advisering.case-events (%d)" (int $v.keda.maxReplicaCount) $partitions) -}}
+{{- end -}}
+{{- if and $v.keda.enabled (gt (int $v.keda.minReplicaCount) (int $v.keda.maxReplicaCount)) -}}
+{{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" -}}
+{{- end -}}
+{{- if le (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.shutdownGraceSeconds) -}}
+{{- fail "worker.terminationGracePeriodSeconds must exceed worker.shutdownGraceSeconds: the worker must leave its group before Kubernetes kills it" -}}
+{{- end -}}
+{{- if and $v.serve.enabled (not $v.secrets.pseudonymKey.existingSecret) -}}
+{{- fail "secrets.pseudonymKey.existingSecret is required: the name of a Secret holding ADVISERING_PSEUDONYM_KEY (serve's HTTP ingest)" -}}
+{{- end -}}
+{{- if and $v.inbox.enabled (not $v.secrets.tokenSecret.existingSecret) -}}
+{{- fail "secrets.tokenSecret.existingSecret is required: the name of a Secret holding ADVISERING_TOKEN_SECRET (the inbox)" -}}
+{{- end -}}
+{{- if and (or $v.serve.enabled $v.worker.enabled) (not $v.secrets.sources.existingSecret) -}}
+{{- fail "secrets.sources.existingSecret is required: the name of a Secret holding the sources file (API-key hashes and grants)" -}}
+{{- end -}}
+{{- if and (ne $v.kafka.securityProtocol "PLAINTEXT") (not $v.kafka.existingSecret) (not $v.strimzi.user.enabled) (eq $v.kafka.securityProtocol "SASL_SSL") -}}
+{{- fail "kafka.existingSecret is required with kafka.securityProtocol SASL_SSL (or enable strimzi.user)" -}}
+{{- end -}}
+{{- if and $v.strimzi.user.enabled $v.strimzi.namespace (ne $v.strimzi.namespace .Release.Namespace) -}}
+{{- fail "strimzi.user needs strimzi.namespace empty or the release's namespace: Strimzi writes the user's password Secret next to the KafkaUser, and pods read Secrets of their own namespace only" -}}
+{{- end -}}
+{{- if and $v.hookJob.enabled $v.rules.deploy (not $v.rules.existingConfigMap) -}}
+{{- fail "rules.existingConfigMap is required when rules.deploy is true: a ConfigMap of the municipality's rule files" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Kafka user's Secret and its keys: Strimzi's user Secret or the existing one. */}}
+{{- define "advisering.kafkaSecret" -}}
+{{- if $.Values.strimzi.user.enabled -}}
+{{- toJson (dict "name" (include "advisering.fullname" .) "usernameKey" "" "passwordKey" "password") -}}
+{{- else -}}
+{{- toJson (dict "name" .Values.kafka.existingSecret "usernameKey" .Values.kafka.usernameKey "passwordKey" .Values.kafka.passwordKey) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment every component shares: Kafka and its credentials, paths, logs. */}}
+{{- define "advisering.commonEnv" -}}
+- name: ADVISERING_BOOTSTRAP_SERVERS
+  value: {{ .Values.kafka.bootstrapServers | quote }}
+- name: ADVISERING_TOPICS_DIR
+  value: /etc/advisering/topics
+- name: ADVISERING_WORKER_APP_ID
+  value: {{ .Values.worker.appId | quote }}
+# The worker's internal topics (topics apply creates the citizen-events one).
+- name: ADVISERING_WORKER_PARTITIONS
+  value: {{ include "advisering.workerPartitions" . | quote }}
+- name: ADVISERING_LOG_FORMAT
+  value: json
+- name: HOME
+  value: /tmp
+- name: ADVISERING_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.kafka.securityProtocol | quote }}
+{{- if eq .Values.kafka.securityProtocol "SASL_SSL" }}
+{{- $s := include "advisering.kafkaSecret" . | fromJson }}
+- name: ADVISERING_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.saslMechanism | quote }}
+- name: ADVISERING_KAFKA_SASL_USERNAME
+{{- if $s.usernameKey }}
+  valueFrom:
+    secretKeyRef: {name: {{ $s.name | quote }}, key: {{ $s.usernameKey | quote }}}
+{{- else }}
+  value: {{ $s.name | quote }}
+{{- end }}
+- name: ADVISERING_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $s.name | quote }}, key: {{ $s.passwordKey | quote }}}
+{{- end }}
+{{- if .Values.kafka.caSecret }}
+- name: ADVISERING_KAFKA_SSL_CA_FILE
+  value: /etc/advisering/kafka-ca/{{ .Values.kafka.caKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.runAsUser }}
+runAsGroup: {{ .Values.runAsGroup }}
+fsGroup: {{ .Values.runAsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "advisering.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.runAsUser }}
+runAsGroup: {{ .Values.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Volumes every pod has: /tmp, the topic declarations, the Kafka CA. */}}
+{{- define "advisering.commonVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: topics
+  configMap:
+    name: {{ include "advisering.componentName" (dict "root" . "component" "topics") }}
+{{- if .Values.kafka.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.caSecret }}
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.commonMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: topics
+  mountPath: /etc/advisering/topics
+  readOnly: true
+{{- if .Values.kafka.caSecret }}
+- name: kafka-ca
+  mountPath: /etc/advisering/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.sourcesVolume" -}}
+- name: sources
+  secret:
+    secretName: {{ .Values.secrets.sources.existingSecret }}
+    items:
+      - key: {{ .Values.secrets.sources.key }}
+        path: sources.yaml
+{{- end -}}
+
+{{- define "advisering.pullSecrets" -}}
+{{- with .Values.image.pullSecrets -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end -}}
+{{- end -}}
