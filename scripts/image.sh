@@ -10,6 +10,7 @@
 #   ADVISERING_IMAGE_OUT_DIR    where the archive goes (build/image)
 #   ADVISERING_IMAGE_MIRROR     Debian mirror for the base (default: from /etc/apt)
 #   ADVISERING_IMAGE_BASE       build on this image instead of making one
+#   ADVISERING_IMAGE_SOURCE     the org.opencontainers.image.source label (git remote)
 # Prints the archive's path last. See docs/deploying.md "The container image".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,7 +120,14 @@ if [ -r "$ca" ]; then cp "$ca" "$secrets/pipca"; fi
 chmod 600 "$secrets"/*
 
 # --- 4. build -------------------------------------------------------------------
-source_url=$(git config --get remote.origin.url 2>/dev/null || true)
+# The source label: ADVISERING_IMAGE_SOURCE, else the git remote as a public URL (any
+# credentials in it dropped; a local path is no source, and gives an empty label).
+source_url="${ADVISERING_IMAGE_SOURCE:-$(git config --get remote.origin.url 2>/dev/null || true)}"
+case "$source_url" in
+  http://*|https://*) source_url=$(printf '%s' "$source_url" | sed -E 's#^(https?://)[^/@]*@#\1#; s#\.git$##') ;;
+  git@*:*) source_url=$(printf '%s' "$source_url" | sed -E 's#^git@([^:]+):#https://\1/#; s#\.git$##') ;;
+  *) source_url="" ;;
+esac
 revision=$(git rev-parse HEAD 2>/dev/null || true)
 step "buildah bud $image (base $base)"
 buildah bud --isolation chroot --layers \

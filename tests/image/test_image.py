@@ -89,6 +89,25 @@ def test_read_only_root_writes_only_below_tmp(built_image: BuiltImage) -> None:
     assert output == ["root read-only", "/opt/advisering/rules /opt/advisering/topics"]
 
 
+PROCESS_CHECK = """
+import rocksdict
+import advisering.http.server, advisering.kafka.apply, advisering.rulebook.deploy
+import advisering.worker.app
+from advisering.settings import Settings
+s = Settings()
+db = rocksdict.Rdict(str(s.worker_data_dir / "probe.rocksdb"))
+db["k"] = "v"
+print(db["k"], s.serve_host, s.worker_web_host)
+db.close()
+"""
+
+
+def test_every_process_kind_loads(built_image: BuiltImage) -> None:
+    """Worker, serve and hook-job code import, and a RocksDB store opens in the data dir."""
+    output = run(built_image, "-c", PROCESS_CHECK, entrypoint="python3")
+    assert output.split() == ["v", "0.0.0.0", "0.0.0.0"]
+
+
 BUILD_TOOLS = re.compile(
     r"(^|/)(s?bin)/([a-z0-9_]+-linux-gnu-)?(gcc|cc|c\+\+|g\+\+|cpp|clang|clang\+\+|ld|as|make|pip[0-9.]*)"
     r"(-[0-9.]+)?$"
@@ -114,6 +133,17 @@ def test_no_compiler_or_build_tools(image_tree: Path) -> None:
     packages = re.findall(r"^Package: (\S+)", status, flags=re.MULTILINE)
     assert "python3" in packages
     assert [package for package in packages if BUILD_PACKAGES.match(package)] == []
+
+
+def test_build_secrets_stay_out(image_tree: Path, built_image: BuiltImage) -> None:
+    """pip's CA bundle and settings (build secrets) are in no file and no label of the image."""
+    with tarfile.open(image_tree, mode="r|") as tar:
+        names = [member.name for member in tar]
+    assert [name for name in names if name.startswith("run/secrets/")
+            or name.endswith(("/pip.conf", "/pipconf", "/pipca"))] == []
+    history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", built_image.ref)
+    assert "BEGIN CERTIFICATE" not in history.stdout
+    assert "index-url" not in history.stdout
 
 
 def project_file(name: str) -> bool:
