@@ -136,6 +136,10 @@ buildah bud --isolation chroot --layers \
   --build-arg "LICENSES=$licenses" \
   --build-arg "SOURCE=$source_url" \
   --build-arg "REVISION=$revision" \
+  --label "org.opencontainers.image.version=$version" \
+  --label "org.opencontainers.image.licenses=$licenses" \
+  --label "org.opencontainers.image.source=$source_url" \
+  --label "org.opencontainers.image.revision=$revision" \
   --secret "id=pipca,src=$secrets/pipca" \
   --secret "id=pipconf,src=$secrets/pip.conf" \
   --iidfile "$out/image.iid" \

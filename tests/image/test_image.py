@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tarfile
 import tomllib
 from pathlib import Path
@@ -39,12 +40,15 @@ def test_archive_holds_the_built_image(built_image: BuiltImage) -> None:
 
 
 def test_labels_come_from_pyproject(built_image: BuiltImage) -> None:
-    """The OCI labels carry pyproject's version and licence, and a source key."""
+    """The OCI labels carry pyproject's version and licence, a source key and the commit."""
     labels = podman("image", "inspect", "--format", "{{json .Labels}}", built_image.ref).stdout
     found = json.loads(labels)
     assert found["org.opencontainers.image.version"] == PROJECT["version"]
     assert found["org.opencontainers.image.licenses"] == PROJECT["license"]
     assert "org.opencontainers.image.source" in found
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert found["org.opencontainers.image.revision"] == head
 
 
 def test_version_inside(built_image: BuiltImage) -> None:
