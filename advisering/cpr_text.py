@@ -1,7 +1,7 @@
 r"""Finding CPR numbers in text however they are disguised (the matching behind privacy.py).
 
 A source that wants a CPR number past the bus, or one that is merely sloppy,
-writes it in many shapes: ``010190 1234``, ``01.01.90-1234``, full-width or
+writes it in many shapes: ``ddmmyy ssss``, ``dd.mm.yy-ssss``, full-width or
 Arabic-Indic digits, a zero-width space between two digits, percent-encoded
 inside a URL, glued to letters. So each string is first *normalised*, then
 searched:
@@ -136,8 +136,9 @@ def number_digits(value: float) -> str | None:
     """The ten digits a JSON number stands for when it is a CPR number, else None.
 
     Ten-digit integers as they are; nine-digit ones zero-padded (a CPR number
-    starting with 0 that lost its zero); a float by its integer part, so
-    Synthetic example: 2101901234.0, 2.101901234e9 and 2101901234.5 all count. bool is no number.
+    starting with 0 that lost its zero); a float by its integer part, so for
+    a CPR number ``ddmmyyssss`` the floats ``ddmmyyssss.0``, ``d.dmmyysssse9``
+    and ``ddmmyyssss.5`` all count. bool is no number.
     """
     if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
         return None

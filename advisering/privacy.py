@@ -54,7 +54,7 @@ def find_cprs(text: str) -> list[str]:
     """Every CPR number inside ``text``, in any disguise, as written in ``text``.
 
     Matching works on the normalised text (see :mod:`advisering.cpr_text`):
-    ``010190 1234``, ``01.01.90-1234``, Unicode digits, zero-width characters,
+    ``ddmmyy ssss``, ``dd.mm.yy-ssss``, Unicode digits, zero-width characters,
     percent-encoding, digits glued to letters and exponent-form numbers count.
     """
     return [text[hit.start:hit.end] for hit in find_hits(text)]
@@ -68,8 +68,8 @@ def number_is_cpr(value: float) -> bool:
 def is_cpr(value: str) -> bool:
     """True when ``value`` is exactly one CPR number: ten digits, separators allowed.
 
-    ``010190 1234``, ``01.01.90-1234`` and full-width digits are the same CPR
-    number as ``0101901234`` (a synthetic example); text around the digits is not.
+    ``ddmmyy ssss``, ``dd.mm.yy-ssss`` and full-width digits are the same CPR
+    number as ``ddmmyyssss`` (birth date, then four digits); text around the digits is not.
     """
     return single_cpr(value) is not None
 

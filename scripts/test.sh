@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: quality gates, a fresh local Kafka on its own port,
-# pytest. The broker this script starts is stopped again, also on failure.
+# The whole test suite: quality gates, the container image, a fresh local Kafka on
+# its own port, pytest. The broker this script starts is stopped again, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,11 @@ mypy advisering
 # The Helm chart, offline: lint, unit tests, schema validation, broken values
 # refused. Its pinned tools are built once into ~/.cache/advisering/tools.
 bash scripts/chart-check.sh
+
+# The container image, built and saved before the tests that check it (tests/image);
+# the first run installs buildah and friends from Debian and makes the base.
+echo "== container image (scripts/image.sh)"
+bash scripts/image.sh
 
 # The tests get a broker of their own, wiped at every run, so a developer's
 # demo broker on 9092 is neither disturbed nor read.

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
+from advisering import __version__
 from advisering.cli import kafka, pipeline, rules, serve, simulate
 from advisering.cli.errors import UserError
 from advisering.dev.local_kafka import LocalKafkaError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="advisering",
         description="Cross-system advisory bus for Danish municipalities.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for group in (kafka, pipeline, serve, simulate, rules):
         group.register(verbs)
