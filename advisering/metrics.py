@@ -76,6 +76,13 @@ PROCESSING_SECONDS = Histogram(
     "Time to process one citizen event in the engine, in seconds.",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
 )
+NOTIFICATION_LATENCY_SECONDS = Histogram(
+    "advisering_notification_latency_seconds",
+    "From a case event's publication (its record's timestamp on advisering.case-events) to "
+    "Kafka's acknowledgement of a notification it caused, for events processed where they "
+    "were read (one hop), in seconds.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
 SEND_BATCHES = Counter(
     "advisering_worker_send_batches_total",
     "Record batches the worker handed to Kafka (one per topic-partition per batch of events).",
@@ -117,6 +124,13 @@ RULESET_RECORDS_INVALID = Counter(
 RULES_WATCHER_UP = Gauge(
     "advisering_rules_watcher_up",
     "1 while the worker's rules watcher thread follows advisering.rules, 0 once it ended.",
+    multiprocess_mode="max",
+)
+WORKER_INPUT_LAG = Gauge(
+    "advisering_worker_input_lag_records",
+    "Records of the worker's input partitions not yet committed (the partitions' end as last "
+    "fetched minus the committed offset), by input (case_events, citizen_events); read at scrape.",
+    ["input"],
     multiprocess_mode="max",
 )
 WORKER_CRASHED = Gauge(

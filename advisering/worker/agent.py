@@ -59,6 +59,7 @@ Admit = Callable[[Sequence[Any]], list[Any]]
 
 _DIRECT = metrics.CITIZEN_EVENTS_ROUTED.labels("direct")
 _REPARTITIONED = metrics.CITIZEN_EVENTS_ROUTED.labels("repartitioned")
+_LATENCY = metrics.NOTIFICATION_LATENCY_SECONDS
 
 
 class Position(Protocol):
@@ -67,6 +68,7 @@ class Position(Protocol):
     topic: str
     partition: int
     offset: int
+    timestamp: float  # the record's timestamp, in seconds
 
 
 # One citizen event handled in a batch: (pseudonym or None for a record that could not
@@ -217,10 +219,21 @@ class CitizenAgent:
             # and their notifications would be lost. This way a replay re-sends
             # them under the same ids (at-least-once, idempotent downstream).
             await self.send(batch.intake + moved + out)
+            self.observe_latency(batch)
             if batch.touched:
                 await self.hold_partitions()
             await self.save(batch.touched, encoded)
             yield BatchDone(batch.direct, repartitioned, batch.arrived, notified)
+
+    def observe_latency(self, batch: Batch) -> None:
+        """Publication to acknowledged notification, for the batch's one-hop case events."""
+        now = time.time()
+        case_events = self.names["case_events"]
+        for _, message, _, box in batch.handled:
+            if box.notifications and message.topic == case_events and message.timestamp:
+                seconds = max(0.0, now - message.timestamp)
+                for _ in box.notifications:
+                    _LATENCY.observe(seconds)
 
     def intake_record(self, event: Any, batch: Batch, grants: GrantCheck,
                       owned: Collection[int]) -> None:

@@ -17,6 +17,7 @@ state's memory of processed events make a replayed event harmless.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import faust
 import orjson
 from faust.serializers import codecs
 
+from advisering import metrics
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import Vocabulary
@@ -120,7 +122,18 @@ def create_app(
     add_pages(app, status)
     if settings.worker_drain_per_batch:  # the repair knows the records its loop delivered
         repair_commit_holes(app, settings.worker_commit_hole_seconds)
+    watch_input_lag(app, {names["case_events"]: "case_events",
+                          names["citizen_events"]: "citizen_events"})
     return WorkerApp(app, holder, vocabulary, citizens, agent, topics, body.sender, status)
+
+
+def watch_input_lag(app: faust.App, inputs: dict[str, str]) -> None:
+    """Export the worker's input lag, computed when Prometheus scrapes (nothing to schedule)."""
+    def lag_of(role: str) -> Callable[[], float]:
+        return lambda: float(faust_door.input_lag(app.consumer, inputs)[role])
+
+    for role in inputs.values():
+        metrics.WORKER_INPUT_LAG.labels(role).set_function(lag_of(role))
 
 
 def repair_commit_holes(app: faust.App, interval: float) -> None:

@@ -711,3 +711,41 @@ async def test_only_the_events_admitted_in_order_are_processed(harness: Harness)
     assert harness.admit.call_count == 1
     assert harness.records() == []
     assert harness.table() == {}
+
+
+def latency_count() -> float:
+    return REGISTRY.get_sample_value("advisering_notification_latency_seconds_count") or 0.0
+
+
+async def test_publication_to_notification_latency_is_observed_per_one_hop_notification(
+    harness: Harness,
+) -> None:
+    """Each notification of a case event processed where it was read is timed from its record."""
+    events = scenario_events(harness.vocabulary)
+    before = latency_count()
+    async with harness.worker.agent.test_context() as agent:
+        done = [await put(agent, encode_event(event), key=event.key.encode(),
+                          partition=home(event.key.encode(), harness)) for event in events]
+    notified = sum(d.notified for d in done)
+    assert notified > 0
+    assert latency_count() - before == notified
+
+
+async def test_repartitioned_events_are_not_timed_from_their_repartition_record(
+    harness: Harness,
+) -> None:
+    """A copy read back from the repartition topic has no publication time: not observed."""
+    events = scenario_events(harness.vocabulary)
+    before = latency_count()
+    async with harness.worker.agent.test_context() as agent:
+        assert sum(await put_events(agent, events, harness)) > 0
+    assert latency_count() == before
+
+
+async def test_input_lag_is_exported_and_reads_zero_before_the_consumer_runs(
+    harness: Harness,
+) -> None:
+    """The worker's lag gauges exist per input and are computed at scrape, not crashing early."""
+    for role in ("case_events", "citizen_events"):
+        assert REGISTRY.get_sample_value(
+            "advisering_worker_input_lag_records", {"input": role}) == 0.0

@@ -339,3 +339,36 @@ async def test_the_drain_loop_can_be_dumped_while_it_fetches() -> None:
     assert "drain_in_batches" in format_task_stack(loop)
     consumer._stopped.set()  # noqa: SLF001
     await asyncio.wait_for(loop, 5)
+
+
+class LagConsumer:
+    """What the lag reads of a Faust consumer: its partitions, books and fetched ends."""
+
+    def __init__(self, committed: dict[TP, int | None], ends: dict[TP, int | None]) -> None:
+        self._committed_offset = committed
+        self.ends = ends
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends)
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.ends[tp]
+
+
+def test_input_lag_sums_end_minus_committed_per_input() -> None:
+    """Lag per input is the partitions' end minus their committed offset; unknowns count 0."""
+    a0, a1, b0, other = TP("a", 0), TP("a", 1), TP("b", 0), TP("changelog", 0)
+    consumer = LagConsumer({a0: 10, a1: 5, b0: None, other: 0},
+                           {a0: 25, a1: 5, b0: 99, other: 1000})
+    assert faust_door.input_lag(consumer, {"a": "case_events", "b": "citizen_events"}) == {
+        "case_events": 15, "citizen_events": 0}
+
+
+def test_input_lag_is_zero_before_the_consumer_started() -> None:
+    """Scraped before Faust's consumer thread runs, every input shows 0, not an error."""
+
+    class NotStarted:
+        def assignment(self) -> set[TP]:
+            raise RuntimeError("Consumer thread not yet started")
+
+    assert faust_door.input_lag(NotStarted(), {"a": "case_events"}) == {"case_events": 0}

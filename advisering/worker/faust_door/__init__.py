@@ -69,6 +69,7 @@ from advisering.worker.faust_door.consumer import (
     commit_holes,
     deliver_fetched_batches,
     drain_in_batches,
+    input_lag,
     put_back_dropped_fetches,
 )
 from advisering.worker.faust_door.membership import (
@@ -86,8 +87,8 @@ __all__ = [
     "aiokafka_producer", "aiokafka_producer_settings", "changelog_record",
     "commit_from_known_start", "commit_holes", "confirm_membership", "coordinator_of",
     "crash_reason", "crashed", "deliver_fetched_batches", "drain_in_batches",
-    "get_current_event", "keep_commits_across_seeks", "put_back_dropped_fetches", "readiness",
-    "restore_landed_commits", "seek_rereads", "set_current_event", "store_states",
+    "get_current_event", "input_lag", "keep_commits_across_seeks", "put_back_dropped_fetches",
+    "readiness", "restore_landed_commits", "seek_rereads", "set_current_event", "store_states",
     "track_membership", "use_table_serializers", "worker_class",
 ]
 

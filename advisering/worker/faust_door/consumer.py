@@ -355,3 +355,25 @@ async def seek_requested_repairs(consumer: Any) -> None:
         if (seen_generation == generation and tp in assigned
                 and consumer._committed_offset.get(tp) == committed):
             await consumer.seek(tp, committed)
+
+
+def input_lag(consumer: Any, topics: Mapping[str, str]) -> dict[str, int]:
+    """Records behind per input (``topics``: topic name to role) in this worker's partitions.
+
+    faust-streaming 0.15.3: the end is ``Consumer.highwater`` (aiokafka's, as
+    last fetched), the start the books' ``_committed_offset``; a partition
+    where either is not known yet counts nothing, and so does every input
+    before the consumer has started.
+    """
+    lag = dict.fromkeys(topics.values(), 0)
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # noqa: BLE001 - no consumer thread yet: nothing is behind
+        return lag
+    for tp in assigned:
+        role = topics.get(tp.topic)
+        committed = consumer._committed_offset.get(tp)
+        end = consumer.highwater(tp) if role is not None else None
+        if role is not None and committed is not None and end is not None:
+            lag[role] += max(0, end - committed)
+    return lag
