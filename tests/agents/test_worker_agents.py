@@ -746,6 +746,7 @@ async def test_input_lag_is_exported_and_reads_zero_before_the_consumer_runs(
     harness: Harness,
 ) -> None:
     """The worker's lag gauges exist per input and are computed at scrape, not crashing early."""
+    assert not harness.worker.app.consumer.started
     for role in ("case_events", "citizen_events"):
         assert REGISTRY.get_sample_value(
             "advisering_worker_input_lag_records", {"input": role}) == 0.0
