@@ -28,7 +28,7 @@ from faust.types import TP
 
 from advisering import metrics
 from advisering.log import get_logger
-from advisering.worker.faust_door.order import seek_rereads
+from advisering.worker.faust_door.order import due_seeks, seek_rereads
 
 log = get_logger(__name__)
 
@@ -344,16 +344,8 @@ _REPAIRS: weakref.WeakKeyDictionary[Any, dict[TP, tuple[int, int]]] = (
 
 async def seek_requested_repairs(consumer: Any) -> None:
     """Seek back the partitions :class:`HoleRepair` asked for, if their hole is unchanged."""
-    requested = _REPAIRS.get(consumer)
-    if not requested:
-        return
-    repairs = dict(requested)
-    requested.clear()
-    generation = consumer.app.consumer_generation_id
-    assigned = consumer.assignment()
-    for tp, (seen_generation, committed) in repairs.items():
-        if (seen_generation == generation and tp in assigned
-                and consumer._committed_offset.get(tp) == committed):
+    for tp, committed in due_seeks(consumer, _REPAIRS.get(consumer)):
+        if consumer._committed_offset.get(tp) == committed:
             await consumer.seek(tp, committed)
 
 

@@ -103,15 +103,23 @@ class PartitionOrder:
             metrics.OFFSET_JUMPS.labels("read_again").inc()
 
 
-async def seek_rereads(consumer: Any) -> None:
-    """In the drain loop: read each partition :class:`PartitionOrder` held back again."""
-    requested = _REREADS.get(consumer)
+def due_seeks(consumer: Any, requested: dict[TP, tuple[int, int]] | None) -> list[tuple[TP, int]]:
+    """Take the requested seeks out: (partition, offset) of those still in the same generation.
+
+    A request from an earlier generation, or for a partition no longer
+    assigned, is dropped: that rebalance's own seek moved the partition.
+    """
     if not requested:
-        return
-    rereads = dict(requested)
+        return []
+    taken = dict(requested)
     requested.clear()
     generation = consumer.app.consumer_generation_id
     assigned = consumer.assignment()
-    for tp, (seen_generation, due) in rereads.items():
-        if seen_generation == generation and tp in assigned:
-            await consumer.seek(tp, due)
+    return [(tp, offset) for tp, (seen_generation, offset) in taken.items()
+            if seen_generation == generation and tp in assigned]
+
+
+async def seek_rereads(consumer: Any) -> None:
+    """In the drain loop: read each partition :class:`PartitionOrder` held back again."""
+    for tp, due in due_seeks(consumer, _REREADS.get(consumer)):
+        await consumer.seek(tp, due)
