@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ElectionType, TopicPartition
+from confluent_kafka import ElectionType, KafkaError, TopicPartition
 
 from advisering.dev.cluster_config import Node
 from advisering.dev.kafka_cluster import LocalCluster, NodeStatus
@@ -137,10 +137,19 @@ def elect_preferred_leaders(bootstrap: str, topics: Iterable[str], timeout: floa
     admin = admin_client(bootstrap)  # referenced until the answer came: it is the connection
     # No timeout keywords: confluent-kafka 2.16 fails to parse them for this call.
     future = admin.elect_leaders(ElectionType.PREFERRED, partitions)
-    failed = {f"{tp.topic}-{tp.partition}": str(error)
-              for tp, error in future.result(timeout=timeout).items() if error is not None}
+    failed = election_failures(future.result(timeout=timeout))
     if failed:
         raise RuntimeError(f"preferred leader election failed: {failed}")
+
+
+def election_failures(results: dict[TopicPartition, KafkaError | None]) -> dict[str, str]:
+    """The partitions whose election failed; "not needed" is success.
+
+    The controller's own preferred-leader rebalancing may have moved a
+    leader home between reading the partition states and the election.
+    """
+    return {f"{tp.topic}-{tp.partition}": str(error) for tp, error in results.items()
+            if error is not None and error.code() != KafkaError.ELECTION_NOT_NEEDED}
 
 
 def view(cluster: LocalCluster) -> ClusterView:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, TopicPartition
 from pydantic import ValidationError
 
 from advisering.dev import cluster_view
@@ -185,3 +186,11 @@ def test_terminate_gives_up_waiting_when_told() -> None:
     assert asked == [[stubborn.pid]]
     assert stubborn.wait(timeout=10) == -signal.SIGKILL
     assert not alive(stubborn.pid)
+
+
+def test_an_election_not_needed_is_no_failure() -> None:
+    """A leader already home (the controller moved it first) is success; other errors fail."""
+    home, failed, fine = (TopicPartition("t", n) for n in range(3))
+    results = {home: KafkaError(KafkaError.ELECTION_NOT_NEEDED),
+               failed: KafkaError(KafkaError.PREFERRED_LEADER_NOT_AVAILABLE), fine: None}
+    assert list(cluster_view.election_failures(results)) == ["t-1"]
