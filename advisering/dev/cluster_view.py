@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ElectionType, KafkaError, TopicPartition
+from confluent_kafka import ElectionType, KafkaError, KafkaException, TopicPartition
 
 from advisering.dev.cluster_config import Node
 from advisering.dev.kafka_cluster import LocalCluster, NodeStatus
@@ -135,9 +135,18 @@ def elect_preferred_leaders(bootstrap: str, topics: Iterable[str], timeout: floa
     if not partitions:
         return
     admin = admin_client(bootstrap)  # referenced until the answer came: it is the connection
-    # No timeout keywords: confluent-kafka 2.16 fails to parse them for this call.
-    future = admin.elect_leaders(ElectionType.PREFERRED, partitions)
-    failed = election_failures(future.result(timeout=timeout))
+    deadline = time.monotonic() + timeout
+    while True:
+        # No timeout keywords: confluent-kafka 2.16 fails to parse them for this call.
+        future = admin.elect_leaders(ElectionType.PREFERRED, partitions)
+        try:
+            results = future.result(timeout=max(1.0, deadline - time.monotonic()))
+            break
+        except KafkaException:  # the controller not ready yet (just after a cluster restart)
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+    failed = election_failures(results)
     if failed:
         raise RuntimeError(f"preferred leader election failed: {failed}")
 
