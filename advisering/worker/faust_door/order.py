@@ -22,6 +22,11 @@ from the offset due, by the drain loop between two fetched batches
 record again is the offset gap real (a transaction marker, a compacted or
 expired record), and the record is admitted.
 
+Not the same work as the drain loop's jump re-read (``consumer._deliver``): that
+one keeps Faust from marking the skipped offsets as a gap, done in its books,
+which would let a commit pass the hole this class leaves; this one catches
+the records Faust's stream drops after delivery, which the loop never sees.
+
 faust-streaming 0.15.3: ``Message.acked``, ``Consumer._unacked_messages``,
 ``Consumer._committed_offset``; the seek is Faust's ``Consumer.seek``.
 """
