@@ -286,13 +286,17 @@ def live_broker_ids(kafka: KafkaConnection, timeout: float) -> frozenset[int]:
     """
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
 
-    config: dict[str, Any] = {**kafka.confluent(), "log_level": 0, "logger": _SilentLogger()}
-    admin = AdminClient(config)
+    admin = AdminClient(probe_config(kafka))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - a readiness probe: whatever went wrong, it is not ready
         return frozenset()
     return frozenset(int(broker_id) for broker_id in metadata.brokers)
+
+
+def probe_config(kafka: KafkaConnection) -> dict[str, Any]:
+    """A readiness probe's admin client: the connection, and librdkafka's log silenced."""
+    return {**kafka.confluent(), "log_level": 0, "logger": _SilentLogger()}
 
 
 class _SilentLogger:
