@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 def _deploy(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.engine.rules import load_rules
+    from advisering.kafka.connection import KafkaConnection
     from advisering.kafka.topics import load_vocabulary
     from advisering.rulebook import deploy as rules_deploy
     from advisering.yamlfiles import YamlFileError
@@ -28,7 +29,8 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {problem}")
         return 1
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    deployed = rules_deploy.read_deployed(settings.bootstrap_servers)
+    kafka = KafkaConnection.from_settings(settings)
+    deployed = rules_deploy.read_deployed(kafka)
     plan = rules_deploy.plan_deploy(ruleset, deployed, now)
     _print_plan(plan, deployed)
     if not (plan.added or plan.changed or plan.removed) and deployed.manifest is not None:
@@ -37,7 +39,7 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         print("Dry run: nothing published.")
         return 0
-    rules_deploy.deploy(settings.bootstrap_servers, ruleset, plan, now)
+    rules_deploy.deploy(kafka, ruleset, plan, now)
     print(f"Deployed rule set {plan.version} ({len(ruleset.rules)} rules) to advisering.rules; "
           "running workers switch to it within seconds.")
     return 0
@@ -55,10 +57,11 @@ def _print_plan(plan: DeployPlan, deployed: DeployedState) -> None:
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.engine.rules import load_rules
+    from advisering.kafka.connection import KafkaConnection
     from advisering.kafka.topics import load_vocabulary
     from advisering.rulebook import deploy as rules_deploy
 
-    deployed = rules_deploy.read_deployed(settings.bootstrap_servers)
+    deployed = rules_deploy.read_deployed(KafkaConnection.from_settings(settings))
     if deployed.manifest is None:
         print("No rule set is deployed; workers use their ADVISERING_RULES_DIR.")
         return 0

@@ -97,6 +97,7 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
 
 def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.kafka import apply as topic_apply
+    from advisering.kafka.connection import KafkaConnection
     from advisering.kafka.topics import citizen_topic_spec, load_topic_specs
 
     directory = args.dir or settings.topics_dir
@@ -107,7 +108,7 @@ def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
     ]
     # The worker's repartition topic always has the worker's partitions.
     specs.append(citizen_topic_spec(directory, settings).effective(None, replicas))
-    admin = topic_apply.admin_client(settings.bootstrap_servers)
+    admin = topic_apply.admin_client(KafkaConnection.from_settings(settings))
     changes = topic_apply.plan(admin, specs)
     print(f"Plan for {settings.bootstrap_servers}:")
     for change in changes:

@@ -66,10 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from advisering.kafka.apply import TopicApplyError
+    from advisering.kafka.connection import KafkaSecurityError
 
     return isinstance(
         exc, UserError | LocalKafkaError | TopicApplyError | YamlFileError
-        | MissingPseudonymKeyError
+        | MissingPseudonymKeyError | KafkaSecurityError
     )
 
 

@@ -94,6 +94,7 @@ def _baseline_dir(args: argparse.Namespace, settings: Settings, rules: Path) -> 
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.kafka.connection import KafkaConnection
     from advisering.kafka.topics import CASE_EVENTS, default_vocabulary
     from advisering.rulebook import THROWAWAY_KEY
     from advisering.rulebook.backtest import Progress, backtest
@@ -118,8 +119,8 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
             raise UserError("give --file EVENTS.jsonl, or both --from and --to")
         if args.end < args.start:
             raise UserError("--to is before --from")
-        events = topic_events(settings.bootstrap_servers, CASE_EVENTS, args.start, args.end,
-                              vocabulary)
+        events = topic_events(KafkaConnection.from_settings(settings), CASE_EVENTS,
+                              args.start, args.end, vocabulary)
         source = {"topic": CASE_EVENTS, "bootstrap": settings.bootstrap_servers,
                   "from": args.start.isoformat(), "to": args.end.isoformat()}
     source.update({"rules": str(rules), "baseline": str(baseline_dir) if baseline_dir else None})

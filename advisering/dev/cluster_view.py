@@ -7,6 +7,10 @@ each node keeps on disk (``data/__cluster_metadata-0/quorum-state``, written
 atomically whenever the node learns of a new leader): the leader named with
 the highest epoch by a node that runs. Partition leadership comes from the
 cluster's metadata (the admin client).
+
+These tools talk to the local PLAINTEXT cluster ``kafka start --brokers 3``
+started itself, so they take its bootstrap string and connect with
+``KafkaConnection.plaintext``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from confluent_kafka import ElectionType, KafkaError, KafkaException, TopicParti
 from advisering.dev.cluster_config import Node
 from advisering.dev.kafka_cluster import LocalCluster, NodeStatus
 from advisering.kafka.apply import admin_client
+from advisering.kafka.connection import KafkaConnection
 
 QUORUM_STATE = "__cluster_metadata-0/quorum-state"
 
@@ -90,7 +95,8 @@ def node_loads(partitions: Iterable[PartitionState]) -> dict[int, NodeLoad]:
 def partition_states(bootstrap: str, topic: str | None = None,
                      timeout: float = 10.0) -> list[PartitionState]:
     """Every partition of ``topic`` (or of all topics, internal ones too) from the metadata."""
-    metadata: Any = admin_client(bootstrap).list_topics(topic, timeout=timeout)
+    metadata: Any = admin_client(KafkaConnection.plaintext(bootstrap)).list_topics(
+        topic, timeout=timeout)
     states = []
     for name, found in metadata.topics.items():
         if found.error is not None:
@@ -134,7 +140,8 @@ def elect_preferred_leaders(bootstrap: str, topics: Iterable[str], timeout: floa
                   if state.replicas and state.leader != state.replicas[0]]
     if not partitions:
         return
-    admin = admin_client(bootstrap)  # referenced until the answer came: it is the connection
+    # Referenced until the answer came: it is the connection.
+    admin = admin_client(KafkaConnection.plaintext(bootstrap))
     deadline = time.monotonic() + timeout
     while True:
         # No timeout keywords: confluent-kafka 2.16 fails to parse them for this call.

@@ -38,6 +38,7 @@ from advisering.http.sources import add_source
 from advisering.inbox import tokens
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import consumer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.reading import topic_end
 from advisering.kafka.topics import (
     CASE_EVENTS,
@@ -61,7 +62,7 @@ WAVE_TITLES = (
 
 def apply_topics(settings: Settings) -> None:
     """Make the topics exist, capped at the cluster's brokers."""
-    admin = topic_apply.admin_client(settings.bootstrap_servers)
+    admin = topic_apply.admin_client(KafkaConnection.from_settings(settings))
     brokers = len(admin.list_topics(timeout=30).brokers)
     specs = [
         # A demo cluster may be smaller than production: cap at its brokers.
@@ -225,16 +226,17 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
                   f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
             print_inbox_links(settings.serve_port, token_secret)
+            kafka = KafkaConnection.from_settings(settings)
             consumer = Consumer(consumer_config(
-                settings.bootstrap_servers, group=f"advisering-demo-viewer-{secrets.token_hex(4)}",
+                kafka, group=f"advisering-demo-viewer-{secrets.token_hex(4)}",
                 client_id="advisering-demo-viewer"))
-            ends = topic_end(settings.bootstrap_servers, NOTIFICATIONS)
+            ends = topic_end(kafka, NOTIFICATIONS)
             consumer.assign([TopicPartition(NOTIFICATIONS, p, o) for p, o in ends.items()])
             topics = [CASE_EVENTS, citizen_topic_name(DEMO_APP_ID)]
             for title, wave in zip(WAVE_TITLES, demo_scenario(), strict=True):
                 print(f"\n== Kildesystemerne melder: {title} ({len(wave)} hændelser)")
                 sender.send(wave)
-                wait_until_idle(settings.bootstrap_servers, DEMO_APP_ID, topics)
+                wait_until_idle(kafka, DEMO_APP_ID, topics)
                 shown += _show(consumer, 1.0)
             print(f"\n{shown} notifikationer fra scenariet.")
             if not exit_after_scenario:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from advisering.dev.local_kafka import LocalKafka
 from advisering.kafka.clients import broker_answers
+from advisering.kafka.connection import KafkaConnection
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -98,7 +99,8 @@ def start_broker(settings: Settings, paths: DemoPaths) -> tuple[LocalKafka | Non
         return None, (f"Kafka: {settings.bootstrap_servers} (not started by the demo; "
                       "its data is kept).")
     broker = own_broker(settings, paths)
-    if not broker.status().running and broker_answers(settings.bootstrap_servers, timeout=2.0):
+    if not broker.status().running and broker_answers(
+            KafkaConnection.from_settings(settings), timeout=2.0):
         return None, (f"Kafka already runs at {settings.bootstrap_servers}; the demo uses it "
                       "and keeps its data (stop it for a demo on an empty broker).")
     return broker, broker.start(fresh=True).message

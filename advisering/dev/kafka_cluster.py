@@ -6,7 +6,8 @@ on the nodes' JVMs; their ports, folders and ``server.properties`` are
 in parallel, for one cluster id and a dynamic quorum of three voters
 (``--initial-controllers``, KIP-853), so the cluster survives the loss of any
 one node. ``cluster.json`` in the state directory marks a formatted cluster.
-The jars are the single broker's cache.
+The jars are the single broker's cache. The nodes listen in PLAINTEXT, so
+the start-up check connects with ``KafkaConnection.plaintext``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from advisering.dev.kafka_jvm import (
     terminate,
 )
 from advisering.kafka.clients import live_broker_ids
+from advisering.kafka.connection import KafkaConnection
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -206,7 +208,7 @@ class LocalCluster:
                         f"({node.log_file}) ends with:\n"
                         f"{tail_lines((node.log_file, node.stdout_file))}"
                     )
-            if wanted <= live_broker_ids(self.bootstrap, timeout=2.0):
+            if wanted <= live_broker_ids(KafkaConnection.plaintext(self.bootstrap), timeout=2.0):
                 return
             time.sleep(0.3)
         raise LocalKafkaError(

@@ -4,6 +4,8 @@ Kafka's jars come from the shared cache (:mod:`advisering.dev.kafka_jvm`), so
 only the first start needs the network. The broker runs as a combined broker
 and controller on 127.0.0.1 and is managed through a pid file in its state
 directory. The three-node cluster is :mod:`advisering.dev.kafka_cluster`.
+It listens in PLAINTEXT, so its readiness check connects with
+``KafkaConnection.plaintext``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from advisering.dev.kafka_jvm import (
     terminate,
 )
 from advisering.kafka.clients import broker_answers
+from advisering.kafka.connection import KafkaConnection
 from advisering.log import get_logger
 from advisering.settings import Settings
 
@@ -208,7 +211,8 @@ class LocalKafka:
                     f"The Kafka broker exited during start-up. Its log ({self.log_file}) "
                     f"ends with:\n{self.last_log_lines()}"
                 )
-            if broker_answers(self.settings.local_bootstrap, timeout=2.0):
+            if broker_answers(KafkaConnection.plaintext(self.settings.local_bootstrap),
+                              timeout=2.0):
                 return
             time.sleep(0.3)
         raise LocalKafkaError(

@@ -29,6 +29,7 @@ from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Rejection, Vocabulary, encode_event, too_deep
 from advisering.jsondepth import value_too_deep
 from advisering.kafka.clients import case_events_producer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import CASE_EVENTS, default_vocabulary
 from advisering.log import get_logger
 from advisering.settings import Settings
@@ -54,9 +55,13 @@ class PublishError(RuntimeError):
 
 def publisher_config(settings: Settings, delivery_timeout: float,
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The SDK's producer: durable, with ``delivery_timeout`` seconds per record."""
+    """The SDK's producer: durable, with ``delivery_timeout`` seconds per record.
+
+    It connects as ``ADVISERING_BOOTSTRAP_SERVERS`` and ``ADVISERING_KAFKA_*`` say
+    (a source system's own Kafka user, with ``SASL_SSL``).
+    """
     return case_events_producer_config(
-        settings.bootstrap_servers, {"linger.ms": 5, **(extra or {})},
+        KafkaConnection.from_settings(settings), {"linger.ms": 5, **(extra or {})},
         client_id="advisering-publisher", delivery_timeout=delivery_timeout)
 
 

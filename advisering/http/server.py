@@ -26,6 +26,7 @@ from advisering.http.sources import utc_now
 from advisering.http.sources_reload import ReloadingSources
 from advisering.inbox.service import add_inbox
 from advisering.kafka.clients import broker_answers, case_events_producer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.producer import AsyncProducer
 from advisering.kafka.topics import default_vocabulary
 from advisering.log import get_logger
@@ -37,15 +38,15 @@ log = get_logger(__name__)
 class Readiness:
     """Whether Kafka answers, asked at most every two seconds."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self.kafka = kafka
         self._checked = 0.0
         self._ready = False
 
     async def ready(self) -> bool:
         """Kafka answered the last check (made now when the last one is stale)."""
         if time.monotonic() - self._checked > 2.0:
-            self._ready = await asyncio.to_thread(broker_answers, self.bootstrap, 2.0)
+            self._ready = await asyncio.to_thread(broker_answers, self.kafka, 2.0)
             self._checked = time.monotonic()
         return self._ready
 
@@ -63,8 +64,9 @@ def create_web_app(settings: Settings, *, consume: bool = True,
         raise MissingPseudonymKeyError(
             "advisering serve needs ADVISERING_PSEUDONYM_KEY (HTTP ingest) and/or "
             "ADVISERING_TOKEN_SECRET (caseworker inbox).")
+    kafka = KafkaConnection.from_settings(settings)  # a wrong security setting stops serve now
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
-    readiness = Readiness(settings.bootstrap_servers)
+    readiness = Readiness(kafka)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -94,7 +96,7 @@ def create_web_app(settings: Settings, *, consume: bool = True,
 def ingest_producer_config(settings: Settings) -> dict[str, Any]:
     """The ingest's producer: durable, and it gives up (503) after the ingest's delivery timeout."""
     return case_events_producer_config(
-        settings.bootstrap_servers, {"linger.ms": 2}, client_id="advisering-ingest",
+        KafkaConnection.from_settings(settings), {"linger.ms": 2}, client_id="advisering-ingest",
         delivery_timeout=settings.ingest_delivery_timeout)
 
 

@@ -21,6 +21,7 @@ from advisering import metrics
 from advisering.engine.notification import Notification
 from advisering.inbox.store import ChannelsFor, InboxStore
 from advisering.kafka.clients import consumer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import NOTIFICATIONS
 from advisering.log import get_logger
@@ -30,20 +31,20 @@ log = get_logger(__name__)
 Listener = Callable[[list[Notification]], None]
 
 
-def inbox_consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
+def inbox_consumer_config(kafka: KafkaConnection, group: str) -> dict[str, Any]:
     """The inbox's consumer: commits itself, after the batch is in SQLite (never automatically)."""
-    return consumer_config(bootstrap, group=group, client_id="advisering-inbox")
+    return consumer_config(kafka, group=group, client_id="advisering-inbox")
 
 
 class NotificationConsumer:
     """Stores the notifications topic in the inbox and tells the listeners of new ones."""
     def __init__(
-        self, bootstrap: str, group: str, store: InboxStore, *,
+        self, kafka: KafkaConnection, group: str, store: InboxStore, *,
         channels_for: ChannelsFor | None = None,
     ) -> None:
         self.store = store
         self._channels_for = channels_for
-        self._consumer = Consumer(inbox_consumer_config(bootstrap, group))
+        self._consumer = Consumer(inbox_consumer_config(kafka, group))
         self._listeners: list[Listener] = []
         self._poller = PollThread("inbox-consumer", self._step)
         self._loop: asyncio.AbstractEventLoop | None = None

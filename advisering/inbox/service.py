@@ -36,6 +36,7 @@ from advisering.inbox.durable import DurableDelivery
 from advisering.inbox.store import InboxStore
 from advisering.inbox.tokens import check_secret
 from advisering.kafka.clients import producer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.producer import AsyncProducer
 from advisering.kafka.topics import DEAD_LETTERS
 from advisering.labels import labels_json
@@ -127,7 +128,8 @@ class _InboxRunning:
                 # Re-dispatches what is still pending before the consumer brings new input.
                 delivery = await _start_delivery(app, self.settings, self.channels, self.store)
             consumer = NotificationConsumer(
-                self.settings.bootstrap_servers, self.settings.inbox_group, self.store,
+                KafkaConnection.from_settings(self.settings), self.settings.inbox_group,
+                self.store,
                 channels_for=None if delivery is None else delivery.channels_for,
             )
             consumer.add_listener(self.broadcast.publish)
@@ -149,7 +151,8 @@ class _InboxRunning:
 
 def delivery_producer_config(settings: Settings) -> dict[str, Any]:
     """The producer of the delivery channels' dead letters (durable, as every producer)."""
-    return producer_config(settings.bootstrap_servers, client_id="advisering-delivery",
+    return producer_config(KafkaConnection.from_settings(settings),
+                           client_id="advisering-delivery",
                            delivery_timeout=DEAD_LETTER_TIMEOUT_MS / 1000)
 
 

@@ -26,6 +26,7 @@ from confluent_kafka.admin import (
 )
 
 from advisering.kafka.clients import client_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import TopicSpec
 from advisering.log import get_logger
 
@@ -61,9 +62,14 @@ class TopicChange:
         return f"alter      {self.name} ({'; '.join(parts)})"
 
 
-def admin_client(bootstrap: str) -> AdminClient:
-    """An admin client with our logging and a 10 s socket timeout."""
-    return AdminClient(client_config(bootstrap, {"socket.timeout.ms": 10000}))
+def admin_client(kafka: KafkaConnection) -> AdminClient:
+    """An admin client of ``kafka`` with our logging and a 10 s socket timeout."""
+    return AdminClient(admin_config(kafka))
+
+
+def admin_config(kafka: KafkaConnection) -> dict[str, Any]:
+    """An admin client's configuration: the connection and a 10 s socket timeout."""
+    return client_config(kafka, {"socket.timeout.ms": 10000})
 
 
 def plan(

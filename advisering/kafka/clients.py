@@ -9,6 +9,11 @@ forwards librdkafka's lines to structlog (event ``librdkafka_log``, with the
 facility as ``kind``), at most one line per kind per
 ``ADVISERING_KAFKA_LOG_INTERVAL`` seconds with a count of the lines
 suppressed in between, and which backs reconnects off to at most ten seconds.
+
+Every configuration starts from a :class:`~advisering.kafka.connection.KafkaConnection`
+(bootstrap servers and the ``ADVISERING_KAFKA_*`` security settings), never
+from a bare bootstrap string, and no client's own properties may override
+what the connection sets.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from advisering.kafka.connection import SECURITY_PROPERTIES, KafkaConnection
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -138,10 +144,16 @@ def configure_client_logging(interval: float) -> None:
     aiokafka.propagate = False
 
 
-def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A confluent-kafka client configuration: bootstrap, logger, reconnect backoff, ``props``."""
+def client_config(kafka: KafkaConnection, props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A confluent-kafka client configuration: the connection, logger, reconnect backoff, ``props``.
+
+    ``props`` may not set what the connection sets (bootstrap servers,
+    ``security.protocol``, ``sasl.*``, ``ssl.*`` locations): ValueError. The
+    result holds the SASL password in clear for librdkafka: never log it.
+    """
+    _refuse_security(props)
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
+        **kafka.confluent(),
         "logger": LIBRDKAFKA_LOGGER,
         "reconnect.backoff.ms": RECONNECT_BACKOFF_MS,
         "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
@@ -149,6 +161,14 @@ def client_config(bootstrap: str, props: dict[str, Any] | None = None) -> dict[s
     }
     config.update(props or {})
     return config
+
+
+def _refuse_security(props: dict[str, Any] | None) -> None:
+    """ValueError when a client's own ``props`` would override the connection's settings."""
+    overriding = sorted(SECURITY_PROPERTIES & set(props or {}))
+    if overriding:
+        raise ValueError(f"a client's own properties may not set {overriding}: "
+                         "they come from the KafkaConnection")
 
 
 # -- Delivery guarantees (docs/operators.md "Delivery guarantees") ----------------------
@@ -180,7 +200,7 @@ CONSUMER_MAX_POLL_INTERVAL_MS = 300_000
 DURABLE: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
 
 
-def producer_config(bootstrap: str, *, client_id: str, delivery_timeout: float,
+def producer_config(kafka: KafkaConnection, *, client_id: str, delivery_timeout: float,
                     props: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`client_config` for a producer whose confirmed records survive a broker's death.
 
@@ -191,10 +211,11 @@ def producer_config(bootstrap: str, *, client_id: str, delivery_timeout: float,
     record has from ``produce`` to its confirmation; it must outlast an
     election. ``props`` may add settings, but not weaken :data:`DURABLE` (ValueError).
     """
+    _refuse_security(props)
     weakened = {k: v for k, v in (props or {}).items() if k in DURABLE and v != DURABLE[k]}
     if weakened:
         raise ValueError(f"a producer of advisering must keep {DURABLE}, not {weakened}")
-    config = client_config(bootstrap, {
+    config = client_config(kafka, {
         "client.id": client_id,
         **DURABLE,
         "delivery.timeout.ms": int(delivery_timeout * 1000),
@@ -206,7 +227,7 @@ def producer_config(bootstrap: str, *, client_id: str, delivery_timeout: float,
     return config
 
 
-def consumer_config(bootstrap: str, *, group: str, client_id: str,
+def consumer_config(kafka: KafkaConnection, *, group: str, client_id: str,
                     props: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`client_config` for a consumer that commits only what it has handled.
 
@@ -216,7 +237,8 @@ def consumer_config(bootstrap: str, *, group: str, client_id: str,
     group membership timeouts above; from the earliest record when the group
     has no offset yet.
     """
-    config = client_config(bootstrap, {
+    _refuse_security(props)
+    config = client_config(kafka, {
         "group.id": group,
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -237,7 +259,8 @@ CASE_EVENTS_PARTITIONER = "murmur2_random"
 
 
 def case_events_producer_config(
-    bootstrap: str, props: dict[str, Any] | None = None, *, client_id: str = "advisering-edge",
+    kafka: KafkaConnection, props: dict[str, Any] | None = None, *,
+    client_id: str = "advisering-edge",
     delivery_timeout: float = 120.0,
 ) -> dict[str, Any]:
     """:func:`producer_config` for a producer to ``advisering.case-events``.
@@ -246,31 +269,34 @@ def case_events_producer_config(
     partitioner that key lands on the partition the worker's citizens table
     keeps the pseudonym on, so one citizen's events stay in order end to end.
     """
-    return producer_config(bootstrap, client_id=client_id, delivery_timeout=delivery_timeout,
+    return producer_config(kafka, client_id=client_id, delivery_timeout=delivery_timeout,
                            props={"partitioner": CASE_EVENTS_PARTITIONER, **(props or {})})
 
 
-def broker_answers(bootstrap: str, timeout: float) -> bool:
-    """True when a broker at ``bootstrap`` answers a metadata request."""
-    return bool(live_broker_ids(bootstrap, timeout))
+def broker_answers(kafka: KafkaConnection, timeout: float) -> bool:
+    """True when a broker of ``kafka`` answers a metadata request (with its security settings)."""
+    return bool(live_broker_ids(kafka, timeout))
 
 
-def live_broker_ids(bootstrap: str, timeout: float) -> frozenset[int]:
-    """The ids of the brokers the cluster at ``bootstrap`` lists as alive; empty if none answers.
+def live_broker_ids(kafka: KafkaConnection, timeout: float) -> frozenset[int]:
+    """The ids of the brokers the cluster of ``kafka`` lists as alive; empty if none answers.
 
     A KRaft cluster lists a broker once it has registered with the controller
     and is not fenced, so a restarted node appears only when it serves again.
     """
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
 
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
-                              "logger": _SilentLogger()}
-    admin = AdminClient(config)
+    admin = AdminClient(probe_config(kafka))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - a readiness probe: whatever went wrong, it is not ready
         return frozenset()
     return frozenset(int(broker_id) for broker_id in metadata.brokers)
+
+
+def probe_config(kafka: KafkaConnection) -> dict[str, Any]:
+    """A readiness probe's admin client: the connection, and librdkafka's log silenced."""
+    return {**kafka.confluent(), "log_level": 0, "logger": _SilentLogger()}
 
 
 class _SilentLogger:

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from advisering.kafka.clients import consumer_config
+from advisering.kafka.connection import KafkaConnection
 
 
 class TopicReadError(RuntimeError):
@@ -42,14 +43,14 @@ class Record:
     timestamp_ms: int = 0
 
 
-def open_consumer(bootstrap: str, purpose: str) -> Consumer:
+def open_consumer(kafka: KafkaConnection, purpose: str) -> Consumer:
     """A consumer in a throwaway group that commits nothing; it reports each partition's end."""
-    return Consumer(reader_config(bootstrap, purpose))
+    return Consumer(reader_config(kafka, purpose))
 
 
-def reader_config(bootstrap: str, purpose: str) -> dict[str, Any]:
+def reader_config(kafka: KafkaConnection, purpose: str) -> dict[str, Any]:
     """A reader's consumer: a group of its own that commits nothing, reporting partition ends."""
-    return consumer_config(bootstrap, group=f"advisering-{purpose}-{uuid.uuid4()}",
+    return consumer_config(kafka, group=f"advisering-{purpose}-{uuid.uuid4()}",
                            client_id=f"advisering-{purpose}",
                            props={"enable.partition.eof": True})
 
@@ -118,11 +119,11 @@ def read_range(
 
 
 def read_to_end(
-    bootstrap: str, topic: str, start: Mapping[int, int] | None = None, *,
+    kafka: KafkaConnection, topic: str, start: Mapping[int, int] | None = None, *,
     timeout: float = 30.0, max_records: int | None = None, purpose: str = "reader",
 ) -> list[Record]:
     """The records of ``topic`` from ``start`` (default: the beginning) to its end now."""
-    consumer = open_consumer(bootstrap, purpose)
+    consumer = open_consumer(kafka, purpose)
     try:
         ends = end_offsets(consumer, topic, timeout)
         begin = {p: (start or {}).get(p, 0) for p in ends}
@@ -132,9 +133,9 @@ def read_to_end(
         consumer.close()
 
 
-def topic_end(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+def topic_end(kafka: KafkaConnection, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """The high watermark of every partition of ``topic``, with a consumer of its own."""
-    consumer = open_consumer(bootstrap, "end")
+    consumer = open_consumer(kafka, "end")
     try:
         return end_offsets(consumer, topic, timeout)
     finally:

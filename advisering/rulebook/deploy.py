@@ -27,6 +27,7 @@ from advisering import metrics
 from advisering.engine.rules import Rule, RuleSet, rules_from_documents
 from advisering.events import Vocabulary
 from advisering.kafka.clients import producer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.reading import end_offsets, open_consumer, read_range
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
@@ -193,10 +194,10 @@ def _parse(model: type[_Model], value: bytes) -> _Model:
         raise InvalidRecord("schema", _schema_detail(model, exc)) from exc
 
 
-def read_deployed(bootstrap: str, timeout: float = 30.0,
+def read_deployed(kafka: KafkaConnection, timeout: float = 30.0,
                   max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> DeployedState:
     """Read ``advisering.rules`` from the beginning to its current end (``state.end``)."""
-    consumer = open_consumer(bootstrap, "rules-reader")
+    consumer = open_consumer(kafka, "rules-reader")
     state = DeployedState(max_record_bytes=max_record_bytes)
     try:
         ends = end_offsets(consumer, RULES, timeout)
@@ -232,19 +233,19 @@ def plan_deploy(ruleset: RuleSet, deployed: DeployedState, at: dt.datetime) -> D
     )
 
 
-def deploy_producer_config(bootstrap: str, timeout: float) -> dict[str, Any]:
+def deploy_producer_config(kafka: KafkaConnection, timeout: float) -> dict[str, Any]:
     """``rules deploy``'s producer: durable; a record not confirmed when the flush gives up fails.
 
     With the delivery timeout equal to the flush's, librdkafka never delivers
     a record after ``deploy`` reported the set unconfirmed.
     """
-    return producer_config(bootstrap, client_id="advisering-deploy", delivery_timeout=timeout)
+    return producer_config(kafka, client_id="advisering-deploy", delivery_timeout=timeout)
 
 
-def deploy(bootstrap: str, ruleset: RuleSet, plan: DeployPlan, at: dt.datetime,
+def deploy(kafka: KafkaConnection, ruleset: RuleSet, plan: DeployPlan, at: dt.datetime,
            timeout: float = 60.0) -> None:
     """Publish the rules, tombstones, then the manifest; wait until Kafka confirmed all."""
-    producer = Producer(deploy_producer_config(bootstrap, timeout))
+    producer = Producer(deploy_producer_config(kafka, timeout))
     errors: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

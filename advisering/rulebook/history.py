@@ -13,7 +13,7 @@ import datetime as dt
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,6 +28,9 @@ from advisering.events import (
     validate_event,
 )
 from advisering.jsondepth import json_too_deep
+
+if TYPE_CHECKING:
+    from advisering.kafka.connection import KafkaConnection
 
 
 def json_lines(
@@ -106,7 +109,8 @@ class HistoryError(RuntimeError):
 
 
 def topic_events(
-    bootstrap: str, topic: str, start: dt.datetime, end: dt.datetime, vocabulary: Vocabulary,
+    kafka: KafkaConnection, topic: str, start: dt.datetime, end: dt.datetime,
+    vocabulary: Vocabulary,
     *, idle_timeout: float = 30.0,
 ) -> Iterator[CaseEvent | Rejection]:
     """Records of ``topic`` with a timestamp in [start, end], partition by partition in order.
@@ -121,14 +125,14 @@ def topic_events(
 
     from advisering.kafka import reading  # noqa: PLC0415 - the tools load Kafka only when used
 
-    consumer = reading.open_consumer(bootstrap, "backtest")
+    consumer = reading.open_consumer(kafka, "backtest")
     try:
         try:
             ends = reading.end_offsets(consumer, topic)
             first = _offsets_at(consumer, topic, ends, start)
             after = _offsets_at(consumer, topic, ends, end + dt.timedelta(milliseconds=1))
         except (reading.TopicReadError, KafkaException) as exc:
-            raise HistoryError(f"cannot read {topic} at {bootstrap}: {exc}") from exc
+            raise HistoryError(f"cannot read {topic} at {kafka.bootstrap}: {exc}") from exc
         try:
             for record in reading.read_range(consumer, topic, first, after, timeout=None,
                                              idle_timeout=idle_timeout):

@@ -20,6 +20,7 @@ from advisering.engine.matcher import Matcher
 from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.kafka.clients import consumer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
@@ -50,7 +51,7 @@ class MatcherHolder:
         metrics.RULESET_VERSION.info({"version": self.matcher.version})
 
 
-def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
+def initial_ruleset(kafka: KafkaConnection, vocabulary: Vocabulary, local: RuleSet,
                     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                     ) -> tuple[RuleSet, DeployedState, int]:
     """The deployed set if the topic has a valid one, else the local rules directory.
@@ -58,7 +59,7 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
     Invalid records were skipped by :meth:`DeployedState.apply`; a set that
     does not validate (or fails in any other way) leaves the local rules.
     """
-    state = read_deployed(bootstrap, max_record_bytes=max_record_bytes)
+    state = read_deployed(kafka, max_record_bytes=max_record_bytes)
     end = state.end
     try:
         deployed = state.complete_set(vocabulary)
@@ -76,13 +77,13 @@ def initial_ruleset(bootstrap: str, vocabulary: Vocabulary, local: RuleSet,
     return deployed, state, end
 
 
-def watch_consumer_config(bootstrap: str) -> dict[str, Any]:
+def watch_consumer_config(kafka: KafkaConnection) -> dict[str, Any]:
     """The watcher's consumer: it assigns the rules partition itself and never commits.
 
     Each worker follows the whole rules topic from the offset its start-up
     read reached, so the group only names the client in the broker's view.
     """
-    return consumer_config(bootstrap, group="advisering-rules-watch",
+    return consumer_config(kafka, group="advisering-rules-watch",
                            client_id="advisering-rules-watch")
 
 
@@ -96,14 +97,14 @@ class RulesWatcher:
     ``advisering_rules_watcher_up`` drops to 0 and ``/readyz`` answers 503.
     """
 
-    def __init__(self, bootstrap: str, vocabulary: Vocabulary, holder: MatcherHolder,
+    def __init__(self, kafka: KafkaConnection, vocabulary: Vocabulary, holder: MatcherHolder,
                  state: DeployedState, start_offset: int,
                  consumer: Consumer | None = None) -> None:
         """Follow from ``start_offset`` with ``consumer`` (tests feed records through it)."""
         self.vocabulary = vocabulary
         self.holder = holder
         self.state = state
-        self._consumer = consumer or Consumer(watch_consumer_config(bootstrap))
+        self._consumer = consumer or Consumer(watch_consumer_config(kafka))
         self._consumer.assign([TopicPartition(RULES, 0, start_offset)])
         self._closed = threading.Lock()
         self._poller = PollThread("rules-watch", self.step,

@@ -29,6 +29,7 @@ from advisering import metrics
 from advisering.engine.matcher import Matcher
 from advisering.engine.overview import CitizenState
 from advisering.events import Vocabulary
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import (
     AUDIT,
     CASE_EVENTS,
@@ -80,11 +81,6 @@ class WorkerApp:
     topics: dict[str, Any]
     sender: BatchSender
     status: WorkerStatus = field(default_factory=WorkerStatus)
-
-
-def faust_broker_urls(bootstrap: str) -> list[str]:
-    """Faust's broker URLs for a Kafka bootstrap list (``host:port,host:port``)."""
-    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
 def create_app(
@@ -179,12 +175,16 @@ def faust_options(settings: Settings, replicas: int) -> dict[str, Any]:
     ``PRODUCER_ACKS`` or ``BROKER_SESSION_TIMEOUT`` from the environment and
     lets them override what is passed here; the worker's settings come from
     ``ADVISERING_*`` alone. See docs/operators.md "Delivery guarantees" for
-    each value and for why the producer is not idempotent.
+    each value and for why the producer is not idempotent. The brokers and
+    ``broker_credentials`` come from the one
+    :class:`~advisering.kafka.connection.KafkaConnection` (TLS, SASL/SCRAM).
     """
     session = settings.worker_session_timeout
+    kafka = KafkaConnection.from_settings(settings)
     return {
         "env": {},
-        "broker": faust_broker_urls(settings.bootstrap_servers),
+        "broker": kafka.faust_broker_urls(),
+        "broker_credentials": kafka.faust_credentials(),
         "store": settings.worker_store,
         "topic_partitions": settings.worker_partitions,
         "topic_replication_factor": replicas,

@@ -12,6 +12,7 @@ from advisering.engine.rules import RuleSet
 from advisering.events import Vocabulary
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import configure_client_logging
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import citizen_topic_spec
 from advisering.log import get_logger
 from advisering.rulebook.watch import RulesWatcher, initial_ruleset
@@ -28,14 +29,14 @@ def replication_factor(settings: Settings, brokers: int) -> int:
     return settings.worker_replication_factor or min(3, max(brokers, 1))
 
 
-def ensure_citizen_topic(settings: Settings) -> int:
+def ensure_citizen_topic(settings: Settings, kafka: KafkaConnection) -> int:
     """Create the repartition topic (as ``topics/`` declares it) before Faust assigns partitions.
 
     Faust creates an ``internal`` topic only when it first sends to it, after
     the first assignment; the correlate agent would then own no partition
     until the next rebalance.
     """
-    admin = topic_apply.admin_client(settings.bootstrap_servers)
+    admin = topic_apply.admin_client(kafka)
     replicas = replication_factor(settings, len(admin.list_topics(timeout=30).brokers))
     spec = citizen_topic_spec(settings.topics_dir, settings).effective(None, replicas)
     topic_apply.create_missing(admin, [spec])
@@ -53,17 +54,20 @@ def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> in
     when the worker could not start.
     """
     configure_client_logging(settings.kafka_log_interval)
-    replicas = ensure_citizen_topic(settings)
-    ruleset, state, end = initial_ruleset(settings.bootstrap_servers, vocabulary, local,
+    # One connection for every client of the process (admin, rules reader and
+    # watcher, Faust); a wrong security setting stops the worker here.
+    kafka = KafkaConnection.from_settings(settings)
+    replicas = ensure_citizen_topic(settings, kafka)
+    ruleset, state, end = initial_ruleset(kafka, vocabulary, local,
                                           settings.rules_record_max_bytes)
     worker_app = create_app(settings, Matcher(ruleset), vocabulary, replicas)
-    watcher = RulesWatcher(settings.bootstrap_servers, vocabulary, worker_app.holder, state, end)
+    watcher = RulesWatcher(kafka, vocabulary, worker_app.holder, state, end)
     worker_app.status.watcher_alive = lambda: watcher.alive
     watchdog = Watchdog(worker_app.app, settings, watcher.stop)
     watcher.start()
     watchdog.start()
     log.info("worker_starting", rules=len(ruleset.rules), ruleset=ruleset.version,
-             app_id=settings.worker_app_id, bootstrap=settings.bootstrap_servers,
+             app_id=settings.worker_app_id, **kafka.describe(),
              store=settings.worker_store, shutdown_grace=settings.worker_shutdown_grace)
     worker_class = faust_door.worker_class(watchdog.on_signal)
     worker = worker_class(worker_app.app, loglevel=settings.log_level.lower(),

@@ -22,7 +22,7 @@ from harness.stats import latency_summary, median_run
 
 from advisering.kafka.clients import CASE_EVENTS_PARTITIONER
 from advisering.kafka.topics import CASE_EVENTS
-from advisering.testing import end_offsets
+from advisering.testing import end_offsets, kafka_at
 
 # The ingest's producer (advisering.kafka.producer) uses these; direct uses the same,
 # with the edge's partitioner (a citizen's key lands on the worker's partition for it).
@@ -125,7 +125,7 @@ def bench_direct(bootstrap: str, records: list[tuple[bytes, bytes]], window: int
     deliveries = Deliveries(n)
     stats.warm_up(records[0])
     requests_before = stats.produce_requests()
-    before = end_offsets(bootstrap, CASE_EVENTS)
+    before = end_offsets(kafka_at(bootstrap), CASE_EVENTS)
     meter = ThreadCpuMeter(None, broker_pid(bootstrap))
     deadline = time.monotonic() + timeout
     meter.start()
@@ -136,7 +136,7 @@ def bench_direct(bootstrap: str, records: list[tuple[bytes, bytes]], window: int
     requests_after = stats.produce_requests()
     produce_requests = (requests_after - requests_before
                         if requests_before >= 0 and requests_after >= 0 else None)
-    written = sum(end_offsets(bootstrap, CASE_EVENTS).values()) - sum(before.values())
+    written = sum(end_offsets(kafka_at(bootstrap), CASE_EVENTS).values()) - sum(before.values())
     return {"events": n, "window": window, "written_to_topic": written,
             "seconds": round(seconds, 3), "events_per_s": round(n / seconds),
             "delivery_latency": latency_summary(deliveries.latency),

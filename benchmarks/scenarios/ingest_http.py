@@ -20,7 +20,7 @@ from harness.procfs import broker_pid
 from harness.stats import latency_summary
 
 from advisering.kafka.topics import CASE_EVENTS
-from advisering.testing import end_offsets
+from advisering.testing import end_offsets, kafka_at
 from scenarios.ingest_server import Server
 from scenarios.simulated import Request
 
@@ -98,7 +98,7 @@ def bench_ingest(name: str, server: Server, requests: list[Request], warmup: lis
     events = sum(r.events for r in requests)
     warm_up(name, server, warmup, headers, args)
     server.check_alive()
-    before = end_offsets(bootstrap, CASE_EVENTS)
+    before = end_offsets(kafka_at(bootstrap), CASE_EVENTS)
     produce_before = server.produce_seconds()
     meter = ThreadCpuMeter(server.pid, broker_pid(bootstrap))
     meter.start()
@@ -108,7 +108,7 @@ def bench_ingest(name: str, server: Server, requests: list[Request], warmup: lis
     server.profile(on=False)
     cpu = meter.stop(events)
     produce_after = server.produce_seconds()
-    after = end_offsets(bootstrap, CASE_EVENTS)
+    after = end_offsets(kafka_at(bootstrap), CASE_EVENTS)
     written = sum(after.values()) - sum(before.values())
     server.check_alive()
     produce_count = produce_after[1] - produce_before[1]

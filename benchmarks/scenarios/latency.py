@@ -18,7 +18,7 @@ from harness.stats import latency_figures
 
 from advisering.kafka.clients import case_events_producer_config
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS
-from advisering.testing import end_offsets
+from advisering.testing import end_offsets, kafka_at
 from scenarios.synthetic import Prepared
 
 
@@ -28,10 +28,10 @@ def warm_clients(bootstrap: str, warmup_topic: str) -> tuple[Consumer, Producer]
     Metadata, producer id and fetch position come before the clock starts:
     the clients' own start-up is not the bus's latency.
     """
-    consumer = assigned_consumer(bootstrap, {NOTIFICATIONS: end_offsets(bootstrap,
+    consumer = assigned_consumer(bootstrap, {NOTIFICATIONS: end_offsets(kafka_at(bootstrap),
                                                                         NOTIFICATIONS)})
     producer = Producer(case_events_producer_config(
-        bootstrap, {"acks": "all", "enable.idempotence": True, "linger.ms": 0}))
+        kafka_at(bootstrap), {"acks": "all", "enable.idempotence": True, "linger.ms": 0}))
     producer.list_topics(CASE_EVENTS, timeout=10)
     producer.produce(warmup_topic, value=b"warm-up")
     if producer.flush(10):

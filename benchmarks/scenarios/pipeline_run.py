@@ -27,7 +27,7 @@ from harness.procfs import broker_pid, wait_for_quiet
 from harness.results import run_info, write_results
 
 from advisering.kafka.topics import CASE_EVENTS
-from advisering.testing import end_offsets
+from advisering.testing import end_offsets, kafka_at
 from scenarios.engine import build_inputs, engine_pass, engine_phase, load_engine
 from scenarios.latency import pooled_latency
 from scenarios.passthrough import bench_passthrough
@@ -207,7 +207,7 @@ def kafka_phases(run: Run) -> None:
     try:
         log(f"preloading {run.n} events to {run.topic_in} and {CASE_EVENTS}")
         create_topics(bootstrap, [run.topic_in, topic_raw_out, args.warmup_topic])
-        run.case_start = end_offsets(bootstrap, CASE_EVENTS)
+        run.case_start = end_offsets(kafka_at(bootstrap), CASE_EVENTS)
         produce_all(bootstrap, run.topic_in, records)
         produce_all(bootstrap, CASE_EVENTS, records)
         run.results.update(measure_rounds(run, None))

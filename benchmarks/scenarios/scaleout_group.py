@@ -23,7 +23,7 @@ from harness.children import Subprocess, cleanup
 from harness.kafka import PARTITIONS, delete_app_topics, produce_all
 
 from advisering.kafka.topics import AUDIT, CASE_EVENTS, NOTIFICATIONS
-from advisering.testing import end_offsets, group_lag, wait_until_idle
+from advisering.testing import end_offsets, group_lag, kafka_at, wait_until_idle
 from scenarios.worker import (
     MetricsPoll,
     OutputTally,
@@ -143,7 +143,7 @@ def drain_with(bootstrap: str, backlog: Backlog, members: int, workdir: Path,
     """Start ``members`` workers in a fresh group, let it settle, publish, measure the drain."""
     app_id = f"bench-scaleout-{uuid.uuid4().hex[:8]}"
     repartition, changelog = f"{app_id}-citizen-events", f"{app_id}-citizens-changelog"
-    starts = prepare_group(bootstrap, app_id, end_offsets(bootstrap, CASE_EVENTS))
+    starts = prepare_group(bootstrap, app_id, end_offsets(kafka_at(bootstrap), CASE_EVENTS))
     procs: list[Subprocess] = []
     for number in range(1, members + 1):  # one web port, data dir and log each
         home = workdir / f"{app_id}-{number}"
@@ -166,12 +166,12 @@ def drain_with(bootstrap: str, backlog: Backlog, members: int, workdir: Path,
         result["publish_s"] = round(produce_all(bootstrap, CASE_EVENTS, backlog.records), 3)
         tally = OutputTally({repartition, changelog}, set(backlog.citizens))
         poll = MetricsPoll(procs, backlog.copies, spawned=published, idle_lag=lambda: group_lag(
-            bootstrap, app_id, [CASE_EVENTS, repartition]))
+            kafka_at(bootstrap), app_id, [CASE_EVENTS, repartition]))
         done_at, cpu = watch_until_done(bootstrap, starts, tally, poll, timeout)
         drain(bootstrap, starts, tally)
         result.update(figures(backlog, tally, poll, done_at, repartition, changelog))
         try:  # a member that processes but never commits would redo it all after a restart
-            wait_until_idle(bootstrap, app_id, [CASE_EVENTS, repartition], timeout=120)
+            wait_until_idle(kafka_at(bootstrap), app_id, [CASE_EVENTS, repartition], timeout=120)
             result["uncommitted"] = None
         except TimeoutError as exc:
             result["uncommitted"] = str(exc)

@@ -20,7 +20,7 @@ from harness.results import code_state, run_info, write_results
 
 from advisering.dev.simulator import CET, Municipality, simulate
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, citizen_topic_name
-from advisering.testing import group_lag
+from advisering.testing import group_lag, kafka_at
 from scenarios.ingest_server import stop_on_signals
 from scenarios.scaleout_group import SETTLE_CONFIRMATIONS, SETTLE_POLL, settled
 from scenarios.soak_inbox import InboxWatch
@@ -82,13 +82,13 @@ class Watch:
     def lags(self) -> tuple[int | None, int | None]:
         topics = [CASE_EVENTS, citizen_topic_name(self.rig.app_id)]
         try:
-            lag: int | None = group_lag(self.rig.bootstrap, self.rig.app_id, topics)
+            lag: int | None = group_lag(kafka_at(self.rig.bootstrap), self.rig.app_id, topics)
         except Exception as exc:  # noqa: BLE001 - a sample without a lag, said so
             log(f"  (worker lag unreadable: {exc})")
             lag = None
         try:
-            inbox: int | None = group_lag(self.rig.bootstrap, f"{self.rig.app_id}-inbox",
-                                          [NOTIFICATIONS])
+            inbox: int | None = group_lag(kafka_at(self.rig.bootstrap),
+                                          f"{self.rig.app_id}-inbox", [NOTIFICATIONS])
         except Exception as exc:  # noqa: BLE001
             log(f"  (inbox lag unreadable: {exc})")
             inbox = None

@@ -34,7 +34,7 @@ from harness.procfs import broker_pid
 
 from advisering.http.sources import add_source
 from advisering.kafka.topics import AUDIT, CASE_EVENTS, NOTIFICATIONS
-from advisering.testing import end_offsets, wait_until_idle
+from advisering.testing import end_offsets, kafka_at, wait_until_idle
 from scenarios.latency import measure_latency, retag
 from scenarios.synthetic import GRANTS, Prepared, Stream
 
@@ -275,8 +275,8 @@ def prepare_group(bootstrap: str, app_id: str,
     commit_offsets(bootstrap, app_id, CASE_EVENTS, case_start)
     return {repartition: dict.fromkeys(range(PARTITIONS), 0),
             changelog: dict.fromkeys(range(PARTITIONS), 0),
-            NOTIFICATIONS: end_offsets(bootstrap, NOTIFICATIONS),
-            AUDIT: end_offsets(bootstrap, AUDIT)}
+            NOTIFICATIONS: end_offsets(kafka_at(bootstrap), NOTIFICATIONS),
+            AUDIT: end_offsets(kafka_at(bootstrap), AUDIT)}
 
 
 def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int, int],
@@ -294,7 +294,7 @@ def bench_worker(bootstrap: str, stream: Stream, key: str, case_start: dict[int,
     with cleanup(lambda: delete_app_topics(bootstrap, app_id)), running(proc):
         result["throughput"] = measure_worker(bootstrap, proc, expected, citizens, starts,
                                               args.timeout)
-        wait_until_idle(bootstrap, app_id, [CASE_EVENTS, f"{app_id}-citizen-events"],
+        wait_until_idle(kafka_at(bootstrap), app_id, [CASE_EVENTS, f"{app_id}-citizen-events"],
                         timeout=120)
         if profile_to is None and triggers:
             proc.wait_ready(60)

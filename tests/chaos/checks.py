@@ -21,7 +21,7 @@ import orjson
 from confluent_kafka import Producer
 
 from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
-from advisering.testing import read_topic
+from advisering.testing import kafka_at, read_topic
 from tests.chaos.system import System
 from tests.chaos.workload import Oracle, Workload
 from tests.integration.bus import run_cli
@@ -59,7 +59,7 @@ def plant_direct(system: System, workload: Workload) -> None:
 
 def read_values(system: System, topic: str) -> list[dict[str, object]]:
     return [orjson.loads(record.value) for record in
-            read_topic(system.bootstrap, topic, timeout=120) if record.value]
+            read_topic(kafka_at(system.bootstrap), topic, timeout=120) if record.value]
 
 
 def inbox_rows(system: System) -> list[tuple[str, str]]:

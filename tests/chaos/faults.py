@@ -22,7 +22,7 @@ from confluent_kafka import KafkaException
 
 from advisering.kafka.reading import TopicReadError
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, citizen_topic_name
-from advisering.testing import end_offsets, group_positions
+from advisering.testing import end_offsets, group_positions, kafka_at
 from tests.chaos.load import Load
 from tests.chaos.system import SESSION_TIMEOUT, System
 
@@ -47,7 +47,7 @@ def topics_of(system: System) -> list[str]:
 def caught_up(system: System, ends: dict[int, int]) -> tuple[bool, list[str]]:
     """Has the worker group committed up to ``ends`` on case-events? And what lags, if not."""
     try:
-        positions = group_positions(system.bootstrap, system.app_id, [CASE_EVENTS])
+        positions = group_positions(kafka_at(system.bootstrap), system.app_id, [CASE_EVENTS])
     except (KafkaException, TopicReadError) as exc:  # the cluster is still coming back
         return False, [f"probe failed: {exc}"]
     behind = [f"{CASE_EVENTS}[{partition}] committed {committed} < {ends[partition]}"
@@ -60,10 +60,10 @@ def safe_ends(system: System) -> dict[int, int]:
     """The end offsets of case-events now, retried while the cluster answers slowly."""
     for _ in range(60):
         try:
-            return end_offsets(system.bootstrap, CASE_EVENTS)
+            return end_offsets(kafka_at(system.bootstrap), CASE_EVENTS)
         except (KafkaException, TopicReadError):
             time.sleep(1)
-    return end_offsets(system.bootstrap, CASE_EVENTS)
+    return end_offsets(kafka_at(system.bootstrap), CASE_EVENTS)
 
 
 def wait_caught_up(system: System, ends: dict[int, int], since: float, fault: str) -> float:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, citizen_topic_name
-from advisering.testing import group_positions, wait_until_idle
+from advisering.testing import group_positions, kafka_at, wait_until_idle
 from tests.chaos import checks, faults, workload
 from tests.chaos.load import Load
 from tests.chaos.system import Ports, System, build_system
@@ -75,15 +75,15 @@ class Outcome:
 
 def drain(system: System) -> None:
     """Wait until the workers and the inbox have committed everything (stalls are named)."""
-    wait_until_idle(system.bootstrap, system.app_id,
+    wait_until_idle(kafka_at(system.bootstrap), system.app_id,
                     [CASE_EVENTS, citizen_topic_name(system.app_id)], DRAIN_WAIT)
-    wait_until_idle(system.bootstrap, system.inbox_group, [NOTIFICATIONS], DRAIN_WAIT)
+    wait_until_idle(kafka_at(system.bootstrap), system.inbox_group, [NOTIFICATIONS], DRAIN_WAIT)
 
 
 def evidence(system: System) -> str:
     """Committed against end per partition, and each worker's log tail, for a failed drain."""
     parts = [f"{topic}[{p}] committed {c}, {behind} behind" for topic, p, c, behind in
-             group_positions(system.bootstrap, system.app_id,
+             group_positions(kafka_at(system.bootstrap), system.app_id,
                              [CASE_EVENTS, citizen_topic_name(system.app_id)])]
     logs = [f"--- worker {slot}:\n{w.log_tail(2500)}"
             for slot, w in system.workers.workers.items()]

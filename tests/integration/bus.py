@@ -21,7 +21,7 @@ import orjson
 
 from advisering.dev.demo import write_demo_sources
 from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
-from advisering.testing import wait_until_idle
+from advisering.testing import kafka_at, wait_until_idle
 from tests.conftest import STATE_DIR
 from tests.isolation import inherited
 
@@ -143,7 +143,7 @@ class WorkerProcess:
     def wait_idle(self, bootstrap: str, timeout: float = 120.0) -> None:
         """Wait until the worker's group committed everything; on timeout, show its log."""
         try:
-            wait_until_idle(bootstrap, self.app_id,
+            wait_until_idle(kafka_at(bootstrap), self.app_id,
                             [CASE_EVENTS, citizen_topic_name(self.app_id)], timeout)
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\nworker log:\n{self.log_tail()}") from exc

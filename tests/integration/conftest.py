@@ -9,6 +9,7 @@ import pytest
 
 from advisering.kafka import apply as topic_apply
 from advisering.kafka.clients import broker_answers
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import load_topic_specs
 from advisering.settings import Settings
 from tests.integration.bus import WorkerProcess, bus_env, run_cli
@@ -24,14 +25,14 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def bootstrap(settings: Settings) -> str:
     """The bootstrap address of a broker that answers, or a failed test saying what to do."""
-    if not broker_answers(settings.bootstrap_servers, timeout=10.0):
+    if not broker_answers(KafkaConnection.from_settings(settings), timeout=10.0):
         pytest.fail(
             f"No Kafka broker answers at {settings.bootstrap_servers}. Start one with "
             "`advisering kafka start` (make test does this for you)."
         )
     # Every test may rely on the five topics (a one-node broker: replication 1).
     specs = [spec.effective(None, 1) for spec in load_topic_specs(ROOT / "topics").values()]
-    admin = topic_apply.admin_client(settings.bootstrap_servers)
+    admin = topic_apply.admin_client(KafkaConnection.from_settings(settings))
     topic_apply.execute(admin, specs, topic_apply.plan(admin, specs))
     topic_apply.wait_for_leaders(admin, [spec.name for spec in specs])
     return settings.bootstrap_servers

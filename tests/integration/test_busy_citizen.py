@@ -22,7 +22,7 @@ from advisering.dev.scenario import synthetic_cpr
 from advisering.engine.limits import DEFAULT_LIMITS
 from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import pseudonymise
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import WorkerProcess
 
 BUSY_EVENTS = 10_000
@@ -74,8 +74,8 @@ def test_busy_citizen_is_dead_lettered_and_the_bus_keeps_running(
     bootstrap = topics_ready
     key = worker.env["ADVISERING_PSEUDONYM_KEY"].encode()
     busy, other = (pseudonymise(synthetic_cpr(n), key) for n in (91, 92))
-    letters_start = end_offsets(bootstrap, DEAD_LETTERS)
-    notifications_start = end_offsets(bootstrap, NOTIFICATIONS)
+    letters_start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
+    notifications_start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     child_case = {"id": "DUBU-LIMIT-0001", "kle": "34.15.00", "status": "oplyst",
                   "department": "boern-familie", "unit": "bf-syd", "caseworker": "bf-0042"}
     publish(bootstrap, [case_event("other-open", "case.opened", other, child_case, "dubu", 0)])
@@ -90,14 +90,14 @@ def test_busy_citizen_is_dead_lettered_and_the_bus_keeps_running(
                                    "momentum", 60, benefit={"action": "sanctioned"})])
     worker.wait_idle(bootstrap, timeout=300)
 
-    notifications = [orjson.loads(r.value or b"") for r in
-                     read_topic(bootstrap, NOTIFICATIONS, notifications_start, timeout=60)]
+    notifications = [orjson.loads(r.value or b"") for r in read_topic(
+        kafka_at(bootstrap), NOTIFICATIONS, notifications_start, timeout=60)]
     told = [(n["rule"], n["recipient"]["caseworker"], n["related_case"]["id"])
             for n in notifications if n["citizen"] == other]
     assert told == [("sanktion-til-boernesag", "bf-0042", "DUBU-LIMIT-0001")]
 
     letters = [orjson.loads(r.value or b"") for r in
-               read_topic(bootstrap, DEAD_LETTERS, letters_start, timeout=120)]
+               read_topic(kafka_at(bootstrap), DEAD_LETTERS, letters_start, timeout=120)]
     # A new worker reads the topic from its start: earlier runs' floods are other citizens.
     busy_letters = [letter for letter in letters if busy in letter["payload"]]
     assert {letter["reason"] for letter in busy_letters} == {"citizen_state_limit"}
@@ -112,7 +112,7 @@ def test_busy_citizen_is_dead_lettered_and_the_bus_keeps_running(
     assert busy not in orjson.dumps(busy_letters[0]["message"]).decode()
 
     changelog = f"{worker.app_id}-citizens-changelog"
-    sizes = [len(r.value or b"") for r in read_topic(bootstrap, changelog, timeout=60)]
+    sizes = [len(r.value or b"") for r in read_topic(kafka_at(bootstrap), changelog, timeout=60)]
     assert sizes and max(sizes) <= 256 * 1024
 
     assert worker.process is not None and worker.process.poll() is None

@@ -22,7 +22,7 @@ from advisering.kafka.clients import case_events_producer_config, client_config
 from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
 from advisering.privacy import pseudonymise
 from advisering.settings import Settings
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from advisering.worker.sending import partition_for
 from tests.integration.bus import ROOT
 from tests.integration.test_ingest import make_client, post
@@ -71,9 +71,9 @@ def test_the_edge_partitioner_is_the_workers(
     key = secrets.token_bytes(32)
     keys = [pseudonymise(synthetic_cpr(n), key).encode() for n in range(KEYS)]
     for count, topic in scratch_topics.items():
-        edge = delivered_partitions(case_events_producer_config(bootstrap), topic, keys)
+        edge = delivered_partitions(case_events_producer_config(kafka_at(bootstrap)), topic, keys)
         assert edge == {k: partition_for(k, count, 0) for k in keys}, count
-        default = delivered_partitions(client_config(bootstrap), topic, keys)
+        default = delivered_partitions(client_config(kafka_at(bootstrap)), topic, keys)
         assert default != edge, count
 
 
@@ -95,7 +95,7 @@ def assert_keyed_by_first_party(bootstrap: str, start: dict[int, int],
                                                              key) for event in events}
     partitions = len(start)
     found: dict[tuple[str, str], str] = {}
-    for record in read_topic(bootstrap, CASE_EVENTS, start, timeout=60):
+    for record in read_topic(kafka_at(bootstrap), CASE_EVENTS, start, timeout=60):
         value = orjson.loads(record.value or b"")
         ident = (value["source"], value["id"])
         if ident not in expected:
@@ -112,7 +112,7 @@ def test_the_sdk_keys_each_event_by_its_first_party(bootstrap: str) -> None:
     settings = Settings(bootstrap_servers=bootstrap, pseudonym_key=key,
                         topics_dir=ROOT / "topics")
     events = scenario_with_several_parties()
-    start = end_offsets(bootstrap, CASE_EVENTS)
+    start = end_offsets(kafka_at(bootstrap), CASE_EVENTS)
     with Publisher(settings) as publisher:
         assert all(result.ok for result in publisher.publish(events))
     assert_keyed_by_first_party(bootstrap, start, events, key.encode())
@@ -138,6 +138,6 @@ async def test_the_ingest_keys_each_event_by_its_first_party(
     """Posted over HTTP, every event is keyed by its first party on the worker's partition."""
     client, keys, pseudonym_key = ingest_client
     events = scenario_with_several_parties()
-    start = end_offsets(bootstrap, CASE_EVENTS)
+    start = end_offsets(kafka_at(bootstrap), CASE_EVENTS)
     await post(client, keys, events)
     assert_keyed_by_first_party(bootstrap, start, events, pseudonym_key.encode())

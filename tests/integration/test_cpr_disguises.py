@@ -7,7 +7,7 @@ from confluent_kafka import Producer
 
 from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS
 from advisering.privacy import cpr_paths, find_cprs
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import WorkerProcess
 from tests.unit.cpr_corpus import REFUSED, base_event, event_bytes
 
@@ -19,7 +19,7 @@ def test_every_disguise_on_the_topic_is_dead_lettered_and_redacted(
 ) -> None:
     """Each corpus disguise (subject, extension, key) is a redacted cpr_detected dead letter."""
     bootstrap = topics_ready
-    start = end_offsets(bootstrap, DEAD_LETTERS)
+    start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
     sent = {}
     producer = Producer({"bootstrap.servers": bootstrap})
     for index, entry in enumerate(REFUSED):
@@ -32,7 +32,7 @@ def test_every_disguise_on_the_topic_is_dead_lettered_and_redacted(
     assert producer.flush(30) == 0
     worker.wait_idle(bootstrap)
     letters = {}
-    for record in read_topic(bootstrap, DEAD_LETTERS, start, timeout=60):
+    for record in read_topic(kafka_at(bootstrap), DEAD_LETTERS, start, timeout=60):
         letter = orjson.loads(record.value or b"")
         letters[letter["event_id"]] = (letter, (record.value or b"").decode(), record.key)
     assert set(sent) <= set(letters)

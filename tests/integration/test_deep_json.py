@@ -17,7 +17,7 @@ from advisering.kafka.topics import (
     citizen_topic_name,
 )
 from advisering.privacy import find_cprs, pseudonymise
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from advisering.worker import bundle
 from tests.integration.bus import WorkerProcess, run_cli, write_jsonl
 
@@ -66,8 +66,8 @@ def test_deep_json_is_dead_lettered_and_the_worker_keeps_notifying(
 ) -> None:
     """Deep records on case-events and on the repartition topic are too_deep; a trigger after
     them is notified and the worker is still alive."""
-    letters_start = end_offsets(bootstrap, DEAD_LETTERS)
-    notifications_start = end_offsets(bootstrap, NOTIFICATIONS)
+    letters_start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
+    notifications_start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     repartition = citizen_topic_name(worker.app_id)
     deep = deep_records()
     written = produce(bootstrap, [(CASE_EVENTS, value) for value in deep]
@@ -82,7 +82,7 @@ def test_deep_json_is_dead_lettered_and_the_worker_keeps_notifying(
         worker.wait_idle(bootstrap)
 
     letters = [orjson.loads(r.value or b"") for r in
-               read_topic(bootstrap, DEAD_LETTERS, letters_start, timeout=60)]
+               read_topic(kafka_at(bootstrap), DEAD_LETTERS, letters_start, timeout=60)]
     by_place: dict[tuple[str, int, int], dict[str, Any]] = {
         (letter["topic"], letter["partition"], letter["offset"]): letter for letter in letters}
     for place in written:
@@ -95,7 +95,7 @@ def test_deep_json_is_dead_lettered_and_the_worker_keeps_notifying(
 
     parent = pseudonymise(synthetic_cpr(11), worker.env["ADVISERING_PSEUDONYM_KEY"].encode())
     notified = [orjson.loads(r.value or b"") for r in
-                read_topic(bootstrap, NOTIFICATIONS, notifications_start, timeout=60)]
+                read_topic(kafka_at(bootstrap), NOTIFICATIONS, notifications_start, timeout=60)]
     assert any(n["rule"] == "sanktion-til-boernesag" and n["citizen"] == parent
                and n["recipient"]["caseworker"] == "bf-0042" for n in notified)
     assert worker.process is not None and worker.process.poll() is None

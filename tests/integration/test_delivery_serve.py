@@ -22,7 +22,7 @@ from advisering.http.server import create_web_app
 from advisering.inbox.service import STORE
 from advisering.kafka.topics import DEAD_LETTERS
 from advisering.settings import Settings
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 from tests.integration.test_pipeline import scenario_citizens
 
@@ -100,7 +100,7 @@ async def test_webhooks_deliver_once_and_failures_reach_the_dead_letters(
         channels_file=channels_file(tmp_path / "channels.yaml", good_name, good.url, bad_name,
                                     bad.url),
     )
-    dead_start = end_offsets(bootstrap, DEAD_LETTERS)
+    dead_start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     app = create_web_app(settings)
@@ -118,7 +118,7 @@ async def test_webhooks_deliver_once_and_failures_reach_the_dead_letters(
         letters: list[dict[str, Any]] = []
 
         def dead_lettered() -> bool:
-            records = read_topic(bootstrap, DEAD_LETTERS, dead_start, timeout=5.0)
+            records = read_topic(kafka_at(bootstrap), DEAD_LETTERS, dead_start, timeout=5.0)
             letters[:] = [orjson.loads(r.value or b"") for r in records]
             letters[:] = [x for x in letters if x.get("channel") == bad_name]
             return bool(letters)

@@ -19,7 +19,7 @@ from advisering.http.server import create_web_app
 from advisering.http.sources import add_source
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_vocabulary
 from advisering.settings import Settings
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli, scratch_broker_env
 from tests.integration.test_pipeline import key_of, notifications_for, scenario_citizens
 
@@ -73,7 +73,7 @@ async def test_events_posted_over_http_yield_the_expected_notifications(
                            tmp_path / "worker.log")
     worker.start()
     try:
-        start = end_offsets(bootstrap, NOTIFICATIONS)
+        start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
         waves = demo_scenario()
         for wave in waves:
             await post(client, keys, wave)
@@ -123,6 +123,6 @@ async def test_kafka_down_is_503_and_nothing_is_lost_after_recovery(
         assert again.status == 202, await again.text()
     finally:
         await client.close()
-    ids = [orjson.loads(r.value or b"")["id"] for r in read_topic(bootstrap, CASE_EVENTS)]
+    ids = [orjson.loads(r.value or b"")["id"] for r in read_topic(kafka_at(bootstrap), CASE_EVENTS)]
     assert event["id"] in ids
     assert "after-outage-1" in ids

@@ -24,7 +24,7 @@ from advisering.edge.client import Publisher, PublishError
 from advisering.kafka.apply import admin_client
 from advisering.kafka.topics import CASE_EVENTS, TOPIC_NAMES
 from advisering.settings import Settings
-from advisering.testing import read_topic
+from advisering.testing import kafka_at, read_topic
 from tests.integration.bus import ROOT, run_cli, scratch_broker_env
 
 # Brokers on PORT..PORT+2, controllers on PORT+100..PORT+102: clear of CI's 19092/19192/19292.
@@ -89,7 +89,7 @@ def test_topics_apply_uses_the_production_replication(cluster: Cluster) -> None:
                ADVISERING_TOPICS_DIR=str(ROOT / "topics"))
     applied = run_cli(env, "topics", "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    admin = admin_client(BOOTSTRAP)
+    admin = admin_client(kafka_at(BOOTSTRAP))
     metadata = admin.list_topics(timeout=30)
     names = [*TOPIC_NAMES, "advisering-worker-citizen-events"]
     for name in names:
@@ -199,7 +199,7 @@ def test_killing_the_busiest_leader_under_load_loses_no_acked_event(cluster: Clu
     finally:
         load.stop()
     on_topic = Counter(orjson.loads(record.value or b"")["id"]
-                       for record in read_topic(BOOTSTRAP, CASE_EVENTS, timeout=WAIT)
+                       for record in read_topic(kafka_at(BOOTSTRAP), CASE_EVENTS, timeout=WAIT)
                        if record.value)
     missing = set(load.acked) - set(on_topic)
     doubled = [ident for ident in load.acked if on_topic[ident] > 1]

@@ -16,7 +16,7 @@ from advisering.events import CaseEvent, encode_event
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, load_vocabulary
 from advisering.privacy import pseudonymise
 from advisering.settings import Settings
-from advisering.testing import end_offsets
+from advisering.testing import end_offsets, kafka_at
 from advisering.worker.sending import partition_for
 from tests.integration.bus import ROOT, WorkerProcess, run_cli, write_jsonl
 from tests.integration.test_pipeline import (
@@ -57,7 +57,7 @@ def test_a_multi_party_event_reaches_every_partys_overview(
                   != partition_for(pseudonymise(first, key).encode(), PARTITIONS, 0))
     worker.wait_idle(bootstrap)
     before = routes(worker)
-    start = end_offsets(bootstrap, NOTIFICATIONS)
+    start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     job_centre, children = demo_scenario()[0][0], demo_scenario()[1][0]
     publish(worker, tmp_path / "shared.jsonl", [fresh(job_centre, [first, second])])
     worker.wait_idle(bootstrap)
@@ -81,7 +81,7 @@ def test_events_keyed_by_case_id_are_still_processed(
     vocabulary = load_vocabulary(ROOT / "topics")
     worker.wait_idle(bootstrap)
     before = routes(worker)
-    start = end_offsets(bootstrap, NOTIFICATIONS)
+    start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     for wave in demo_scenario():
         for raw in wave:

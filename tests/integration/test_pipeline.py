@@ -19,7 +19,7 @@ from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, Vocabulary
 from advisering.kafka.topics import AUDIT, CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import cpr_paths, find_cprs, pseudonymise
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 
 
@@ -48,7 +48,7 @@ def notifications_for(bootstrap: str, start: dict[int, int],
                       citizens: set[str]) -> list[dict[str, Any]]:
     """Every notification about ``citizens`` written after ``start``."""
     found: list[dict[str, Any]] = []
-    for record in read_topic(bootstrap, NOTIFICATIONS, start, timeout=60):
+    for record in read_topic(kafka_at(bootstrap), NOTIFICATIONS, start, timeout=60):
         value = orjson.loads(record.value or b"")
         if value["citizen"] in citizens:
             found.append(value)
@@ -93,8 +93,8 @@ def test_scenario_yields_exactly_the_expected_notifications(
 ) -> None:
     """The demo scenario published with `advisering publish` gives exactly the expected set."""
     bootstrap = topics_ready
-    start = end_offsets(bootstrap, NOTIFICATIONS)
-    audit_start = end_offsets(bootstrap, AUDIT)
+    start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
+    audit_start = end_offsets(kafka_at(bootstrap), AUDIT)
     publish_waves(worker, bootstrap, tmp_path, demo_scenario())
     citizens = scenario_citizens(worker.env["ADVISERING_PSEUDONYM_KEY"])
     found = notifications_for(bootstrap, start, citizens)
@@ -103,7 +103,8 @@ def test_scenario_yields_exactly_the_expected_notifications(
         assert notification["legal_basis"]
         assert "{" not in notification["message"]
         assert notification["trigger"]["event_id"]
-    audit = [orjson.loads(r.value or b"") for r in read_topic(bootstrap, AUDIT, audit_start)]
+    audit = [orjson.loads(r.value or b"")
+             for r in read_topic(kafka_at(bootstrap), AUDIT, audit_start)]
     audited = {a["notification_id"] for a in audit if a["citizen"] in citizens}
     assert audited == {n["id"] for n in found}
     metrics = worker.metrics()
@@ -123,7 +124,7 @@ def test_scenario_in_one_go_yields_the_same_set_as_wave_by_wave(
     bootstrap = topics_ready
     worker.wait_idle(bootstrap)  # a new group first works through what is on the topic
     before = routes(worker)
-    start = end_offsets(bootstrap, NOTIFICATIONS)
+    start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     events = [event for wave in demo_scenario() for event in wave]
     result = run_cli(worker.env, "publish", str(write_jsonl(tmp_path / "all.jsonl", events)))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -159,7 +160,7 @@ def test_invalid_input_is_dead_lettered_and_publish_reports_lines(
     assert synthetic_cpr(77) not in result.stdout + result.stderr
 
     # A source that bypasses the edge: the worker must catch it.
-    start = end_offsets(bootstrap, DEAD_LETTERS)
+    start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
     ids = {name: f"bypass-{name}-{uuid.uuid4().hex[:8]}" for name in
            ("cpr", "type", "nocase")}
     prepared = prepare_event(good, worker.env["ADVISERING_PSEUDONYM_KEY"].encode(), Vocabulary())
@@ -174,7 +175,8 @@ def test_invalid_input_is_dead_lettered_and_publish_reports_lines(
         producer.produce(CASE_EVENTS, key=b"bypass", value=value)
     assert producer.flush(30) == 0
     worker.wait_idle(bootstrap)
-    letters = [orjson.loads(r.value or b"") for r in read_topic(bootstrap, DEAD_LETTERS, start)]
+    letters = [orjson.loads(r.value or b"")
+               for r in read_topic(kafka_at(bootstrap), DEAD_LETTERS, start)]
     reasons = {letter["event_id"]: (letter["reason"], letter["path"]) for letter in letters}
     by_id = {letter["event_id"]: letter for letter in letters}
     assert reasons[ids["cpr"]] == ("cpr_detected", "data.note")
@@ -195,7 +197,7 @@ def test_sigkill_mid_scenario_recovers_without_loss_or_duplicates(
     worker = WorkerProcess(bus_env(bootstrap), tmp_path / "worker.log")
     worker.start()
     try:
-        start = end_offsets(bootstrap, NOTIFICATIONS)
+        start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
         waves = demo_scenario()
         publish_waves(worker, bootstrap, tmp_path, waves[:2])
         path = write_jsonl(tmp_path / "wave-2.jsonl", waves[2])
@@ -228,7 +230,7 @@ def test_no_topic_holds_a_cpr_number(topics_ready: str) -> None:
     assert CASE_EVENTS in names
     scanned = 0
     for name in names:
-        for record in read_topic(bootstrap, name, timeout=60):
+        for record in read_topic(kafka_at(bootstrap), name, timeout=60):
             if name == CASE_EVENTS and record.key == b"bypass":
                 continue  # put there on purpose by the tests that bypass the edge
             key = (record.key or b"").decode("utf-8", "replace")

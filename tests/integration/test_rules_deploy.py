@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
 from advisering.kafka.topics import NOTIFICATIONS, RULES
 from advisering.rulebook.deploy import MANIFEST_KEY, rule_hash
-from advisering.testing import end_offsets
+from advisering.testing import end_offsets, kafka_at
 from tests.integration.bus import ROOT, WorkerProcess, bus_env, run_cli
 from tests.integration.test_pipeline import (
     key_of,
@@ -79,11 +79,11 @@ def test_deploy_switches_two_running_workers_and_refuses_invalid_sets(
         shutil.copytree(candidate, invalid)
         broken = invalid / "doedsfald-til-alle.yaml"
         broken.write_text(broken.read_text().replace("legal_basis:", "hjemmel:"))
-        before = end_offsets(bootstrap, RULES)
+        before = end_offsets(kafka_at(bootstrap), RULES)
         refused = run_cli(env, "rules", "deploy", str(invalid))
         assert refused.returncode == 1
         assert "doedsfald-til-alle.yaml" in refused.stdout
-        assert end_offsets(bootstrap, RULES) == before
+        assert end_offsets(kafka_at(bootstrap), RULES) == before
 
         # A set written past the CLI, invalid, is refused by the workers themselves.
         bad_rule = {"id": "uden-hjemmel", "title": "Uden hjemmel", "notify": "related",
@@ -102,7 +102,7 @@ def test_deploy_switches_two_running_workers_and_refuses_invalid_sets(
         wait_for_version(workers, version, timeout=5)
 
         # The next events are evaluated by the deployed set on both workers.
-        start = end_offsets(bootstrap, NOTIFICATIONS)
+        start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
         try:
             publish_waves(workers[0], bootstrap, tmp_path, demo_scenario())
         except TimeoutError:

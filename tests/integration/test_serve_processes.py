@@ -24,7 +24,7 @@ from advisering.dev.demo import demo_grants
 from advisering.dev.scenario import demo_scenario
 from advisering.http.sources import add_source
 from advisering.kafka.topics import CASE_EVENTS, load_vocabulary
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import ROOT, bus_env, free_port
 
 POSTS = 120  # one event per request, each on a connection of its own
@@ -141,7 +141,7 @@ def test_two_processes_share_the_port_and_every_acknowledged_event_is_on_the_top
     serve: Serve, topics_ready: str
 ) -> None:
     """Both processes take connections; every 202'd event is on case-events; /metrics sums."""
-    before = end_offsets(topics_ready, CASE_EVENTS)
+    before = end_offsets(kafka_at(topics_ready), CASE_EVENTS)
     accepted = asyncio.run(post_each(serve.port, serve.key, momentum_events(POSTS)))
     assert len(accepted) == POSTS
     served_by = [line["serve_process"] for line in serve.lines()
@@ -149,7 +149,7 @@ def test_two_processes_share_the_port_and_every_acknowledged_event_is_on_the_top
     assert len(served_by) == POSTS
     assert set(served_by) == {0, 1}, served_by
     on_topic = {orjson.loads(record.value)["id"]
-                for record in read_topic(topics_ready, CASE_EVENTS, before)
+                for record in read_topic(kafka_at(topics_ready), CASE_EVENTS, before)
                 if record.value is not None}
     assert set(accepted) <= on_topic
     # Whichever process takes a scrape answers for both.

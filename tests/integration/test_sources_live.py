@@ -21,7 +21,7 @@ from advisering.edge.prepare import prepare_event
 from advisering.events import CaseEvent, encode_event
 from advisering.kafka.topics import CASE_EVENTS, DEAD_LETTERS, NOTIFICATIONS, load_vocabulary
 from advisering.privacy import find_cprs, pseudonymise
-from advisering.testing import end_offsets, read_topic
+from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import (
     ROOT,
     WorkerProcess,
@@ -74,8 +74,8 @@ def test_forged_events_on_kafka_are_dead_lettered_and_notify_nobody(
         "stranger": with_id(event(4, "fremmed-system", "case.opened", WHEN, cpr, case(
             f"X-F-{suffix}", "jobcenter", "jobcenter-nord", "jc-4242", "32.24.06"))),
     }
-    letters_start = end_offsets(bootstrap, DEAD_LETTERS)
-    notes_start = end_offsets(bootstrap, NOTIFICATIONS)
+    letters_start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
+    notes_start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     producer = Producer({"bootstrap.servers": bootstrap})
     for raw in forged.values():
         prepared = prepare_event(raw, key.encode(), VOCABULARY)
@@ -85,7 +85,8 @@ def test_forged_events_on_kafka_are_dead_lettered_and_notify_nobody(
     worker.wait_idle(bootstrap)
 
     letters = {letter["event_id"]: letter for letter in (
-        orjson.loads(r.value or b"") for r in read_topic(bootstrap, DEAD_LETTERS, letters_start))}
+        orjson.loads(r.value or b"")
+        for r in read_topic(kafka_at(bootstrap), DEAD_LETTERS, letters_start))}
     death = letters[forged["death"]["id"]]
     assert (death["reason"], death["path"]) == ("not_granted", "type")
     assert "citizen.deceased" in death["message"]
@@ -97,7 +98,7 @@ def test_forged_events_on_kafka_are_dead_lettered_and_notify_nobody(
     for letter in letters.values():
         assert not find_cprs(orjson.dumps(letter).decode())
 
-    notes = [orjson.loads(r.value or b"") for r in read_topic(bootstrap, NOTIFICATIONS,
+    notes = [orjson.loads(r.value or b"") for r in read_topic(kafka_at(bootstrap), NOTIFICATIONS,
                                                                 notes_start)]
     assert [n for n in notes if n["citizen"] == citizen] == []
     assert [n for n in notes if n["recipient"]["caseworker"] == "insider-1"] == []
@@ -111,7 +112,7 @@ def test_forged_events_on_kafka_are_dead_lettered_and_notify_nobody(
     path = write_jsonl(tmp_path / "granted.jsonl", [granted])
     assert run_cli(worker.env, "publish", str(path)).returncode == 0
     worker.wait_idle(bootstrap)
-    notes = [orjson.loads(r.value or b"") for r in read_topic(bootstrap, NOTIFICATIONS,
+    notes = [orjson.loads(r.value or b"") for r in read_topic(kafka_at(bootstrap), NOTIFICATIONS,
                                                                 notes_start)]
     assert [n["rule"] for n in notes if n["citizen"] == citizen] == ["ny-boernesag-orientering"]
 

@@ -19,6 +19,7 @@ from advisering.http.server import ingest_producer_config
 from advisering.inbox.consumer import inbox_consumer_config
 from advisering.inbox.service import delivery_producer_config
 from advisering.kafka.clients import consumer_config, producer_config
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.reading import reader_config
 from advisering.kafka.topics import citizen_topic_spec
 from advisering.rulebook.deploy import deploy_producer_config
@@ -30,6 +31,7 @@ from advisering.worker.bundle import MAX_BYTES, pack_within, unpack
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = "127.0.0.1:1"
+KAFKA = KafkaConnection.plaintext(BOOTSTRAP)
 #: KRaft fences a broker that stopped heartbeating after broker.session.timeout.ms (9 s)
 #: and moves its leaderships; a wait that must outlast an election is at least 3x that.
 ELECTION_SECONDS = 9.0
@@ -46,17 +48,17 @@ def producers() -> dict[str, dict[str, Any]]:
         "ingest": ingest_producer_config(s),
         "publisher": publisher_config(s, s.publish_delivery_timeout),
         "delivery dead letters": delivery_producer_config(s),
-        "rules deploy": deploy_producer_config(BOOTSTRAP, 60.0),
+        "rules deploy": deploy_producer_config(KAFKA, 60.0),
     }
 
 
 def consumers() -> dict[str, dict[str, Any]]:
     """Every librdkafka consumer advisering builds, by name."""
     return {
-        "inbox": inbox_consumer_config(BOOTSTRAP, "advisering-inbox"),
-        "rules watcher": watch_consumer_config(BOOTSTRAP),
-        "reader": reader_config(BOOTSTRAP, "backtest"),
-        "plain": consumer_config(BOOTSTRAP, group="g", client_id="c"),
+        "inbox": inbox_consumer_config(KAFKA, "advisering-inbox"),
+        "rules watcher": watch_consumer_config(KAFKA),
+        "reader": reader_config(KAFKA, "backtest"),
+        "plain": consumer_config(KAFKA, group="g", client_id="c"),
     }
 
 
@@ -89,7 +91,7 @@ def test_delivery_timeouts_come_from_the_settings() -> None:
 def test_a_producer_cannot_be_weakened(weakened: dict[str, Any]) -> None:
     """Extra properties may add to a producer's settings, never drop acks=all or idempotence."""
     with pytest.raises(ValueError, match="must keep"):
-        producer_config(BOOTSTRAP, client_id="x", delivery_timeout=30, props=weakened)
+        producer_config(KAFKA, client_id="x", delivery_timeout=30, props=weakened)
 
 
 @pytest.mark.parametrize("name", sorted(consumers()))

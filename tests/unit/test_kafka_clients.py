@@ -14,6 +14,9 @@ from advisering.kafka.clients import (
     case_events_producer_config,
     client_config,
 )
+from advisering.kafka.connection import KafkaConnection
+
+PLAIN = KafkaConnection.plaintext("127.0.0.1:1")
 
 
 class Clock:
@@ -100,7 +103,7 @@ def test_aiokafka_reconnect_errors_are_routed_through_the_limit(monkeypatch: Any
 
 def test_client_config_passes_the_logger_and_backs_reconnects_off() -> None:
     """Every client gets the forwarding logger and a reconnect backoff of up to 10 s."""
-    config = client_config("127.0.0.1:1", {"group.id": "g"})
+    config = client_config(PLAIN, {"group.id": "g"})
     assert config["logger"] is kafka_clients.LIBRDKAFKA_LOGGER
     assert config["reconnect.backoff.max.ms"] == 10_000
     assert config["reconnect.backoff.ms"] >= 500
@@ -110,7 +113,7 @@ def test_client_config_passes_the_logger_and_backs_reconnects_off() -> None:
 
 def test_case_event_producers_partition_with_murmur2_as_the_worker() -> None:
     """The case-events producer config picks librdkafka's Java-compatible murmur2, keeps props."""
-    config = case_events_producer_config("127.0.0.1:1", {"acks": "all"})
+    config = case_events_producer_config(PLAIN, {"acks": "all"})
     assert config["partitioner"] == "murmur2_random"
     assert config["acks"] == "all"
     assert config["logger"] is kafka_clients.LIBRDKAFKA_LOGGER
@@ -130,7 +133,7 @@ def test_a_real_consumer_without_a_broker_logs_a_few_lines_not_one_per_attempt(
     counter = logging.Handler()
     counter.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
     kafka_clients.LIBRDKAFKA_LOGGER.addHandler(counter)
-    consumer = Consumer(client_config("127.0.0.1:1", {"group.id": "advisering-log-test",
+    consumer = Consumer(client_config(PLAIN, {"group.id": "advisering-log-test",
                                                       "reconnect.backoff.ms": 50,
                                                       "reconnect.backoff.max.ms": 50}))
     try:

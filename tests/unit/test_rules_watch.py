@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from advisering.engine.matcher import Matcher
 from advisering.engine.rules import load_rules
+from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import load_vocabulary
 from advisering.rulebook.deploy import DeployedState
 from advisering.rulebook.watch import MatcherHolder, RulesWatcher
@@ -62,8 +63,8 @@ def watcher_with(records: list[Any]) -> tuple[RulesWatcher, FeedConsumer]:
     vocabulary = load_vocabulary(ROOT / "topics")
     holder = MatcherHolder(Matcher(load_rules(ROOT / "rules", vocabulary)))
     feed = FeedConsumer(records)
-    watcher = RulesWatcher("127.0.0.1:1", vocabulary, holder, DeployedState(), 0,
-                           consumer=feed)  # type: ignore[arg-type]
+    watcher = RulesWatcher(KafkaConnection.plaintext("127.0.0.1:1"), vocabulary, holder,
+                           DeployedState(), 0, consumer=feed)  # type: ignore[arg-type]
     return watcher, feed
 
 

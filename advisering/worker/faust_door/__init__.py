@@ -17,6 +17,8 @@ What goes through here:
 * a hook on the worker's stop signals (mode's ``Worker``);
 * Faust's aiokafka producer (``Producer._ensure_producer``), which the
   worker's batched sends use through aiokafka's public batch API;
+* the security arguments Faust gives aiokafka (``credentials_to_aiokafka_auth``,
+  ``Producer._settings_auth``), read by the Kafka connection's tests;
 * the current event of a task (``faust.streams._current_event``), which the
   agents set themselves because ``take_events`` hands them events taken in
   another task;
@@ -84,7 +86,7 @@ from advisering.worker.faust_door.order import PartitionOrder, seek_rereads
 __all__ = [
     "DRAIN_MESSAGES_SHA256", "GETMANY_SHA256", "PERFORM_SEEK_SHA256", "STOP_SIGNALS",
     "CommitHole", "HoleRepair", "Lease", "MembershipLost", "PartitionOrder", "PrivateName",
-    "aiokafka_producer", "aiokafka_producer_settings", "changelog_record",
+    "aiokafka_auth", "aiokafka_producer", "aiokafka_producer_settings", "changelog_record",
     "commit_from_known_start", "commit_holes", "confirm_membership", "coordinator_of",
     "crash_reason", "crashed", "deliver_fetched_batches", "drain_in_batches",
     "get_current_event", "input_lag", "keep_commits_across_seeks", "put_back_dropped_fetches",
@@ -115,6 +117,9 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
                 "faust-streaming 0.15.3", "aiokafka_producer_settings: what AIOKafkaProducer gets"),
     PrivateName("faust.transport.drivers.aiokafka", "Producer._settings_auth",
                 "faust-streaming 0.15.3", "aiokafka_producer_settings: security settings"),
+    PrivateName("faust.transport.drivers.aiokafka", "credentials_to_aiokafka_auth",
+                "faust-streaming 0.15.3",
+                "aiokafka_auth: the security arguments Faust gives its aiokafka consumers"),
     PrivateName("faust.transport.drivers.aiokafka", "Producer._settings_extra",
                 "faust-streaming 0.15.3", "aiokafka_producer_settings: idempotence (EOS only)"),
     PrivateName("mode.worker", "Worker._on_sigterm", "mode-streaming 0.7.1",
@@ -194,6 +199,24 @@ def aiokafka_producer_settings(app: faust.App) -> dict[str, Any]:
     producer: Any = app.producer
     return {**producer._settings_default(), **producer._settings_auth(),
             **producer._settings_extra()}
+
+
+def aiokafka_auth(app: faust.App) -> dict[str, Any]:
+    """The security arguments Faust gives its aiokafka consumer (read, nothing started).
+
+    faust-streaming 0.15.3: ``AIOKafkaConsumerThread._create_worker_consumer``
+    and ``_create_client_consumer`` pass
+    ``credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)``
+    to ``aiokafka.AIOKafkaConsumer``, and the producer the same function's
+    result (``Producer._settings_auth``, see :func:`aiokafka_producer_settings`).
+    The connection tests check that TLS, SCRAM-SHA-512 and the credentials
+    of ``ADVISERING_KAFKA_*`` arrive there unchanged.
+    """
+    from faust.transport.drivers.aiokafka import (  # noqa: PLC0415 - read when asked
+        credentials_to_aiokafka_auth,
+    )
+
+    return dict(credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context))
 
 
 def set_current_event(event: Any) -> None:
