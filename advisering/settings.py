@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from advisering.caselinks import check_pattern
+
 MIN_PSEUDONYM_KEY_BYTES = 32
 
 
@@ -225,6 +227,17 @@ class Settings(BaseSettings):
         description="`advisering serve` processes sharing the port with SO_REUSEPORT "
         "(1 to 32); above 1 only the HTTP ingest (no inbox), under one supervising parent",
     )
+    # TLS terminated by serve itself (docs/operators.md "TLS and security headers").
+    serve_tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain for `advisering serve` to answer https itself "
+        "(TLS 1.2 or newer; with `ADVISERING_SERVE_TLS_KEY_FILE`); none means plain http "
+        "behind an ingress that terminates TLS",
+    )
+    serve_tls_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key of `ADVISERING_SERVE_TLS_CERT_FILE` (both or neither)",
+    )
     serve_shutdown_grace: float = Field(
         default=20.0, gt=0, le=600,
         description="with several serve processes: seconds the parent gives them to stop "
@@ -290,7 +303,8 @@ class Settings(BaseSettings):
     case_urls: dict[str, str] = Field(
         default_factory=dict,
         description="JSON: source system -> case URL pattern with `{id}`, e.g. "
-        '`{"dubu": "https://dubu.example/sag/{id}"}`',
+        '`{"dubu": "https://dubu.example/sag/{id}"}`; only `https://host/...` patterns '
+        "(the id is percent-encoded into the link)",
     )
     channels_file: Path | None = Field(
         default=None,
@@ -314,6 +328,17 @@ class Settings(BaseSettings):
         description="development override for `topics apply`; none means as declared",
     )
 
+    @field_validator("case_urls")
+    @classmethod
+    def _https_case_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        # The page makes each an <a href>: only https patterns (advisering.caselinks).
+        for source, pattern in value.items():
+            try:
+                check_pattern(source, pattern)
+            except ValueError as exc:
+                raise ValueError(f"ADVISERING_CASE_URLS: {exc}") from None
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -330,6 +355,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # An empty variable (a template's blank value) means unset, not the path "." .
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.serve_tls_cert_file is None) != (self.serve_tls_key_file is None):
+            raise ValueError("ADVISERING_SERVE_TLS_CERT_FILE and ADVISERING_SERVE_TLS_KEY_FILE "
+                             "go together: set both (serve answers https) or neither")
+        return self
 
     @model_validator(mode="after")
     def _defaults_from_port(self) -> Settings:

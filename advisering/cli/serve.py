@@ -23,6 +23,12 @@ from advisering.settings import Settings
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     """One serve process; or, with ADVISERING_SERVE_PROCESSES > 1, the parent of several."""
+    from advisering.http.headers import ServeTlsError, server_ssl_context
+
+    try:  # a bad certificate or key stops serve here, before anything listens
+        server_ssl_context(settings.serve_tls_cert_file, settings.serve_tls_key_file)
+    except ServeTlsError as exc:
+        raise UserError(str(exc)) from exc
     if args.as_process is None and settings.serve_processes > 1:
         from advisering.http.processes import ServeSetupError, run_processes
 

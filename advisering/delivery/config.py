@@ -30,6 +30,16 @@ from advisering.yamlfiles import YamlFileError, problems_from_validation, read_y
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 ADDRESS_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 LOOPBACK_HOSTS = {"localhost"}
+MIN_WEBHOOK_SECRET_BYTES = 32
+
+
+def is_loopback(host: str) -> bool:
+    """True for this machine: ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() in LOOPBACK_HOSTS
 
 
 def _placeholders(template: str, allowed: frozenset[str]) -> str:
@@ -87,7 +97,7 @@ class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: AnyHttpUrl
-    secret: SecretStr = Field(min_length=16)
+    secret: SecretStr
     max_attempts: int = Field(default=6, ge=1, le=50)
     initial_backoff: float = Field(default=1.0, gt=0)
     max_backoff: float = Field(default=60.0, gt=0)
@@ -101,14 +111,19 @@ class WebhookConfig(BaseModel):
         # Notifications are personal data: plain HTTP only to this machine.
         if url.scheme == "https":
             return url
-        host = (url.host or "").strip("[]")
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host in LOOPBACK_HOSTS
-        if not loopback:
+        if not is_loopback(url.host or ""):
             raise ValueError("must be https (plain http is only allowed to localhost)")
         return url
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, secret: SecretStr) -> SecretStr:
+        # An HMAC key an attacker could guess lets them forge notifications to a case system.
+        size = len(secret.get_secret_value().encode())
+        if size < MIN_WEBHOOK_SECRET_BYTES:
+            raise ValueError(f"is {size} bytes; it must be at least {MIN_WEBHOOK_SECRET_BYTES} "
+                             "bytes (for example: openssl rand -hex 32)")
+        return secret
 
     @model_validator(mode="after")
     def _backoff_order(self) -> WebhookConfig:
@@ -123,12 +138,13 @@ class EmailConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     smtp_host: str = Field(min_length=1)
-    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
     sender: str
     address: str
     unit_address: str | None = None
     interval: float = Field(default=900.0, gt=0)
     starttls: bool = False
+    smtps: bool = False
     username: str | None = Field(default=None, min_length=1)
     password: SecretStr | None = None
     timeout: float = Field(default=30.0, gt=0)
@@ -156,6 +172,29 @@ class EmailConfig(BaseModel):
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
         return self
+
+    @model_validator(mode="after")
+    def _tls(self) -> EmailConfig:
+        # Digests are personal data, and a password in clear text is anyone's on the path.
+        if self.starttls and self.smtps:
+            raise ValueError("choose one of starttls (usually port 587) and smtps (port 465)")
+        if self.starttls or self.smtps:
+            return self
+        if self.username is not None:
+            raise ValueError("username and password are only sent over TLS: "
+                             "set starttls: true (port 587) or smtps: true (port 465)")
+        if not is_loopback(self.smtp_host):
+            raise ValueError(f"smtp_host {self.smtp_host} is not this machine, so the relay "
+                             "needs TLS: set starttls: true (port 587) or smtps: true "
+                             "(port 465); plain SMTP only to localhost")
+        return self
+
+    @property
+    def port(self) -> int:
+        """``smtp_port``, else 465 with ``smtps`` and 25 without (STARTTLS included)."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return 465 if self.smtps else 25
 
     def address_for(self, recipient: Recipient) -> str | None:
         """The caseworker's address, or the unit's when the notification has no caseworker."""

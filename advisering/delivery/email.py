@@ -228,8 +228,7 @@ class EmailDigest:
         results: list[str | None] = []
         config = self.config
         try:
-            with smtplib.SMTP(config.smtp_host, config.smtp_port,
-                              timeout=config.timeout) as smtp:
+            with _connect(config) as smtp:
                 if config.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if config.username is not None and config.password is not None:
@@ -271,6 +270,14 @@ class EmailDigest:
                     await self._timer
                 self._timer = None
         await self.flush()
+
+
+def _connect(config: EmailConfig) -> smtplib.SMTP:
+    """The relay's connection: TLS from the first byte with ``smtps``, else plain text."""
+    if config.smtps:
+        return smtplib.SMTP_SSL(config.smtp_host, config.port, timeout=config.timeout,
+                                context=ssl.create_default_context())
+    return smtplib.SMTP(config.smtp_host, config.port, timeout=config.timeout)
 
 
 def _describe(exc: BaseException) -> str:

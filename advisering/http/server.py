@@ -2,7 +2,9 @@
 
 Health (`/healthz`: the process is alive), readiness (`/readyz`: Kafka
 answers), Prometheus metrics (`/metrics`) and the OpenAPI document
-(`/api/v1/openapi.json`) come with it.
+(`/api/v1/openapi.json`) come with it. Every response carries the security
+headers of :mod:`advisering.http.headers`; with a certificate and key set,
+serve answers https itself.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from advisering.http.headers import add_security_headers, server_ssl_context
 from advisering.http.ingest import MAX_BODY, IngestConfig, IngestHandler
 from advisering.http.openapi import openapi_document
 from advisering.http.sources import utc_now
@@ -66,6 +69,7 @@ def create_web_app(settings: Settings, *, consume: bool = True,
             "ADVISERING_TOKEN_SECRET (caseworker inbox).")
     kafka = KafkaConnection.from_settings(settings)  # a wrong security setting stops serve now
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
+    add_security_headers(app, tls=settings.serve_tls_cert_file is not None)
     readiness = Readiness(kafka)
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -149,11 +153,12 @@ def run_server(settings: Settings, process: int | None = None,
     """
     if process is not None:
         structlog.contextvars.bind_contextvars(serve_process=process)
+    ssl_context = server_ssl_context(settings.serve_tls_cert_file, settings.serve_tls_key_file)
     app = create_web_app(settings, metrics_dir=metrics_dir)
     log.info("serve_starting", host=settings.serve_host, port=settings.serve_port,
-             pid=os.getpid())
+             pid=os.getpid(), tls=ssl_context is not None)
     web.run_app(app, host=settings.serve_host, port=settings.serve_port, print=None,
-                access_log=None, reuse_port=process is not None)
+                access_log=None, reuse_port=process is not None, ssl_context=ssl_context)
     return 0
 
 

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from advisering import metrics
+from advisering.caselinks import case_link
 from advisering.engine.notification import Notification
 from advisering.inbox import tokens
 from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
@@ -112,10 +113,10 @@ class InboxApi:
         if not isinstance(related, dict):
             return notification
         pattern = self.case_urls.get(related.get("source", ""))
-        if pattern:
+        url = case_link(pattern, related.get("id", "")) if pattern else None
+        if url:
             notification = dict(notification)
-            notification["related_case"] = dict(related,
-                                                url=pattern.replace("{id}", str(related["id"])))
+            notification["related_case"] = dict(related, url=url)
         return notification
 
     @authenticated

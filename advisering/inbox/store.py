@@ -25,6 +25,7 @@ import orjson
 
 from advisering.engine.notification import Notification
 from advisering.log import get_logger
+from advisering.privatefiles import private_database, tighten
 
 log = get_logger(__name__)
 
@@ -105,14 +106,16 @@ class InboxStore:
     """All inbox state; safe to share between the consumer thread and the web handlers."""
 
     def __init__(self, path: Path | str) -> None:
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(path, Path):  # 0600 files in a 0700 folder (advisering.privatefiles)
+            private_database(path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+        if isinstance(path, Path):
+            tighten(path)
 
     def close(self) -> None:
         """Close the database."""

@@ -94,7 +94,12 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="da-DK")
-        page.goto(f"http://127.0.0.1:{server.port}/")
+        # The page must work under serve's Content-Security-Policy: nothing it loads is blocked.
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        reply = page.goto(f"http://127.0.0.1:{server.port}/")
+        assert reply is not None and "script-src 'self'" in reply.headers[
+            "content-security-policy"]
         page.get_by_label("Adgangsnøgle (token)").fill(token)
         page.get_by_role("button", name="Log ind").click()
         expect(page.get_by_text("Logget ind som bf-0042 (enhed bf-syd)")).to_be_visible()
@@ -125,5 +130,6 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
         expect(page.locator("li.note[data-id='n2']").get_by_role(
             "button", name="Ikke nyttig")).to_have_attribute("aria-pressed", "true")
         browser.close()
+    assert not [line for line in console if "Content Security Policy" in line], console
     assert server.app[STORE].feedback_counts() == {("sanktion-til-boernesag", "not_useful"): 1}
     assert (OUTPUT / "inbox.png").stat().st_size > 10_000

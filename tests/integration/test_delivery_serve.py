@@ -26,7 +26,7 @@ from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 from tests.integration.test_pipeline import scenario_citizens
 
-SECRET = "webhook-secret-0123456789"
+SECRET = "webhook-secret-0123456789-0123456789abcdef"
 
 
 @dataclass

@@ -113,11 +113,15 @@ class SmtpInbox:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
-    """A real SMTP server (aiosmtpd) on a free local port, and what it received."""
+def smtp_server(**options: Any) -> Iterator[tuple[SmtpInbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free local port, and what it received.
+
+    ``options`` go to aiosmtpd's Controller (``ssl_context`` for SMTPS,
+    ``tls_context`` and ``require_starttls`` for STARTTLS, ``authenticator``).
+    """
     inbox = SmtpInbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield inbox, port

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from advisering.delivery.config import ChannelsConfig, load_channels
 from advisering.engine.notification import Recipient
@@ -16,7 +17,7 @@ channels:
     match: {department: boern-familie}
     webhook:
       url: https://fagsystem.kommune.example/advis
-      secret: "0123456789abcdef-secret"
+      secret: "0123456789abcdef-0123456789abcdef-secret"
       max_attempts: 6
       initial_backoff: 1.0
       max_backoff: 60.0
@@ -37,6 +38,7 @@ channels:
       smtp_host: smtp.kommune.example
       sender: advis@kommune.example
       address: "{caseworker}@kommune.example"
+      starttls: true
       username: advis
       password: hemmeligt
 """
@@ -72,7 +74,7 @@ def test_valid_file_loads(tmp_path: Path) -> None:
     assert mail.address_for(Recipient(None, "hjemmepleje-vest", "aeldre")) == (
         "hjemmepleje-vest@kommune.example")
     assert config.channels[2].email is not None
-    assert config.channels[2].email.smtp_port == 25
+    assert config.channels[2].email.port == 25
 
 
 def test_empty_file_means_no_channels(tmp_path: Path) -> None:
@@ -129,10 +131,27 @@ def test_format_tricks_in_address_are_refused(tmp_path: Path, address: str) -> N
     assert error.problems[0].path == "channels.1.email.address"
 
 
-def test_short_secret_and_missing_kind_are_refused(tmp_path: Path) -> None:
-    """A secret under 16 characters, and a channel with neither webhook nor email, are refused."""
-    _, error = _problem(tmp_path, VALID.replace('"0123456789abcdef-secret"', '"short"'))
+SECRET_IN_VALID = '"0123456789abcdef-0123456789abcdef-secret"'
+
+
+@pytest.mark.parametrize("secret", ['"short"', '"' + "s" * 31 + '"', '"' + "æ" * 15 + '"'])
+def test_webhook_secret_under_32_bytes_is_refused(tmp_path: Path, secret: str) -> None:
+    """A webhook secret under 32 bytes (counted in UTF-8) is refused, saying how long it must be."""
+    path, error = _problem(tmp_path, VALID.replace(SECRET_IN_VALID, secret))
     assert error.problems[0].path == "channels.0.webhook.secret"
+    assert "at least 32 bytes" in error.problems[0].message
+    assert str(path) in str(error)
+
+
+def test_webhook_secret_of_32_bytes_loads(tmp_path: Path) -> None:
+    """A secret of exactly 32 bytes (16 two-byte letters too) is long enough."""
+    for secret in ('"' + "s" * 32 + '"', '"' + "æ" * 16 + '"'):
+        config = load_channels(_write(tmp_path, VALID.replace(SECRET_IN_VALID, secret)))
+        assert config.channels[0].webhook is not None
+
+
+def test_missing_kind_is_refused(tmp_path: Path) -> None:
+    """A channel with neither webhook nor email is refused."""
     _, error = _problem(tmp_path, """\
 channels:
   - name: nothing
@@ -166,11 +185,63 @@ def test_unit_with_two_channels_gets_both() -> None:
     """All channels at the winning level apply: a unit may have a webhook and e-mail."""
     config = ChannelsConfig.model_validate({"channels": [
         {"name": "a", "match": {"unit": "u"},
-         "webhook": {"url": "https://a.example/x", "secret": "s" * 16}},
+         "webhook": {"url": "https://a.example/x", "secret": "s" * 32}},
         {"name": "b", "match": {"unit": "u"},
-         "email": {"smtp_host": "h", "sender": "a@b.dk", "address": "{caseworker}@b.dk"}},
+         "email": {"smtp_host": "h", "starttls": True, "sender": "a@b.dk",
+                   "address": "{caseworker}@b.dk"}},
         {"name": "c", "match": {"department": "d"},
-         "webhook": {"url": "https://c.example/x", "secret": "s" * 16}},
+         "webhook": {"url": "https://c.example/x", "secret": "s" * 32}},
     ]})
     recipient = Recipient("x", "u", "d")
     assert [c.name for c in config.channels_for(recipient)] == ["a", "b"]
+
+
+MAIL = {"sender": "a@b.dk", "address": "{caseworker}@b.dk"}
+
+
+def _email_problem(**email: object) -> str:
+    with pytest.raises(ValidationError) as caught:
+        ChannelsConfig.model_validate({"channels": [
+            {"name": "m", "match": {"unit": "u"}, "email": {**MAIL, **email}}]})
+    error = caught.value.errors()[0]
+    assert error["loc"][:3] == ("channels", 0, "email")
+    return str(error["msg"])
+
+
+@pytest.mark.parametrize("host", ["smtp.kommune.example", "10.0.0.25", "127.0.0.1.nip.io", "::2"])
+def test_plain_smtp_to_another_host_is_refused(host: str) -> None:
+    """A relay that is not this machine needs STARTTLS or SMTPS; the error says so."""
+    message = _email_problem(smtp_host=host)
+    assert "needs TLS" in message and "starttls" in message and "smtps" in message
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost"])
+def test_plain_smtp_to_loopback_is_allowed(host: str) -> None:
+    """A relay on this machine (a local MTA) may take plain SMTP without credentials."""
+    config = ChannelsConfig.model_validate({"channels": [
+        {"name": "m", "match": {"unit": "u"}, "email": {**MAIL, "smtp_host": host}}]})
+    assert config.channels[0].email is not None
+    assert config.channels[0].email.port == 25
+
+
+def test_credentials_without_tls_are_refused_even_on_loopback() -> None:
+    """A username and password are never sent in clear text, not even to localhost."""
+    message = _email_problem(smtp_host="127.0.0.1", username="advis", password="hemmeligt")
+    assert "only sent over TLS" in message
+
+
+@pytest.mark.parametrize(("tls", "port"), [({"starttls": True}, 25), ({"smtps": True}, 465)])
+def test_starttls_or_smtps_with_credentials_loads(tls: dict[str, bool], port: int) -> None:
+    """STARTTLS or SMTPS to a remote relay, with credentials, loads; SMTPS defaults to 465."""
+    config = ChannelsConfig.model_validate({"channels": [
+        {"name": "m", "match": {"unit": "u"}, "email": {
+            **MAIL, **tls, "smtp_host": "smtp.kommune.example", "username": "advis",
+            "password": "hemmeligt"}}]})
+    email = config.channels[0].email
+    assert email is not None and email.port == port
+
+
+def test_starttls_and_smtps_together_are_refused() -> None:
+    """STARTTLS and SMTPS at once is a contradiction, refused."""
+    assert "choose one" in _email_problem(smtp_host="smtp.kommune.example", starttls=True,
+                                          smtps=True)

@@ -98,7 +98,7 @@ class RecordingSleep:
 
 
 def webhook_channels(url: str, **webhook: Any) -> ChannelsConfig:
-    options: dict[str, Any] = {"url": url, "secret": "s" * 16, "initial_backoff": HOUR,
+    options: dict[str, Any] = {"url": url, "secret": "s" * 32, "initial_backoff": HOUR,
                                "max_backoff": HOUR, "timeout": 2.0}
     options.update(webhook)
     return ChannelsConfig.model_validate({"channels": [

@@ -47,7 +47,7 @@ async def servers() -> AsyncIterator[tuple[list[dict[str, Any]], SmtpInbox, str,
 def _config(url: str, smtp_port: int) -> ChannelsConfig:
     return ChannelsConfig.model_validate({"channels": [
         {"name": "bf-fagsystem", "match": {"department": "boern-familie"},
-         "webhook": {"url": url, "secret": "s" * 16, "initial_backoff": 0.01,
+         "webhook": {"url": url, "secret": "s" * 32, "initial_backoff": 0.01,
                      "max_backoff": 0.01}},
         {"name": "hjemmepleje-mail", "match": {"unit": "hjemmepleje-vest"},
          "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_port,

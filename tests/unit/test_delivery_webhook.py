@@ -21,7 +21,7 @@ from advisering.delivery.sink import DeliveryClosedError
 from advisering.delivery.webhook import WebhookDelivery
 from tests.unit.delivery_support import DeadLetters, free_port, notification, wait_until
 
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-0123456789-0123456789abcdef"
 Answer = Callable[[int, dict[str, Any]], Awaitable[web.StreamResponse]]
 
 

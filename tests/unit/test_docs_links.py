@@ -1,4 +1,4 @@
-"""Relative links and anchors in README.md and docs/*.md lead somewhere."""
+"""Relative links and anchors in README.md, SECURITY.md and docs/*.md lead somewhere."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ EXTERNAL = ("http://", "https://", "mailto:")
 
 
 def markdown_files() -> list[Path]:
-    """The README and every Markdown file of docs/."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """The README, SECURITY.md and every Markdown file of docs/."""
+    return [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def prose_lines(text: str) -> list[str]:
