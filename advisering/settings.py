@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from advisering.caselinks import check_pattern
+from advisering.settings_kafka import KafkaSecuritySettings
 
 MIN_PSEUDONYM_KEY_BYTES = 32
 
@@ -24,7 +25,7 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "advisering"
 
 
-class Settings(BaseSettings):
+class Settings(KafkaSecuritySettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")
@@ -67,35 +68,6 @@ class Settings(BaseSettings):
     kafka_start_timeout: float = Field(
         default=90.0, gt=0, description="seconds `kafka start` waits for the local broker"
     )
-    # Security of every Kafka client (docs/operators.md "Connecting to a secured Kafka";
-    # checked together by advisering.kafka.connection.KafkaConnection).
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
-        default="PLAINTEXT",
-        description="`PLAINTEXT`, `SSL` (TLS, mutual with a client certificate) or "
-        "`SASL_SSL` (TLS and SCRAM-SHA-512) (see [Connecting to a secured "
-        "Kafka](operators.md#connecting-to-a-secured-kafka))",
-    )
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = Field(
-        default="SCRAM-SHA-512", description="the SASL mechanism (`SASL_SSL` only)"
-    )
-    kafka_sasl_username: str | None = Field(
-        default=None, description="the SCRAM user (`SASL_SSL` only)"
-    )
-    kafka_sasl_password: SecretStr | None = Field(
-        default=None, description="the SCRAM user's password (`SASL_SSL` only; never logged)"
-    )
-    kafka_ssl_ca_file: Path | None = Field(
-        default=None,
-        description="PEM CA certificate(s) the brokers' certificates are checked against; "
-        "none means the system's CAs",
-    )
-    kafka_ssl_cert_file: Path | None = Field(
-        default=None, description="PEM client certificate for mutual TLS (with the key file)"
-    )
-    kafka_ssl_key_file: Path | None = Field(
-        default=None, description="the client certificate's unencrypted PEM private key"
-    )
-
     worker_app_id: str = Field(
         default="advisering-worker",
         description="Faust app id = consumer group and prefix of internal topics",
@@ -343,18 +315,6 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
-    @classmethod
-    def _upper_kafka(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_ca_file",
-                     "kafka_ssl_cert_file", "kafka_ssl_key_file", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # An empty variable (a template's blank value) means unset, not the path "." .
-        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
