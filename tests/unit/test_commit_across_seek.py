@@ -25,6 +25,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.types.tuples import Message
 from intervaltree import IntervalTree
+from structlog.testing import capture_logs
 
 from advisering.dev.demo import demo_grants
 from advisering.http.sources import add_source
@@ -199,8 +200,10 @@ async def test_a_hole_seen_twice_is_read_again_and_the_partition_commits() -> No
     assert repair.check() == []  # seen once: records may still be queued for the agent
     assert [hole.committed for hole in repair.check()] == [C]
     assert books.seeks == []  # the seek waits for the drain loop, between two batches
-    await faust_door.consumer.seek_requested_repairs(books)
+    with capture_logs() as logs:
+        await faust_door.consumer.seek_requested_repairs(books)
     assert books.seeks == [(TP3, C)]
+    assert [(e["event"], e["offset"]) for e in logs] == [("commit_hole_sought", C)]
     assert books._read_offset[TP3] == C  # noqa: SLF001
     await faust_door.consumer._deliver(books, fetched(C, C + 20))  # noqa: SLF001
     assert await books.commit_due()
@@ -256,8 +259,11 @@ async def test_a_requested_repair_is_dropped_when_the_hole_moved_meanwhile() -> 
     repair.check()
     assert repair.check() != []
     books._committed_offset[TP3] = C + 20  # noqa: SLF001 (committed meanwhile)
-    await faust_door.consumer.seek_requested_repairs(books)
+    with capture_logs() as logs:
+        await faust_door.consumer.seek_requested_repairs(books)
     assert books.seeks == []
+    assert [(e["event"], e["requested"], e["committed"]) for e in logs] == [
+        ("commit_hole_seek_dropped", C, C + 20)]
 
 
 async def test_the_drain_loop_seeks_a_requested_repair_before_it_fetches() -> None:

@@ -345,8 +345,14 @@ _REPAIRS: weakref.WeakKeyDictionary[Any, dict[TP, tuple[int, int]]] = (
 async def seek_requested_repairs(consumer: Any) -> None:
     """Seek back the partitions :class:`HoleRepair` asked for, if their hole is unchanged."""
     for tp, committed in due_seeks(consumer, _REPAIRS.get(consumer)):
-        if consumer._committed_offset.get(tp) == committed:
+        now = consumer._committed_offset.get(tp)
+        if now == committed:
             await consumer.seek(tp, committed)
+            log.info("commit_hole_sought", topic=tp.topic, partition=tp.partition,
+                     offset=committed)
+        else:  # committed meanwhile, or a rebalance forgot the books: nothing to repair
+            log.info("commit_hole_seek_dropped", topic=tp.topic, partition=tp.partition,
+                     requested=committed, committed=now)
 
 
 def input_lag(consumer: Any, topics: Mapping[str, str]) -> dict[str, int]:
