@@ -90,7 +90,7 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
 ) -> None:
     """Log in with a dev token, see a notification arrive live, mark it read, give feedback."""
     OUTPUT.mkdir(exist_ok=True)
-    token = tokens.issue(SECRET.encode(), "bf-0042", "bf-syd")
+    token = tokens.issue(SECRET.encode(), "bf-0042", "boern-familie", "bf-syd")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="da-DK")
@@ -102,7 +102,7 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
             "content-security-policy"]
         page.get_by_label("Adgangsnøgle (token)").fill(token)
         page.get_by_role("button", name="Log ind").click()
-        expect(page.get_by_text("Logget ind som bf-0042 (enhed bf-syd)")).to_be_visible()
+        expect(page.get_by_text("Logget ind som bf-0042 (boern-familie, enhed bf-syd)")).to_be_visible()
         expect(page.locator("#unread")).to_have_text("1")
         expect(page.locator("body")).to_have_attribute("data-live", "on")
         server.publish([notification(
