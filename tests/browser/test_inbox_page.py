@@ -102,7 +102,8 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
             "content-security-policy"]
         page.get_by_label("Adgangsnøgle (token)").fill(token)
         page.get_by_role("button", name="Log ind").click()
-        expect(page.get_by_text("Logget ind som bf-0042 (boern-familie, enhed bf-syd)")).to_be_visible()
+        expect(page.get_by_text("Logget ind som bf-0042 (boern-familie, enhed bf-syd)")
+               ).to_be_visible()
         expect(page.locator("#unread")).to_have_text("1")
         expect(page.locator("body")).to_have_attribute("data-live", "on")
         server.publish([notification(
