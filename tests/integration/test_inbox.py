@@ -38,12 +38,17 @@ async def start_inbox(bootstrap: str, db: Path, group: str) -> TestClient[Any, A
     return client
 
 
-DEPARTMENTS = {"bf-0042": "boern-familie", "bf-0099": "boern-familie", "sk-9999": "skole"}
+DEPARTMENTS = {"bf": "boern-familie", "sk": "skole"}
+"""The department of a test caseworker, by the prefix of their id (as in the scenario)."""
+
+
+def department(caseworker: str) -> str:
+    return DEPARTMENTS[caseworker.split("-", 1)[0]]
 
 
 def bearer(caseworker: str, unit: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + tokens.issue(SECRET.encode(), caseworker,
-                                                      DEPARTMENTS[caseworker], unit)}
+                                                      department(caseworker), unit)}
 
 
 async def mine(client: TestClient[Any, Any], caseworker: str, unit: str,
@@ -55,7 +60,7 @@ async def mine(client: TestClient[Any, Any], caseworker: str, unit: str,
     """
     deadline = time.monotonic() + timeout
     found: list[dict[str, Any]] = []
-    viewer = Viewer(DEPARTMENTS[caseworker], caseworker, unit)
+    viewer = Viewer(department(caseworker), caseworker, unit)
     while time.monotonic() < deadline:
         reply = await client.get("/api/v1/notifications?limit=200",
                                  headers=bearer(caseworker, unit))
