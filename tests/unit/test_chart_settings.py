@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 from advisering.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +25,6 @@ def test_every_advisering_variable_of_the_chart_is_a_setting() -> None:
 
 def test_chart_token_defaults_are_the_settings_defaults() -> None:
     """inbox.tokens in values.yaml defaults to what ADVISERING_TOKEN_* defaults to."""
-    import yaml
-
     values = yaml.safe_load((ROOT / "helm" / "advisering" / "values.yaml").read_text())
     fields = Settings.model_fields
     assert values["inbox"]["tokens"] == {

@@ -228,3 +228,38 @@ async def test_no_pseudonym_in_any_inbox_answer_or_live_event(
         assert PSEUDONYM.encode() not in body and b'"citizen"' not in body
     stored = app[STORE].get(Viewer("boern-familie", "bf-0042", "bf-syd"), "p1")
     assert stored is not None and stored.body["citizen"] == PSEUDONYM  # the store keeps it
+
+
+async def test_client_that_stops_reading_is_dropped_after_the_write_timeout(
+    tmp_path: Path,
+) -> None:
+    """A client that reads nothing makes a write block; after the write timeout it is dropped."""
+    settings = Settings(bootstrap_servers="127.0.0.1:1", token_secret=SECRET.decode(),
+                        inbox_db=tmp_path / "inbox.sqlite3", sse_queue_max=10_000,
+                        sse_write_timeout_seconds=0.5)
+    server = TestServer(create_web_app(settings, consume=False))
+    await server.start_server()
+    app = server.app
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(f"GET /api/v1/stream?access_token={token()} HTTP/1.1\r\n"
+                     f"Host: {server.host}\r\n\r\n".encode())
+        await writer.drain()
+        assert b"200" in await asyncio.wait_for(reader.readline(), 5)  # then never reads again
+        before = closed_count("write_timeout")
+        big = "x" * 60_000
+        deadline = time.monotonic() + 30
+        number = 0
+        while closed_count("write_timeout") == before and time.monotonic() < deadline:
+            batch = []
+            for _ in range(20):
+                number += 1
+                raw = note(f"w{number}", "bf-0042", "bf-syd", "boern-familie").to_json()
+                batch.append(Notification.from_json(dict(raw, message=big)))
+            app[BROADCAST].publish(batch)
+            await asyncio.sleep(0.05)
+        assert closed_count("write_timeout") == before + 1
+        assert len(app[BROADCAST]) == 0
+    finally:
+        writer.close()
+        await server.close()

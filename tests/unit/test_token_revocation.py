@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
 from advisering.cli.main import main
-from advisering.inbox import tokens
-from advisering.inbox.revocation import RevocationFileError, RevocationList, revoke
+from advisering.inbox import revocation, tokens
+from advisering.inbox.revocation import RevocationFileError, RevocationList
 
-LIMITS = {"max_bytes": 4096, "max_entries": 5}
+MAX_BYTES, MAX_ENTRIES = 4096, 5
+
+
+def revoke(path: Path, jti: str, reason: str | None) -> bool:
+    """``revocation.revoke`` with this module's small limits."""
+    return revocation.revoke(path, jti, reason, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES)
+
+
+def revocations_of(path: Path, clock: Callable[[], float]) -> RevocationList:
+    return RevocationList(path, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES, interval=1.0,
+                          clock=clock)
 
 
 class Clock:
@@ -34,8 +45,8 @@ def rejected() -> float:
 def test_revoke_creates_a_private_file_in_a_private_folder(tmp_path: Path) -> None:
     """The file is created 0600 in a new 0700 folder; a second revoke of one jti is a no-op."""
     path = tmp_path / "state" / "revoked.jsonl"
-    assert revoke(path, "jti-1", "left the municipality", **LIMITS)
-    assert not revoke(path, "jti-1", None, **LIMITS)
+    assert revoke(path, "jti-1", "left the municipality")
+    assert not revoke(path, "jti-1", None)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     assert path.read_bytes().count(b"\n") == 1 and b'"reason":"left the municipality"' in (
@@ -48,7 +59,7 @@ def test_revoke_creates_a_private_file_in_a_private_folder(tmp_path: Path) -> No
 def test_revoke_refuses_bad_ids_and_reasons(tmp_path: Path, jti: str, reason: str | None) -> None:
     """A jti that is no token id, or a long or multi-line reason, is refused."""
     with pytest.raises(RevocationFileError):
-        revoke(tmp_path / "r.jsonl", jti, reason, **LIMITS)
+        revoke(tmp_path / "r.jsonl", jti, reason)
     assert not (tmp_path / "r.jsonl").exists() or (tmp_path / "r.jsonl").read_bytes() == b""
 
 
@@ -56,23 +67,23 @@ def test_revoke_refuses_to_overfill_the_file(tmp_path: Path) -> None:
     """Past max entries the file is full: revoke says so rather than write what serve refuses."""
     path = tmp_path / "r.jsonl"
     for number in range(5):
-        revoke(path, f"j{number}", None, **LIMITS)
+        revoke(path, f"j{number}", None)
     with pytest.raises(RevocationFileError, match="full"):
-        revoke(path, "j9", None, **LIMITS)
+        revoke(path, "j9", None)
 
 
 def test_list_rereads_a_changed_file_within_the_interval(tmp_path: Path) -> None:
     """A revocation appears after the interval; listeners are told the new ids only."""
     path, clock = tmp_path / "r.jsonl", Clock()
-    revocations = RevocationList(path, interval=1.0, clock=clock, **LIMITS)
+    revocations = revocations_of(path, clock)
     told: list[frozenset[str]] = []
     revocations.on_revoked.append(told.append)
     assert "a1" not in revocations and len(revocations) == 0
-    revoke(path, "a1", None, **LIMITS)
+    revoke(path, "a1", None)
     assert "a1" not in revocations.refresh()  # within the interval: not checked yet
     clock.now = 1.5
     assert "a1" in revocations.refresh()
-    revoke(path, "a2", None, **LIMITS)
+    revoke(path, "a2", None)
     clock.now = 3.0
     assert revocations.refresh() == {"a1", "a2"}
     assert told == [frozenset({"a1"}), frozenset({"a2"})]
@@ -86,8 +97,8 @@ def test_list_rereads_a_changed_file_within_the_interval(tmp_path: Path) -> None
 def test_damaged_file_keeps_the_last_good_list(tmp_path: Path, damage: bytes) -> None:
     """A malformed, overfull or oversized file leaves the last good list in force."""
     path, clock = tmp_path / "r.jsonl", Clock()
-    revoke(path, "a1", None, **LIMITS)
-    revocations = RevocationList(path, interval=1.0, clock=clock, **LIMITS)
+    revoke(path, "a1", None)
+    revocations = revocations_of(path, clock)
     before = rejected()
     with path.open("ab") as handle:
         handle.write(damage)
@@ -97,7 +108,7 @@ def test_damaged_file_keeps_the_last_good_list(tmp_path: Path, damage: bytes) ->
     path.unlink()
     clock.now = 4.0
     assert revocations.refresh() == {"a1"}  # gone: still revoked
-    revoke(path, "a3", None, **LIMITS)
+    revoke(path, "a3", None)
     clock.now = 6.0
     assert revocations.refresh() == {"a3"}
 
@@ -121,7 +132,7 @@ def test_cli_issue_needs_a_department_and_revoke_writes_the_file(
     assert "43200" in capsys.readouterr().err
     assert main(["token", "revoke", claims.jti, "--reason", "test"]) == 0
     path = tmp_path / "inbox" / "token-revocations.jsonl"
-    assert claims.jti in RevocationList(path, interval=1.0, **LIMITS)
+    assert claims.jti in revocations_of(path, Clock())
     assert main(["token", "revoke", claims.jti]) == 0
     assert "already" in capsys.readouterr().out
     assert main(["token", "revoke", "../etc/passwd"]) == 2
