@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.revocation import revoke
 from advisering.inbox.service import BROADCAST, STORE
-from advisering.inbox.store import Viewer
+from advisering.inbox.store import InboxStore, Viewer
 from advisering.settings import Settings
 
 SECRET = b"s" * 32
@@ -263,3 +264,35 @@ async def test_client_that_stops_reading_is_dropped_after_the_write_timeout(
     finally:
         writer.close()
         await server.close()
+
+
+def test_an_older_database_gets_the_pair_indexes_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A database with the former per-caseworker indexes opens, migrated; rows match by pair."""
+    path = tmp_path / "inbox.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE notifications (id TEXT PRIMARY KEY, caseworker TEXT, unit TEXT NOT NULL, "
+        "department TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, "
+        "created TEXT NOT NULL, received TEXT NOT NULL, body BLOB NOT NULL, read_at TEXT, "
+        "feedback TEXT, feedback_reason TEXT, feedback_at TEXT);"
+        "CREATE INDEX by_caseworker ON notifications (caseworker, read_at, created);"
+        "CREATE INDEX by_unit ON notifications (unit, caseworker, read_at, created);")
+    stored = note("old-1", "x-1", "team-a", "jobcenter")
+    old.execute("INSERT INTO notifications (id, caseworker, unit, department, rule, severity, "
+                "created, received, body) VALUES (?,?,?,?,?,?,?,?,?)",
+                (stored.id, "x-1", "team-a", "jobcenter", stored.rule, stored.severity,
+                 stored.created, stored.created, stored.encode()))
+    old.commit()
+    old.close()
+    store = InboxStore(path)
+    try:
+        with sqlite3.connect(path) as check:
+            indexes = {row[0] for row in check.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'notifications'")}
+        assert {"by_recipient", "by_department_unit"} <= indexes
+        assert not {"by_caseworker", "by_unit"} & indexes
+        assert store.get(Viewer("jobcenter", "x-1"), "old-1") is not None
+        assert store.get(Viewer("boern-familie", "x-1", "team-a"), "old-1") is None
+    finally:
+        store.close()
