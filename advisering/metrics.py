@@ -216,7 +216,8 @@ TOKEN_REVOCATION_RELOADS = Counter(
 )
 SSE_STREAMS = Gauge(
     "advisering_sse_streams",
-    "Live streams (Server-Sent Events) open now.",
+    "Live streams (Server-Sent Events) open now (the inbox is one process).",
+    multiprocess_mode="max",
 )
 SSE_CLOSED = Counter(
     "advisering_sse_closed_total",
