@@ -203,3 +203,25 @@ SOURCES_RELOADS = Counter(
     "reloaded, or invalid (the last good file stays in force).",
     ["outcome"],
 )
+INBOX_TOKENS_REFUSED = Counter(
+    "advisering_inbox_tokens_refused_total",
+    "Caseworker tokens the inbox answered 401, by reason (advisering.inbox.tokens.REASONS).",
+    ["reason"],
+)
+TOKEN_REVOCATION_RELOADS = Counter(
+    "advisering_token_revocation_reloads_total",
+    "Reads of the token revocation file after it changed: loaded, or rejected (too large, "
+    "too many entries or malformed; the last good list is kept).",
+    ["outcome"],
+)
+SSE_STREAMS = Gauge(
+    "advisering_sse_streams",
+    "Live streams (Server-Sent Events) open now (the inbox is one process).",
+    multiprocess_mode="max",
+)
+SSE_CLOSED = Counter(
+    "advisering_sse_closed_total",
+    "Live streams closed, by reason: client, overflow, write_timeout, expired, revoked, "
+    "replaced (more streams than one token may hold) or shutdown.",
+    ["reason"],
+)

@@ -1,16 +1,20 @@
-"""`advisering serve`, `advisering sources ...` and `advisering token issue`: the HTTP side's verbs.
+"""`advisering serve`, `advisering sources ...` and `advisering token ...`: the HTTP side's verbs.
 
 `sources add` registers a source system with its grants and prints its key
 once; `sources add --rotate` gives a new key and keeps the old one valid for
 a grace period; `sources grant` changes what a source may publish; `sources
 revoke` removes it; `sources list` shows each source's grants, key age and
-pending rotations, never a key or a hash.
+pending rotations, never a key or a hash. `token issue` signs a caseworker
+token (with a new random ``jti``, printed to stderr for a later `token
+revoke`); `token revoke JTI` adds the id to the revocation file that serve
+rereads without a restart.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
@@ -174,6 +178,17 @@ def _grant_options(parser: argparse.ArgumentParser, what: str) -> None:
                        help="comma-separated departments whose cases it may publish")
 
 
+def _hours(value: str) -> float:
+    """--hours: a positive number of hours (the maximum lifetime is checked when signing)."""
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of hours, such as 8 or 0.5") from None
+    if not 0 < hours < 10_000:
+        raise argparse.ArgumentTypeError("a positive number of hours")
+    return hours
+
+
 def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.inbox import tokens
 
@@ -181,10 +196,33 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
     if secret is None:
         raise UserError("ADVISERING_TOKEN_SECRET is not set; the inbox signs tokens with it "
                         "(at least 32 bytes, for example: openssl rand -hex 32).")
+    jti = tokens.new_jti()
     try:
-        print(tokens.issue(secret, args.caseworker, args.unit, lifetime=int(args.hours * 3600)))
+        token = tokens.issue(secret, args.caseworker, args.department, args.unit,
+                             policy=tokens.TokenPolicy.from_settings(settings),
+                             lifetime=round(args.hours * 3600), jti=jti)
     except tokens.TokenError as exc:
         raise UserError(str(exc)) from exc
+    print(token)
+    print(f"token id (jti, for `advisering token revoke`): {jti}", file=sys.stderr)
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.inbox.revocation import RevocationFileError, revocation_file, revoke
+
+    path = revocation_file(settings.token_revocation_file, settings.inbox_db)
+    try:
+        added = revoke(path, args.jti, args.reason,
+                       max_bytes=settings.token_revocation_max_bytes,
+                       max_entries=settings.token_revocation_max_entries)
+    except (OSError, RevocationFileError) as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    if not added:
+        print(f"Token {args.jti} was revoked already ({path}).")
+        return 0
+    print(f"Token {args.jti} is revoked in {path}; serve refuses it and closes its live "
+          f"streams from its next check (within {settings.token_revocation_check_seconds:g} s).")
     return 0
 
 
@@ -219,8 +257,16 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing.set_defaults(handler=_sources_list)
     token = verbs.add_parser("token", help="bearer tokens for the caseworker inbox")
     token_actions = token.add_subparsers(dest="token_verb", required=True, metavar="ACTION")
-    issue = token_actions.add_parser("issue", help="a signed token for development")
-    issue.add_argument("--caseworker", required=True, help="the caseworker id (token subject)")
+    issue = token_actions.add_parser("issue", help="a signed caseworker token")
+    issue.add_argument("--caseworker", required=True,
+                       help="the caseworker id in the source system (token subject)")
+    issue.add_argument("--department", required=True,
+                       help="their department: the caseworker id is unique only within it")
     issue.add_argument("--unit", default=None, help="their unit: they also see its notifications")
-    issue.add_argument("--hours", type=float, default=8.0, help="lifetime (default 8)")
+    issue.add_argument("--hours", type=_hours, default=8.0,
+                       help="lifetime (default 8; at most ADVISERING_TOKEN_MAX_LIFETIME_SECONDS)")
     issue.set_defaults(handler=_token_issue)
+    revoke = token_actions.add_parser("revoke", help="refuse a token from now on, by its jti")
+    revoke.add_argument("jti", help="the token id `token issue` printed (the token's jti)")
+    revoke.add_argument("--reason", default=None, help="why, for the record (200 characters)")
+    revoke.set_defaults(handler=_token_revoke)

@@ -158,19 +158,19 @@ def register_demo_sources(settings: Settings, path: Path) -> dict[str, str]:
     return keys
 
 
-DEMO_CASEWORKERS = (
-    ("bf-0042", "bf-syd", "børn og familie"),
-    ("hp-0107", "hjemmepleje-vest", "hjemmeplejen"),
-    ("sp-0031", "socialpsykiatri", "socialpsykiatrien"),
-    ("sk-0001", "pps", "PPR i skoleområdet (enhedens advis)"),
+DEMO_CASEWORKERS = (  # (caseworker, department, unit, who), as in advisering.dev.scenario
+    ("bf-0042", "boern-familie", "bf-syd", "børn og familie"),
+    ("hp-0107", "aeldre", "hjemmepleje-vest", "hjemmeplejen"),
+    ("sp-0031", "handicap-psykiatri", "socialpsykiatri", "socialpsykiatrien"),
+    ("sk-0001", "skole", "pps", "PPR i skoleområdet (enhedens advis)"),
 )
 
 
-def print_inbox_links(port: int, secret: bytes) -> None:
+def print_inbox_links(port: int, secret: bytes, policy: tokens.TokenPolicy) -> None:
     """Ready-to-open inbox links with development tokens for a few caseworkers."""
     print("\nIndbakken (åbn et link i browseren; nøglen gælder 8 timer):")
-    for caseworker, unit, what in DEMO_CASEWORKERS:
-        token = tokens.issue(secret, caseworker, unit)
+    for caseworker, department, unit, what in DEMO_CASEWORKERS:
+        token = tokens.issue(secret, caseworker, department, unit, policy=policy)
         print(f"  {caseworker} – {what}:\n    http://127.0.0.1:{port}/#token={token}")
 
 
@@ -225,7 +225,8 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
             wait_ready(server, settings.serve_port)
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
                   f"metrics: http://127.0.0.1:{settings.worker_web_port}/metrics")
-            print_inbox_links(settings.serve_port, token_secret)
+            print_inbox_links(settings.serve_port, token_secret,
+                              tokens.TokenPolicy.from_settings(settings))
             kafka = KafkaConnection.from_settings(settings)
             consumer = Consumer(consumer_config(
                 kafka, group=f"advisering-demo-viewer-{secrets.token_hex(4)}",

@@ -31,6 +31,16 @@ _PROBLEM = {
 }
 
 
+_INBOX_ITEM = {
+    "type": "object", "required": ["id", "recipient", "related_case"],
+    "description": "A notification as the inbox shows it: never the citizen's pseudonym "
+                   "(the caseworker knows the citizen through their own related_case).",
+    "properties": {"id": {"type": "string"}, "recipient": {"type": "object"},
+                   "related_case": {"type": "object"}, "citizen": False},
+}
+_ITEM = {"$ref": "#/components/schemas/InboxItem"}
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -51,11 +61,13 @@ def openapi_document(max_events: int) -> dict[str, Any]:
                 "apiKey": {"type": "http", "scheme": "bearer",
                            "description": "the source system's API key (advisering sources add)"},
                 "caseworker": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                               "description": "HS256 token: sub = caseworker, unit, exp "
+                               "description": "HS256 token: iss, aud, sub (caseworker), "
+                                              "dept, optional unit, iat, exp, nbf, jti "
                                               "(advisering token issue)"},
             },
             "schemas": {
                 "Problem": _PROBLEM,
+                "InboxItem": _INBOX_ITEM,
                 "CaseEvent": {
                     "type": "object",
                     "description": "CloudEvents 1.0 structured JSON; see DESIGN.md. Parties may "
@@ -125,12 +137,20 @@ def _page() -> dict[str, Any]:
     return {"description": "OK", "content": {"application/json": {"schema": {
         "type": "object", "required": ["items", "total", "unread", "limit", "offset"],
         "properties": {
-            "items": {"type": "array", "items": {
-                "type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
+            "items": {"type": "array", "items": _ITEM},
             **{name: {"type": "integer", "minimum": 0}
                for name in ("total", "unread", "limit", "offset")}}}}},
         "links": {operation: {"operationId": operation, "parameters": first}
                   for operation in ("getNotification", "markRead", "giveFeedback")}}
+
+
+def _me() -> dict[str, Any]:
+    text = {"type": "string"}
+    return {"description": "OK", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["caseworker", "department", "unit"],
+        "additionalProperties": False,
+        "properties": {"caseworker": text, "department": text,
+                       "unit": {"type": ["string", "null"]}}}}}}
 
 
 def _inbox_paths() -> dict[str, Any]:
@@ -138,7 +158,9 @@ def _inbox_paths() -> dict[str, Any]:
     secured: dict[str, Any] = {"security": [{"caseworker": []}]}
     item = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-    denied = {"401": _problem("missing, malformed, forged or expired token")}
+    one = {"description": "OK", "content": {"application/json": {"schema": _ITEM}}}
+    denied = {"401": _problem("missing, malformed, forged, foreign (aud, iss), not yet valid, "
+                              "too long-lived, expired or revoked token")}
     missing = {"404": _problem("no such notification for this caseworker")}
     return {
         "/api/v1/notifications": {"get": {
@@ -155,7 +177,7 @@ def _inbox_paths() -> dict[str, Any]:
             "responses": {"200": _page(), "400": _problem("bad filter or paging"), **denied}}},
         "/api/v1/notifications/{id}": {"get": {
             **secured, "operationId": "getNotification", "summary": "one notification",
-            "parameters": [item], "responses": {"200": ok, **denied, **missing}}},
+            "parameters": [item], "responses": {"200": one, **denied, **missing}}},
         "/api/v1/notifications/{id}/read": {"post": {
             **secured, "operationId": "markRead", "summary": "mark one read",
             "parameters": [item], "responses": {"200": ok, **denied, **missing}}},
@@ -176,10 +198,13 @@ def _inbox_paths() -> dict[str, Any]:
         "/api/v1/stream": {"get": {
             **secured, "summary": "new notifications live (Server-Sent Events)",
             "description": "The token may be given as access_token (EventSource sends no "
-                           "headers). Events are named notification.",
+                           "headers). Events are named notification (data: an InboxItem "
+                           "without read state). The stream ends with one last event: "
+                           "reload (the client fell behind), expired or revoked (the "
+                           "token), or replaced (the token opened more streams than allowed).",
             "parameters": [{"name": "access_token", "in": "query",
                             "schema": {"type": "string"}}],
             "responses": {"200": {"description": "text/event-stream"}, **denied}}},
         "/api/v1/me": {"get": {**secured, "summary": "who the token is for",
-                               "responses": {"200": ok, **denied}}},
+                               "responses": {"200": _me(), **denied}}},
     }

@@ -3,24 +3,32 @@
 Every call carries a bearer token (the live stream may pass it as
 ``access_token`` because browsers' EventSource cannot set headers). A
 caseworker sees their own notifications and the unassigned ones of their
-unit; anything else is 404, indistinguishable from an id that does not exist.
+unit, both within the department of their token; anything else is 404,
+indistinguishable from an id that does not exist. A token revoked by
+``advisering token revoke`` is refused from serve's next check of the
+revocation file, without a restart.
+
+The citizen's pseudonym never leaves through this API (list, one item,
+live stream): the caseworker knows the citizen through their own case, the
+link the notification gives (DESIGN "A notification identifies the citizen
+through the recipient's own case"); the pseudonym would only let a page
+correlate citizens across notifications.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
 
 from advisering import metrics
 from advisering.caselinks import case_link
-from advisering.engine.notification import Notification
 from advisering.inbox import tokens
+from advisering.inbox.live import Broadcast, run_stream
+from advisering.inbox.revocation import RevocationList
 from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
 from advisering.jsonweb import error_response, json_response
 
@@ -32,28 +40,8 @@ MAX_OFFSET = 2**63 - 1
 # One notification: any id but read-all, else this route would make the
 # read-all resource appear to answer GET too (its Allow header would say so).
 _ONE = "/api/v1/notifications/{id:(?!read-all$)[^{}/]+}"
-
-
-@dataclass
-class Broadcast:
-    """Fans new notifications out to the open live streams."""
-
-    queues: dict[asyncio.Queue[Notification], Viewer] = field(default_factory=dict)
-
-    def publish(self, notifications: list[Notification]) -> None:
-        """Queue each notification on every open stream whose viewer may see it (on the loop)."""
-        for queue, viewer in list(self.queues.items()):
-            for notification in notifications:
-                if visible_to(viewer, notification):
-                    queue.put_nowait(notification)
-
-
-def visible_to(viewer: Viewer, notification: Notification) -> bool:
-    """True when the notification is the viewer's own or unassigned in the viewer's unit."""
-    recipient = notification.recipient
-    if recipient.caseworker:
-        return recipient.caseworker == viewer.caseworker
-    return viewer.unit is not None and recipient.unit == viewer.unit
+HIDDEN_FIELDS = ("citizen",)
+"""Fields of a stored notification the inbox never answers (see the module's text)."""
 
 
 def _whole(text: str) -> int | None:
@@ -72,22 +60,29 @@ def authenticated(handler: Handler) -> Callable[[InboxApi, web.Request],
     @functools.wraps(handler)
     async def wrapper(self: InboxApi, request: web.Request) -> web.Response:
         try:
-            viewer = self._viewer(request)
+            viewer = self._claims(request)[0]
         except tokens.TokenError as exc:
-            return error_response(401, "unauthorized", str(exc))
+            return _refused(exc)
         return await handler(self, request, viewer)
     return wrapper
+
+
+def _refused(exc: tokens.TokenError) -> web.Response:
+    metrics.INBOX_TOKENS_REFUSED.labels(exc.reason).inc()
+    return error_response(401, "unauthorized", str(exc))
 
 
 class InboxApi:
     """The inbox's HTTP handlers: each resolves the token to a viewer, then asks the store."""
     def __init__(self, store: InboxStore, secret: bytes, broadcast: Broadcast,
-                 case_urls: dict[str, str], heartbeat: float = 15.0) -> None:
+                 case_urls: dict[str, str], *, policy: tokens.TokenPolicy | None = None,
+                 revocations: RevocationList | None = None) -> None:
         self.store = store
         self.secret = secret
         self.broadcast = broadcast
         self.case_urls = case_urls
-        self.heartbeat = heartbeat
+        self.policy = policy or tokens.TokenPolicy()
+        self.revocations = revocations
 
     def routes(self, app: web.Application) -> None:
         """Register the API's routes on ``app``."""
@@ -99,30 +94,35 @@ class InboxApi:
         app.router.add_get("/api/v1/stream", self.stream)
         app.router.add_get("/api/v1/me", self.me)
 
-    def _viewer(self, request: web.Request, allow_query: bool = False) -> Viewer:
+    def _claims(self, request: web.Request,
+                allow_query: bool = False) -> tuple[Viewer, tokens.Claims]:
+        """The viewer and claims of a valid, unrevoked token; TokenError otherwise."""
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         if token is None and allow_query:
             token = request.query.get("access_token")
-        claims = tokens.verify(self.secret, token)
-        return Viewer(claims.caseworker, claims.unit)
+        claims = tokens.verify(self.secret, token, policy=self.policy)
+        if self.revocations is not None and claims.jti in self.revocations.refresh():
+            raise tokens.TokenError("the token was revoked", "revoked")
+        return Viewer(claims.department, claims.caseworker, claims.unit), claims
 
     def _present(self, notification: dict[str, object]) -> dict[str, object]:
-        """The notification's JSON with a link to the recipient's own case, when configured."""
+        """The notification's JSON as the page gets it: no pseudonym, a link to the case."""
+        notification = {k: v for k, v in notification.items() if k not in HIDDEN_FIELDS}
         related = notification["related_case"]
         if not isinstance(related, dict):
             return notification
         pattern = self.case_urls.get(related.get("source", ""))
         url = case_link(pattern, related.get("id", "")) if pattern else None
         if url:
-            notification = dict(notification)
             notification["related_case"] = dict(related, url=url)
         return notification
 
     @authenticated
     async def me(self, _request: web.Request, viewer: Viewer) -> web.Response:
         """GET /api/v1/me: who the token says the caller is."""
-        return json_response({"caseworker": viewer.caseworker, "unit": viewer.unit})
+        return json_response({"caseworker": viewer.caseworker, "department": viewer.department,
+                              "unit": viewer.unit})
 
     @authenticated
     async def list(self, request: web.Request, viewer: Viewer) -> web.Response:
@@ -195,32 +195,11 @@ class InboxApi:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """GET /api/v1/stream: new notifications for the viewer as Server-Sent Events."""
         try:
-            viewer = self._viewer(request, allow_query=True)
+            viewer, claims = self._claims(request, allow_query=True)
         except tokens.TokenError as exc:
-            return error_response(401, "unauthorized", str(exc))
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no"})
+            return _refused(exc)
         # Listen before the client learns the stream is open, so nothing that
         # arrives in between is missed.
-        queue: asyncio.Queue[Notification] = asyncio.Queue()
-        self.broadcast.queues[queue] = viewer
-        try:
-            await response.prepare(request)
-            await response.write(b": connected\n\n")
-            while True:
-                try:
-                    notification = await asyncio.wait_for(queue.get(), self.heartbeat)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                data = orjson.dumps(self._present(notification.to_json()))
-                await response.write(b"event: notification\nid: " + notification.id.encode()
-                                     + b"\ndata: " + data + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.broadcast.queues.pop(queue, None)
-            with contextlib.suppress(Exception):
-                await response.write_eof()
-        return response
+        stream = self.broadcast.open(viewer, claims)
+        return await run_stream(request, self.broadcast, stream,
+                                lambda n: self._present(n.to_json()))

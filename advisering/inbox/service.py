@@ -30,11 +30,13 @@ from typing import Any
 from aiohttp import web
 
 from advisering.delivery.config import ChannelsConfig, load_channels
-from advisering.inbox.api import Broadcast, InboxApi
+from advisering.inbox.api import InboxApi
 from advisering.inbox.consumer import NotificationConsumer
 from advisering.inbox.durable import DurableDelivery
+from advisering.inbox.live import Broadcast, LiveLimits
+from advisering.inbox.revocation import RevocationList, revocation_file
 from advisering.inbox.store import InboxStore
-from advisering.inbox.tokens import check_secret
+from advisering.inbox.tokens import TokenPolicy, check_secret
 from advisering.kafka.clients import producer_config
 from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.producer import AsyncProducer
@@ -48,6 +50,7 @@ log = get_logger(__name__)
 STORE = web.AppKey("inbox_store", InboxStore)
 CONSUMER = web.AppKey("inbox_consumer", NotificationConsumer)
 BROADCAST = web.AppKey("inbox_broadcast", Broadcast)
+REVOCATIONS = web.AppKey("inbox_revocations", RevocationList)
 EXPIRY_EVERY_SECONDS = 3600.0
 DELIVERY_CLOSE_SECONDS = 10.0
 DEAD_LETTER_TIMEOUT_MS = 30_000
@@ -71,13 +74,24 @@ def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True)
     check_secret(secret)
     channels = None if settings.channels_file is None else load_channels(settings.channels_file)
     store = InboxStore(settings.inbox_db)
-    broadcast = Broadcast()
-    InboxApi(store, secret, broadcast, settings.case_urls).routes(app)
+    broadcast = Broadcast(LiveLimits(
+        queue_max=settings.sse_queue_max, streams_per_token=settings.sse_streams_per_token,
+        write_timeout=settings.sse_write_timeout_seconds))
+    revocations = RevocationList(
+        revocation_file(settings.token_revocation_file, settings.inbox_db),
+        max_bytes=settings.token_revocation_max_bytes,
+        max_entries=settings.token_revocation_max_entries,
+        interval=settings.token_revocation_check_seconds)
+    revocations.on_revoked.append(broadcast.revoke)
+    InboxApi(store, secret, broadcast, settings.case_urls, policy=TokenPolicy.from_settings(
+        settings), revocations=revocations).routes(app)
     app[STORE] = store
     app[BROADCAST] = broadcast
+    app[REVOCATIONS] = revocations
     _add_page(app)
     running = _InboxRunning(settings, channels, store, broadcast, consume=consume)
     app.on_startup.append(running.start)
+    app.on_shutdown.append(running.end_streams)
     app.on_cleanup.append(running.stop)
 
 
@@ -121,7 +135,14 @@ class _InboxRunning:
                 log.info("inbox_expired", removed=removed)
             await asyncio.sleep(EXPIRY_EVERY_SECONDS)
 
+    async def watch_revocations(self, revocations: RevocationList) -> None:
+        """Reread the revocation file as it changes, so revoked tokens' streams close at once."""
+        while True:
+            await asyncio.sleep(self.settings.token_revocation_check_seconds)
+            revocations.refresh()
+
     async def start(self, app: web.Application) -> None:
+        app[REVOCATION_WATCH] = asyncio.create_task(self.watch_revocations(app[REVOCATIONS]))
         if self.consume:
             delivery = None
             if self.channels is not None:
@@ -139,10 +160,15 @@ class _InboxRunning:
             app[CONSUMER] = consumer
         app[EXPIRY] = asyncio.create_task(self.expire_forever())
 
+    async def end_streams(self, _app: web.Application) -> None:
+        """Serve stops: end the live streams first, so their handlers return at once."""
+        self.broadcast.end_all()
+
     async def stop(self, app: web.Application) -> None:
-        app[EXPIRY].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app[EXPIRY]
+        for key in (EXPIRY, REVOCATION_WATCH):
+            app[key].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app[key]
         if CONSUMER in app:
             await asyncio.to_thread(app[CONSUMER].stop)
         await _stop_delivery(app)
@@ -182,5 +208,6 @@ async def _stop_delivery(app: web.Application) -> None:
 
 
 EXPIRY = web.AppKey("inbox_expiry", asyncio.Task[None])
+REVOCATION_WATCH = web.AppKey("inbox_revocation_watch", asyncio.Task[None])
 DELIVERY = web.AppKey("inbox_delivery", DurableDelivery)
 DEAD_LETTER_PRODUCER = web.AppKey("inbox_dead_letter_producer", AsyncProducer)

@@ -3,7 +3,9 @@
 Durable and idempotent: a notification is stored once by its id (the topic may
 carry a repeat after a worker crash), and the consumer commits its Kafka
 offsets only after the rows are committed here, so a restart of the service
-loses nothing unread and shows nothing twice. Read notifications older than
+loses nothing unread and shows nothing twice. Every lookup is within the
+viewer's department: a caseworker id is unique only there (an older
+database is migrated at open by replacing its two indexes). Read notifications older than
 the retention are deleted: the inbox is no archive (the audit topic is).
 
 The store also remembers each (notification, channel) delivery beyond the
@@ -45,8 +47,12 @@ CREATE TABLE IF NOT EXISTS notifications (
     feedback_reason TEXT,
     feedback_at TEXT
 );
-CREATE INDEX IF NOT EXISTS by_caseworker ON notifications (caseworker, read_at, created);
-CREATE INDEX IF NOT EXISTS by_unit ON notifications (unit, caseworker, read_at, created);
+DROP INDEX IF EXISTS by_caseworker;
+DROP INDEX IF EXISTS by_unit;
+CREATE INDEX IF NOT EXISTS by_recipient
+    ON notifications (department, caseworker, read_at, created);
+CREATE INDEX IF NOT EXISTS by_department_unit
+    ON notifications (department, unit, caseworker, read_at, created);
 CREATE TABLE IF NOT EXISTS deliveries (
     notification_id TEXT NOT NULL,
     channel TEXT NOT NULL,
@@ -73,10 +79,29 @@ class DueDelivery:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who asks: a caseworker, and the unit whose unassigned notifications they also see."""
+    """Who asks: a caseworker of a department, and the unit whose unassigned ones they also see.
 
+    A caseworker id is the source system's own, unique only within its
+    department: every match is on the pair (department, caseworker), and a
+    unit's on (department, unit).
+    """
+
+    department: str
     caseworker: str
     unit: str | None = None
+
+
+def visible_to(viewer: Viewer, notification: Notification) -> bool:
+    """True when the notification is the viewer's own or unassigned in the viewer's unit.
+
+    The same rule as ``InboxStore._visible``, for notifications not stored yet (live streams).
+    """
+    recipient = notification.recipient
+    if recipient.department != viewer.department:
+        return False
+    if recipient.caseworker:
+        return recipient.caseworker == viewer.caseworker
+    return viewer.unit is not None and recipient.unit == viewer.unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +234,11 @@ class InboxStore:
 
     @staticmethod
     def _visible(viewer: Viewer) -> tuple[str, list[object]]:
+        """The SQL condition of ``visible_to``: always within the viewer's department."""
         if viewer.unit:
-            return ("(caseworker = ? OR (caseworker IS NULL AND unit = ?))",
-                    [viewer.caseworker, viewer.unit])
-        return "caseworker = ?", [viewer.caseworker]
+            return ("department = ? AND (caseworker = ? OR (caseworker IS NULL AND unit = ?))",
+                    [viewer.department, viewer.caseworker, viewer.unit])
+        return "department = ? AND caseworker = ?", [viewer.department, viewer.caseworker]
 
     def list(
         self, viewer: Viewer, *, unread: bool | None = None, severity: str | None = None,

@@ -90,7 +90,7 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
 ) -> None:
     """Log in with a dev token, see a notification arrive live, mark it read, give feedback."""
     OUTPUT.mkdir(exist_ok=True)
-    token = tokens.issue(SECRET.encode(), "bf-0042", "bf-syd")
+    token = tokens.issue(SECRET.encode(), "bf-0042", "boern-familie", "bf-syd")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="da-DK")
@@ -102,7 +102,8 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
             "content-security-policy"]
         page.get_by_label("Adgangsnøgle (token)").fill(token)
         page.get_by_role("button", name="Log ind").click()
-        expect(page.get_by_text("Logget ind som bf-0042 (enhed bf-syd)")).to_be_visible()
+        expect(page.get_by_text("Logget ind som bf-0042 (boern-familie, enhed bf-syd)")
+               ).to_be_visible()
         expect(page.locator("#unread")).to_have_text("1")
         expect(page.locator("body")).to_have_attribute("data-live", "on")
         server.publish([notification(
@@ -133,3 +134,17 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
     assert not [line for line in console if "Content Security Policy" in line], console
     assert server.app[STORE].feedback_counts() == {("sanktion-til-boernesag", "not_useful"): 1}
     assert (OUTPUT / "inbox.png").stat().st_size > 10_000
+
+
+def test_page_logs_out_when_the_stream_says_the_token_expired(server: ServerThread) -> None:
+    """event: expired on the live stream takes the page back to the login with a message."""
+    token = tokens.issue(SECRET.encode(), "bf-0042", "boern-familie", "bf-syd", lifetime=4)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(locale="da-DK")
+        page.goto(f"http://127.0.0.1:{server.port}/#token={token}")
+        expect(page.locator("body")).to_have_attribute("data-live", "on")
+        expect(page.get_by_text("Din adgang er udløbet. Log ind igen.")).to_be_visible(
+            timeout=15_000)
+        expect(page.get_by_role("button", name="Log ind")).to_be_visible()
+        browser.close()

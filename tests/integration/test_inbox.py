@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -18,10 +19,13 @@ from advisering.dev.scenario import demo_scenario, event, synthetic_cpr
 from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
+from advisering.inbox.service import STORE
+from advisering.inbox.store import Viewer
 from advisering.kafka.topics import NOTIFICATIONS
 from advisering.settings import Settings
 from tests.integration.bus import WorkerProcess, bus_env, run_cli, write_jsonl
 from tests.integration.test_pipeline import scenario_citizens
+from tests.integration.test_sources_live import Serve
 
 SECRET = secrets.token_hex(32)
 
@@ -34,20 +38,38 @@ async def start_inbox(bootstrap: str, db: Path, group: str) -> TestClient[Any, A
     return client
 
 
+DEPARTMENTS = {"bf": "boern-familie", "sk": "skole"}
+"""The department of a test caseworker, by the prefix of their id (as in the scenario)."""
+
+
+def department(caseworker: str) -> str:
+    return DEPARTMENTS[caseworker.split("-", 1)[0]]
+
+
 def bearer(caseworker: str, unit: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + tokens.issue(SECRET.encode(), caseworker, unit)}
+    return {"Authorization": "Bearer " + tokens.issue(SECRET.encode(), caseworker,
+                                                      department(caseworker), unit)}
 
 
 async def mine(client: TestClient[Any, Any], caseworker: str, unit: str,
                citizens: set[str], want: int, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """The viewer's notifications about ``citizens``, once at least ``want`` are there."""
+    """The viewer's notifications about ``citizens``, once at least ``want`` are there.
+
+    The API never answers the pseudonym, so which notifications are about
+    ``citizens`` is looked up in the store (the test's own knowledge).
+    """
     deadline = time.monotonic() + timeout
     found: list[dict[str, Any]] = []
+    viewer = Viewer(department(caseworker), caseworker, unit)
     while time.monotonic() < deadline:
         reply = await client.get("/api/v1/notifications?limit=200",
                                  headers=bearer(caseworker, unit))
         assert reply.status == 200
-        found = [n for n in (await reply.json())["items"] if n["citizen"] in citizens]
+        items = (await reply.json())["items"]
+        assert all("citizen" not in n for n in items)
+        ours = {i.body["id"] for i in client.server.app[STORE].list(viewer, limit=200)[0]
+                if i.body["citizen"] in citizens}
+        found = [n for n in items if n["id"] in ours]
         if len(found) >= want:
             return found
         await asyncio.sleep(0.5)
@@ -89,7 +111,7 @@ async def test_notifications_reach_the_inbox_once_and_survive_restart(
         assert next(n for n in after if n["id"] == sanction["id"])["read_at"]
 
         # The live stream delivers a new notification.
-        token = tokens.issue(SECRET.encode(), "bf-0099", "bf-vest")
+        token = tokens.issue(SECRET.encode(), "bf-0099", "boern-familie", "bf-vest")
         stream = await client.get(f"/api/v1/stream?access_token={token}")
         assert stream.status == 200
         await stream.content.readline()
@@ -186,3 +208,49 @@ async def test_a_notification_written_three_times_is_stored_once(
         assert await stored_ids(client, caseworker, 1) == [nid]
     finally:
         await client.close()
+
+
+async def test_running_serve_refuses_revoked_foreign_and_long_lived_tokens(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """`advisering serve` closes a revoked token's stream and refuses it without a restart;
+    foreign audience or issuer and over-long tokens signed with its secret are 401."""
+    env = bus_env(bootstrap, ADVISERING_TOKEN_SECRET=SECRET,
+                  ADVISERING_INBOX_DB=str(tmp_path / "inbox" / "inbox.sqlite3"),
+                  ADVISERING_INBOX_GROUP=f"inbox-test-{uuid.uuid4().hex[:8]}")
+    assert run_cli(env, "topics", "apply", "--replication-factor", "1").returncode == 0
+    issued = run_cli(env, "token", "issue", "--caseworker", "bf-0042", "--department",
+                     "boern-familie", "--unit", "bf-syd", "--hours", "1")
+    assert issued.returncode == 0, issued.stderr
+    token, jti = issued.stdout.strip(), issued.stderr.strip().rsplit(" ", 1)[-1]
+    now = int(time.time())
+    honest = {"iss": "advisering", "aud": "advisering-inbox", "sub": "bf-0042",
+              "dept": "boern-familie", "iat": now, "exp": now + 600, "jti": "forged-1"}
+    forged = [tokens.sign(SECRET.encode(), dict(honest, **change)) for change in (
+        {"aud": "another-service"}, {"iss": "evil"}, {"exp": now + 43_201},
+        {"nbf": now + 3600})]
+    serve = Serve(env, tmp_path / "serve.log")
+    try:
+        serve.wait_ready()
+        base = f"http://127.0.0.1:{serve.port}"
+        async with aiohttp.ClientSession() as session:
+            async def me(value: str) -> int:
+                async with session.get(f"{base}/api/v1/me",
+                                       headers={"Authorization": f"Bearer {value}"}) as reply:
+                    return reply.status
+
+            assert await me(token) == 200
+            assert await me(tokens.sign(SECRET.encode(), honest)) == 200  # the control
+            assert [await me(f) for f in forged] == [401] * 4
+            async with session.get(f"{base}/api/v1/stream",
+                                   params={"access_token": token}) as stream:
+                assert stream.status == 200
+                assert await stream.content.readline() == b": connected\n"
+                revoked = run_cli(env, "token", "revoke", jti, "--reason", "test")
+                assert revoked.returncode == 0, revoked.stderr
+                rest = await asyncio.wait_for(stream.content.read(), 15)
+            assert b"event: revoked\n" in rest
+            assert await me(token) == 401
+        assert serve.process.poll() is None
+    finally:
+        serve.stop()

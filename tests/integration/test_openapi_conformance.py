@@ -89,7 +89,7 @@ def served(topics_ready: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     thread.start()
     try:
         yield Served(f"http://127.0.0.1:{port}", api_key,
-                     tokens.issue(secret.encode(), "bf-0042", "bf-syd"))
+                     tokens.issue(secret.encode(), "bf-0042", "boern-familie", "bf-syd"))
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)

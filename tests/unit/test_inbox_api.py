@@ -56,8 +56,10 @@ async def inbox(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Inb
     await client.close()
 
 
-def auth(caseworker: str = "bf-0042", unit: str | None = "bf-syd", **kwargs: Any) -> dict[str, str]:
-    return {"Authorization": "Bearer " + tokens.issue(SECRET, caseworker, unit, **kwargs)}
+def auth(caseworker: str = "bf-0042", unit: str | None = "bf-syd",
+         department: str = "boern-familie", **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": "Bearer " + tokens.issue(SECRET, caseworker, department, unit,
+                                                      **kwargs)}
 
 
 async def test_list_shows_own_and_unit_notifications_unread_first(inbox: Any) -> None:
@@ -96,7 +98,7 @@ async def test_mark_one_and_all_read(inbox: Any) -> None:
     assert (await (await client.get("/api/v1/notifications/a1", headers=auth())).json())["read_at"]
     marked = await (await client.post("/api/v1/notifications/read-all", headers=auth())).json()
     assert marked == {"marked": 2}
-    assert store.list(Viewer("bf-0077", "bf-nord"))[2] == 1
+    assert store.list(Viewer("boern-familie", "bf-0077", "bf-nord"))[2] == 1
 
 
 async def test_feedback_is_stored_and_counted(inbox: Any) -> None:
@@ -127,7 +129,7 @@ async def test_other_caseworkers_notification_is_404(inbox: Any, path: str) -> N
     else:
         reply = await client.post(path, headers=auth(), json={"useful": True})
     assert reply.status == 404
-    item = store.get(Viewer("bf-0077", "bf-nord"), "o1")
+    item = store.get(Viewer("boern-familie", "bf-0077", "bf-nord"), "o1")
     assert item is not None
     assert item.read_at is None
 
@@ -142,9 +144,9 @@ async def test_unit_notifications_need_the_unit_claim(inbox: Any) -> None:
 
 @pytest.mark.parametrize("headers", [
     {}, {"Authorization": "Bearer not.a.token"},
-    {"Authorization": "Bearer " + tokens.issue(b"x" * 32, "bf-0042", "bf-syd")},
-    {"Authorization": "Bearer " + tokens.issue(SECRET, "bf-0042", "bf-syd", lifetime=60,
-                                               now=1_000_000.0)},
+    {"Authorization": "Bearer " + tokens.issue(b"x" * 32, "bf-0042", "boern-familie", "bf-syd")},
+    {"Authorization": "Bearer " + tokens.issue(SECRET, "bf-0042", "boern-familie", "bf-syd",
+                                               lifetime=60, now=1_000_000.0)},
 ], ids=["missing", "malformed", "forged", "expired"])
 async def test_missing_forged_or_expired_token_is_401(inbox: Any, headers: dict[str, str]) -> None:
     """Every endpoint answers 401 to a missing, malformed, forged or expired token."""
@@ -194,7 +196,7 @@ async def test_bad_feedback_is_4xx(inbox: Any, body: bytes) -> None:
 async def test_live_stream_delivers_new_notification(inbox: Any) -> None:
     """The SSE stream (token as access_token) delivers a new visible notification only."""
     client, store = inbox
-    token = tokens.issue(SECRET, "bf-0042", "bf-syd")
+    token = tokens.issue(SECRET, "bf-0042", "boern-familie", "bf-syd")
     reply = await client.get(f"/api/v1/stream?access_token={token}")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("text/event-stream")
@@ -222,7 +224,7 @@ async def test_page_and_me(inbox: Any) -> None:
                  "/api/v1/stream", "/api/v1/notifications/read-all"):
         assert path in document["paths"]
     me = await (await client.get("/api/v1/me", headers=auth())).json()
-    assert me == {"caseworker": "bf-0042", "unit": "bf-syd"}
+    assert me == {"caseworker": "bf-0042", "department": "boern-familie", "unit": "bf-syd"}
 
 
 async def test_page_carries_the_one_label_table(inbox: Any) -> None:
@@ -242,7 +244,7 @@ def test_repeated_notification_is_stored_once_and_read_ones_expire(tmp_path: Pat
     assert len(store.add_many([note("a1", "bf-0042", "bf-syd")])) == 1
     assert store.add_many([note("a1", "bf-0042", "bf-syd")]) == []
     store.add_many([note("a2", "bf-0042", "bf-syd")])
-    viewer = Viewer("bf-0042", "bf-syd")
+    viewer = Viewer("boern-familie", "bf-0042", "bf-syd")
     store.mark_read(viewer, "a1")
     assert store.expire(dt.timedelta(days=30)) == 0
     assert store.expire(dt.timedelta(seconds=-1)) == 1

@@ -107,7 +107,7 @@ async def test_authenticated_answers_and_the_live_stream_have_the_headers(
     client: TestClient[Any, Any],
 ) -> None:
     """A 200 of the API and the Server-Sent Events stream carry the headers."""
-    token = tokens.issue(SECRET.encode(), "bf-0042", "bf-syd")
+    token = tokens.issue(SECRET.encode(), "bf-0042", "boern-familie", "bf-syd")
     reply = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert reply.status == 200
     assert_secure(reply.headers, "/api/v1/me")

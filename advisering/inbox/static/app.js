@@ -109,6 +109,16 @@ function listen() {
     $("live").textContent = `Nyt advis: ${n.title}`;
     await load();
   });
+  // The server ends a stream with a last event saying why (advisering/inbox/live.py).
+  // reload: this page fell behind; the list is read again on the new stream's open.
+  state.stream.addEventListener("reload", () => listen());
+  state.stream.addEventListener("expired", () => logout("Din adgang er udløbet. Log ind igen."));
+  state.stream.addEventListener("revoked", () => logout("Din adgang er trukket tilbage. Log ind igen."));
+  // replaced: the same login opened live updates elsewhere too; stay, without them.
+  state.stream.addEventListener("replaced", () => {
+    state.stream.close(); document.body.dataset.live = "off";
+    $("live").textContent = "Levende opdatering er slået fra i dette vindue. Genindlæs siden for at slå den til.";
+  });
 }
 
 async function login(token) {
@@ -116,7 +126,7 @@ async function login(token) {
   try {
     const me = await api("/api/v1/me");
     sessionStorage.setItem("advisering-token", token);
-    $("who").textContent = `Logget ind som ${me.caseworker}` + (me.unit ? ` (enhed ${me.unit})` : "");
+    $("who").textContent = `Logget ind som ${me.caseworker} (${me.department}` + (me.unit ? `, enhed ${me.unit})` : ")");
     $("who").hidden = false; $("login").hidden = true; $("indbakke").hidden = false;
     await load();
     listen();
