@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from advisering.caselinks import check_pattern
 from advisering.settings_kafka import KafkaSecuritySettings
+from advisering.settings_signing import RulesSigningSettings
 
 MIN_PSEUDONYM_KEY_BYTES = 32
 
@@ -25,7 +26,7 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "advisering"
 
 
-class Settings(KafkaSecuritySettings):
+class Settings(RulesSigningSettings, KafkaSecuritySettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")
