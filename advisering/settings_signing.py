@@ -19,8 +19,8 @@ class RulesSigningSettings(BaseSettings):
     rules_signing_key_file: Path | None = Field(
         default=None,
         description="operators only: the Ed25519 private key (PEM) `rules deploy` signs rule "
-        "sets with; `rules deploy` refuses to run without it (see [Signed rule "
-        "sets](operators.md#signed-rule-sets))",
+        "sets with; `rules deploy` refuses to run without it (a `--dry-run` needs none; see "
+        "[Signed rule sets](operators.md#signed-rule-sets))",
     )
     rules_verify_keys_file: Path | None = Field(
         default=None,
