@@ -135,6 +135,8 @@ class DeployedState:
 
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
+    # The version each rule record came with (a deploy that was cut off leaves its own).
+    versions: dict[str, str] = field(default_factory=dict)
     manifest: Manifest | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     # The offset after the last record read: where a watcher goes on from.
@@ -161,14 +163,17 @@ class DeployedState:
             raise InvalidRecord("key", "not a rule id")
         if value is None:
             self.rules.pop(name, None)
+            self.versions.pop(name, None)
             self.hashes.pop(name, None)
             return False
-        document = _parse(RuleRecord, value).rule
+        record = _parse(RuleRecord, value)
+        document = record.rule
         try:
             digest = rule_hash(document)
         except orjson.JSONEncodeError as exc:  # nested beyond what orjson writes
             raise InvalidRecord("too_deep", "rule") from exc
         self.rules[name] = document
+        self.versions[name] = record.version
         self.hashes[name] = digest
         return False
 
@@ -200,7 +205,13 @@ class DeployedState:
         return self.complete_set(vocabulary)
 
     def verify(self, keys: VerifyKeys) -> None:
-        """RulesetRejected("signature") unless ``keys`` signed the manifest and present rules."""
+        """RulesetRejected unless ``keys`` signed the manifest and the rules present.
+
+        A rule that differs from its signed hash but came with another
+        version is a later deploy's that was cut off before its manifest
+        (``incomplete``); one that came with the manifest's own version was
+        changed after signing (``signature``).
+        """
         manifest = self.manifest
         if manifest is None:
             raise RulesetRejected("incomplete", "no manifest")
@@ -208,10 +219,13 @@ class DeployedState:
             manifest.verify(keys)
         except SignatureError as exc:
             raise RulesetRejected("signature", exc.detail) from None
-        differ = sum(1 for rule_id, digest in manifest.rules.items()
-                     if rule_id in self.hashes and self.hashes[rule_id] != digest)
+        differ = [rule_id for rule_id, digest in manifest.rules.items()
+                  if rule_id in self.hashes and self.hashes[rule_id] != digest]
+        changed = sum(1 for rule_id in differ if self.versions.get(rule_id) == manifest.version)
+        if changed:
+            raise RulesetRejected("signature", f"{changed} rule(s) differ from the signed hash")
         if differ:
-            raise RulesetRejected("signature", f"{differ} rule(s) differ from the signed hash")
+            raise RulesetRejected("incomplete", f"{len(differ)} rule(s) of another deploy")
 
     def signed_by(self, signer: Signer) -> bool:
         """True when the deployed manifest verifies with ``signer``'s own public key."""

@@ -124,6 +124,21 @@ def test_one_changed_byte_of_a_rule_is_refused_as_signature(
     assert "differ from the signed hash" in caught.value.detail
 
 
+def test_a_changed_rule_of_another_version_is_a_cut_off_deploy_not_a_forgery(
+    shipped: RuleSet, vocabulary: Vocabulary, signer: Signer,
+) -> None:
+    """A rule record of a later deploy whose manifest never came: incomplete, not signature."""
+    pairs = records(shipped, manifest_of(shipped, signer))
+    rule = shipped.rules[0]
+    later = one_byte_changed(rule_json(rule))
+    pairs.append((rule.id.encode(),
+                  orjson.dumps({"version": "20261204T100000Z-0a1b2c3e", "rule": later})))
+    with pytest.raises(RulesetRejected) as caught:
+        state_of(pairs).verified_set(vocabulary, signer.verify_keys())
+    assert (caught.value.reason, caught.value.detail) == (
+        "incomplete", "1 rule(s) of another deploy")
+
+
 def test_a_manifest_with_a_changed_hash_does_not_verify(
     shipped: RuleSet, vocabulary: Vocabulary, signer: Signer,
 ) -> None:
