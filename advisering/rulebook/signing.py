@@ -203,7 +203,7 @@ def write_key_pair(directory: Path) -> KeyFiles:
     Refuses to overwrite either file: a replaced private key would silently
     orphan every worker's verify keys.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing one is left as is
     private_path, public_path = directory / PRIVATE_KEY_NAME, directory / PUBLIC_KEY_NAME
     for path in (private_path, public_path):
         if path.exists() or path.is_symlink():
