@@ -113,8 +113,15 @@ RULESET_VERSION = Info(
 )
 RULESETS_REJECTED = Counter(
     "advisering_rulesets_rejected_total",
-    "Rule sets seen on advisering.rules that were incomplete or invalid and not applied.",
+    "Rule sets seen on advisering.rules and not applied, by reason: incomplete, invalid, "
+    "signature (unsigned, unknown key or a signature or rule that does not verify), stale "
+    "(older than the applied set), error.",
+    ["reason"],
 )
+#: The bounded reasons of RULESETS_REJECTED, each shown (as 0) before it first happens.
+RULESET_REJECT_REASONS = ("incomplete", "invalid", "signature", "stale", "error")
+for _reason in RULESET_REJECT_REASONS:
+    RULESETS_REJECTED.labels(_reason)
 RULESET_RECORDS_INVALID = Counter(
     "advisering_ruleset_records_invalid_total",
     "Records on advisering.rules that were not a valid rule, tombstone or manifest and were "

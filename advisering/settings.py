@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from advisering.caselinks import check_pattern
 from advisering.settings_kafka import KafkaSecuritySettings
+from advisering.settings_signing import RulesSigningSettings
 from advisering.settings_tokens import InboxTokenSettings
 
 MIN_PSEUDONYM_KEY_BYTES = 32
@@ -26,7 +27,7 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "advisering"
 
 
-class Settings(KafkaSecuritySettings, InboxTokenSettings):
+class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")

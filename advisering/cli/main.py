@@ -67,10 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_user_error(exc: Exception) -> bool:
     from advisering.kafka.apply import TopicApplyError
     from advisering.kafka.connection import KafkaSecurityError
+    from advisering.rulebook.signing import SigningKeyError
 
     return isinstance(
         exc, UserError | LocalKafkaError | TopicApplyError | YamlFileError
-        | MissingPseudonymKeyError | KafkaSecurityError
+        | MissingPseudonymKeyError | KafkaSecurityError | SigningKeyError
     )
 
 

@@ -48,6 +48,7 @@ from advisering.kafka.topics import (
     load_topic_specs,
 )
 from advisering.labels import department_name, event_name, severity_name
+from advisering.rulebook.signing import SIGNING_VARIABLE, VERIFY_VARIABLE, dev_key_env
 from advisering.settings import Settings
 from advisering.testing import wait_until_idle
 
@@ -191,11 +192,19 @@ def demo_env(settings: Settings, paths: DemoPaths, token_secret: bytes,
 
     The pseudonym key is new at every run (unless ``ADVISERING_PSEUDONYM_KEY``
     is set); the inbox, the sources and the worker's data are in ``paths``,
-    which :func:`advisering.dev.demo_state.start_fresh` has emptied.
+    which :func:`advisering.dev.demo_state.start_fresh` has emptied. The rule
+    signing keys are the settings' when set, else the demo's own pair in
+    ``paths.rules_keys`` (made at the first run), so `rules deploy` with
+    the same two variables reaches the demo's worker.
     """
     key = (settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
            else secrets.token_hex(32))
-    return dict(base, ADVISERING_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+    signing = dev_key_env(paths.rules_keys)
+    if settings.rules_signing_key_file is not None:
+        signing[SIGNING_VARIABLE] = str(settings.rules_signing_key_file)
+    if settings.rules_verify_keys_file is not None:
+        signing[VERIFY_VARIABLE] = str(settings.rules_verify_keys_file)
+    return dict(base, **signing, ADVISERING_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
                 ADVISERING_PSEUDONYM_KEY=key, ADVISERING_WORKER_APP_ID=DEMO_APP_ID,
                 ADVISERING_WORKER_COMMIT_INTERVAL="0.5",
                 ADVISERING_WORKER_DATA_DIR=str(paths.worker_data),

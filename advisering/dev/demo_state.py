@@ -53,6 +53,11 @@ class DemoPaths:
         return self.root / "worker"
 
     @property
+    def rules_keys(self) -> Path:
+        """The demo's rule-signing key pair (kept across runs: it holds no citizen data)."""
+        return self.root / "rules-keys"
+
+    @property
     def kafka(self) -> Path:
         """The data and log of the broker the demo starts itself."""
         return self.root / "kafka"

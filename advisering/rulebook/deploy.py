@@ -4,9 +4,11 @@ A deployed set is one record per rule (key: rule id, value: the rule and the
 set's version) followed by a manifest record (key ``__ruleset__``) naming the
 version and the SHA-256 of every rule in it; a deleted rule gets a tombstone.
 The topic has one partition, so a reader that sees the manifest has seen the
-rules before it. Workers apply a set only when every rule the manifest names
-is present with the right hash and the whole set validates, so a half-written
-or invalid set is never applied anywhere.
+rules before it. Workers apply a set only when the manifest's Ed25519
+signature verifies against one of their public keys
+(:mod:`advisering.rulebook.signing`), every rule the manifest names is present
+with the signed hash and the whole set validates, so a half-written, invalid
+or forged set is never applied anywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.reading import end_offsets, open_consumer, read_range
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
+from advisering.rulebook.signing import SignatureError, Signer, VerifyKeys
 
 log = get_logger(__name__)
 
@@ -78,6 +81,23 @@ class Manifest(BaseModel):
     version: str = Field(min_length=1, max_length=100)
     deployed: str = Field(default="", max_length=64)
     rules: dict[RuleId, Sha256] = Field(max_length=MAX_MANIFEST_RULES)
+    # Empty when unsigned (refused by workers); checked by VerifyKeys, not here, so a
+    # wrong one counts as a rejected set (reason "signature"), not an invalid record.
+    key_id: str = Field(default="", max_length=64)
+    signature: str = Field(default="", max_length=200)
+
+    def verify(self, keys: VerifyKeys) -> None:
+        """Return when one of ``keys`` signed this manifest; else SignatureError."""
+        keys.verify(self.version, self.deployed, self.rules, self.key_id, self.signature)
+
+
+class RulesetRejected(ValueError):
+    """A complete-looking set the workers must not apply; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
 
 
 class InvalidRecord(ValueError):
@@ -115,6 +135,8 @@ class DeployedState:
 
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
+    # The version each rule record came with (a deploy that was cut off leaves its own).
+    versions: dict[str, str] = field(default_factory=dict)
     manifest: Manifest | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     # The offset after the last record read: where a watcher goes on from.
@@ -141,14 +163,17 @@ class DeployedState:
             raise InvalidRecord("key", "not a rule id")
         if value is None:
             self.rules.pop(name, None)
+            self.versions.pop(name, None)
             self.hashes.pop(name, None)
             return False
-        document = _parse(RuleRecord, value).rule
+        record = _parse(RuleRecord, value)
+        document = record.rule
         try:
             digest = rule_hash(document)
         except orjson.JSONEncodeError as exc:  # nested beyond what orjson writes
             raise InvalidRecord("too_deep", "rule") from exc
         self.rules[name] = document
+        self.versions[name] = record.version
         self.hashes[name] = digest
         return False
 
@@ -163,6 +188,54 @@ class DeployedState:
                 return None
             documents.append((Path(f"{RULES}/{rule_id}"), document))
         return rules_from_documents(documents, vocabulary, version=self.manifest.version)
+
+    def verified_set(self, vocabulary: Vocabulary, keys: VerifyKeys) -> RuleSet | None:
+        """The manifest's set if its signature and every rule verify; None while incomplete.
+
+        RulesetRejected("signature") for an unsigned or wrongly signed manifest
+        and for a rule whose content is not the signed one (the manifest comes
+        after its rules on the one partition, so a different rule there is not
+        one still on its way); YamlFileError when the signed set does not validate.
+        """
+        if self.manifest is None:
+            return None
+        self.verify(keys)
+        if any(rule_id not in self.rules for rule_id in self.manifest.rules):
+            return None
+        return self.complete_set(vocabulary)
+
+    def verify(self, keys: VerifyKeys) -> None:
+        """RulesetRejected unless ``keys`` signed the manifest and the rules present.
+
+        A rule that differs from its signed hash but came with another
+        version is a later deploy's that was cut off before its manifest
+        (``incomplete``); one that came with the manifest's own version was
+        changed after signing (``signature``).
+        """
+        manifest = self.manifest
+        if manifest is None:
+            raise RulesetRejected("incomplete", "no manifest")
+        try:
+            manifest.verify(keys)
+        except SignatureError as exc:
+            raise RulesetRejected("signature", exc.detail) from None
+        differ = [rule_id for rule_id, digest in manifest.rules.items()
+                  if rule_id in self.hashes and self.hashes[rule_id] != digest]
+        changed = sum(1 for rule_id in differ if self.versions.get(rule_id) == manifest.version)
+        if changed:
+            raise RulesetRejected("signature", f"{changed} rule(s) differ from the signed hash")
+        if differ:
+            raise RulesetRejected("incomplete", f"{len(differ)} rule(s) of another deploy")
+
+    def signed_by(self, signer: Signer) -> bool:
+        """True when the deployed manifest verifies with ``signer``'s own public key."""
+        if self.manifest is None:
+            return False
+        try:
+            self.manifest.verify(signer.verify_keys())
+        except SignatureError:
+            return False
+        return True
 
 
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,80}")
@@ -220,6 +293,35 @@ class DeployPlan:
     unchanged: list[str]
 
 
+_VERSION_TIME = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{8}$")
+
+
+def version_time(version: str) -> dt.datetime | None:
+    """When a set of :func:`set_version`'s form was made; None for any other version."""
+    found = _VERSION_TIME.match(version)
+    if found is None:
+        return None
+    return dt.datetime.strptime(found.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+
+
+def is_older(candidate: str, applied: str) -> bool:
+    """True when ``candidate`` was made strictly before ``applied`` (both of deploy's form)."""
+    new, old = version_time(candidate), version_time(applied)
+    return new is not None and old is not None and new < old
+
+
+def deploy_time(deployed: DeployedState, now: dt.datetime) -> dt.datetime:
+    """``now``, or a second after the deployed set's time when a clock lags behind it.
+
+    Workers refuse a set older than the one they apply (reason ``stale``), so
+    a deploy from a machine whose clock is behind must still sort later.
+    """
+    previous = version_time(deployed.manifest.version) if deployed.manifest else None
+    if previous is not None and previous >= now:
+        return previous + dt.timedelta(seconds=1)
+    return now
+
+
 def plan_deploy(ruleset: RuleSet, deployed: DeployedState, at: dt.datetime) -> DeployPlan:
     """Compare the rule files with what the topic holds, by each rule's hash."""
     new = {rule.id: rule_hash(rule_json(rule)) for rule in ruleset.rules}
@@ -242,9 +344,16 @@ def deploy_producer_config(kafka: KafkaConnection, timeout: float) -> dict[str, 
     return producer_config(kafka, client_id="advisering-deploy", delivery_timeout=timeout)
 
 
+def signed_manifest(version: str, deployed: str, rules: dict[str, str],
+                    signer: Signer) -> dict[str, Any]:
+    """The manifest record's value, signed by ``signer``."""
+    return {"version": version, "deployed": deployed, "rules": rules,
+            "key_id": signer.key_id, "signature": signer.sign(version, deployed, rules)}
+
+
 def deploy(kafka: KafkaConnection, ruleset: RuleSet, plan: DeployPlan, at: dt.datetime,
-           timeout: float = 60.0) -> None:
-    """Publish the rules, tombstones, then the manifest; wait until Kafka confirmed all."""
+           signer: Signer, timeout: float = 60.0) -> None:
+    """Publish the rules, tombstones, then the signed manifest; wait until Kafka confirmed all."""
     producer = Producer(deploy_producer_config(kafka, timeout))
     errors: list[str] = []
 
@@ -258,8 +367,8 @@ def deploy(kafka: KafkaConnection, ruleset: RuleSet, plan: DeployPlan, at: dt.da
                          value=orjson.dumps({"version": plan.version, "rule": document}))
     for rule_id in plan.removed:
         producer.produce(RULES, key=rule_id.encode(), value=None, on_delivery=delivered)
-    manifest = {"version": plan.version, "deployed": at.isoformat(),
-                "rules": {k: rule_hash(v) for k, v in documents.items()}}
+    manifest = signed_manifest(plan.version, at.isoformat(),
+                               {k: rule_hash(v) for k, v in documents.items()}, signer)
     producer.produce(RULES, key=MANIFEST_KEY.encode(), value=orjson.dumps(manifest),
                      on_delivery=delivered)
     remaining = producer.flush(timeout)

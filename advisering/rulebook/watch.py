@@ -5,7 +5,10 @@ any consumer group, so all workers see every rule set. A set is applied only
 when its manifest arrived and every rule it names is present, unchanged and
 valid; the swap replaces one reference, and the correlate agent reads that
 reference once per event, so each event is evaluated entirely by the old or
-entirely by the new set: nothing is lost or repeated across a switch.
+entirely by the new set: nothing is lost or repeated across a switch. A set
+not signed by one of the worker's verify keys, or older than the set it
+applies, is refused like an invalid one: logged as ``ruleset_rejected``,
+counted by reason, and the current set stays.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.polling import PollThread
 from advisering.kafka.topics import RULES
 from advisering.log import get_logger
-from advisering.rulebook.deploy import DEFAULT_MAX_RECORD_BYTES, DeployedState, read_deployed
+from advisering.rulebook.deploy import (
+    DEFAULT_MAX_RECORD_BYTES,
+    DeployedState,
+    RulesetRejected,
+    is_older,
+    read_deployed,
+)
+from advisering.rulebook.signing import VerifyKeys
 from advisering.yamlfiles import YamlFileError
 
 log = get_logger(__name__)
@@ -51,28 +61,47 @@ class MatcherHolder:
         metrics.RULESET_VERSION.info({"version": self.matcher.version})
 
 
+def judge(state: DeployedState, vocabulary: Vocabulary, keys: VerifyKeys) -> RuleSet:
+    """The manifest's set, verified and valid; RulesetRejected(reason) otherwise."""
+    try:
+        ruleset = state.verified_set(vocabulary, keys)
+    except RulesetRejected:
+        raise
+    except YamlFileError as exc:
+        raise RulesetRejected("invalid", f"{len(exc.problems)} problem(s)") from None
+    except Exception as exc:  # noqa: BLE001 - hostile documents must not stop a worker
+        raise RulesetRejected("error", type(exc).__name__) from None
+    if ruleset is None:
+        raise RulesetRejected("incomplete")
+    return ruleset
+
+
+def reject(exc: RulesetRejected, version: str, where: str) -> None:
+    """Count and log a refused set (its version and why; never its content)."""
+    metrics.RULESETS_REJECTED.labels(exc.reason).inc()
+    log.error("ruleset_rejected", version=version[:100], reason=exc.reason,
+              detail=exc.detail[:160], where=where)
+
+
 def initial_ruleset(kafka: KafkaConnection, vocabulary: Vocabulary, local: RuleSet,
-                    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                    keys: VerifyKeys, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                     ) -> tuple[RuleSet, DeployedState, int]:
-    """The deployed set if the topic has a valid one, else the local rules directory.
+    """The deployed set if the topic has a valid, signed one, else the local rules directory.
 
     Invalid records were skipped by :meth:`DeployedState.apply`; a set that
-    does not validate (or fails in any other way) leaves the local rules.
+    is unsigned, wrongly signed, incomplete or invalid (or fails in any other
+    way) is counted and logged as rejected, and the local rules are used.
     """
     state = read_deployed(kafka, max_record_bytes=max_record_bytes)
     end = state.end
+    if state.manifest is None:
+        log.info("ruleset_local", rules=len(local.rules), deployed=False)
+        return local, state, end
     try:
-        deployed = state.complete_set(vocabulary)
-    except YamlFileError:
-        deployed = None
-        metrics.RULESETS_REJECTED.inc()
-        log.error("ruleset_rejected", reason="invalid", where="start")
-    except Exception as exc:  # noqa: BLE001 - hostile documents must not stop the start
-        deployed = None
-        metrics.RULESETS_REJECTED.inc()
-        log.error("ruleset_rejected", reason="error", where="start", error=type(exc).__name__)
-    if deployed is None:
-        log.info("ruleset_local", rules=len(local.rules), deployed=state.manifest is not None)
+        deployed = judge(state, vocabulary, keys)
+    except RulesetRejected as exc:
+        reject(exc, state.manifest.version, "start")
+        log.info("ruleset_local", rules=len(local.rules), deployed=True)
         return local, state, end
     return deployed, state, end
 
@@ -98,10 +127,11 @@ class RulesWatcher:
     """
 
     def __init__(self, kafka: KafkaConnection, vocabulary: Vocabulary, holder: MatcherHolder,
-                 state: DeployedState, start_offset: int,
+                 state: DeployedState, start_offset: int, keys: VerifyKeys,
                  consumer: Consumer | None = None) -> None:
         """Follow from ``start_offset`` with ``consumer`` (tests feed records through it)."""
         self.vocabulary = vocabulary
+        self.keys = keys
         self.holder = holder
         self.state = state
         self._consumer = consumer or Consumer(watch_consumer_config(kafka))
@@ -137,23 +167,20 @@ class RulesWatcher:
             if self.state.apply(message.key(), message.value(), offset):
                 self.consider()
         except Exception as exc:  # noqa: BLE001 - no record may end the watcher (see the class)
-            metrics.RULESETS_REJECTED.inc()
+            metrics.RULESETS_REJECTED.labels("error").inc()
             log.error("rules_watch_error", offset=offset, error=type(exc).__name__)
 
     def consider(self) -> None:
-        """Apply the manifest's set if it is complete and valid; otherwise keep the old one."""
+        """Apply the manifest's set if it is signed, current, complete and valid; else keep."""
         manifest = self.state.manifest
         if manifest is None or manifest.version == self.holder.matcher.version:
             return
         try:
-            ruleset = self.state.complete_set(self.vocabulary)
-        except YamlFileError as exc:
-            metrics.RULESETS_REJECTED.inc()
-            log.error("ruleset_rejected", version=manifest.version, reason="invalid",
-                      problems=len(exc.problems))
-            return
-        if ruleset is None:
-            metrics.RULESETS_REJECTED.inc()
-            log.error("ruleset_rejected", version=manifest.version, reason="incomplete")
+            ruleset = judge(self.state, self.vocabulary, self.keys)
+            if is_older(manifest.version, self.holder.matcher.version):
+                # A validly signed but older set, e.g. replayed onto the topic.
+                raise RulesetRejected("stale", f"older than {self.holder.matcher.version}")
+        except RulesetRejected as exc:
+            reject(exc, manifest.version, "watch")
             return
         self.holder.swap(Matcher(ruleset))

@@ -15,6 +15,7 @@ from advisering.kafka.clients import configure_client_logging
 from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import citizen_topic_spec
 from advisering.log import get_logger
+from advisering.rulebook.signing import load_verify_keys
 from advisering.rulebook.watch import RulesWatcher, initial_ruleset
 from advisering.settings import Settings
 from advisering.worker import faust_door
@@ -51,22 +52,26 @@ def run_worker(settings: Settings, local: RuleSet, vocabulary: Vocabulary) -> in
     the local rules directory) and follows the topic for new sets. Exit codes
     (docs/operators.md "Failures, shutdown and health"): 0 after a clean stop, 70 after
     a crash, 128 + signal when a stop outlived ``worker_shutdown_grace``, 1
-    when the worker could not start.
+    when the worker could not start. Without verify keys
+    (``ADVISERING_RULES_VERIFY_KEYS_FILE``) it does not start at all
+    (SigningKeyError, a user error: exit 2).
     """
+    keys = load_verify_keys(settings.rules_verify_keys_file)
     configure_client_logging(settings.kafka_log_interval)
     # One connection for every client of the process (admin, rules reader and
     # watcher, Faust); a wrong security setting stops the worker here.
     kafka = KafkaConnection.from_settings(settings)
     replicas = ensure_citizen_topic(settings, kafka)
-    ruleset, state, end = initial_ruleset(kafka, vocabulary, local,
+    ruleset, state, end = initial_ruleset(kafka, vocabulary, local, keys,
                                           settings.rules_record_max_bytes)
     worker_app = create_app(settings, Matcher(ruleset), vocabulary, replicas)
-    watcher = RulesWatcher(kafka, vocabulary, worker_app.holder, state, end)
+    watcher = RulesWatcher(kafka, vocabulary, worker_app.holder, state, end, keys)
     worker_app.status.watcher_alive = lambda: watcher.alive
     watchdog = Watchdog(worker_app.app, settings, watcher.stop)
     watcher.start()
     watchdog.start()
     log.info("worker_starting", rules=len(ruleset.rules), ruleset=ruleset.version,
+             verify_keys=sorted(keys.keys),
              app_id=settings.worker_app_id, **kafka.describe(),
              store=settings.worker_store, shutdown_grace=settings.worker_shutdown_grace)
     worker_class = faust_door.worker_class(watchdog.on_signal)

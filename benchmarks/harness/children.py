@@ -8,15 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
+from advisering.rulebook.signing import dev_key_env
 from harness import ROOT, log
 from harness.procfs import cpu_seconds
 
@@ -38,9 +41,19 @@ def child_env(variables: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@cache
+def rules_key_env() -> dict[str, str]:
+    """A throwaway rule-signing key pair for this run: workers refuse to start without one."""
+    return dev_key_env(Path(tempfile.mkdtemp(prefix="advisering-bench-rules-keys-")))
+
+
 def advisering_env(bootstrap: str, pseudonym_key: str,
                    variables: dict[str, str]) -> dict[str, str]:
-    """The environment of an `advisering` command against ``bootstrap``, quiet, JSON logs."""
+    """The environment of an `advisering` command against ``bootstrap``, quiet, JSON logs.
+
+    The rule-signing keys are this run's own (:func:`rules_key_env`) unless
+    ``variables`` names others (the soak keeps them in its work directory).
+    """
     return child_env({
         "ADVISERING_BOOTSTRAP_SERVERS": bootstrap,
         "ADVISERING_PSEUDONYM_KEY": pseudonym_key,
@@ -48,6 +61,7 @@ def advisering_env(bootstrap: str, pseudonym_key: str,
         "ADVISERING_TOPICS_DIR": str(ROOT / "topics"),
         "ADVISERING_LOG_FORMAT": "json",
         "ADVISERING_LOG_LEVEL": "WARNING",
+        **rules_key_env(),
         **variables,
     })
 

@@ -27,6 +27,7 @@ from advisering.dev.kafka_cluster import LocalCluster
 from advisering.dev.sim_publish import load_api_keys, register_sources
 from advisering.http.processes import die_with_parent
 from advisering.kafka.topics import default_vocabulary
+from advisering.rulebook.signing import dev_key_env
 from advisering.settings import Settings
 from scenarios.ingest_server import Server
 
@@ -78,7 +79,8 @@ class Rig:
 
     def env(self, **variables: str) -> dict[str, str]:
         return advisering_env(self.bootstrap, self.pseudonym_key,
-                              {"ADVISERING_SOURCES_FILE": str(self.sources_file), **variables})
+                              {"ADVISERING_SOURCES_FILE": str(self.sources_file),
+                               **dev_key_env(self.workdir / "rules-keys"), **variables})
 
     def start_cluster(self) -> None:
         settings = Settings(kafka_port=self.kafka_port, kafka_state_dir=self.workdir / "cluster",

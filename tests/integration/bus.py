@@ -21,6 +21,7 @@ import orjson
 
 from advisering.dev.demo import write_demo_sources
 from advisering.kafka.topics import CASE_EVENTS, citizen_topic_name, load_vocabulary
+from advisering.rulebook.signing import dev_key_env
 from advisering.testing import kafka_at, wait_until_idle
 from tests.conftest import STATE_DIR
 from tests.isolation import inherited
@@ -46,10 +47,22 @@ def demo_sources_file() -> Path:
     return path
 
 
+@cache
+def rules_key_env() -> dict[str, str]:
+    """One rule-signing key pair per test session (both settings), in its state directory.
+
+    Workers refuse to start without verify keys and `rules deploy` without the
+    signing key; every process of a session shares the pair, so the sets one
+    test deploys are accepted by the workers another starts.
+    """
+    return dev_key_env(Path(tempfile.mkdtemp(prefix="rules-keys-", dir=STATE_DIR)))
+
+
 def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
     """Environment for advisering processes: the test broker, a fresh pseudonym key, the
-    demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file, and the
-    test session's state directory (tests/isolation.py), never the user's cache."""
+    demo's sources (ADVISERING_SOURCES_FILE) unless ``extra`` names another file, the
+    session's rule-signing keys, and the test session's state directory
+    (tests/isolation.py), never the user's cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
     env.update(inherited())
     env.update({
@@ -62,6 +75,7 @@ def bus_env(bootstrap: str, **extra: str) -> dict[str, str]:
         "ADVISERING_WORKER_COMMIT_INTERVAL": "0.5",
         "ADVISERING_WORKER_SESSION_TIMEOUT": "6",
         "ADVISERING_SOURCES_FILE": str(demo_sources_file()),
+        **rules_key_env(),
     })
     env.update(extra)
     return env

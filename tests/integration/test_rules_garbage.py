@@ -79,6 +79,9 @@ def test_workers_survive_garbage_on_the_rules_topic_and_follow_the_next_set(
 
         late.start()  # reads the garbage at start (initial_ruleset) and starts anyway
         assert invalid_records(late) >= len(GARBAGE) - 1
+        # The last manifest there (unsigned) is refused at start: the late worker has its own.
+        assert rejected(late, "signature") == 1
+        assert 'advisering_ruleset_info{version="local"} 1.0' in late.metrics()
 
         candidate = tmp_path / "rules"
         shutil.copytree(ROOT / "rules", candidate)

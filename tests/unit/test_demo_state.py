@@ -78,7 +78,7 @@ def test_start_fresh_removes_only_the_demo_state(tmp_path: Path) -> None:
 
 
 def test_the_demo_children_use_a_new_key_and_the_demo_folder(tmp_path: Path) -> None:
-    """Each run's worker and serve get a new pseudonym key and the demo folder's files."""
+    """Each run's worker and serve get a new pseudonym key, the demo folder's files and keys."""
     settings = Settings(demo_dir=tmp_path, bootstrap_servers="127.0.0.1:1")
     paths = demo_paths(settings)
     first = demo_env(settings, paths, b"t" * 32, {})
@@ -88,6 +88,10 @@ def test_the_demo_children_use_a_new_key_and_the_demo_folder(tmp_path: Path) -> 
     for name in ("ADVISERING_INBOX_DB", "ADVISERING_WORKER_DATA_DIR", "ADVISERING_SOURCES_FILE"):
         assert Path(first[name]).is_relative_to(tmp_path), name
     assert own_broker(settings, paths).state_dir == tmp_path / "kafka"
+    # The demo's own rule-signing pair, the same at the next run.
+    assert Path(first["ADVISERING_RULES_VERIFY_KEYS_FILE"]).is_file()
+    assert Path(first["ADVISERING_RULES_SIGNING_KEY_FILE"]).is_relative_to(tmp_path)
+    assert second["ADVISERING_RULES_SIGNING_KEY_FILE"] == first["ADVISERING_RULES_SIGNING_KEY_FILE"]
     assert own_broker(settings, paths).libs_dir.is_relative_to(settings.kafka_cache_dir)
 
 

@@ -398,9 +398,10 @@ def test_prepare_event_owned_changes_in_place_with_the_same_result() -> None:
 
 
 def test_rules_verb_has_every_lifecycle_action() -> None:
-    """`advisering rules` offers validate, test, backtest, deploy and status from one parser."""
+    """`advisering rules` offers every action (validate ... keygen) from one parser."""
     parser = build_parser()
     for action in ("validate", "test", "backtest", "deploy", "status"):
         extra = ["--scenario", "s"] if action == "test" else []
         assert callable(parser.parse_args(["rules", action, *extra]).handler)
     assert parser.parse_args(["rules", "validate", "x"]).dir == Path("x")
+    assert parser.parse_args(["rules", "keygen", "--out", "k"]).out == Path("k")

@@ -136,6 +136,12 @@ several: called at the top of every workload template, so nothing renders.
 {{- if and $v.hookJob.enabled $v.rules.deploy (not $v.rules.existingConfigMap) -}}
 {{- fail "rules.existingConfigMap is required when rules.deploy is true: a ConfigMap of the municipality's rule files" -}}
 {{- end -}}
+{{- if and $v.worker.enabled (not $v.rules.verifyKeys.existingConfigMap) -}}
+{{- fail "rules.verifyKeys.existingConfigMap is required: a ConfigMap with the operators' public key(s); workers apply only rule sets signed by them (ADVISERING_RULES_VERIFY_KEYS_FILE)" -}}
+{{- end -}}
+{{- if and $v.hookJob.enabled $v.rules.deploy (not $v.rules.signingKey.existingSecret) -}}
+{{- fail "rules.signingKey.existingSecret is required when the hook Job deploys rules: a Secret with the operators' Ed25519 private key (ADVISERING_RULES_SIGNING_KEY_FILE)" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The Kafka user's Secret and its keys: Strimzi's user Secret or the existing one. */}}
