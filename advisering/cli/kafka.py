@@ -17,6 +17,10 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
 
     if args.brokers > 1:
+        if args.secure:
+            raise LocalKafkaError(
+                "--secure runs one node only: start it without --brokers (the three-node "
+                "cluster is plaintext, for failover tests).")
         return _cluster_start(args, settings)
     cluster = LocalCluster(settings)
     if cluster.exists() and any(status.pid is not None for status in cluster.status()):
@@ -24,13 +28,23 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
             f"The local {len(cluster.nodes)}-node cluster runs at {cluster.bootstrap}; "
             "stop it first (`advisering kafka stop`) or start it with --brokers 3."
         )
-    result = LocalKafka(settings).start(fresh=args.fresh)
+    result = LocalKafka(settings, secure=args.secure).start(fresh=args.fresh)
     print(result.message)
     if result.started:
         print(f"  bootstrap: {result.status.bootstrap}")
         print(f"  broker log: {result.status.log_file}")
         print(f"  Apache Kafka {KAFKA_VERSION} (KRaft), started in {result.seconds:.1f}s")
+    _print_clients(result.status.clients_dir)
     return 0
+
+
+def _print_clients(clients_dir: Path | None) -> None:
+    """Where a secure broker's client env files are (never their passwords)."""
+    if clients_dir is None:
+        return
+    print(f"  client credentials (one env file per component, mode 0600): {clients_dir}")
+    print(f"    e.g. set -a; . {clients_dir / 'worker.env'}; set +a")
+    print("  ACLs: `advisering topics apply` with admin.env applies topics/acls.yaml")
 
 
 def _cluster_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,8 +94,10 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
 
     status = LocalKafka(settings).status()
     if status.running:
-        print(f"Kafka is running at {status.bootstrap} (pid {status.pid}).")
+        secure = " (SASL_SSL, SCRAM-SHA-512, ACLs)" if status.clients_dir else ""
+        print(f"Kafka is running at {status.bootstrap}{secure} (pid {status.pid}).")
         print(f"  broker log: {status.log_file}")
+        _print_clients(status.clients_dir)
         return 0
     cluster = LocalCluster(settings)
     if cluster.exists():
@@ -138,6 +154,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     kafka_verbs = kafka.add_subparsers(dest="kafka_verb", required=True, metavar="ACTION")
     start = kafka_verbs.add_parser("start", help="start the local broker (no-op if running)")
     start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+    start.add_argument("--secure", action="store_true",
+                       help="one node with TLS, SASL/SCRAM users per component and an "
+                            "authorizer (ACLs from topics/acls.yaml); env files in "
+                            "<state>/secure/clients/")
     start.add_argument("--brokers", type=int, choices=(1, 3), default=1,
                        help="1: one combined node (default); 3: a cluster of three combined "
                             "nodes on ports P..P+2, controllers on P+100..P+102")
