@@ -63,11 +63,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Topic declarations: the chart's copy of topics/*.yaml, a list of dicts. */}}
+{{/* Topic declarations: the chart's copy of topics/*.yaml (not acls.yaml), a list of dicts. */}}
 {{- define "advisering.topicFiles" -}}
 {{- $out := list -}}
 {{- range $path, $_ := .Files.Glob "files/topics/*.yaml" -}}
+{{- if ne (base $path) "acls.yaml" -}}
 {{- $out = append $out ($.Files.Get $path | fromYaml) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson (dict "topics" $out) -}}
 {{- end -}}
