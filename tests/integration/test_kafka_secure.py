@@ -8,20 +8,46 @@ Each test asserts a refusal with the error Kafka gives for it.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import stat
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from advisering.dev import kafka_secure
+from advisering.dev.demo import write_demo_sources
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
 from advisering.kafka.connection import KafkaConnection
-from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, RULES
-from tests.integration.bus import run_cli, scratch_broker_env
+from advisering.kafka.topics import (
+    AUDIT,
+    CASE_EVENTS,
+    NOTIFICATIONS,
+    RULES,
+    citizen_topic_name,
+    load_vocabulary,
+)
+from advisering.testing import read_topic, wait_until_idle
+from tests.integration.bus import (
+    ROOT,
+    WorkerProcess,
+    bus_env,
+    free_port,
+    run_cli,
+    scratch_broker_env,
+    terminate,
+)
 
 SECURE_PORT = int(os.environ.get("ADVISERING_TEST_SECURE_PORT", "19692"))
 BOOTSTRAP = f"127.0.0.1:{SECURE_PORT}"
@@ -30,6 +56,7 @@ QUIET = {"log_level": 0}  # librdkafka repeats every refused connection on stder
 AUTHENTICATION = KafkaError._AUTHENTICATION  # noqa: SLF001
 ALL_BROKERS_DOWN = KafkaError._ALL_BROKERS_DOWN  # noqa: SLF001
 PARTITION_EOF = KafkaError._PARTITION_EOF  # noqa: SLF001
+PSEUDONYM_KEY = secrets.token_hex(32)  # one key for the ingest and the worker
 
 
 @dataclass(frozen=True)
@@ -193,3 +220,92 @@ def connection_errors(kafka: KafkaConnection, seconds: float = 10.0) -> list[Kaf
     while not errors and time.monotonic() < deadline:
         producer.poll(0.5)
     return errors
+
+
+def component_bus_env(broker: SecureBroker, component: str, tmp_path: Path,
+                      **extra: str) -> dict[str, str]:
+    """What a component of the whole scenario runs with: bus_env, then its env file on top."""
+    base = bus_env(BOOTSTRAP, ADVISERING_SOURCES_FILE=str(tmp_path / "sources.yaml"),
+                   ADVISERING_PSEUDONYM_KEY=PSEUDONYM_KEY, **extra)
+    return {**base, **kafka_secure.read_env_file(broker.files.env_file(component))}
+
+
+def serve_process(env: dict[str, str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """`advisering serve` (ingest and inbox), once its /readyz answers 200."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "advisering.cli", "serve"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as page:
+                if page.status == 200:
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.5)
+    terminate(process)
+    raise AssertionError(f"serve not ready:\n{log_path.read_text()[-3000:]}")
+
+
+def http(method: str, url: str, bearer: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """One request with a bearer token; the status and body (also of an error status)."""
+    request = urllib.request.Request(url, data=body, method=method, headers={
+        "Authorization": f"Bearer {bearer}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as reply:
+            return int(reply.status), bytes(reply.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
+
+
+def test_whole_scenario_runs_on_the_secure_broker(
+    secure_broker: SecureBroker, tmp_path: Path
+) -> None:
+    """Worker, rules deploy, ingest and inbox each with their own credentials: advice arrives."""
+    keys = write_demo_sources(tmp_path / "sources.yaml", load_vocabulary(ROOT / "topics"))
+    port = free_port()
+    token_secret = secrets.token_hex(32)
+    operator = component_bus_env(secure_broker, "operator", tmp_path)
+    deployed = run_cli(operator, "rules", "deploy", str(ROOT / "rules"))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    worker = WorkerProcess(component_bus_env(secure_broker, "worker", tmp_path),
+                           tmp_path / "worker.log", app_id="advisering-worker")
+    worker.start(timeout=180)
+    serve = serve_process(component_bus_env(
+        secure_broker, "serve", tmp_path, ADVISERING_SERVE_PORT=str(port),
+        ADVISERING_TOKEN_SECRET=token_secret,
+        ADVISERING_INBOX_DB=str(tmp_path / "inbox.sqlite3")), tmp_path / "serve.log", port)
+    admin = secure_broker.connection("admin")
+    try:
+        for wave in demo_scenario():
+            for event in wave:
+                status, body = http("POST", f"http://127.0.0.1:{port}/api/v1/events",
+                                    keys[event["source"]], orjson.dumps(event))
+                assert status == 202, body
+            wait_until_idle(admin, worker.app_id,
+                            [CASE_EVENTS, citizen_topic_name(worker.app_id)], 120)
+        issued = run_cli(dict(operator, ADVISERING_TOKEN_SECRET=token_secret),
+                         "token", "issue", "--caseworker", "bf-0042")
+        assert issued.returncode == 0, issued.stderr
+        token = issued.stdout.strip().splitlines()[-1]
+        deadline = time.monotonic() + 60
+        rules: set[str] = set()
+        while time.monotonic() < deadline and len(rules) < 2:
+            status, body = http("GET", f"http://127.0.0.1:{port}/api/v1/notifications",
+                                token)
+            assert status == 200, body
+            rules = set(re.findall(r'"rule":\s*"([a-z0-9-]+)"', body.decode()))
+            time.sleep(0.5)
+        assert rules == {"ny-boernesag-orientering", "sanktion-til-boernesag"}, (
+            f"{rules}\nworker:\n{worker.log_tail()}\nserve:\n"
+            f"{(tmp_path / 'serve.log').read_text()[-3000:]}")
+        audit = read_topic(admin, AUDIT)
+        assert len(audit) >= len(DEMO_EXPECTED)
+        # acls.yaml grants the worker all it uses: no refusal was retried around.
+        assert "authorization" not in worker.log_tail(10**6).lower()
+    finally:
+        terminate(serve)
+        worker.stop()
