@@ -181,7 +181,11 @@ def load_acls(path: Path) -> AclFile:
         acls = AclFile.model_validate(raw)
     except ValidationError as exc:
         entries = raw["principals"]
-        for problem in problems_from_validation(path, exc, lines=document, model=AclFile):
+        found = problems_from_validation(path, exc, lines=document, model=AclFile)
+        # pydantic adds "at least 1 item" to every tuple above an invalid item: noise.
+        found = [p for p in found if not (p.message.startswith("Tuple should have at least")
+                                          and any(o.path.startswith(p.path + ".") for o in found))]
+        for problem in found:
             position = problem.path.split(".")[1] if problem.path.count(".") else ""
             item = None
             if position.isdigit() and int(position) < len(entries) and isinstance(
