@@ -167,7 +167,7 @@ def _acl_plan(admin: AdminClient, declared: AclFile | None,
                               managed_principals(declared))
     except acl_apply.AclsUnsupported:
         # The plaintext development broker: nothing to enforce ACLs, so none to apply.
-        print("ACLs: skipped, the broker has no authorizer (SECURITY_DISABLED); "
+        print("ACLs: skipped, the broker has no authorizer; "
               "acls.yaml was checked but not applied.")
         return None
     print(f"ACL plan for {len(managed_principals(declared))} principals:")

@@ -23,6 +23,7 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     ResourcePatternType,
     ResourceType,
 )
@@ -109,6 +110,8 @@ def plan(admin: AdminClient, wanted: Iterable[AclEntry], principals: Iterable[st
          timeout: float = 15.0) -> AclPlan:
     """Compare the declared bindings with those the cluster has for ``principals``."""
     declared = {key_of(binding): binding for binding in map(binding_of, wanted)}
+    if authorizer_of(admin, timeout) == "":
+        raise AclsUnsupported("the cluster has no authorizer (authorizer.class.name is empty)")
     existing: dict[Key, AclBinding] = {}
     for principal in principals:
         for binding in describe(admin, principal, timeout):
@@ -118,6 +121,25 @@ def plan(admin: AdminClient, wanted: Iterable[AclEntry], principals: Iterable[st
         remove=tuple(existing[k] for k in sorted(existing.keys() - declared.keys())),
         unchanged=len(declared.keys() & existing.keys()),
     )
+
+
+def authorizer_of(admin: AdminClient, timeout: float) -> str | None:
+    """A broker's ``authorizer.class.name`` ("" for none); None when it cannot be read.
+
+    Kafka 4 answers DescribeAcls without an authorizer with an empty list, not
+    ``SECURITY_DISABLED`` (only CreateAcls refuses), so the plan asks first.
+    A principal without DescribeConfigs on the cluster cannot tell: None, and
+    the ACL requests themselves will say what is wrong.
+    """
+    try:
+        brokers = admin.list_topics(timeout=timeout).brokers
+        resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(
+            timeout=2 * timeout)
+    except (KafkaException, ValueError):
+        return None
+    entry = entries.get("authorizer.class.name")
+    return None if entry is None else str(entry.value or "")
 
 
 def describe(admin: AdminClient, principal: str, timeout: float) -> list[AclBinding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -125,11 +126,25 @@ def test_a_prefixed_topic_must_be_the_workers_own(tmp_path: Path) -> None:
 class FakeAdmin:
     """describe/create/delete ACLs on an in-memory list, as confluent's futures report."""
 
-    def __init__(self, bindings: list[AclBinding], error: int | None = None) -> None:
+    def __init__(self, bindings: list[AclBinding], error: int | None = None,
+                 authorizer: str | None = "StandardAuthorizer") -> None:
         self.bindings = bindings
         self.error = error
+        self.authorizer = authorizer  # None: describe_configs is not authorized
         self.created: list[AclBinding] = []
         self.deleted: list[AclBinding] = []
+
+    def list_topics(self, **_: Any) -> SimpleNamespace:
+        return SimpleNamespace(brokers={1: None})
+
+    def describe_configs(self, resources: list[Any], **_: Any) -> dict[Any, Future[Any]]:
+        future: Future[Any] = Future()
+        if self.authorizer is None:
+            future.set_exception(KafkaException(KafkaError(
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED)))
+        else:
+            future.set_result({"authorizer.class.name": SimpleNamespace(value=self.authorizer)})
+        return {resources[0]: future}
 
     def describe_acls(self, query: AclBinding, **_: Any) -> Future[list[AclBinding]]:
         future: Future[list[AclBinding]] = Future()
@@ -198,6 +213,20 @@ def test_a_broker_without_authorizer_is_reported_as_unsupported() -> None:
     admin = FakeAdmin([], error=KafkaError.SECURITY_DISABLED)
     with pytest.raises(acl_apply.AclsUnsupported):
         acl_apply.plan(admin, [SOURCE_WRITE], ["User:source"])  # type: ignore[arg-type]
+
+
+def test_an_empty_authorizer_setting_is_reported_as_unsupported() -> None:
+    """Kafka 4 lists no ACLs without an authorizer: an empty authorizer.class.name tells."""
+    admin = FakeAdmin([], authorizer="")
+    with pytest.raises(acl_apply.AclsUnsupported):
+        acl_apply.plan(admin, [SOURCE_WRITE], ["User:source"])  # type: ignore[arg-type]
+
+
+def test_an_unreadable_broker_config_does_not_stop_the_plan() -> None:
+    """Without DescribeConfigs on the cluster the plan goes on; the ACL calls decide."""
+    admin = FakeAdmin([], authorizer=None)
+    plan = acl_apply.plan(admin, [SOURCE_WRITE], ["User:source"])  # type: ignore[arg-type]
+    assert len(plan.create) == 1
 
 
 def test_a_principal_without_acl_rights_is_told_what_to_do() -> None:
