@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -18,7 +18,13 @@ from confluent_kafka.admin import (
 )
 
 from advisering.kafka import acl_apply
-from advisering.kafka.acls import AclEntry, acl_entries, load_acls, managed_principals
+from advisering.kafka.acls import (
+    AclEntry,
+    Operation,
+    acl_entries,
+    load_acls,
+    managed_principals,
+)
 from advisering.kafka.topics import CASE_EVENTS, NOTIFICATIONS, RULES, load_topic_specs
 from advisering.settings import Settings
 from advisering.yamlfiles import YamlFileError
@@ -234,3 +240,11 @@ def test_a_principal_without_acl_rights_is_told_what_to_do() -> None:
     admin = FakeAdmin([], error=KafkaError.CLUSTER_AUTHORIZATION_FAILED)
     with pytest.raises(acl_apply.AclApplyError, match="--skip-acls"):
         acl_apply.plan(admin, [SOURCE_WRITE], ["User:source"])  # type: ignore[arg-type]
+
+
+def test_the_chart_maps_every_operation_to_strimzi() -> None:
+    """The Strimzi KafkaUser template knows every operation the schema allows."""
+    template = (ROOT / "helm" / "advisering" / "templates" / "strimzi-kafkausers-acls.yaml")
+    text = template.read_text()
+    for operation in get_args(Operation):
+        assert f'"{operation}" "' in text, operation

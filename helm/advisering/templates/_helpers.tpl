@@ -130,11 +130,12 @@ several: called at the top of every workload template, so nothing renders.
 {{- fail "secrets.sources.existingSecret is required: the name of a Secret holding the sources file (API-key hashes and grants)" -}}
 {{- end -}}
 {{- $own := $v.kafka.componentSecrets -}}
-{{- $covered := and (or (not $v.worker.enabled) $own.worker) (or (not $v.serve.enabled) $own.serve) (or (not $v.inbox.enabled) $own.inbox) (or (not $v.hookJob.enabled) $own.hookJob) -}}
+{{- $users := $v.strimzi.componentUsers.enabled -}}
+{{- $covered := and (or (not $v.worker.enabled) $own.worker $users) (or (not $v.serve.enabled) $own.serve $users) (or (not $v.inbox.enabled) $own.inbox $users) (or (not $v.hookJob.enabled) $own.hookJob (and $users $v.strimzi.topics.enabled)) -}}
 {{- if and (ne $v.kafka.securityProtocol "PLAINTEXT") (not $v.kafka.existingSecret) (not $v.strimzi.user.enabled) (eq $v.kafka.securityProtocol "SASL_SSL") (not $covered) -}}
 {{- fail "kafka.existingSecret is required with kafka.securityProtocol SASL_SSL (or kafka.componentSecrets for every enabled component, or strimzi.user)" -}}
 {{- end -}}
-{{- if and $v.strimzi.user.enabled $v.strimzi.namespace (ne $v.strimzi.namespace .Release.Namespace) -}}
+{{- if and (or $v.strimzi.user.enabled $v.strimzi.componentUsers.enabled) $v.strimzi.namespace (ne $v.strimzi.namespace .Release.Namespace) -}}
 {{- fail "strimzi.user needs strimzi.namespace empty or the release's namespace: Strimzi writes the user's password Secret next to the KafkaUser, and pods read Secrets of their own namespace only" -}}
 {{- end -}}
 {{- if and $v.hookJob.enabled $v.rules.deploy (not $v.rules.existingConfigMap) -}}
@@ -150,12 +151,28 @@ else kafka.existingSecret.
 {{- define "advisering.kafkaSecret" -}}
 {{- $v := .root.Values -}}
 {{- $own := get $v.kafka.componentSecrets .component | default "" -}}
+{{- $user := include "advisering.componentKafkaUser" . -}}
 {{- if $own -}}
 {{- toJson (dict "name" $own "usernameKey" $v.kafka.usernameKey "passwordKey" $v.kafka.passwordKey) -}}
+{{- else if $user -}}
+{{- toJson (dict "name" (printf "%s-%s" (include "advisering.fullname" .root) $user) "usernameKey" "" "passwordKey" "password") -}}
 {{- else if $v.strimzi.user.enabled -}}
 {{- toJson (dict "name" (include "advisering.fullname" .root) "usernameKey" "" "passwordKey" "password") -}}
 {{- else -}}
 {{- toJson (dict "name" $v.kafka.existingSecret "usernameKey" $v.kafka.usernameKey "passwordKey" $v.kafka.passwordKey) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The acls.yaml component whose Strimzi KafkaUser (strimzi.componentUsers) a chart
+component logs in as; empty when none: the hook Job applies topics (more than the
+operator may) unless Strimzi manages them.
+*/}}
+{{- define "advisering.componentKafkaUser" -}}
+{{- $v := .root.Values -}}
+{{- if $v.strimzi.componentUsers.enabled -}}
+{{- $users := dict "worker" "worker" "serve" "serve" "inbox" "serve" "hookJob" (ternary "operator" "" $v.strimzi.topics.enabled) -}}
+{{- get $users .component -}}
 {{- end -}}
 {{- end -}}
 
