@@ -17,7 +17,10 @@ The SCRAM users are created when the storage is formatted
 (``kafka-storage format --add-scram``); their passwords are written to one
 env file per component (``<state>/secure/clients/<component>.env``) holding
 the ``ADVISERING_KAFKA_*`` variables, so ``set -a; . worker.env; set +a``
-configures a process. Nothing here prints or logs a password.
+configures a process. Nothing here prints or logs a password; the storage
+tool takes the passwords on its command line, so they are visible to the
+machine's other users in the process list for the second the format lasts
+(a development broker; the state folder itself is private).
 """
 
 from __future__ import annotations
