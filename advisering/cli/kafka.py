@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advisering.settings import Settings
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+
+    from advisering.kafka import acl_apply
+    from advisering.kafka.acls import AclFile
 
 
 def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -17,6 +24,10 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.dev.local_kafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
 
     if args.brokers > 1:
+        if args.secure:
+            raise LocalKafkaError(
+                "--secure runs one node only: start it without --brokers (the three-node "
+                "cluster is plaintext, for failover tests).")
         return _cluster_start(args, settings)
     cluster = LocalCluster(settings)
     if cluster.exists() and any(status.pid is not None for status in cluster.status()):
@@ -24,13 +35,23 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
             f"The local {len(cluster.nodes)}-node cluster runs at {cluster.bootstrap}; "
             "stop it first (`advisering kafka stop`) or start it with --brokers 3."
         )
-    result = LocalKafka(settings).start(fresh=args.fresh)
+    result = LocalKafka(settings, secure=args.secure).start(fresh=args.fresh)
     print(result.message)
     if result.started:
         print(f"  bootstrap: {result.status.bootstrap}")
         print(f"  broker log: {result.status.log_file}")
         print(f"  Apache Kafka {KAFKA_VERSION} (KRaft), started in {result.seconds:.1f}s")
+    _print_clients(result.status.clients_dir)
     return 0
+
+
+def _print_clients(clients_dir: Path | None) -> None:
+    """Where a secure broker's client env files are (never their passwords)."""
+    if clients_dir is None:
+        return
+    print(f"  client credentials (one env file per component, mode 0600): {clients_dir}")
+    print(f"    e.g. set -a; . {clients_dir / 'worker.env'}; set +a")
+    print("  ACLs: `advisering topics apply` with admin.env applies topics/acls.yaml")
 
 
 def _cluster_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,8 +101,10 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
 
     status = LocalKafka(settings).status()
     if status.running:
-        print(f"Kafka is running at {status.bootstrap} (pid {status.pid}).")
+        secure = " (SASL_SSL, SCRAM-SHA-512, ACLs)" if status.clients_dir else ""
+        print(f"Kafka is running at {status.bootstrap}{secure} (pid {status.pid}).")
         print(f"  broker log: {status.log_file}")
+        _print_clients(status.clients_dir)
         return 0
     cluster = LocalCluster(settings)
     if cluster.exists():
@@ -96,9 +119,11 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from advisering.kafka import acl_apply
     from advisering.kafka import apply as topic_apply
+    from advisering.kafka.acls import load_acls
     from advisering.kafka.connection import KafkaConnection
-    from advisering.kafka.topics import citizen_topic_spec, load_topic_specs
+    from advisering.kafka.topics import ACLS_FILE, citizen_topic_spec, load_topic_specs
 
     directory = args.dir or settings.topics_dir
     replicas = args.replication_factor or settings.topic_replication_factor
@@ -108,20 +133,47 @@ def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
     ]
     # The worker's repartition topic always has the worker's partitions.
     specs.append(citizen_topic_spec(directory, settings).effective(None, replicas))
+    declared = None if args.skip_acls else load_acls(args.acls or directory / ACLS_FILE)
     admin = topic_apply.admin_client(KafkaConnection.from_settings(settings))
     changes = topic_apply.plan(admin, specs)
     print(f"Plan for {settings.bootstrap_servers}:")
     for change in changes:
         print(f"  {change.describe()}")
+    acls = _acl_plan(admin, declared, settings)
     if args.dry_run:
         print("Dry run: nothing changed.")
         return 0
-    if all(change.action == "unchanged" for change in changes):
+    if all(change.action == "unchanged" for change in changes) and (acls is None or acls.empty):
         print("Nothing to do.")
         return 0
     topic_apply.execute(admin, specs, changes)
+    if acls is not None:
+        acl_apply.execute(admin, acls)
     print("Applied.")
     return 0
+
+
+def _acl_plan(admin: AdminClient, declared: AclFile | None,
+              settings: Settings) -> acl_apply.AclPlan | None:
+    """Print the ACL plan; None when skipped (``--skip-acls``, or a broker without ACLs)."""
+    from advisering.kafka import acl_apply
+    from advisering.kafka.acls import acl_entries, managed_principals
+
+    if declared is None:
+        print("ACLs: skipped (--skip-acls).")
+        return None
+    try:
+        acls = acl_apply.plan(admin, acl_entries(declared, settings),
+                              managed_principals(declared))
+    except acl_apply.AclsUnsupported:
+        # The plaintext development broker: nothing to enforce ACLs, so none to apply.
+        print("ACLs: skipped, the broker has no authorizer; "
+              "acls.yaml was checked but not applied.")
+        return None
+    print(f"ACL plan for {len(managed_principals(declared))} principals:")
+    for line in acls.lines():
+        print(f"  {line}")
+    return acls
 
 
 def positive(value: str) -> int:
@@ -138,6 +190,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     kafka_verbs = kafka.add_subparsers(dest="kafka_verb", required=True, metavar="ACTION")
     start = kafka_verbs.add_parser("start", help="start the local broker (no-op if running)")
     start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
+    start.add_argument("--secure", action="store_true",
+                       help="one node with TLS, SASL/SCRAM users per component and an "
+                            "authorizer (ACLs from topics/acls.yaml); env files in "
+                            "<state>/secure/clients/")
     start.add_argument("--brokers", type=int, choices=(1, 3), default=1,
                        help="1: one combined node (default); 3: a cluster of three combined "
                             "nodes on ports P..P+2, controllers on P+100..P+102")
@@ -149,11 +205,17 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     topics = verbs.add_parser("topics", help="topics as code (topics/*.yaml)")
     topics_verbs = topics.add_subparsers(dest="topics_verb", required=True, metavar="ACTION")
-    apply = topics_verbs.add_parser("apply", help="create missing topics, alter changed configs")
+    apply = topics_verbs.add_parser("apply", help="create missing topics, alter changed configs, "
+                                                  "make the ACLs match acls.yaml")
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     apply.add_argument("--dir", type=Path, default=None, help="topic files (default topics/)")
     apply.add_argument("--partitions", type=positive, default=None,
                        help="override every topic's partitions (development)")
     apply.add_argument("--replication-factor", type=positive, default=None,
                        help="override every topic's replication factor (one-node broker: 1)")
+    apply.add_argument("--acls", type=Path, default=None,
+                       help="the ACL declaration (default: acls.yaml in the topics folder)")
+    apply.add_argument("--skip-acls", action="store_true",
+                       help="leave ACLs alone (they are managed elsewhere, e.g. Strimzi "
+                            "KafkaUsers); a broker without an authorizer is skipped anyway")
     apply.set_defaults(handler=_topics_apply)

@@ -5,7 +5,9 @@ only the first start needs the network. The broker runs as a combined broker
 and controller on 127.0.0.1 and is managed through a pid file in its state
 directory. The three-node cluster is :mod:`advisering.dev.kafka_cluster`.
 It listens in PLAINTEXT, so its readiness check connects with
-``KafkaConnection.plaintext``.
+``KafkaConnection.plaintext``; with ``secure`` (``kafka start --secure``) it
+listens in SASL_SSL only, with the material and users of
+:mod:`advisering.dev.kafka_secure`, and checks readiness as ``admin``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from advisering.dev import kafka_secure
 from advisering.dev.kafka_jvm import (
     KAFKA_VERSION,
     LocalKafkaError,
@@ -51,6 +54,8 @@ class BrokerStatus:
     pid: int | None
     bootstrap: str
     log_file: Path
+    #: The client env files of a secure broker (``kafka start --secure``); None when plain.
+    clients_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,10 @@ class StartResult:
 class LocalKafka:
     """Starts, stops and reports on the local development broker."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, secure: bool = False) -> None:
         self.settings = settings
+        self.secure = secure
+        self.secure_files = kafka_secure.secure_files(settings.broker_state_dir)
         self.port = settings.kafka_port
         self.controller_port = settings.kafka_port + 1
         self.state_dir = settings.broker_state_dir
@@ -77,6 +84,7 @@ class LocalKafka:
         self.pid_file = self.state_dir / "broker.pid"
         self.log_file = self.log_dir / "server.log"
         self.stdout_file = self.log_dir / "stdout.log"
+        self.mode_file = self.state_dir / kafka_secure.MODE_FILE
 
     # -- public verbs -------------------------------------------------------
 
@@ -88,7 +96,14 @@ class LocalKafka:
             pid=pid,
             bootstrap=self.settings.local_bootstrap,
             log_file=self.log_file,
+            clients_dir=self.secure_files.clients if self.formatted_mode() == "secure" else None,
         )
+
+    def formatted_mode(self) -> str | None:
+        """``secure`` or ``plain``: how the data was formatted; None before the first start."""
+        if self.mode_file.exists():
+            return self.mode_file.read_text().strip()
+        return "plain" if (self.data_dir / "meta.properties").exists() else None
 
     def start(self, *, fresh: bool = False) -> StartResult:
         """Start the broker unless it runs; `fresh` restarts it on empty data.
@@ -107,6 +122,13 @@ class LocalKafka:
                 ),
             )
         current = self.status()
+        wanted = "secure" if self.secure else "plain"
+        if not fresh and self.formatted_mode() not in (None, wanted):
+            raise LocalKafkaError(
+                f"The broker in {self.state_dir} was set up "
+                f"{'with' if wanted == 'plain' else 'without'} --secure; stop it and start "
+                f"again with --fresh to wipe its data, or use another ADVISERING_KAFKA_STATE_DIR."
+            )
         if current.running and not fresh:
             return StartResult(
                 started=False,
@@ -126,19 +148,20 @@ class LocalKafka:
         if fresh and self.data_dir.exists():
             shutil.rmtree(self.data_dir)
             log.info("kafka_data_wiped", data_dir=str(self.data_dir))
-        self._write_config()
+        passwords = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
-            self._format_storage(java)
+            self._format_storage(java, passwords)
         pid = self._launch(java)
         self._wait_until_ready(pid)
         seconds = time.monotonic() - began
         log.info("kafka_started", bootstrap=self.settings.local_bootstrap, pid=pid,
-                 seconds=round(seconds, 2))
+                 seconds=round(seconds, 2), secure=self.secure)
         return StartResult(
             started=True,
             status=self.status(),
             seconds=seconds,
-            message=f"Kafka {KAFKA_VERSION} is running at {self.settings.local_bootstrap}.",
+            message=(f"Kafka {KAFKA_VERSION} is running at {self.settings.local_bootstrap}"
+                     f"{' (SASL_SSL, SCRAM-SHA-512, ACLs)' if self.secure else ''}."),
         )
 
     def stop(self, timeout: float = 60.0) -> bool:
@@ -158,31 +181,51 @@ class LocalKafka:
 
     # -- steps ----------------------------------------------------------------
 
-    def _write_config(self) -> None:
+    def _write_config(self) -> dict[str, str]:
+        """Write server.properties (0600 when secure: it holds the broker's password).
+
+        Returns the SCRAM passwords of a secure broker (empty when plain).
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "server.properties").write_text(
-            server_properties(self.port, self.controller_port, self.data_dir)
-        )
+        properties = self.state_dir / "server.properties"
+        passwords: dict[str, str] = {}
+        if self.secure:
+            files = self.secure_files
+            passwords = kafka_secure.ensure_material(files)
+            kafka_secure.write_env_files(files, self.settings.local_bootstrap, passwords)
+            listeners = kafka_secure.secure_listener_properties(
+                self.port, self.controller_port, files, passwords[kafka_secure.BROKER_USER])
+            kafka_secure.write_private(properties, server_properties(
+                self.port, self.controller_port, self.data_dir, listeners))
+        else:
+            properties.write_text(server_properties(self.port, self.controller_port,
+                                                    self.data_dir))
         (self.state_dir / "log4j2.properties").write_text(log4j_properties(self.log_file))
+        return passwords
 
     def _java_command(self, java: str, main: str, *args: str) -> list[str]:
         return java_command(java, self.settings.kafka_heap, self.state_dir / "log4j2.properties",
                             self.libs_dir, main, *args)
 
-    def _format_storage(self, java: str) -> None:
+    def _format_storage(self, java: str, passwords: dict[str, str]) -> None:
         cluster_id = new_cluster_id()
+        scram = kafka_secure.scram_format_args(passwords) if self.secure else []
         command = self._java_command(
             java, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-            "-c", str(self.state_dir / "server.properties"),
+            "-c", str(self.state_dir / "server.properties"), *scram,
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
+            output = result.stdout + result.stderr
+            for password in passwords.values():  # the tool may echo its arguments
+                output = output.replace(password, "***")
             raise LocalKafkaError(
                 f"Formatting the KRaft storage in {self.data_dir} failed "
-                f"(exit {result.returncode}); try --fresh.\n{result.stdout}{result.stderr}"
+                f"(exit {result.returncode}); try --fresh.\n{output}"
             )
-        log.info("kafka_storage_formatted", data_dir=str(self.data_dir))
+        self.mode_file.write_text("secure\n" if self.secure else "plain\n")
+        log.info("kafka_storage_formatted", data_dir=str(self.data_dir), secure=self.secure)
 
     def _launch(self, java: str) -> int:
         command = self._java_command(
@@ -211,8 +254,7 @@ class LocalKafka:
                     f"The Kafka broker exited during start-up. Its log ({self.log_file}) "
                     f"ends with:\n{self.last_log_lines()}"
                 )
-            if broker_answers(KafkaConnection.plaintext(self.settings.local_bootstrap),
-                              timeout=2.0):
+            if broker_answers(self.connection(), timeout=2.0):
                 return
             time.sleep(0.3)
         raise LocalKafkaError(
@@ -221,21 +263,35 @@ class LocalKafka:
             f"{self.last_log_lines()}"
         )
 
+    def connection(self) -> KafkaConnection:
+        """How to reach this broker: plaintext, or as the super user ``admin`` when secure."""
+        if self.secure:
+            return kafka_secure.admin_connection(self.secure_files, self.settings.local_bootstrap)
+        return KafkaConnection.plaintext(self.settings.local_bootstrap)
+
     def _live_pid(self) -> int | None:
         return read_live_pid(self.pid_file, self.state_dir)
 
 
-def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
-    """Broker settings for one combined node that Faust is happy with."""
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
+def server_properties(port: int, controller_port: int, data_dir: Path,
+                      listeners: list[str] | None = None) -> str:
+    """Broker settings for one combined node that Faust is happy with.
+
+    ``listeners`` replaces the plaintext listener lines (the secure broker's,
+    :func:`advisering.dev.kafka_secure.secure_listener_properties`).
+    """
+    plain = [
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    ]
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
+        *(plain if listeners is None else listeners),
         f"log.dirs={data_dir}",
         "num.partitions=1",
         "default.replication.factor=1",

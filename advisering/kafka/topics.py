@@ -47,6 +47,8 @@ RULES = "advisering.rules"
 TOPIC_NAMES = (CASE_EVENTS, NOTIFICATIONS, DEAD_LETTERS, AUDIT, RULES)
 # The worker's repartition topic, as declared: its name with the placeholder.
 CITIZEN_EVENTS = "{worker_app_id}-citizen-events"
+#: The ACL declaration in the topics folder (advisering.kafka.acls), skipped here.
+ACLS_FILE = "acls.yaml"
 
 TopicName = Literal[
     "advisering.case-events",
@@ -217,7 +219,8 @@ def _load_declared(directory: Path) -> dict[str, TopicSpec]:
     problems: list[FileProblem] = []
     specs: dict[str, TopicSpec] = {}
     seen_in: dict[str, Path] = {}
-    files = yaml_files(directory)
+    # acls.yaml sits beside the topics (advisering.kafka.acls) and is not a topic.
+    files = [file for file in yaml_files(directory) if file.name != ACLS_FILE]
     if not files:
         raise YamlFileError([FileProblem(directory, "", "no topic files (*.yaml) found")])
     for file in files:

@@ -105,6 +105,7 @@ def test_topics_apply_create_unchanged_alter_and_refuse_shrink(
     assert dry.stdout.count("create") == 6
     assert "create     apply-test-citizen-events (partitions 3)" in dry.stdout
     assert "Dry run" in dry.stdout
+    assert "ACLs: skipped, the broker has no authorizer" in dry.stdout  # acls.yaml checked
 
     created = run_cli(env, "topics", "apply")
     assert created.returncode == 0, created.stderr

@@ -63,11 +63,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Topic declarations: the chart's copy of topics/*.yaml, a list of dicts. */}}
+{{/* Topic declarations: the chart's copy of topics/*.yaml (not acls.yaml), a list of dicts. */}}
 {{- define "advisering.topicFiles" -}}
 {{- $out := list -}}
 {{- range $path, $_ := .Files.Glob "files/topics/*.yaml" -}}
+{{- if ne (base $path) "acls.yaml" -}}
 {{- $out = append $out ($.Files.Get $path | fromYaml) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson (dict "topics" $out) -}}
 {{- end -}}
@@ -127,10 +129,13 @@ several: called at the top of every workload template, so nothing renders.
 {{- if and (or $v.serve.enabled $v.worker.enabled) (not $v.secrets.sources.existingSecret) -}}
 {{- fail "secrets.sources.existingSecret is required: the name of a Secret holding the sources file (API-key hashes and grants)" -}}
 {{- end -}}
-{{- if and (ne $v.kafka.securityProtocol "PLAINTEXT") (not $v.kafka.existingSecret) (not $v.strimzi.user.enabled) (eq $v.kafka.securityProtocol "SASL_SSL") -}}
-{{- fail "kafka.existingSecret is required with kafka.securityProtocol SASL_SSL (or enable strimzi.user)" -}}
+{{- $own := $v.kafka.componentSecrets -}}
+{{- $users := $v.strimzi.componentUsers.enabled -}}
+{{- $covered := and (or (not $v.worker.enabled) $own.worker $users) (or (not $v.serve.enabled) $own.serve $users) (or (not $v.inbox.enabled) $own.inbox $users) (or (not $v.hookJob.enabled) $own.hookJob (and $users $v.strimzi.topics.enabled)) -}}
+{{- if and (ne $v.kafka.securityProtocol "PLAINTEXT") (not $v.kafka.existingSecret) (not $v.strimzi.user.enabled) (eq $v.kafka.securityProtocol "SASL_SSL") (not $covered) -}}
+{{- fail "kafka.existingSecret is required with kafka.securityProtocol SASL_SSL (or kafka.componentSecrets for every enabled component, or strimzi.user)" -}}
 {{- end -}}
-{{- if and $v.strimzi.user.enabled $v.strimzi.namespace (ne $v.strimzi.namespace .Release.Namespace) -}}
+{{- if and (or $v.strimzi.user.enabled $v.strimzi.componentUsers.enabled) $v.strimzi.namespace (ne $v.strimzi.namespace .Release.Namespace) -}}
 {{- fail "strimzi.user needs strimzi.namespace empty or the release's namespace: Strimzi writes the user's password Secret next to the KafkaUser, and pods read Secrets of their own namespace only" -}}
 {{- end -}}
 {{- if and $v.hookJob.enabled $v.rules.deploy (not $v.rules.existingConfigMap) -}}
@@ -144,36 +149,64 @@ several: called at the top of every workload template, so nothing renders.
 {{- end -}}
 {{- end -}}
 
-{{/* The Kafka user's Secret and its keys: Strimzi's user Secret or the existing one. */}}
+{{/*
+The Kafka user's Secret and its keys for one component (dict "root" "component"):
+the component's own Secret (kafka.componentSecrets), else Strimzi's user Secret,
+else kafka.existingSecret.
+*/}}
 {{- define "advisering.kafkaSecret" -}}
-{{- if $.Values.strimzi.user.enabled -}}
-{{- toJson (dict "name" (include "advisering.fullname" .) "usernameKey" "" "passwordKey" "password") -}}
+{{- $v := .root.Values -}}
+{{- $own := get $v.kafka.componentSecrets .component | default "" -}}
+{{- $user := include "advisering.componentKafkaUser" . -}}
+{{- if $own -}}
+{{- toJson (dict "name" $own "usernameKey" $v.kafka.usernameKey "passwordKey" $v.kafka.passwordKey) -}}
+{{- else if $user -}}
+{{- toJson (dict "name" (printf "%s-%s" (include "advisering.fullname" .root) $user) "usernameKey" "" "passwordKey" "password") -}}
+{{- else if $v.strimzi.user.enabled -}}
+{{- toJson (dict "name" (include "advisering.fullname" .root) "usernameKey" "" "passwordKey" "password") -}}
 {{- else -}}
-{{- toJson (dict "name" .Values.kafka.existingSecret "usernameKey" .Values.kafka.usernameKey "passwordKey" .Values.kafka.passwordKey) -}}
+{{- toJson (dict "name" $v.kafka.existingSecret "usernameKey" $v.kafka.usernameKey "passwordKey" $v.kafka.passwordKey) -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Environment every component shares: Kafka and its credentials, paths, logs. */}}
+{{/*
+The acls.yaml component whose Strimzi KafkaUser (strimzi.componentUsers) a chart
+component logs in as; empty when none: the hook Job applies topics (more than the
+operator may) unless Strimzi manages them.
+*/}}
+{{- define "advisering.componentKafkaUser" -}}
+{{- $v := .root.Values -}}
+{{- if $v.strimzi.componentUsers.enabled -}}
+{{- $users := dict "worker" "worker" "serve" "serve" "inbox" "serve" "hookJob" (ternary "operator" "" $v.strimzi.topics.enabled) -}}
+{{- get $users .component -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Environment every component shares: Kafka and its credentials, paths, logs.
+Called with (dict "root" $ "component" "worker"|"serve"|"inbox"|"hookJob").
+*/}}
 {{- define "advisering.commonEnv" -}}
+{{- $root := .root -}}
 - name: ADVISERING_BOOTSTRAP_SERVERS
-  value: {{ .Values.kafka.bootstrapServers | quote }}
+  value: {{ $root.Values.kafka.bootstrapServers | quote }}
 - name: ADVISERING_TOPICS_DIR
   value: /etc/advisering/topics
 - name: ADVISERING_WORKER_APP_ID
-  value: {{ .Values.worker.appId | quote }}
+  value: {{ $root.Values.worker.appId | quote }}
 # The worker's internal topics (topics apply creates the citizen-events one).
 - name: ADVISERING_WORKER_PARTITIONS
-  value: {{ include "advisering.workerPartitions" . | quote }}
+  value: {{ include "advisering.workerPartitions" $root | quote }}
 - name: ADVISERING_LOG_FORMAT
   value: json
 - name: HOME
   value: /tmp
 - name: ADVISERING_KAFKA_SECURITY_PROTOCOL
-  value: {{ .Values.kafka.securityProtocol | quote }}
-{{- if eq .Values.kafka.securityProtocol "SASL_SSL" }}
+  value: {{ $root.Values.kafka.securityProtocol | quote }}
+{{- if eq $root.Values.kafka.securityProtocol "SASL_SSL" }}
 {{- $s := include "advisering.kafkaSecret" . | fromJson }}
 - name: ADVISERING_KAFKA_SASL_MECHANISM
-  value: {{ .Values.kafka.saslMechanism | quote }}
+  value: {{ $root.Values.kafka.saslMechanism | quote }}
 - name: ADVISERING_KAFKA_SASL_USERNAME
 {{- if $s.usernameKey }}
   valueFrom:
@@ -185,9 +218,9 @@ several: called at the top of every workload template, so nothing renders.
   valueFrom:
     secretKeyRef: {name: {{ $s.name | quote }}, key: {{ $s.passwordKey | quote }}}
 {{- end }}
-{{- if .Values.kafka.caSecret }}
+{{- if $root.Values.kafka.caSecret }}
 - name: ADVISERING_KAFKA_SSL_CA_FILE
-  value: /etc/advisering/kafka-ca/{{ .Values.kafka.caKey }}
+  value: /etc/advisering/kafka-ca/{{ $root.Values.kafka.caKey }}
 {{- end }}
 {{- end -}}
 

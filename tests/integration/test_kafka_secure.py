@@ -1,0 +1,311 @@
+"""`kafka start --secure` and ACLs as code on a secure broker of the test's own.
+
+The broker listens in SASL_SSL only, with one SCRAM user per component and
+the StandardAuthorizer denying whatever ``topics/acls.yaml`` does not allow.
+Each test asserts a refusal with the error Kafka gives for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from advisering.dev import kafka_secure
+from advisering.dev.demo import write_demo_sources
+from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario
+from advisering.kafka.connection import KafkaConnection
+from advisering.kafka.topics import (
+    AUDIT,
+    CASE_EVENTS,
+    NOTIFICATIONS,
+    RULES,
+    citizen_topic_name,
+    load_vocabulary,
+)
+from advisering.testing import read_topic, wait_until_idle
+from tests.integration.bus import (
+    ROOT,
+    WorkerProcess,
+    bus_env,
+    free_port,
+    run_cli,
+    scratch_broker_env,
+    terminate,
+)
+
+SECURE_PORT = int(os.environ.get("ADVISERING_TEST_SECURE_PORT", "19692"))
+BOOTSTRAP = f"127.0.0.1:{SECURE_PORT}"
+QUIET = {"log_level": 0}  # librdkafka repeats every refused connection on stderr
+# librdkafka's local error codes are underscored members of KafkaError.
+AUTHENTICATION = KafkaError._AUTHENTICATION  # noqa: SLF001
+ALL_BROKERS_DOWN = KafkaError._ALL_BROKERS_DOWN  # noqa: SLF001
+PARTITION_EOF = KafkaError._PARTITION_EOF  # noqa: SLF001
+PSEUDONYM_KEY = secrets.token_hex(32)  # one key for the ingest and the worker
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    """The running secure broker: its environment, files and client env files."""
+
+    env: dict[str, str]
+    files: kafka_secure.SecureFiles
+
+    def component_env(self, component: str, **extra: str) -> dict[str, str]:
+        """The broker's environment plus ``component``'s env file, as `set -a; . file` gives."""
+        values = kafka_secure.read_env_file(self.files.env_file(component))
+        return {**self.env, **values, **extra}
+
+    def connection(self, component: str) -> KafkaConnection:
+        """The SASL_SSL connection of ``component``'s SCRAM user."""
+        return kafka_secure.connection_for(self.files, BOOTSTRAP, component)
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    """A secure broker on its own port and state folder, topics and ACLs applied; stopped after."""
+    state = tmp_path_factory.mktemp("secure-broker")
+    env = scratch_broker_env(SECURE_PORT, state)
+    started = run_cli(env, "kafka", "start", "--secure", "--fresh", timeout=180)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        broker = SecureBroker(env, kafka_secure.secure_files(state))
+        applied = run_cli(broker.component_env("admin", ADVISERING_TOPIC_REPLICATION_FACTOR="1"),
+                          "topics", "apply")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        yield broker
+    finally:
+        run_cli(env, "kafka", "stop")
+
+
+def test_start_prints_where_the_credentials_are_and_no_password(
+    secure_broker: SecureBroker,
+) -> None:
+    """A second start and status name the env files; neither prints a password; files are 0600."""
+    again = run_cli(secure_broker.env, "kafka", "start", "--secure")
+    status = run_cli(secure_broker.env, "kafka", "status")
+    assert again.returncode == 0 and status.returncode == 0, again.stderr + status.stderr
+    assert "SASL_SSL" in status.stdout
+    assert str(secure_broker.files.clients) in status.stdout
+    for component in kafka_secure.COMPONENTS:
+        path = secure_broker.files.env_file(component)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        password = kafka_secure.read_env_file(path)["ADVISERING_KAFKA_SASL_PASSWORD"]
+        assert password not in again.stdout + again.stderr + status.stdout + status.stderr
+
+
+def test_second_apply_has_nothing_to_do(secure_broker: SecureBroker) -> None:
+    """topics apply as admin is idempotent for the ACLs as for the topics."""
+    env = secure_broker.component_env("admin", ADVISERING_TOPIC_REPLICATION_FACTOR="1")
+    again = run_cli(env, "topics", "apply")
+    assert again.returncode == 0, again.stderr
+    assert "unchanged  " in again.stdout and "ACL binding" in again.stdout
+    assert "Nothing to do" in again.stdout
+
+
+def test_source_writes_case_events_but_cannot_read_notifications(
+    secure_broker: SecureBroker,
+) -> None:
+    """The source's credentials publish a case event; reading notifications is not authorized."""
+    source = secure_broker.connection("source")
+    outcomes: list[KafkaError | None] = []
+    producer = Producer({**source.confluent(), **QUIET})
+    producer.produce(CASE_EVENTS, b"{}", key=b"probe",
+                     on_delivery=lambda error, _msg: outcomes.append(error))
+    producer.flush(30)
+    assert outcomes == [None]
+
+    admin = AdminClient({**source.confluent(), **QUIET})
+    topic = admin.list_topics(topic=NOTIFICATIONS, timeout=15).topics[NOTIFICATIONS]
+    assert topic.error is not None
+    assert topic.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    refused = read_errors(source, NOTIFICATIONS, group="advisering-inbox")
+    assert refused & {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}
+
+
+def test_worker_cannot_write_rules(secure_broker: SecureBroker) -> None:
+    """The worker's credentials are refused on advisering.rules (TOPIC_AUTHORIZATION_FAILED)."""
+    outcomes: list[KafkaError | None] = []
+    producer = Producer({**secure_broker.connection("worker").confluent(), **QUIET,
+                         "message.timeout.ms": 20000})
+    producer.produce(RULES, b"{}", key=b"forged-rule",
+                     on_delivery=lambda error, _msg: outcomes.append(error))
+    producer.flush(30)
+    assert len(outcomes) == 1 and outcomes[0] is not None
+    assert outcomes[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_operator_writes_rules_and_serve_reads_notifications(
+    secure_broker: SecureBroker,
+) -> None:
+    """What acls.yaml grants works: the operator writes rules, serve reads in its group."""
+    outcomes: list[KafkaError | None] = []
+    producer = Producer({**secure_broker.connection("operator").confluent(), **QUIET})
+    producer.produce(RULES, None, key=b"no-such-rule",
+                     on_delivery=lambda error, _msg: outcomes.append(error))
+    producer.flush(30)
+    assert outcomes == [None]
+    assert read_errors(secure_broker.connection("serve"), NOTIFICATIONS,
+                       group="advisering-inbox") == set()
+
+
+def test_wrong_password_is_refused(secure_broker: SecureBroker) -> None:
+    """A known user with a wrong password fails SCRAM authentication (_AUTHENTICATION)."""
+    wrong = KafkaConnection(bootstrap=BOOTSTRAP, protocol="SASL_SSL", sasl_username="worker",
+                            sasl_password=SecretStr("not-the-password"),
+                            ssl_ca_file=secure_broker.files.ca)
+    errors = connection_errors(wrong)
+    assert AUTHENTICATION in {error.code() for error in errors}
+    assert any("invalid credentials" in error.str() for error in errors)
+
+
+@pytest.mark.usefixtures("secure_broker")
+def test_plaintext_connection_fails() -> None:
+    """A client without TLS gets no metadata: the broker closes the connection."""
+    errors = connection_errors(KafkaConnection.plaintext(BOOTSTRAP))
+    assert ALL_BROKERS_DOWN in {error.code() for error in errors}
+    admin = AdminClient({**KafkaConnection.plaintext(BOOTSTRAP).confluent(), **QUIET})
+    with pytest.raises(Exception, match=r"_TRANSPORT|Failed to get metadata"):
+        admin.list_topics(timeout=5)
+
+
+def test_secure_and_plain_state_folders_are_not_mixed(secure_broker: SecureBroker) -> None:
+    """Starting the secure broker's folder without --secure is refused, naming --fresh."""
+    result = run_cli(secure_broker.env, "kafka", "start")
+    assert result.returncode == 2
+    assert "--fresh" in result.stderr
+
+
+def read_errors(kafka: KafkaConnection, topic: str, *, group: str,
+                seconds: float = 8.0) -> set[int]:
+    """The error codes a consumer in ``group`` meets reading ``topic`` for a few seconds."""
+    codes: set[int] = set()
+    consumer = Consumer({**kafka.confluent(), **QUIET, "group.id": group,
+                         "enable.auto.commit": False,
+                         "error_cb": lambda error: codes.add(error.code())})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is not None:
+                codes.add(message.error().code())
+    finally:
+        consumer.close()
+    codes.discard(PARTITION_EOF)
+    return codes
+
+
+def connection_errors(kafka: KafkaConnection, seconds: float = 10.0) -> list[KafkaError]:
+    """The errors librdkafka reports while a producer of ``kafka`` tries to connect."""
+    errors: list[KafkaError] = []
+    producer = Producer({**kafka.confluent(), **QUIET, "error_cb": errors.append})
+    deadline = time.monotonic() + seconds
+    while not errors and time.monotonic() < deadline:
+        producer.poll(0.5)
+    return errors
+
+
+def component_bus_env(broker: SecureBroker, component: str, tmp_path: Path,
+                      **extra: str) -> dict[str, str]:
+    """What a component of the whole scenario runs with: bus_env, then its env file on top."""
+    base = bus_env(BOOTSTRAP, ADVISERING_SOURCES_FILE=str(tmp_path / "sources.yaml"),
+                   ADVISERING_PSEUDONYM_KEY=PSEUDONYM_KEY, **extra)
+    return {**base, **kafka_secure.read_env_file(broker.files.env_file(component))}
+
+
+def serve_process(env: dict[str, str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """`advisering serve` (ingest and inbox), once its /readyz answers 200."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "advisering.cli", "serve"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as page:
+                if page.status == 200:
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.5)
+    terminate(process)
+    raise AssertionError(f"serve not ready:\n{log_path.read_text()[-3000:]}")
+
+
+def http(method: str, url: str, bearer: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """One request with a bearer token; the status and body (also of an error status)."""
+    request = urllib.request.Request(url, data=body, method=method, headers={
+        "Authorization": f"Bearer {bearer}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as reply:
+            return int(reply.status), bytes(reply.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
+
+
+def test_whole_scenario_runs_on_the_secure_broker(
+    secure_broker: SecureBroker, tmp_path: Path
+) -> None:
+    """Worker, rules deploy, ingest and inbox each with their own credentials: advice arrives."""
+    keys = write_demo_sources(tmp_path / "sources.yaml", load_vocabulary(ROOT / "topics"))
+    port = free_port()
+    token_secret = secrets.token_hex(32)
+    operator = component_bus_env(secure_broker, "operator", tmp_path)
+    deployed = run_cli(operator, "rules", "deploy", str(ROOT / "rules"))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    worker = WorkerProcess(component_bus_env(secure_broker, "worker", tmp_path),
+                           tmp_path / "worker.log", app_id="advisering-worker")
+    worker.start(timeout=180)
+    serve = serve_process(component_bus_env(
+        secure_broker, "serve", tmp_path, ADVISERING_SERVE_PORT=str(port),
+        ADVISERING_TOKEN_SECRET=token_secret,
+        ADVISERING_INBOX_DB=str(tmp_path / "inbox.sqlite3")), tmp_path / "serve.log", port)
+    admin = secure_broker.connection("admin")
+    try:
+        for wave in demo_scenario():
+            for event in wave:
+                status, body = http("POST", f"http://127.0.0.1:{port}/api/v1/events",
+                                    keys[event["source"]], orjson.dumps(event))
+                assert status == 202, body
+            wait_until_idle(admin, worker.app_id,
+                            [CASE_EVENTS, citizen_topic_name(worker.app_id)], 120)
+        issued = run_cli(dict(operator, ADVISERING_TOKEN_SECRET=token_secret),
+                         "token", "issue", "--caseworker", "bf-0042")
+        assert issued.returncode == 0, issued.stderr
+        token = issued.stdout.strip().splitlines()[-1]
+        deadline = time.monotonic() + 60
+        rules: set[str] = set()
+        while time.monotonic() < deadline and len(rules) < 2:
+            status, body = http("GET", f"http://127.0.0.1:{port}/api/v1/notifications",
+                                token)
+            assert status == 200, body
+            rules = set(re.findall(r'"rule":\s*"([a-z0-9-]+)"', body.decode()))
+            time.sleep(0.5)
+        assert rules == {"ny-boernesag-orientering", "sanktion-til-boernesag"}, (
+            f"{rules}\nworker:\n{worker.log_tail()}\nserve:\n"
+            f"{(tmp_path / 'serve.log').read_text()[-3000:]}")
+        audit = read_topic(admin, AUDIT)
+        assert len(audit) >= len(DEMO_EXPECTED)
+        # acls.yaml grants the worker all it uses: no refusal was retried around.
+        assert "authorization" not in worker.log_tail(10**6).lower()
+    finally:
+        terminate(serve)
+        worker.stop()
