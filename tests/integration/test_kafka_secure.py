@@ -288,7 +288,8 @@ def test_whole_scenario_runs_on_the_secure_broker(
             wait_until_idle(admin, worker.app_id,
                             [CASE_EVENTS, citizen_topic_name(worker.app_id)], 120)
         issued = run_cli(dict(operator, ADVISERING_TOKEN_SECRET=token_secret),
-                         "token", "issue", "--caseworker", "bf-0042")
+                         "token", "issue", "--caseworker", "bf-0042",
+                         "--department", "boern-familie")
         assert issued.returncode == 0, issued.stderr
         token = issued.stdout.strip().splitlines()[-1]
         deadline = time.monotonic() + 60
