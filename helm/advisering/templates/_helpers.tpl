@@ -222,6 +222,42 @@ Called with (dict "root" $ "component" "worker"|"serve"|"inbox"|"hookJob").
 - name: ADVISERING_KAFKA_SSL_CA_FILE
   value: /etc/advisering/kafka-ca/{{ $root.Values.kafka.caKey }}
 {{- end }}
+{{- if eq $root.Values.kafka.securityProtocol "SSL" }}
+- name: ADVISERING_KAFKA_SSL_CERT_FILE
+  value: /etc/advisering/kafka-client/client.crt
+- name: ADVISERING_KAFKA_SSL_KEY_FILE
+  value: /etc/advisering/kafka-client/client.key
+{{- end }}
+{{- end -}}
+
+{{/*
+The component's client certificate Secret for mutual TLS (kafka.securityProtocol SSL);
+fails naming the value when it is missing. Called with (dict "root" $ "component" ...).
+*/}}
+{{- define "advisering.clientCertSecret" -}}
+{{- $name := get .root.Values.kafka.clientCertSecrets .component | default "" -}}
+{{- required (printf "kafka.clientCertSecrets.%s is required when kafka.securityProtocol is SSL" .component) $name -}}
+{{- end -}}
+
+{{/* The client certificate's volume (SSL only): readable by the pod's group only. */}}
+{{- define "advisering.clientCertVolume" -}}
+{{- if eq .root.Values.kafka.securityProtocol "SSL" }}
+- name: kafka-client
+  secret:
+    secretName: {{ include "advisering.clientCertSecret" . }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .root.Values.kafka.clientCertKey | quote }}, path: client.crt}
+      - {key: {{ .root.Values.kafka.clientKeyKey | quote }}, path: client.key}
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.clientCertMount" -}}
+{{- if eq .root.Values.kafka.securityProtocol "SSL" }}
+- name: kafka-client
+  mountPath: /etc/advisering/kafka-client
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "advisering.podSecurityContext" -}}
