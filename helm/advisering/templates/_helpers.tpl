@@ -325,3 +325,41 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+serve and the inbox terminating TLS themselves (httpTls.existingSecret, a
+kubernetes.io/tls Secret): the env, volume and mount; empty without it.
+*/}}
+{{- define "advisering.httpTlsEnv" -}}
+{{- if .Values.httpTls.existingSecret }}
+- name: ADVISERING_SERVE_TLS_CERT_FILE
+  value: /etc/advisering/http-tls/tls.crt
+- name: ADVISERING_SERVE_TLS_KEY_FILE
+  value: /etc/advisering/http-tls/tls.key
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.httpTlsVolume" -}}
+{{- if .Values.httpTls.existingSecret }}
+- name: http-tls
+  secret:
+    secretName: {{ .Values.httpTls.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.httpTlsMount" -}}
+{{- if .Values.httpTls.existingSecret }}
+- name: http-tls
+  mountPath: /etc/advisering/http-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The probes' and the scrape's scheme: HTTPS when serve terminates TLS. */}}
+{{- define "advisering.httpScheme" -}}
+{{- ternary "HTTPS" "HTTP" (not (empty .Values.httpTls.existingSecret)) -}}
+{{- end -}}
