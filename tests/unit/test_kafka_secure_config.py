@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,14 @@ MTLS = "127.0.0.1:30001"
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def worker_env(files: kafka_secure.SecureFiles,
+               env_file: Callable[[str], Path]) -> tuple[dict[str, str], dict[str, str]]:
+    """Make the material and env files; the passwords and the worker's ``env_file`` values."""
+    passwords = kafka_secure.ensure_material(files)
+    kafka_secure.write_env_files(files, "127.0.0.1:29999", passwords, MTLS)
+    return passwords, kafka_secure.read_env_file(env_file("worker"))
 
 
 @pytest.fixture
@@ -65,9 +74,7 @@ def test_env_files_configure_a_component_with_sasl_ssl(
     files: kafka_secure.SecureFiles,
 ) -> None:
     """An env file holds every ADVISERING_KAFKA_* variable a SASL_SSL client needs."""
-    passwords = kafka_secure.ensure_material(files)
-    kafka_secure.write_env_files(files, "127.0.0.1:29999", passwords, MTLS)
-    values = kafka_secure.read_env_file(files.env_file("worker"))
+    passwords, values = worker_env(files, files.env_file)
     assert values == {
         "ADVISERING_BOOTSTRAP_SERVERS": "127.0.0.1:29999",
         "ADVISERING_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -208,9 +215,7 @@ def test_mtls_env_files_configure_a_component_with_its_certificate(
     files: kafka_secure.SecureFiles,
 ) -> None:
     """The .mtls.env file: SSL at the mTLS port with CA, certificate and key; no password."""
-    passwords = kafka_secure.ensure_material(files)
-    kafka_secure.write_env_files(files, "127.0.0.1:29999", passwords, MTLS)
-    values = kafka_secure.read_env_file(files.mtls_env_file("worker"))
+    passwords, values = worker_env(files, files.mtls_env_file)
     assert values == {
         "ADVISERING_BOOTSTRAP_SERVERS": MTLS,
         "ADVISERING_KAFKA_SECURITY_PROTOCOL": "SSL",
