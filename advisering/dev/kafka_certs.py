@@ -81,7 +81,8 @@ def make_ca(common: str = "advisering local CA") -> Issued:
 def issue_broker(ca: Issued, common: str) -> Issued:
     """The broker's certificate: ``localhost`` and ``127.0.0.1``, server and client use.
 
-    Client use too, because the broker presents it to its own controller listener.
+    Client use too: the node presents its controller certificate to its own
+    controller listener.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     names = [x509.DNSName(BROKER_DNS), x509.IPAddress(ipaddress.ip_address(BROKER_IP))]

@@ -15,9 +15,12 @@ broker through two listeners, both TLS, neither plaintext:
   user has, so ``topics/acls.yaml`` grants each component the same rights
   whichever way it authenticates.
 
-The controller listener (port plus one) is TLS with client certificates
-too (the broker's own, whose CN maps to ``User:broker``), so no
-unauthenticated connection reaches the controller either. The
+The controller listener (port plus one) is TLS with a client certificate
+required too, from a CA of its own (:attr:`SecureFiles.controller_keystore`):
+its key is dropped once it signed the node's controller certificate, so the
+components' certificates, signed by the client CA, do not open the
+controller, and nobody can make one that does. The
+controller certificate's CN maps to ``User:broker``. The
 ``StandardAuthorizer`` denies what no ACL allows
 (``allow.everyone.if.no.acl.found=false``); ``admin`` and the broker itself
 are super users, every other component gets what ``topics/acls.yaml`` grants
@@ -85,6 +88,16 @@ class SecureFiles:
         return self.folder / "broker.pem"
 
     @property
+    def controller_ca(self) -> Path:
+        """The controller CA's certificate: the only CA the controller listener trusts."""
+        return self.folder / "controller-ca.pem"
+
+    @property
+    def controller_keystore(self) -> Path:
+        """The node's controller key and certificate chain (signed by the controller CA)."""
+        return self.folder / "controller.pem"
+
+    @property
     def users(self) -> Path:
         """The SCRAM passwords by user (JSON), the source of the env files."""
         return self.folder / "users.json"
@@ -126,6 +139,8 @@ def ensure_material(files: SecureFiles) -> dict[str, str]:
     private_folder(files.folder)
     if not (files.ca.exists() and files.ca_key.exists() and files.keystore.exists()):
         _write_certificates(files)
+    if not (files.controller_ca.exists() and files.controller_keystore.exists()):
+        _write_controller_certificates(files)
     _ensure_client_certificates(files)
     passwords: dict[str, str] = {}
     if files.users.exists():
@@ -248,6 +263,10 @@ def secure_listener_properties(port: int, controller_port: int, mtls_port: int,
         f"ssl.truststore.location={files.ca}",
         "ssl.endpoint.identification.algorithm=https",
         "listener.name.controller.ssl.client.auth=required",
+        "listener.name.controller.ssl.keystore.type=PEM",
+        f"listener.name.controller.ssl.keystore.location={files.controller_keystore}",
+        "listener.name.controller.ssl.truststore.type=PEM",
+        f"listener.name.controller.ssl.truststore.location={files.controller_ca}",
         f"listener.name.{mtls.lower()}.ssl.client.auth=required",
         f"ssl.principal.mapping.rules={kafka_certs.PRINCIPAL_MAPPING_RULES}",
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -273,6 +292,15 @@ def _write_certificates(files: SecureFiles) -> None:
     write_private(files.ca, ca.certificate_pem())
     write_private(files.ca_key, ca.key_pem())
     write_private(files.keystore, broker.key_pem() + broker.certificate_pem()
+                  + ca.certificate_pem())
+
+
+def _write_controller_certificates(files: SecureFiles) -> None:
+    """The controller listener's own CA and node certificate; the CA's key is not kept."""
+    ca = kafka_certs.make_ca("advisering local controller CA")
+    node = kafka_certs.issue_broker(ca, BROKER_USER)
+    write_private(files.controller_ca, ca.certificate_pem())
+    write_private(files.controller_keystore, node.key_pem() + node.certificate_pem()
                   + ca.certificate_pem())
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
+import ssl
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -233,6 +236,36 @@ def test_a_password_does_not_open_the_mtls_listener(secure_broker: SecureBroker)
     """The admin's SCRAM login over TLS, without a certificate, is refused on the mTLS port."""
     scram = kafka_secure.connection_for(secure_broker.files, MTLS_BOOTSTRAP, "admin")
     refused_everywhere(scram)
+
+
+@pytest.mark.parametrize("component", ["admin", "worker"])
+def test_a_component_certificate_does_not_open_the_controller(
+    secure_broker: SecureBroker, component: str,
+) -> None:
+    """The controller port refuses the client CA's certificates; the mTLS port takes them."""
+    files = secure_broker.files
+    chain = (files.client_certificate(component), files.client_key(component))
+    assert tls_api_versions(SECURE_PORT + kafka_secure.MTLS_PORT_OFFSET, *chain) == "answered"
+    with pytest.raises(ssl.SSLError, match=r"CERTIFICATE_UNKNOWN|BAD_CERTIFICATE"):
+        tls_api_versions(SECURE_PORT + 1, *chain)
+
+
+def tls_api_versions(port: int, certificate: Path, key: Path) -> str:
+    """Send Kafka's ApiVersions (v0) over TLS with a client certificate; "answered" if it is.
+
+    The server's certificate is not checked here (the controller's comes from
+    its own CA): only whether the server accepts ours.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(certificate, key)
+    request = struct.pack(">hhih", 18, 0, 1, 0)  # api key, version, correlation id, no client
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(struct.pack(">i", len(request)) + request)
+        size = tls.recv(4)
+    return "answered" if len(size) == 4 else f"closed after {len(size)} bytes"
 
 
 def refused_everywhere(kafka: KafkaConnection) -> list[KafkaError]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from advisering.cli.main import main
 from advisering.dev import kafka_certs, kafka_secure
@@ -45,12 +46,14 @@ def test_material_is_private_and_kept_across_starts(files: kafka_secure.SecureFi
     assert set(passwords) == {*kafka_secure.COMPONENTS, kafka_secure.BROKER_USER}
     assert len(set(passwords.values())) == len(passwords)  # one random password each
     assert mode(files.folder) == mode(files.clients) == 0o700
-    written = [files.ca, files.ca_key, files.keystore, files.users,
+    written = [files.ca, files.ca_key, files.keystore, files.users, files.controller_ca,
+               files.controller_keystore,
                *(files.env_file(c) for c in kafka_secure.COMPONENTS),
                *(files.mtls_env_file(c) for c in kafka_secure.COMPONENTS),
                *(files.client_certificate(c) for c in kafka_secure.COMPONENTS),
                *(files.client_key(c) for c in kafka_secure.COMPONENTS)]
     assert {path: mode(path) for path in written} == dict.fromkeys(written, 0o600)
+    assert set(files.folder.rglob("*")) == {*written, files.clients}  # no controller CA key
     ca_before = files.ca.read_bytes()
     worker_before = files.client_certificate("worker").read_bytes()
     assert kafka_secure.ensure_material(files) == passwords
@@ -105,6 +108,10 @@ def test_secure_server_properties_have_no_plaintext_client_listener(
     assert "PLAINTEXT" not in text
     assert lines["listener.name.controller.ssl.client.auth"] == "required"
     assert lines["listener.name.mtls.ssl.client.auth"] == "required"
+    assert lines["listener.name.controller.ssl.truststore.location"] == str(files.controller_ca)
+    assert lines["listener.name.controller.ssl.keystore.location"] == str(
+        files.controller_keystore)
+    assert lines["ssl.truststore.location"] == str(files.ca)
     assert "ssl.client.auth" not in lines  # SASL_SSL clients need no certificate
     assert lines["ssl.principal.mapping.rules"] == "RULE:^CN=([A-Za-z0-9._-]+)$/$1/,DEFAULT"
     assert lines["authorizer.class.name"] == (
@@ -239,3 +246,21 @@ def test_a_foreign_ca_does_not_sign_for_the_broker(files: kafka_secure.SecureFil
     foreign = kafka_certs.issue_client(kafka_certs.make_ca("advisering local CA"), "admin")
     assert kafka_certs.common_name(foreign.certificate) == "admin"
     assert not kafka_certs.signed_by(foreign.certificate_pem().encode(), ca)
+
+
+def test_no_component_certificate_opens_the_controller_listener(
+    files: kafka_secure.SecureFiles,
+) -> None:
+    """The controller trusts its own CA only: client and broker certificates do not chain to it."""
+    kafka_secure.ensure_material(files)
+    controller_ca = x509.load_pem_x509_certificate(files.controller_ca.read_bytes())
+    node = x509.load_pem_x509_certificates(files.controller_keystore.read_bytes())[0]
+    assert kafka_certs.signed_by(node.public_bytes(serialization.Encoding.PEM), controller_ca)
+    assert kafka_certs.common_name(node) == kafka_secure.BROKER_USER
+    assert controller_ca.subject != x509.load_pem_x509_certificate(files.ca.read_bytes()).subject
+    for component in kafka_secure.COMPONENTS:
+        assert not kafka_certs.signed_by(files.client_certificate(component).read_bytes(),
+                                         controller_ca)
+    broker = x509.load_pem_x509_certificates(files.keystore.read_bytes())[0]
+    assert not kafka_certs.signed_by(broker.public_bytes(serialization.Encoding.PEM),
+                                     controller_ca)
