@@ -264,3 +264,10 @@ def test_no_component_certificate_opens_the_controller_listener(
     broker = x509.load_pem_x509_certificates(files.keystore.read_bytes())[0]
     assert not kafka_certs.signed_by(broker.public_bytes(serialization.Encoding.PEM),
                                      controller_ca)
+
+
+def test_a_secure_start_checks_the_mtls_port_too(tmp_path: Path) -> None:
+    """The secure broker needs port, port+1 and port+2 free; the plain one port and port+1."""
+    settings = Settings(kafka_port=29990, kafka_state_dir=tmp_path)
+    assert LocalKafka(settings, secure=True).ports() == (29990, 29991, 29992)
+    assert LocalKafka(settings).ports() == (29990, 29991)
