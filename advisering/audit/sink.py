@@ -88,13 +88,17 @@ class AuditSink:
 
     def __init__(self, kafka: KafkaConnection, group: str, store: AuditStorage, *,
                  max_record_bytes: int, retention: dt.timedelta,
-                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 consumer: Consumer | None = None, producer: Producer | None = None) -> None:
+        """``consumer`` and ``producer`` replace the Kafka clients (tests without a broker)."""
         self.store = store
         self.max_record_bytes = max_record_bytes
         self.retention = retention
         self._now = now
-        self._consumer = Consumer(audit_sink_consumer_config(kafka, group))
-        self._producer = Producer(audit_sink_producer_config(kafka))
+        self._consumer = (consumer if consumer is not None
+                          else Consumer(audit_sink_consumer_config(kafka, group)))
+        self._producer = (producer if producer is not None
+                          else Producer(audit_sink_producer_config(kafka)))
         self.assigned = threading.Event()
 
     def subscribe(self) -> None:
