@@ -18,7 +18,6 @@ implement the same protocol with the same statements (``%s`` for ``?``).
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Protocol
 import orjson
 
 from advisering.engine.notification import AuditRecord
-from advisering.privatefiles import private_database, tighten
+from advisering.privatefiles import open_private_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_disclosures (
@@ -128,17 +127,8 @@ class SqliteAuditStore:
     """The audit store in one SQLite file (WAL: the sink writes while serve reads)."""
 
     def __init__(self, path: Path | str) -> None:
-        if isinstance(path, Path):  # 0600 in a 0700 folder, as the inbox (privatefiles)
-            private_database(path)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                                   timeout=30.0)
+        self._db = open_private_sqlite(path, SCHEMA)  # 0600 in a 0700 folder, as the inbox
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-        if isinstance(path, Path):
-            tighten(path)
 
     def close(self) -> None:
         """Close the database."""
