@@ -61,7 +61,7 @@ def check_record(payload: bytes | None, max_bytes: int) -> AuditRecord | Rejecti
     try:
         record = AuditRecord.from_json(raw)
         created_utc(record)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # a time at year 1 or 9999 overflows in UTC
         return Rejection(RejectReason.INVALID_FIELD, "", str(exc)[:200])
     if not is_pseudonym(record.citizen):
         return Rejection(RejectReason.INVALID_FIELD, "citizen", "citizen is not a pseudonym")

@@ -63,7 +63,10 @@ def utc_text(moment: dt.datetime) -> str:
 
 
 def created_utc(record: AuditRecord) -> str:
-    """The record's ``created`` in the store's form; ValueError unless an ISO time with offset."""
+    """The record's ``created`` in the store's form; ValueError unless an ISO time with offset.
+
+    OverflowError for a time that leaves the calendar in UTC (year 1 or 9999 with an offset).
+    """
     return utc_text(dt.datetime.fromisoformat(record.created))
 
 

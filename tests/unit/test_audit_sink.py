@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import KafkaError, KafkaException
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -37,6 +41,8 @@ def _raw(**change: object) -> bytes:
     (_raw(citizen="not-a-pseudonym"), "invalid_field"),
     (_raw(created="29.11.2026"), "invalid_field"),
     (_raw(created="2026-11-29T09:12:01"), "invalid_field"),
+    (_raw(created="0001-01-01T00:00:00+01:00"), "invalid_field"),
+    (_raw(created="9999-12-31T23:59:59-23:59"), "invalid_field"),
     (_raw(recipient=None), "invalid_field"), (_raw(trigger={"type": 3}), "invalid_field"),
     (_raw(title=7), "invalid_field"),
     (b"{" + b'"a":' * 2000 + b"1" + b"}" * 2000, "not_json"),
@@ -49,6 +55,29 @@ def test_a_record_that_is_no_audit_record_is_rejected_with_a_reason(payload: byt
     assert isinstance(checked, Rejection)
     assert checked.reason.value == reason
     assert CPR not in checked.message and CPR not in checked.path
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats()
+                 | st.text(max_size=30),
+                 lambda inner: st.lists(inner, max_size=4)
+                 | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                 max_leaves=20).map(orjson.dumps),
+    st.fixed_dictionaries({}, optional={
+        name: st.one_of(st.none(), st.integers(0, 2**40), st.text(max_size=40),
+                        st.dictionaries(st.sampled_from(["caseworker", "unit", "department",
+                                                         "id", "source", "kle", "event_id",
+                                                         "type", "time"]),
+                                        st.one_of(st.none(), st.text(max_size=20))))
+        for name in ("notification_id", "citizen", "recipient", "rule", "legal_basis",
+                     "disclosed", "related_case", "trigger", "created", "title")}).map(
+        orjson.dumps),
+))
+def test_checking_never_raises(payload: bytes) -> None:
+    """Any bytes, any JSON, any mix of the fields: an audit record or a Rejection, never a raise."""
+    assert isinstance(check_record(payload, 65_536), AuditRecord | Rejection)
 
 
 def test_a_record_without_title_from_an_older_worker_is_accepted() -> None:
@@ -175,4 +204,36 @@ def test_pruning_is_logged_and_counted(tmp_path: Path) -> None:
     assert (entry["disclosures"], entry["retention_days"]) == (1, 1827)
     assert _count("advisering_audit_pruned_total", kind="disclosure") == before + 1
     assert [r.notification_id for r in store.disclosures([CITIZEN], None, None, 9)] == ["new"]
+    store.close()
+
+
+def test_run_prunes_on_schedule_and_survives_a_failing_batch(tmp_path: Path) -> None:
+    """run(): prunes at start and each interval, and a failing batch is logged, not fatal."""
+    store = SqliteAuditStore(tmp_path / "audit.sqlite3")
+    clock = iter(float(t) for t in range(100))
+    stop = threading.Event()
+    calls: list[str] = []
+
+    class Script(FakeConsumer):
+        def subscribe(self, topics: list[str], on_assign: Any = None) -> None:
+            calls.append("subscribe")
+
+        def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+            calls.append("consume")
+            if calls.count("consume") == 2:
+                raise KafkaException(KafkaError(KafkaError.BROKER_NOT_AVAILABLE))
+            if calls.count("consume") >= 5:
+                stop.set()
+            return []
+
+    sink = AuditSink(KafkaConnection.plaintext("127.0.0.1:1"), "g", store,
+                     max_record_bytes=65_536, retention=dt.timedelta(days=30),
+                     consumer=Script([], store), producer=FakeProducer())  # type: ignore[arg-type]
+    pruned: list[int] = []
+    sink.prune = lambda: pruned.append(1) or 0  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        sink.run(stop, prune_every=2.0, monotonic=lambda: next(clock))
+    assert calls[0] == "subscribe" and calls.count("consume") == 5
+    assert len(pruned) >= 2
+    assert [e["event"] for e in logs].count("audit_batch_failed") == 1
     store.close()
