@@ -36,6 +36,13 @@ def _audit_sink(_args: argparse.Namespace, settings: Settings) -> int:
     from advisering.log import get_logger
 
     log = get_logger("advisering.audit")
+    if settings.audit_sink_web_port:  # first: a taken port stops the sink before it connects
+        try:
+            start_http_server(settings.audit_sink_web_port, addr="127.0.0.1")
+        except OSError as exc:
+            raise UserError(f"cannot serve metrics on 127.0.0.1:{settings.audit_sink_web_port} "
+                            f"({exc.strerror}): set ADVISERING_AUDIT_SINK_WEB_PORT to a free "
+                            "port, or 0 for none") from exc
     location = settings.audit_database(settings.inbox_db)
     store = open_audit_store(location)
     sink = AuditSink(KafkaConnection.from_settings(settings), settings.audit_group, store,
@@ -44,8 +51,6 @@ def _audit_sink(_args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    if settings.audit_sink_web_port:
-        start_http_server(settings.audit_sink_web_port, addr="127.0.0.1")
     log.info("audit_sink_started", group=settings.audit_group, store=str(location),
              retention_days=settings.audit_retention_days,
              prune_interval_seconds=settings.audit_prune_interval_seconds)

@@ -100,6 +100,7 @@ def test_insight_lists_exactly_each_citizens_notifications_and_writes_no_cpr(
         assert sink.poll() is None
     finally:
         terminate(sink)
+    assert "audit_sink_stopped" in sink_log.read_text()  # SIGTERM: a clean stop
     forms = {f for n in NUMBERS for f in (synthetic_cpr(n),
                                                  synthetic_cpr(n).replace("-", ""))}
     written = [*logs, sink_log.read_text()]

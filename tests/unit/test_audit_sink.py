@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from structlog.testing import capture_logs
 
 from advisering.audit.sink import AuditSink, AuditSinkError, check_record
 from advisering.audit.store import SqliteAuditStore
+from advisering.cli.main import main
 from advisering.engine.notification import AuditRecord
 from advisering.events import Rejection
 from advisering.kafka.connection import KafkaConnection
@@ -237,3 +239,17 @@ def test_run_prunes_on_schedule_and_survives_a_failing_batch(tmp_path: Path) -> 
     assert len(pruned) >= 2
     assert [e["event"] for e in logs].count("audit_batch_failed") == 1
     store.close()
+
+
+def test_a_taken_metrics_port_stops_the_sink_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """audit-sink on a port in use: exit 2 naming the setting, before any Kafka client exists."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("ADVISERING_AUDIT_SINK_WEB_PORT", str(taken.getsockname()[1]))
+        monkeypatch.setenv("ADVISERING_AUDIT_DB", str(tmp_path / "audit.sqlite3"))
+        assert main(["audit-sink"]) == 2
+    assert "ADVISERING_AUDIT_SINK_WEB_PORT" in capsys.readouterr().err
+    assert not (tmp_path / "audit.sqlite3").exists()
