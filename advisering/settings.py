@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from advisering.caselinks import check_pattern
+from advisering.settings_audit import AuditSettings
 from advisering.settings_kafka import KafkaSecuritySettings
 from advisering.settings_signing import RulesSigningSettings
 from advisering.settings_tokens import InboxTokenSettings
@@ -27,7 +28,7 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "advisering"
 
 
-class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings):
+class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings, AuditSettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")

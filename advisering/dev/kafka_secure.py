@@ -53,7 +53,7 @@ from advisering.kafka.connection import KafkaConnection
 from advisering.privatefiles import FILE_MODE, private_folder
 
 #: The SCRAM users, one per component; ``admin`` is a super user (it applies topics and ACLs).
-COMPONENTS = ("admin", "operator", "source", "serve", "worker")
+COMPONENTS = ("admin", "operator", "source", "serve", "worker", "audit-sink")
 #: The broker's own principal: its SCRAM user (inter-broker) and its certificate's CN.
 BROKER_USER = "broker"
 SUPER_USERS = ("admin", BROKER_USER)

@@ -193,6 +193,19 @@ def test_operator_writes_rules_and_serve_reads_notifications(
                        group="advisering-inbox") == set()
 
 
+def test_audit_sink_reads_the_audit_but_not_the_notifications(
+    secure_broker: SecureBroker,
+) -> None:
+    """audit-sink's credentials read advisering.audit in its group, never the notifications."""
+    sink = secure_broker.connection("audit-sink")
+    assert read_errors(sink, AUDIT, group="advisering-audit") == set()
+    admin = AdminClient({**sink.confluent(), **QUIET})
+    for topic in (NOTIFICATIONS, CASE_EVENTS):
+        listed = admin.list_topics(topic=topic, timeout=15).topics[topic]
+        assert listed.error is not None
+        assert listed.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
 def test_wrong_password_is_refused(secure_broker: SecureBroker) -> None:
     """A known user with a wrong password fails SCRAM authentication (_AUTHENTICATION)."""
     wrong = KafkaConnection(bootstrap=BOOTSTRAP, protocol="SASL_SSL", sasl_username="worker",
