@@ -17,17 +17,14 @@ from pydantic_settings import SettingsConfigDict
 from advisering.caselinks import check_pattern
 from advisering.settings_kafka import KafkaSecuritySettings
 from advisering.settings_signing import RulesSigningSettings
+from advisering.settings_store import InboxStoreSettings, default_cache_dir
 from advisering.settings_tokens import InboxTokenSettings
 
 MIN_PSEUDONYM_KEY_BYTES = 32
 
 
-def default_cache_dir() -> Path:
-    """``~/.cache/advisering``: read when settings are built, so importing reads no home."""
-    return Path.home() / ".cache" / "advisering"
-
-
-class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings):
+class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings,
+               InboxStoreSettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")
@@ -263,10 +260,6 @@ class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings):
     token_secret: SecretStr | None = Field(
         default=None,
         description="signs inbox bearer tokens (at least 32 bytes); enables the inbox",
-    )
-    inbox_db: Path = Field(
-        default_factory=lambda: default_cache_dir() / "inbox.sqlite3",
-        description="the inbox database"
     )
     inbox_group: str = Field(
         default="advisering-inbox", description="the inbox's consumer group"
