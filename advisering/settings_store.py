@@ -1,6 +1,6 @@
 """The inbox store's settings, a part of the one ``Settings`` object (which inherits them).
 
-``ADVISERING_INBOX_DB`` (in ``Settings``) chooses the store: a file path is
+``ADVISERING_INBOX_DB`` chooses the store: a file path is
 the embedded SQLite store, a ``postgresql://`` URL the shared PostgreSQL one
 that several ``serve`` replicas can use at once. These settings bound the
 PostgreSQL connection pool: each replica holds at most ``max`` connections,

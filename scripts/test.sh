@@ -70,6 +70,8 @@ stop_test_servers() {
 trap stop_test_servers EXIT
 
 echo "== postgresql (port $ADVISERING_TEST_PG_PORT)"
+# Passable (not readable) for the cluster's own user when we are root.
+install -d -m 0711 "$(dirname "$PG_DIR")"
 pg_started=1
 ADVISERING_TEST_PG_DSN="$(python -m advisering.dev.local_postgres start --port "$ADVISERING_TEST_PG_PORT" --dir "$PG_DIR")"
 export ADVISERING_TEST_PG_DSN

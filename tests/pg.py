@@ -10,6 +10,8 @@ saying why, on a developer's machine.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,13 @@ from advisering.inbox.storage import InboxStorage, storage_for
 from advisering.settings import Settings
 
 STORES = ("sqlite", "postgresql")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _with_database(server: str, database: str) -> str:
@@ -46,13 +55,15 @@ def pg_server() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    port = int(os.environ.get("ADVISERING_TEST_PG_PORT", "19433"))
+    port = int(os.environ.get("ADVISERING_TEST_PG_PORT") or free_port())
     root = Path(tempfile.mkdtemp(prefix="advisering-test-pg-"))
-    url = local_postgres.start(port, root / "cluster")
+    root.chmod(0o711)  # as root, the cluster's own user must pass through to its folder
     try:
+        url = local_postgres.start(port, root / "cluster")
         yield url
     finally:
         local_postgres.stop(root / "cluster")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
