@@ -320,6 +320,7 @@ class PostgresStore:
                     attempt = 0
                     async for notify in conn.notifies():
                         await self._announced(notify.payload, publish, wanted)
+                raise psycopg.OperationalError("the LISTEN connection ended")
             except (psycopg.Error, OSError) as exc:
                 delay = LISTEN_RETRY_SECONDS[min(attempt, len(LISTEN_RETRY_SECONDS) - 1)]
                 attempt += 1

@@ -158,3 +158,32 @@ async def test_a_batch_the_store_refused_is_not_committed_and_comes_again() -> N
     assert [(tp.partition, tp.offset) for tp in fake.seeks] == [(0, 17), (1, -2)]
     await asyncio.to_thread(consumer._step)  # noqa: SLF001
     assert fake.commits == 1 and [n.id for n in store.stored] == ["n-1"]
+
+
+async def test_a_lost_listen_connection_is_made_again(
+    replicas: list[TestClient[Any, Any]], pg_url: str,
+) -> None:
+    """The database ends replica A's LISTEN session: A listens again and its stream goes on."""
+    a, b = replicas
+    token = tokens.issue(SECRET.encode(), "bf-0042", "boern-familie", "bf-syd")
+    stream = await a.get(f"/api/v1/stream?access_token={token}")
+    await stream.content.readline()
+    await stream.content.readline()
+    await asyncio.sleep(0.3)
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' "
+            "AND datname = current_database()")
+        assert len(await cur.fetchall()) == 2  # both replicas' sessions
+    deadline = asyncio.get_running_loop().time() + 10
+    lines: list[bytes] = []
+    number = 0
+    while not any(line.startswith(b"id: ") for line in lines):
+        assert asyncio.get_running_loop().time() < deadline, "no notification after the loss"
+        number += 1
+        await b.server.app[STORE].add_many([note(f"after-{number}")])
+        try:
+            lines.append(await asyncio.wait_for(stream.content.readline(), 1))
+        except TimeoutError:
+            continue
+    stream.close()
