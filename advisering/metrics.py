@@ -232,3 +232,25 @@ SSE_CLOSED = Counter(
     "replaced (more streams than one token may hold) or shutdown.",
     ["reason"],
 )
+AUDIT_STORED = Counter(
+    "advisering_audit_records_stored_total",
+    "Audit records stored in the audit store for the first time (repeats are not counted).",
+)
+AUDIT_DEAD_LETTERS = Counter(
+    "advisering_audit_dead_letters_total",
+    "Records on advisering.audit that were no audit record, sent to the dead letters, by "
+    "reason (not_json, not_an_object, invalid_field, too_large, cpr_detected).",
+    ["reason"],
+)
+AUDIT_PRUNED = Counter(
+    "advisering_audit_pruned_total",
+    "Rows deleted from the audit store past ADVISERING_AUDIT_RETENTION_DAYS, by kind "
+    "(disclosure, lookup).",
+    ["kind"],
+)
+INSIGHT_LOOKUPS = Counter(
+    "advisering_insight_lookups_total",
+    "Citizens' insight lookups, by how they were asked (cli, api) and outcome (answered, "
+    "refused: bad request, wrong role or no token).",
+    ["via", "outcome"],
+)

@@ -13,6 +13,7 @@ are 0600 too; ``tighten`` also narrows any left by an older version.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -46,3 +47,21 @@ def tighten(path: Path) -> None:
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             os.chmod(companion, FILE_MODE)
+
+
+def open_private_sqlite(path: Path | str, schema: str) -> sqlite3.Connection:
+    """A private (0600) SQLite database in WAL mode with full sync, ``schema`` applied.
+
+    Autocommit (``isolation_level=None``: callers write BEGIN themselves), shareable
+    between threads (callers serialise with a lock), waiting up to 30 s for another
+    process's write lock. A ``str`` is passed as it is (``:memory:``, URIs).
+    """
+    if isinstance(path, Path):
+        private_database(path)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    if isinstance(path, Path):
+        tighten(path)
+    return db

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from advisering.caselinks import check_pattern
+from advisering.settings_audit import AuditSettings
 from advisering.settings_kafka import KafkaSecuritySettings
 from advisering.settings_signing import RulesSigningSettings
 from advisering.settings_store import InboxStoreSettings, default_cache_dir
@@ -23,7 +24,7 @@ from advisering.settings_tokens import InboxTokenSettings
 MIN_PSEUDONYM_KEY_BYTES = 32
 
 
-class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings,
+class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings, AuditSettings,
                InboxStoreSettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 

@@ -41,16 +41,21 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  bootstrap: {result.status.bootstrap}")
         print(f"  broker log: {result.status.log_file}")
         print(f"  Apache Kafka {KAFKA_VERSION} (KRaft), started in {result.seconds:.1f}s")
-    _print_clients(result.status.clients_dir)
+    _print_clients(result.status.clients_dir, result.status.mtls_bootstrap)
     return 0
 
 
-def _print_clients(clients_dir: Path | None) -> None:
-    """Where a secure broker's client env files are (never their passwords)."""
+def _print_clients(clients_dir: Path | None, mtls_bootstrap: str | None = None) -> None:
+    """Where a secure broker's listeners and client env files are (never a password)."""
     if clients_dir is None:
         return
-    print(f"  client credentials (one env file per component, mode 0600): {clients_dir}")
-    print(f"    e.g. set -a; . {clients_dir / 'worker.env'}; set +a")
+    print("  client listeners: SASL_SSL (SCRAM-SHA-512) at the bootstrap above"
+          + (f"; SSL (mutual TLS, client certificate CN = user) at {mtls_bootstrap}"
+             if mtls_bootstrap else ""))
+    print(f"  client credentials (mode 0600): {clients_dir}")
+    print(f"    SASL_SSL:   set -a; . {clients_dir / 'worker.env'}; set +a")
+    print(f"    mutual TLS: set -a; . {clients_dir / 'worker.mtls.env'}; set +a"
+          "  (certificate worker.pem, key worker.key)")
     print("  ACLs: `advisering topics apply` with admin.env applies topics/acls.yaml")
 
 
@@ -104,7 +109,7 @@ def _kafka_status(_args: argparse.Namespace, settings: Settings) -> int:
         secure = " (SASL_SSL, SCRAM-SHA-512, ACLs)" if status.clients_dir else ""
         print(f"Kafka is running at {status.bootstrap}{secure} (pid {status.pid}).")
         print(f"  broker log: {status.log_file}")
-        _print_clients(status.clients_dir)
+        _print_clients(status.clients_dir, status.mtls_bootstrap)
         return 0
     cluster = LocalCluster(settings)
     if cluster.exists():
@@ -191,7 +196,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     start = kafka_verbs.add_parser("start", help="start the local broker (no-op if running)")
     start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
     start.add_argument("--secure", action="store_true",
-                       help="one node with TLS, SASL/SCRAM users per component and an "
+                       help="one node with TLS, SASL/SCRAM users and client certificates "
+                            "per component (SASL_SSL on P, mutual TLS on P+2) and an "
                             "authorizer (ACLs from topics/acls.yaml); env files in "
                             "<state>/secure/clients/")
     start.add_argument("--brokers", type=int, choices=(1, 3), default=1,

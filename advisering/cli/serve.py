@@ -6,8 +6,9 @@ a grace period; `sources grant` changes what a source may publish; `sources
 revoke` removes it; `sources list` shows each source's grants, key age and
 pending rotations, never a key or a hash. `token issue` signs a caseworker
 token (with a new random ``jti``, printed to stderr for a later `token
-revoke`); `token revoke JTI` adds the id to the revocation file that serve
-rereads without a restart.
+revoke`; `--role insight` lets it ask citizens' disclosure logs); `token
+revoke JTI` adds the id to the revocation file that serve rereads without a
+restart.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from advisering.cli.errors import UserError
 from advisering.events import Vocabulary
 from advisering.grants import Grants, parse_list
+from advisering.inbox.tokens import ROLES
 from advisering.settings import Settings
 
 
@@ -200,7 +202,8 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
     try:
         token = tokens.issue(secret, args.caseworker, args.department, args.unit,
                              policy=tokens.TokenPolicy.from_settings(settings),
-                             lifetime=round(args.hours * 3600), jti=jti)
+                             lifetime=round(args.hours * 3600), jti=jti,
+                             roles=tuple(args.role or ()))
     except tokens.TokenError as exc:
         raise UserError(str(exc)) from exc
     print(token)
@@ -265,6 +268,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     issue.add_argument("--unit", default=None, help="their unit: they also see its notifications")
     issue.add_argument("--hours", type=_hours, default=8.0,
                        help="lifetime (default 8; at most ADVISERING_TOKEN_MAX_LIFETIME_SECONDS)")
+    issue.add_argument("--role", action="append", choices=ROLES,
+                       help="a role beyond the caseworker's own: insight may ask citizens' "
+                       "disclosure logs (POST /api/v1/insight); repeatable")
     issue.set_defaults(handler=_token_issue)
     revoke = token_actions.add_parser("revoke", help="refuse a token from now on, by its jti")
     revoke.add_argument("jti", help="the token id `token issue` printed (the token's jti)")

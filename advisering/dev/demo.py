@@ -27,8 +27,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from advisering.dev.demo_insight import show_insight
 from advisering.dev.demo_state import DemoPaths, demo_paths, start_broker, start_fresh
-from advisering.dev.scenario import demo_scenario
+from advisering.dev.scenario import demo_scenario, scenario_cprs
 from advisering.dev.sim_publish import HttpSender, Pacer, batches
 from advisering.dev.simulator import Municipality, default_start, simulate, source_grants
 from advisering.engine.notification import Notification
@@ -211,7 +212,8 @@ def demo_env(settings: Settings, paths: DemoPaths, token_secret: bytes,
                 ADVISERING_SOURCES_FILE=str(paths.sources),
                 ADVISERING_TOKEN_SECRET=token_secret.decode(),
                 ADVISERING_INBOX_DB=str(paths.inbox_db),
-                ADVISERING_INBOX_GROUP="advisering-demo-inbox")
+                ADVISERING_INBOX_GROUP="advisering-demo-inbox",
+                ADVISERING_AUDIT_GROUP="advisering-demo-audit")
 
 
 def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: float = 20.0) -> int:
@@ -229,7 +231,8 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
     shown = 0
     try:
         with child_process("Worker", "worker", paths, env) as worker, \
-                child_process("HTTP ingest", "serve", paths, env) as server:
+                child_process("HTTP ingest", "serve", paths, env) as server, \
+                child_process("Audit sink", "audit-sink", paths, env):
             wait_ready(worker, settings.worker_web_port)
             wait_ready(server, settings.serve_port)
             print(f"Ingest: http://127.0.0.1:{settings.serve_port}/api/v1/events · worker "
@@ -249,6 +252,8 @@ def run_demo(settings: Settings, *, exit_after_scenario: bool = False, rate: flo
                 wait_until_idle(kafka, DEMO_APP_ID, topics)
                 shown += _show(consumer, 1.0)
             print(f"\n{shown} notifikationer fra scenariet.")
+            show_insight(paths.inbox_db.parent / "audit.sqlite3", scenario_cprs(),
+                         env["ADVISERING_PSEUDONYM_KEY"].encode(), shown, paths.root)
             if not exit_after_scenario:
                 print(f"Nu kører en simuleret kommune med 5.000 borgere ({rate:g} hændelser/s "
                       "gennem HTTP). Tryk Ctrl-C for at stoppe demoen.")

@@ -6,8 +6,9 @@ and controller on 127.0.0.1 and is managed through a pid file in its state
 directory. The three-node cluster is :mod:`advisering.dev.kafka_cluster`.
 It listens in PLAINTEXT, so its readiness check connects with
 ``KafkaConnection.plaintext``; with ``secure`` (``kafka start --secure``) it
-listens in SASL_SSL only, with the material and users of
-:mod:`advisering.dev.kafka_secure`, and checks readiness as ``admin``.
+has two client listeners, SASL_SSL on the port and mutual TLS on the port
+plus two, with the material and users of :mod:`advisering.dev.kafka_secure`,
+and checks readiness as ``admin``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class BrokerStatus:
     log_file: Path
     #: The client env files of a secure broker (``kafka start --secure``); None when plain.
     clients_dir: Path | None = None
+    #: The secure broker's mutual-TLS listener (``SSL``); None when plain.
+    mtls_bootstrap: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class LocalKafka:
         self.secure_files = kafka_secure.secure_files(settings.broker_state_dir)
         self.port = settings.kafka_port
         self.controller_port = settings.kafka_port + 1
+        self.mtls_port = settings.kafka_port + kafka_secure.MTLS_PORT_OFFSET
         self.state_dir = settings.broker_state_dir
         self.libs_dir = libs_dir_of(settings.kafka_cache_dir)
         self.data_dir = self.state_dir / "data"
@@ -91,13 +95,25 @@ class LocalKafka:
     def status(self) -> BrokerStatus:
         """The broker as it is now (running only if its recorded pid is alive)."""
         pid = self._live_pid()
+        secure = self.formatted_mode() == "secure"
         return BrokerStatus(
             running=pid is not None,
             pid=pid,
             bootstrap=self.settings.local_bootstrap,
             log_file=self.log_file,
-            clients_dir=self.secure_files.clients if self.formatted_mode() == "secure" else None,
+            clients_dir=self.secure_files.clients if secure else None,
+            mtls_bootstrap=self.mtls_bootstrap if secure else None,
         )
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        """Where the secure broker's mutual-TLS listener is (port plus two)."""
+        return f"127.0.0.1:{self.mtls_port}"
+
+    def ports(self) -> tuple[int, ...]:
+        """Every port this broker listens on: broker, controller, and mTLS when secure."""
+        extra = (self.mtls_port,) if self.secure else ()
+        return (self.port, self.controller_port, *extra)
 
     def formatted_mode(self) -> str | None:
         """``secure`` or ``plain``: how the data was formatted; None before the first start."""
@@ -138,9 +154,9 @@ class LocalKafka:
             )
         if current.running and fresh:
             self.stop()
-        if port_in_use(self.port) or port_in_use(self.controller_port):
+        if any(port_in_use(port) for port in self.ports()):
             raise LocalKafkaError(
-                f"Port {self.port} or {self.controller_port} on 127.0.0.1 is in use by another "
+                f"A port of {self._port_list()} on 127.0.0.1 is in use by another "
                 "process. Stop it, or choose another port with ADVISERING_KAFKA_PORT."
             )
         java = find_java()
@@ -161,7 +177,8 @@ class LocalKafka:
             status=self.status(),
             seconds=seconds,
             message=(f"Kafka {KAFKA_VERSION} is running at {self.settings.local_bootstrap}"
-                     f"{' (SASL_SSL, SCRAM-SHA-512, ACLs)' if self.secure else ''}."),
+                     f"{' (SASL_SSL, SCRAM-SHA-512, ACLs)' if self.secure else ''}"
+                     f"{f'; mutual TLS (SSL) at {self.mtls_bootstrap}' if self.secure else ''}."),
         )
 
     def stop(self, timeout: float = 60.0) -> bool:
@@ -193,9 +210,11 @@ class LocalKafka:
         if self.secure:
             files = self.secure_files
             passwords = kafka_secure.ensure_material(files)
-            kafka_secure.write_env_files(files, self.settings.local_bootstrap, passwords)
+            kafka_secure.write_env_files(files, self.settings.local_bootstrap, passwords,
+                                         self.mtls_bootstrap)
             listeners = kafka_secure.secure_listener_properties(
-                self.port, self.controller_port, files, passwords[kafka_secure.BROKER_USER])
+                self.port, self.controller_port, self.mtls_port, files,
+                passwords[kafka_secure.BROKER_USER])
             kafka_secure.write_private(properties, server_properties(
                 self.port, self.controller_port, self.data_dir, listeners))
         else:
@@ -246,9 +265,9 @@ class LocalKafka:
                 self.pid_file.unlink(missing_ok=True)
                 if "Address already in use" in self.last_log_lines(200):
                     raise LocalKafkaError(
-                        f"Port {self.port} or {self.controller_port} on 127.0.0.1 was taken by "
-                        "another process while Kafka started. Stop it, or choose another port "
-                        "with ADVISERING_KAFKA_PORT."
+                        f"A port of {self._port_list()} on 127.0.0.1 was taken by another "
+                        "process while Kafka started. Stop it, or choose another port with "
+                        "ADVISERING_KAFKA_PORT."
                     )
                 raise LocalKafkaError(
                     f"The Kafka broker exited during start-up. Its log ({self.log_file}) "
@@ -268,6 +287,9 @@ class LocalKafka:
         if self.secure:
             return kafka_secure.admin_connection(self.secure_files, self.settings.local_bootstrap)
         return KafkaConnection.plaintext(self.settings.local_bootstrap)
+
+    def _port_list(self) -> str:
+        return ", ".join(str(port) for port in self.ports())
 
     def _live_pid(self) -> int | None:
         return read_live_pid(self.pid_file, self.state_dir)

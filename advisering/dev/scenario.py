@@ -55,6 +55,15 @@ def event(
     return body
 
 
+SCENARIO_CITIZENS = (11, 22, 33, 44, 55)
+"""The numbers of the scenario's five citizens (:func:`synthetic_cpr`)."""
+
+
+def scenario_cprs() -> list[str]:
+    """The five citizens' synthetic CPR numbers: parent, elder, fragile, mover, deceased."""
+    return [synthetic_cpr(n) for n in SCENARIO_CITIZENS]
+
+
 def demo_scenario(start: dt.datetime | None = None) -> list[list[dict[str, Any]]]:
     """The events of the built-in municipality, in waves to publish one after another.
 
@@ -68,7 +77,7 @@ def demo_scenario(start: dt.datetime | None = None) -> list[list[dict[str, Any]]
     def at(minutes: int) -> dt.datetime:
         return t0 + dt.timedelta(minutes=minutes)
 
-    parent, elder, fragile, mover, late = (synthetic_cpr(n) for n in (11, 22, 33, 44, 55))
+    parent, elder, fragile, mover, late = scenario_cprs()
     jc_parent = _case("MOM-2026-00123", "32.24.06", "afgjort", "jobcenter", "jobcenter-nord",
                       "jc-4711")
     child = _case("DUBU-2025-0815", "34.15.00", "oplyst", "boern-familie", "bf-syd", "bf-0042")

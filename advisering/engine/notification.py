@@ -176,6 +176,8 @@ class AuditRecord:
     related_case: RelatedCase
     trigger: Trigger
     created: str
+    title: str | None = None
+    """The rule's title, added after the fields DESIGN fixes (records of older workers lack it)."""
 
     @classmethod
     def of(cls, notification: Notification) -> AuditRecord:
@@ -185,7 +187,21 @@ class AuditRecord:
             recipient=notification.recipient, rule=notification.rule,
             legal_basis=notification.legal_basis, disclosed=notification.message,
             related_case=notification.related_case, trigger=notification.trigger,
-            created=notification.created,
+            created=notification.created, title=notification.title,
+        )
+
+    @classmethod
+    def from_json(cls, raw: object) -> AuditRecord:
+        """The audit record in ``raw`` (decoded JSON); ``ValueError`` when it has another shape."""
+        if not isinstance(raw, Mapping):
+            raise ValueError("an audit record is a JSON object")
+        return cls(
+            notification_id=_text(raw, "notification_id"), citizen=_text(raw, "citizen"),
+            recipient=Recipient.from_json(_object(raw, "recipient")), rule=_text(raw, "rule"),
+            legal_basis=_text(raw, "legal_basis"), disclosed=_text(raw, "disclosed"),
+            related_case=RelatedCase.from_json(_object(raw, "related_case")),
+            trigger=Trigger.from_json(_object(raw, "trigger")), created=_text(raw, "created"),
+            title=_optional_text(raw, "title"),
         )
 
     def encode(self) -> bytes:
@@ -195,5 +211,5 @@ class AuditRecord:
             "recipient": self.recipient.to_json(), "rule": self.rule,
             "legal_basis": self.legal_basis, "disclosed": self.disclosed,
             "related_case": self.related_case.to_json(), "trigger": self.trigger.to_json(),
-            "created": self.created,
+            "created": self.created, "title": self.title,
         })

@@ -63,7 +63,8 @@ def openapi_document(max_events: int) -> dict[str, Any]:
                 "caseworker": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                "description": "HS256 token: iss, aud, sub (caseworker), "
                                               "dept, optional unit, iat, exp, nbf, jti "
-                                              "(advisering token issue)"},
+                                              "(advisering token issue); optional roles "
+                                              "(insight)"},
             },
             "schemas": {
                 "Problem": _PROBLEM,
@@ -120,6 +121,7 @@ def openapi_document(max_events: int) -> dict[str, Any]:
                 },
             },
             **_inbox_paths(),
+            **_insight_paths(),
             "/healthz": {"get": {"summary": "the process is alive",
                                  "responses": {"200": {"description": "alive"}}}},
             "/readyz": {"get": {"summary": "Kafka answers",
@@ -208,3 +210,27 @@ def _inbox_paths() -> dict[str, Any]:
         "/api/v1/me": {"get": {**secured, "summary": "who the token is for",
                                "responses": {"200": _me(), **denied}}},
     }
+
+
+def _insight_paths() -> dict[str, Any]:
+    """A citizen's disclosure log, for tokens with the insight role; the CPR in the body only."""
+    day = {"type": ["string", "null"], "format": "date",
+           "description": "YYYY-MM-DD, Danish time, inclusive; null or absent: open"}
+    return {"/api/v1/insight": {"post": {
+        "security": [{"caseworker": []}], "operationId": "citizenInsight",
+        "summary": "every disclosure about one citizen (token role: insight)",
+        "description": "The CPR number goes in the body, never in the URL: any query string "
+                       "is refused. Each lookup is recorded in the audit store.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["cpr"], "additionalProperties": False,
+            "properties": {"cpr": {"type": "string", "pattern": "^[0-9]{6}-?[0-9]{4}$",
+                                   "description": "DDMMYYXXXX or DDMMYY-XXXX"},
+                           "from": day, "to": day}}}}},
+        "responses": {
+            "200": {"description": "the disclosures, oldest first (InsightReport)",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": _problem("a query string, or a body that is no JSON object"),
+            "401": _problem("missing, forged, expired or revoked token, or an unknown role"),
+            "403": _problem("the token has no insight role"),
+            "413": _problem("the body is larger than ADVISERING_INSIGHT_MAX_BODY_BYTES"),
+            "422": _problem("no valid CPR number, a bad date, or an unknown field")}}}}

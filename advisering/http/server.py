@@ -27,7 +27,8 @@ from advisering.http.ingest import MAX_BODY, IngestConfig, IngestHandler
 from advisering.http.openapi import openapi_document
 from advisering.http.sources import utc_now
 from advisering.http.sources_reload import ReloadingSources
-from advisering.inbox.service import add_inbox
+from advisering.inbox.service import REVOCATIONS, add_inbox
+from advisering.insight.api import add_insight
 from advisering.kafka.clients import broker_answers, case_events_producer_config
 from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.producer import AsyncProducer
@@ -94,6 +95,8 @@ def create_web_app(settings: Settings, *, consume: bool = True,
         add_ingest(app, settings, wall_clock)
     if settings.token_secret is not None:
         add_inbox(app, settings, consume=consume)
+        if settings.pseudonym_key is not None:  # the CPR number is pseudonymised here too
+            add_insight(app, settings, app[REVOCATIONS])
     return app
 
 

@@ -63,12 +63,26 @@ def authenticated(handler: Handler) -> Callable[[InboxApi, web.Request],
         try:
             viewer = self._claims(request)[0]
         except tokens.TokenError as exc:
-            return _refused(exc)
+            return refused(exc)
         return await handler(self, request, viewer)
     return wrapper
 
 
-def _refused(exc: tokens.TokenError) -> web.Response:
+def bearer_claims(request: web.Request, secret: bytes, policy: tokens.TokenPolicy,
+                  revocations: RevocationList | None, allow_query: bool = False) -> tokens.Claims:
+    """The claims of the request's valid, unrevoked bearer token (the inbox's and insight's)."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    if token is None and allow_query:
+        token = request.query.get("access_token")
+    claims = tokens.verify(secret, token, policy=policy)
+    if revocations is not None and claims.jti in revocations.refresh():
+        raise tokens.TokenError("the token was revoked", "revoked")
+    return claims
+
+
+def refused(exc: tokens.TokenError) -> web.Response:
+    """The 401 answer to a refused token, counted by its reason."""
     metrics.INBOX_TOKENS_REFUSED.labels(exc.reason).inc()
     return error_response(401, "unauthorized", str(exc))
 
@@ -98,14 +112,12 @@ class InboxApi:
     def _claims(self, request: web.Request,
                 allow_query: bool = False) -> tuple[Viewer, tokens.Claims]:
         """The viewer and claims of a valid, unrevoked token; TokenError otherwise."""
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if token is None and allow_query:
-            token = request.query.get("access_token")
-        claims = tokens.verify(self.secret, token, policy=self.policy)
-        if self.revocations is not None and claims.jti in self.revocations.refresh():
-            raise tokens.TokenError("the token was revoked", "revoked")
+        claims = self.token_claims(request, allow_query)
         return Viewer(claims.department, claims.caseworker, claims.unit), claims
+
+    def token_claims(self, request: web.Request, allow_query: bool = False) -> tokens.Claims:
+        """The claims of the request's valid, unrevoked bearer token; TokenError otherwise."""
+        return bearer_claims(request, self.secret, self.policy, self.revocations, allow_query)
 
     def _present(self, notification: dict[str, object]) -> dict[str, object]:
         """The notification's JSON as the page gets it: no pseudonym, a link to the case."""
@@ -198,7 +210,7 @@ class InboxApi:
         try:
             viewer, claims = self._claims(request, allow_query=True)
         except tokens.TokenError as exc:
-            return _refused(exc)
+            return refused(exc)
         # Listen before the client learns the stream is open, so nothing that
         # arrives in between is missed.
         stream = self.broadcast.open(viewer, claims)

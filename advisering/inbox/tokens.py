@@ -11,7 +11,11 @@ expects (``aud``, ``iss``: a token minted for another service is no key
 here), ``iat`` and ``exp`` with ``exp - iat`` at most the maximum lifetime
 (a leaked token cannot be made to live for a year), no ``iat`` or ``nbf`` in
 the future beyond the leeway for clock skew, and a ``jti`` so that one token
-can be revoked (``advisering.inbox.revocation``). The municipality's
+can be revoked (``advisering.inbox.revocation``). A token may carry
+``roles``, a list of names from :data:`ROLES` (``insight``: may ask the
+citizen's disclosure log, ``POST /api/v1/insight``); any other value, or a
+``roles`` that is no list, refuses the whole token (401), so a misspelt or
+invented role never passes silently. Ordinary caseworker tokens have none. The municipality's
 identity provider can issue the same format; ``advisering token issue``
 makes one for development and operations.
 """
@@ -41,6 +45,9 @@ DEFAULT_AUDIENCE = "advisering-inbox"
 DEFAULT_ISSUER = "advisering"
 DEFAULT_MAX_LIFETIME = 43_200
 DEFAULT_LEEWAY = 60
+
+ROLES = ("insight",)
+"""The roles a token may carry, beyond being a caseworker's."""
 
 REASONS = ("missing", "malformed", "signature", "claims", "audience", "issuer", "expired",
            "not_yet_valid", "lifetime", "revoked")
@@ -81,6 +88,7 @@ class Claims:
     expires: int
     issued: int
     jti: str
+    roles: frozenset[str] = frozenset()
 
 
 def _b64(data: bytes) -> str:
@@ -114,7 +122,8 @@ def sign(secret: bytes, claims: dict[str, object]) -> str:
 
 def issue(secret: bytes, caseworker: str, department: str, unit: str | None = None, *,
           policy: TokenPolicy = TokenPolicy(), lifetime: int = 8 * 3600,
-          now: float | None = None, jti: str | None = None) -> str:
+          now: float | None = None, jti: str | None = None,
+          roles: tuple[str, ...] = ()) -> str:
     """A signed token for ``caseworker`` of ``department``, valid ``lifetime`` seconds.
 
     The default lifetime is one work day; more than the policy's maximum is
@@ -136,7 +145,21 @@ def issue(secret: bytes, caseworker: str, department: str, unit: str | None = No
         "iat": issued, "nbf": issued, "exp": issued + lifetime, "jti": token_id}
     if unit:
         claims["unit"] = unit
+    if roles:
+        claims["roles"] = sorted(_roles(list(roles)))
     return sign(secret, claims)
+
+
+def _roles(value: object) -> frozenset[str]:
+    """The ``roles`` claim: absent, or a list of distinct names from ROLES; else TokenError."""
+    if value is None:
+        return frozenset()
+    if (not isinstance(value, list) or len(value) > len(ROLES)
+            or not all(isinstance(r, str) and r in ROLES for r in value)
+            or len(set(value)) != len(value)):
+        raise TokenError(f"the token's roles must be a list of distinct names from "
+                         f"{', '.join(ROLES)}", "claims")
+    return frozenset(value)
 
 
 def _decode(secret: bytes, token: str | None) -> dict[str, Any]:
@@ -206,4 +229,5 @@ def verify(secret: bytes, token: str | None, *, policy: TokenPolicy = TokenPolic
         raise TokenError("the token is not valid yet", "not_yet_valid")
     if expires <= moment:
         raise TokenError("token expired", "expired")
-    return Claims(subject, department, unit, expires, issued, jti)
+    roles = _roles(claims.get("roles"))
+    return Claims(subject, department, unit, expires, issued, jti, roles)

@@ -52,7 +52,7 @@ ALLOWED_OPERATIONS: dict[str, frozenset[str]] = {
                           "idempotent_write", "cluster_action"}),
     "transactional_id": frozenset({"write", "describe"}),
 }
-PLACEHOLDERS = ("{worker_app_id}", "{inbox_group}")
+PLACEHOLDERS = ("{worker_app_id}", "{inbox_group}", "{audit_group}")
 CLUSTER_NAME = "kafka-cluster"  # the one name of Kafka's cluster resource
 _PRINCIPAL = re.compile(r"^User:[A-Za-z0-9._@=,+-]{1,128}$")
 _GROUP = re.compile(r"^[A-Za-z0-9._{}-]{1,200}$")
@@ -215,7 +215,8 @@ def load_acls(path: Path) -> AclFile:
 
 def acl_entries(acls: AclFile, settings: Settings) -> frozenset[AclEntry]:
     """Every binding ``acls`` declares, placeholders filled from ``settings``."""
-    values = {"worker_app_id": settings.worker_app_id, "inbox_group": settings.inbox_group}
+    values = {"worker_app_id": settings.worker_app_id, "inbox_group": settings.inbox_group,
+              "audit_group": settings.audit_group}
     return frozenset(
         AclEntry(entry.principal, grant.kind, grant.name.format(**values), grant.pattern,
                  operation)

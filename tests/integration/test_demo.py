@@ -15,7 +15,8 @@ from tests.integration.bus import ROOT, bus_env, free_port, run_cli
 
 def demo_env(bootstrap: str) -> dict[str, str]:
     return bus_env(bootstrap, ADVISERING_WORKER_WEB_PORT=str(free_port()),
-                   ADVISERING_SERVE_PORT=str(free_port()))
+                   ADVISERING_SERVE_PORT=str(free_port()),
+                   ADVISERING_AUDIT_SINK_WEB_PORT=str(free_port()))
 
 
 def test_demo_prints_readable_notifications(bootstrap: str) -> None:
@@ -43,6 +44,12 @@ def test_demo_prints_readable_notifications(bootstrap: str) -> None:
     assert "Indbakken" in out
     assert "bf-0042 – børn og familie:" in out
     assert "/#token=" in out
+    # The last scene: audit-sink stored the audit, and each citizen's insight is shown.
+    assert "Audit sink stopped." in out
+    for number, count in enumerate((3, 2, 1, 2, 2), start=1):
+        assert f"Borger {number}: {count} advis (" in out
+    letter = demo_dir / "indsigt-borger-1.html"
+    assert 'lang="da"' in letter.read_text() and "sanktion-til-boernesag" in letter.read_text()
 
 
 def test_demo_runs_the_simulation_live_until_ctrl_c(bootstrap: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from advisering.audit.sink import audit_sink_consumer_config, audit_sink_producer_config
 from advisering.edge.client import publisher_config
 from advisering.http.server import ingest_producer_config
 from advisering.inbox.consumer import inbox_consumer_config
@@ -49,6 +50,7 @@ def producers() -> dict[str, dict[str, Any]]:
         "publisher": publisher_config(s, s.publish_delivery_timeout),
         "delivery dead letters": delivery_producer_config(s),
         "rules deploy": deploy_producer_config(KAFKA, 60.0),
+        "audit sink dead letters": audit_sink_producer_config(KAFKA),
     }
 
 
@@ -59,6 +61,7 @@ def consumers() -> dict[str, dict[str, Any]]:
         "rules watcher": watch_consumer_config(KAFKA),
         "reader": reader_config(KAFKA, "backtest"),
         "plain": consumer_config(KAFKA, group="g", client_id="c"),
+        "audit sink": audit_sink_consumer_config(KAFKA, "advisering-audit"),
     }
 
 
@@ -127,7 +130,8 @@ def test_every_kafka_client_is_built_from_a_checked_configuration() -> None:
     """A new producer or consumer fails here until its configuration is one tested above."""
     checked = {"ingest_producer_config", "publisher_config", "delivery_producer_config",
                "deploy_producer_config", "inbox_consumer_config", "watch_consumer_config",
-               "reader_config", "consumer_config"}
+               "reader_config", "consumer_config", "audit_sink_producer_config",
+               "audit_sink_consumer_config"}
     unchecked = [c for c in _client_constructions()
                  if c[2] not in checked and c[0] != "advisering/kafka/producer.py"]
     assert unchecked == []

@@ -52,8 +52,15 @@ def test_the_real_file_loads_and_the_topic_loader_skips_it() -> None:
     """topics/acls.yaml is valid; load_topic_specs still finds the five topics beside it."""
     acls = load_acls(ACLS)
     assert managed_principals(acls) == ("User:source", "User:worker", "User:serve",
-                                        "User:operator")
+                                        "User:audit-sink", "User:operator")
     assert len(load_topic_specs(ROOT / "topics")) == 5
+
+
+def test_audit_sink_reads_only_the_audit_and_writes_only_dead_letters() -> None:
+    """audit-sink: READ advisering.audit in its own group, WRITE dead letters, nothing else."""
+    assert {(e.resource, e.name, e.operation) for e in entries_of("User:audit-sink")} == {
+        ("topic", "advisering.audit", "read"), ("topic", "advisering.dead-letters", "write"),
+        ("group", "advisering-audit", "read")}
 
 
 def test_a_source_may_only_write_case_events() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from advisering.audit.sink import audit_sink_consumer_config, audit_sink_producer_config
 from advisering.edge.client import publisher_config
 from advisering.http.server import ingest_producer_config
 from advisering.inbox.consumer import inbox_consumer_config
@@ -73,6 +74,10 @@ def builders() -> dict[str, tuple[Callable[..., Any], Render]]:
         "delivery_producer_config": (delivery_producer_config,
                                      lambda _k, s: delivery_producer_config(s)),
         "faust_options": (faust_options, lambda _k, s: faust_options(s, 1)),
+        "audit_sink_consumer_config": (audit_sink_consumer_config,
+                                       lambda k, _s: audit_sink_consumer_config(k, "g")),
+        "audit_sink_producer_config": (audit_sink_producer_config,
+                                       lambda k, _s: audit_sink_producer_config(k)),
     }
 
 

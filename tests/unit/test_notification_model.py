@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTIFICATION_FIELDS = ["id", "rule", "title", "severity", "recipient", "related_case", "trigger",
                        "citizen", "message", "legal_basis", "created"]
 AUDIT_FIELDS = ["notification_id", "citizen", "recipient", "rule", "legal_basis", "disclosed",
-                "related_case", "trigger", "created"]
+                "related_case", "trigger", "created", "title"]
 DEAD_LETTER_FIELDS = ["reason", "path", "message", "problems", "source", "event_id", "topic",
                       "partition", "offset", "received", "payload", "payload_truncated"]
 

@@ -228,6 +228,42 @@ Called with (dict "root" $ "component" "worker"|"serve"|"inbox"|"hookJob").
 - name: ADVISERING_KAFKA_SSL_CA_FILE
   value: /etc/advisering/kafka-ca/{{ $root.Values.kafka.caKey }}
 {{- end }}
+{{- if eq $root.Values.kafka.securityProtocol "SSL" }}
+- name: ADVISERING_KAFKA_SSL_CERT_FILE
+  value: /etc/advisering/kafka-client/client.crt
+- name: ADVISERING_KAFKA_SSL_KEY_FILE
+  value: /etc/advisering/kafka-client/client.key
+{{- end }}
+{{- end -}}
+
+{{/*
+The component's client certificate Secret for mutual TLS (kafka.securityProtocol SSL);
+fails naming the value when it is missing. Called with (dict "root" $ "component" ...).
+*/}}
+{{- define "advisering.clientCertSecret" -}}
+{{- $name := get .root.Values.kafka.clientCertSecrets .component | default "" -}}
+{{- required (printf "kafka.clientCertSecrets.%s is required when kafka.securityProtocol is SSL" .component) $name -}}
+{{- end -}}
+
+{{/* The client certificate's volume (SSL only): readable by the pod's group only. */}}
+{{- define "advisering.clientCertVolume" -}}
+{{- if eq .root.Values.kafka.securityProtocol "SSL" }}
+- name: kafka-client
+  secret:
+    secretName: {{ include "advisering.clientCertSecret" . }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .root.Values.kafka.clientCertKey | quote }}, path: client.crt}
+      - {key: {{ .root.Values.kafka.clientKeyKey | quote }}, path: client.key}
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.clientCertMount" -}}
+{{- if eq .root.Values.kafka.securityProtocol "SSL" }}
+- name: kafka-client
+  mountPath: /etc/advisering/kafka-client
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "advisering.podSecurityContext" -}}
@@ -294,4 +330,42 @@ imagePullSecrets:
   - name: {{ . }}
 {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+serve and the inbox terminating TLS themselves (httpTls.existingSecret, a
+kubernetes.io/tls Secret): the env, volume and mount; empty without it.
+*/}}
+{{- define "advisering.httpTlsEnv" -}}
+{{- if .Values.httpTls.existingSecret }}
+- name: ADVISERING_SERVE_TLS_CERT_FILE
+  value: /etc/advisering/http-tls/tls.crt
+- name: ADVISERING_SERVE_TLS_KEY_FILE
+  value: /etc/advisering/http-tls/tls.key
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.httpTlsVolume" -}}
+{{- if .Values.httpTls.existingSecret }}
+- name: http-tls
+  secret:
+    secretName: {{ .Values.httpTls.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+{{- end }}
+{{- end -}}
+
+{{- define "advisering.httpTlsMount" -}}
+{{- if .Values.httpTls.existingSecret }}
+- name: http-tls
+  mountPath: /etc/advisering/http-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The probes' and the scrape's scheme: HTTPS when serve terminates TLS. */}}
+{{- define "advisering.httpScheme" -}}
+{{- ternary "HTTPS" "HTTP" (not (empty .Values.httpTls.existingSecret)) -}}
 {{- end -}}

@@ -1,0 +1,1 @@
+"""The audit store (every disclosure, by citizen pseudonym) and the sink that fills it."""

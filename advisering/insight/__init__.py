@@ -1,0 +1,1 @@
+"""A citizen's insight: every disclosure about them, from the audit store (JSON and a letter)."""
