@@ -18,17 +18,14 @@ from advisering.caselinks import check_pattern
 from advisering.settings_audit import AuditSettings
 from advisering.settings_kafka import KafkaSecuritySettings
 from advisering.settings_signing import RulesSigningSettings
+from advisering.settings_store import InboxStoreSettings, default_cache_dir
 from advisering.settings_tokens import InboxTokenSettings
 
 MIN_PSEUDONYM_KEY_BYTES = 32
 
 
-def default_cache_dir() -> Path:
-    """``~/.cache/advisering``: read when settings are built, so importing reads no home."""
-    return Path.home() / ".cache" / "advisering"
-
-
-class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings, AuditSettings):
+class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings, AuditSettings,
+               InboxStoreSettings):
     """Every knob advisering has; each description is the row of docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="ADVISERING_", frozen=True, extra="ignore")
@@ -264,10 +261,6 @@ class Settings(RulesSigningSettings, KafkaSecuritySettings, InboxTokenSettings, 
     token_secret: SecretStr | None = Field(
         default=None,
         description="signs inbox bearer tokens (at least 32 bytes); enables the inbox",
-    )
-    inbox_db: Path = Field(
-        default_factory=lambda: default_cache_dir() / "inbox.sqlite3",
-        description="the inbox database"
     )
     inbox_group: str = Field(
         default="advisering-inbox", description="the inbox's consumer group"

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
+from advisering.settings_store import default_cache_dir
+
 DEFAULT_AUDIT_RETENTION_DAYS = 1827
 """Five years (with a leap day): see the README for why years, not days."""
 
@@ -23,7 +25,8 @@ class AuditSettings(BaseSettings):
     audit_db: Path | None = Field(
         default=None,
         description="the audit store (SQLite file) `audit-sink` fills and `insight` reads; "
-        "none means `audit.sqlite3` beside the inbox database",
+        "none means `audit.sqlite3` beside the SQLite inbox database (with the inbox on "
+        "PostgreSQL, in `~/.cache/advisering`)",
     )
     audit_group: str = Field(
         default="advisering-audit", min_length=1, max_length=200,
@@ -74,9 +77,15 @@ class AuditSettings(BaseSettings):
         # An empty variable (a template's blank value) means unset, not the path ".".
         return None if isinstance(value, str) and not value.strip() else value
 
-    def audit_database(self, inbox_db: Path) -> Path:
-        """The audit store's file: the setting, or ``audit.sqlite3`` beside ``inbox_db``."""
-        return self.audit_db if self.audit_db is not None else inbox_db.parent / "audit.sqlite3"
+    def audit_database(self, inbox_db: Path | None) -> Path:
+        """The audit store's file: the setting, or ``audit.sqlite3`` beside the SQLite inbox.
+
+        With the inbox on PostgreSQL (``inbox_db`` None) the default is in
+        ``~/.cache/advisering``.
+        """
+        if self.audit_db is not None:
+            return self.audit_db
+        return (inbox_db.parent if inbox_db is not None else default_cache_dir()) / "audit.sqlite3"
 
     def previous_pseudonym_key_bytes(self) -> bytes | None:
         """The previous pseudonym key (rotation), when one is set."""

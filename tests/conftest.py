@@ -27,3 +27,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest'
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+# Every test may ask for a PostgreSQL database, or for each inbox store in turn.
+from tests.pg import inbox_db, pg_server, pg_url  # noqa: E402, F401

@@ -43,7 +43,7 @@ def _audit_sink(_args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(f"cannot serve metrics on 127.0.0.1:{settings.audit_sink_web_port} "
                             f"({exc.strerror}): set ADVISERING_AUDIT_SINK_WEB_PORT to a free "
                             "port, or 0 for none") from exc
-    location = settings.audit_database(settings.inbox_db)
+    location = settings.audit_database(settings.inbox_sqlite_path())
     store = open_audit_store(location)
     sink = AuditSink(KafkaConnection.from_settings(settings), settings.audit_group, store,
                      max_record_bytes=settings.audit_max_record_bytes,
@@ -112,7 +112,7 @@ def _insight(args: argparse.Namespace, settings: Settings) -> int:
     except InsightRequestError as exc:
         metrics.INSIGHT_LOOKUPS.labels("cli", "refused").inc()
         raise UserError(str(exc)) from None
-    location = settings.audit_database(settings.inbox_db)
+    location = settings.audit_database(settings.inbox_sqlite_path())
     if not location.is_file():
         raise UserError(f"no audit store at {location}: run `advisering audit-sink` (or set "
                         "ADVISERING_AUDIT_DB to the store it fills)")

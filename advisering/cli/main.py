@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from advisering import __version__
-from advisering.cli import audit, kafka, pipeline, rules, serve, simulate
+from advisering.cli import audit, db, kafka, pipeline, rules, serve, simulate
 from advisering.cli.errors import UserError
 from advisering.dev.local_kafka import LocalKafkaError
 from advisering.log import configure_logging
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for group in (kafka, pipeline, serve, simulate, rules, audit):
+    for group in (kafka, pipeline, serve, simulate, rules, audit, db):
         group.register(verbs)
     return parser
 

@@ -214,7 +214,7 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> int:
 def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from advisering.inbox.revocation import RevocationFileError, revocation_file, revoke
 
-    path = revocation_file(settings.token_revocation_file, settings.inbox_db)
+    path = revocation_file(settings.token_revocation_file, settings.inbox_sqlite_path())
     try:
         added = revoke(path, args.jti, args.reason,
                        max_bytes=settings.token_revocation_max_bytes,

@@ -30,6 +30,8 @@ process takes a scrape answers for all of them. The caseworker inbox (and
 the delivery it runs) is refused with more than one process: it keeps its
 state in one SQLite file and consumes the notifications in one consumer
 group, and N copies of it against one file are not known to be safe.
+Several inbox replicas are several serves (one process each) on one
+PostgreSQL store (``advisering.inbox.postgres``).
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ def check_supported(settings: Settings) -> None:
             "only, but ADVISERING_TOKEN_SECRET turns on the caseworker inbox, which keeps "
             "its state in one SQLite file and must run as one process. Run the inbox in a "
             "serve of its own (ADVISERING_SERVE_PROCESSES=1, no ADVISERING_PSEUDONYM_KEY) "
-            "and the ingest in another (no ADVISERING_TOKEN_SECRET).")
+            "and the ingest in another (no ADVISERING_TOKEN_SECRET); for several inbox "
+            "replicas, run several such serves on one PostgreSQL store "
+            "(ADVISERING_INBOX_DB=postgresql://...).")
     settings.pseudonym_key_bytes()  # the ingest needs the key: say so once, here
 
 

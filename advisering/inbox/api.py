@@ -17,7 +17,6 @@ correlate citizens across notifications.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 
@@ -29,13 +28,15 @@ from advisering.caselinks import case_link
 from advisering.inbox import tokens
 from advisering.inbox.live import Broadcast, run_stream
 from advisering.inbox.revocation import RevocationList
-from advisering.inbox.store import SEVERITY_ORDER, InboxStore, Viewer
+from advisering.inbox.storage import InboxStorage
+from advisering.inbox.store import SEVERITY_ORDER, Viewer
 from advisering.jsonweb import error_response, json_response
 
 MAX_PAGE = 200
 MAX_REASON = 500
-# The largest integer SQLite stores: a page past the last notification is empty
-# anyway, so this bounds only what the database can take, not what anyone sees.
+# The largest integer SQLite and PostgreSQL (bigint) store: a page past the last
+# notification is empty anyway, so this bounds only what the database can take,
+# not what anyone sees.
 MAX_OFFSET = 2**63 - 1
 # One notification: any id but read-all, else this route would make the
 # read-all resource appear to answer GET too (its Allow header would say so).
@@ -88,7 +89,7 @@ def refused(exc: tokens.TokenError) -> web.Response:
 
 class InboxApi:
     """The inbox's HTTP handlers: each resolves the token to a viewer, then asks the store."""
-    def __init__(self, store: InboxStore, secret: bytes, broadcast: Broadcast,
+    def __init__(self, store: InboxStorage, secret: bytes, broadcast: Broadcast,
                  case_urls: dict[str, str], *, policy: tokens.TokenPolicy | None = None,
                  revocations: RevocationList | None = None) -> None:
         self.store = store
@@ -154,15 +155,15 @@ class InboxApi:
         if limit is None or offset is None or not 1 <= limit <= MAX_PAGE or offset > MAX_OFFSET:
             return error_response(400, "bad_request", "limit and offset must be whole numbers: "
                            f"limit 1..{MAX_PAGE}, offset 0..{MAX_OFFSET}")
-        items, total, unread_count = await asyncio.to_thread(
-            self.store.list, viewer, unread=unread, severity=severity, limit=limit, offset=offset)
+        items, total, unread_count = await self.store.list(
+            viewer, unread=unread, severity=severity, limit=limit, offset=offset)
         return json_response({"items": [self._present(i.to_json()) for i in items], "total": total,
                       "unread": unread_count, "limit": limit, "offset": offset})
 
     @authenticated
     async def get(self, request: web.Request, viewer: Viewer) -> web.Response:
         """GET /api/v1/notifications/{id}: one notification the viewer may see, else 404."""
-        item = await asyncio.to_thread(self.store.get, viewer, request.match_info["id"])
+        item = await self.store.get(viewer, request.match_info["id"])
         if item is None:
             return error_response(404, "not_found", "no such notification")
         return json_response(self._present(item.to_json()))
@@ -170,14 +171,14 @@ class InboxApi:
     @authenticated
     async def read(self, request: web.Request, viewer: Viewer) -> web.Response:
         """POST /api/v1/notifications/{id}/read: mark one notification read (it stays read)."""
-        if not await asyncio.to_thread(self.store.mark_read, viewer, request.match_info["id"]):
+        if not await self.store.mark_read(viewer, request.match_info["id"]):
             return error_response(404, "not_found", "no such notification")
         return json_response({"id": request.match_info["id"], "read": True})
 
     @authenticated
     async def read_all(self, _request: web.Request, viewer: Viewer) -> web.Response:
         """POST /api/v1/notifications/read-all: mark all the viewer's notifications read."""
-        marked = await asyncio.to_thread(self.store.mark_all_read, viewer)
+        marked = await self.store.mark_all_read(viewer)
         return json_response({"marked": marked})
 
     @authenticated
@@ -197,8 +198,8 @@ class InboxApi:
         if unknown:
             return error_response(422, "invalid_feedback",
                            f"unknown field(s): {', '.join(sorted(unknown))}")
-        rule = await asyncio.to_thread(self.store.set_feedback, viewer, request.match_info["id"],
-                                       body["useful"], reason)
+        rule = await self.store.set_feedback(viewer, request.match_info["id"],
+                                            body["useful"], reason)
         if rule is None:
             return error_response(404, "not_found", "no such notification")
         metrics.FEEDBACK.labels(rule, "useful" if body["useful"] else "not_useful").inc()

@@ -2,7 +2,7 @@
 
 The delivery channels queue in memory, so on their own a notification still
 queued when the service stops would never be delivered. This module ties the
-``DeliveryRouter`` to the inbox's SQLite store:
+``DeliveryRouter`` to the inbox's store (SQLite or PostgreSQL):
 
 1. the consumer stores each new notification together with its due channel
    deliveries, state ``pending`` (one transaction, see ``InboxStore.add_many``);
@@ -36,7 +36,7 @@ from advisering.delivery.config import ChannelsConfig
 from advisering.delivery.router import DeliveryRouter
 from advisering.delivery.sink import Clock, DeadLetterSink, Sleep
 from advisering.engine.notification import Notification
-from advisering.inbox.store import InboxStore
+from advisering.inbox.storage import InboxStorage
 from advisering.log import get_logger
 
 log = get_logger(__name__)
@@ -49,7 +49,7 @@ class DurableDelivery:
     """A ``DeliveryRouter`` whose every (notification, channel) is tracked in the store."""
 
     def __init__(
-        self, config: ChannelsConfig, store: InboxStore, dead_letter_sink: DeadLetterSink, *,
+        self, config: ChannelsConfig, store: InboxStorage, dead_letter_sink: DeadLetterSink, *,
         clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         session: aiohttp.ClientSession | None = None,
@@ -64,7 +64,7 @@ class DurableDelivery:
         self._closing = False
 
     def channels_for(self, notification: Notification) -> list[str]:
-        """The channels a new notification is due on; for ``InboxStore.add_many``."""
+        """The channels a new notification is due on; for ``InboxStorage.add_many``."""
         return self.router.channel_names(notification)
 
     async def start(self) -> int:
@@ -76,7 +76,7 @@ class DurableDelivery:
 
     async def redispatch(self) -> int:
         """Dispatch every pending delivery again, to just the channels it is still due on."""
-        due = await asyncio.to_thread(self.store.unsettled)
+        due = await self.store.unsettled()
         by_id: dict[str, tuple[Notification, list[str]]] = {}
         for item in due:  # in arrival order, so each recipient's lane keeps its order
             entry = by_id.setdefault(item.notification.id, (item.notification, []))
@@ -108,9 +108,8 @@ class DurableDelivery:
                               error=type(exc).__name__)
 
     async def _settled(self, notification_id: str, channel: str, outcome: str) -> None:
-        """The channels' ``on_settled``: record the final state (in a thread: SQLite syncs)."""
-        found = await asyncio.to_thread(self.store.mark_settled, notification_id, channel,
-                                        outcome)
+        """The channels' ``on_settled``: record the final state."""
+        found = await self.store.mark_settled(notification_id, channel, outcome)
         if not found:
             log.warning("delivery_settled_unrecorded", notification_id=notification_id,
                         channel=channel, outcome=outcome)

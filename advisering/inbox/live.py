@@ -30,7 +30,7 @@ from aiohttp import web
 
 from advisering import metrics
 from advisering.engine.notification import Notification
-from advisering.inbox.store import Viewer, visible_to
+from advisering.inbox.store import Viewer, routed_to, visible_to
 from advisering.inbox.tokens import Claims
 
 FINAL_EVENTS = {"overflow": "reload", "expired": "expired", "revoked": "revoked",
@@ -115,6 +115,12 @@ class Broadcast:
                         stream.end("overflow")
                         break
                 stream.wake.set()
+
+    def wants(self, department: str, unit: str, caseworker: str | None) -> bool:
+        """Whether an open stream may show a notification so routed (spares reading it back)."""
+        return any(routed_to(stream.viewer, department, unit, caseworker)
+                   for streams in self._by_jti.values() for stream in streams
+                   if stream.ending is None)
 
     def revoke(self, jtis: frozenset[str]) -> None:
         """End every stream of a token that was just revoked."""

@@ -31,6 +31,7 @@ import orjson
 from advisering import metrics
 from advisering.log import get_logger
 from advisering.privatefiles import FILE_MODE, private_folder
+from advisering.settings_store import default_cache_dir
 
 log = get_logger(__name__)
 
@@ -45,9 +46,16 @@ class RevocationFileError(ValueError):
     """The revocation file cannot be read or written as it is (too large, malformed, full)."""
 
 
-def revocation_file(configured: Path | None, inbox_db: Path) -> Path:
-    """ADVISERING_TOKEN_REVOCATION_FILE, or ``token-revocations.jsonl`` beside the inbox DB."""
-    return configured if configured is not None else inbox_db.parent / DEFAULT_FILE_NAME
+def revocation_file(configured: Path | None, inbox_db: Path | None) -> Path:
+    """ADVISERING_TOKEN_REVOCATION_FILE, or ``token-revocations.jsonl`` beside the SQLite inbox.
+
+    With the inbox on PostgreSQL (``inbox_db`` None) the default is in
+    ``~/.cache/advisering``; replicas must then be given one shared file.
+    """
+    if configured is not None:
+        return configured
+    folder = inbox_db.parent if inbox_db is not None else default_cache_dir()
+    return folder / DEFAULT_FILE_NAME
 
 
 def parse(data: bytes, *, max_entries: int) -> frozenset[str]:

@@ -7,16 +7,20 @@ to its recipient's webhook and e-mail channels (``advisering.inbox.durable``);
 what cannot be delivered goes to ``advisering.dead-letters`` through an
 idempotent ``acks=all`` producer.
 
-Delivery is at-least-once. Each (notification, channel) is recorded as pending
-in the same SQLite transaction that stores the notification, and settled when
-the channel delivered or dead-lettered it; at start-up every delivery still
-pending is dispatched again. So a notification queued in memory when the
-service crashed is still delivered, and one that was delivered in the moment
-before the crash may reach a webhook receiver twice, both times with the same
+The store is SQLite or PostgreSQL (``advisering.inbox.storage``); it is opened
+and migrated when the app starts. Delivery is at-least-once. Each
+(notification, channel) is recorded as pending in the same transaction that
+stores the notification, and settled when the channel delivered or
+dead-lettered it; at start-up every delivery still pending is dispatched
+again. So a notification queued in memory when the service crashed is still
+delivered, and one that was delivered in the moment before the crash may
+reach a webhook receiver twice, both times with the same
 ``Idempotency-Key`` header (the notification id): receivers must deduplicate
 by it. Shutdown order: consumer, then the router (what it has not delivered
 within the timeout stays pending), then the dead-letter producer, then the
-store.
+store. With several replicas on PostgreSQL each re-dispatches the pending
+deliveries at its start, so one another replica is sending right then may
+also be sent twice (the same Idempotency-Key again).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from advisering.inbox.consumer import NotificationConsumer
 from advisering.inbox.durable import DurableDelivery
 from advisering.inbox.live import Broadcast, LiveLimits
 from advisering.inbox.revocation import RevocationList, revocation_file
-from advisering.inbox.store import InboxStore
+from advisering.inbox.storage import InboxStorage, storage_for
 from advisering.inbox.tokens import TokenPolicy, check_secret
 from advisering.kafka.clients import producer_config
 from advisering.kafka.connection import KafkaConnection
@@ -47,7 +51,7 @@ from advisering.settings import Settings
 
 log = get_logger(__name__)
 
-STORE = web.AppKey("inbox_store", InboxStore)
+STORE = web.AppKey("inbox_store", InboxStorage)
 CONSUMER = web.AppKey("inbox_consumer", NotificationConsumer)
 BROADCAST = web.AppKey("inbox_broadcast", Broadcast)
 REVOCATIONS = web.AppKey("inbox_revocations", RevocationList)
@@ -73,12 +77,12 @@ def add_inbox(app: web.Application, settings: Settings, *, consume: bool = True)
     assert secret is not None
     check_secret(secret)
     channels = None if settings.channels_file is None else load_channels(settings.channels_file)
-    store = InboxStore(settings.inbox_db)
+    store = storage_for(settings)
     broadcast = Broadcast(LiveLimits(
         queue_max=settings.sse_queue_max, streams_per_token=settings.sse_streams_per_token,
         write_timeout=settings.sse_write_timeout_seconds))
     revocations = RevocationList(
-        revocation_file(settings.token_revocation_file, settings.inbox_db),
+        revocation_file(settings.token_revocation_file, settings.inbox_sqlite_path()),
         max_bytes=settings.token_revocation_max_bytes,
         max_entries=settings.token_revocation_max_entries,
         interval=settings.token_revocation_check_seconds)
@@ -122,7 +126,7 @@ def _add_page(app: web.Application) -> None:
 class _InboxRunning:
     """What runs beside the API: the notification consumer, delivery and the expiry loop."""
 
-    def __init__(self, settings: Settings, channels: ChannelsConfig | None, store: InboxStore,
+    def __init__(self, settings: Settings, channels: ChannelsConfig | None, store: InboxStorage,
                  broadcast: Broadcast, *, consume: bool) -> None:
         self.settings, self.channels, self.store = settings, channels, store
         self.broadcast, self.consume = broadcast, consume
@@ -130,7 +134,11 @@ class _InboxRunning:
 
     async def expire_forever(self) -> None:
         while True:
-            removed = await asyncio.to_thread(self.store.expire, self.retention)
+            try:
+                removed = await self.store.expire(self.retention)
+            except Exception as exc:  # noqa: BLE001 - the database may be away; try next time
+                log.warning("inbox_expiry_failed", error=type(exc).__name__)
+                removed = 0
             if removed:
                 log.info("inbox_expired", removed=removed)
             await asyncio.sleep(EXPIRY_EVERY_SECONDS)
@@ -142,6 +150,13 @@ class _InboxRunning:
             revocations.refresh()
 
     async def start(self, app: web.Application) -> None:
+        migrated = await self.store.open()
+        log.info("inbox_store_opened", store="postgresql" if self.store.shared else "sqlite",
+                 schema_version=migrated.after)
+        if self.store.shared:
+            # Every replica's new notifications (this one's too) reach the streams this way.
+            app[FOLLOW] = asyncio.create_task(
+                self.store.follow(self.broadcast.publish, self.broadcast.wants))
         app[REVOCATION_WATCH] = asyncio.create_task(self.watch_revocations(app[REVOCATIONS]))
         if self.consume:
             delivery = None
@@ -153,7 +168,8 @@ class _InboxRunning:
                 self.store,
                 channels_for=None if delivery is None else delivery.channels_for,
             )
-            consumer.add_listener(self.broadcast.publish)
+            if not self.store.shared:
+                consumer.add_listener(self.broadcast.publish)
             if delivery is not None:
                 consumer.add_listener(delivery.listener)
             consumer.start(asyncio.get_running_loop())
@@ -165,14 +181,15 @@ class _InboxRunning:
         self.broadcast.end_all()
 
     async def stop(self, app: web.Application) -> None:
-        for key in (EXPIRY, REVOCATION_WATCH):
-            app[key].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await app[key]
+        for key in (EXPIRY, REVOCATION_WATCH, FOLLOW):
+            if key in app:
+                app[key].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await app[key]
         if CONSUMER in app:
             await asyncio.to_thread(app[CONSUMER].stop)
         await _stop_delivery(app)
-        self.store.close()
+        await self.store.close()
 
 
 def delivery_producer_config(settings: Settings) -> dict[str, Any]:
@@ -183,7 +200,7 @@ def delivery_producer_config(settings: Settings) -> dict[str, Any]:
 
 
 async def _start_delivery(
-    app: web.Application, settings: Settings, channels: ChannelsConfig, store: InboxStore,
+    app: web.Application, settings: Settings, channels: ChannelsConfig, store: InboxStorage,
 ) -> DurableDelivery:
     """The dead-letter producer and the durable router, started; kept in the app for stop."""
     producer = AsyncProducer(delivery_producer_config(settings))
@@ -209,5 +226,6 @@ async def _stop_delivery(app: web.Application) -> None:
 
 EXPIRY = web.AppKey("inbox_expiry", asyncio.Task[None])
 REVOCATION_WATCH = web.AppKey("inbox_revocation_watch", asyncio.Task[None])
+FOLLOW = web.AppKey("inbox_follow", asyncio.Task[None])
 DELIVERY = web.AppKey("inbox_delivery", DurableDelivery)
 DEAD_LETTER_PRODUCER = web.AppKey("inbox_dead_letter_producer", AsyncProducer)

@@ -1,11 +1,15 @@
-"""The caseworkers' inbox: notifications, read state and feedback in SQLite.
+"""The caseworkers' inbox in SQLite: notifications, read state and feedback on one machine.
+
+(``advisering.inbox.postgres`` is the same store on PostgreSQL, for several
+``serve`` replicas; ``advisering.inbox.storage`` is the interface both offer.)
 
 Durable and idempotent: a notification is stored once by its id (the topic may
 carry a repeat after a worker crash), and the consumer commits its Kafka
 offsets only after the rows are committed here, so a restart of the service
 loses nothing unread and shows nothing twice. Every lookup is within the
 viewer's department: a caseworker id is unique only there (an older
-database is migrated at open by replacing its two indexes). Read notifications older than
+database is migrated at open by replacing its two indexes, see
+``advisering.inbox.migrations``). Read notifications older than
 the retention are deleted: the inbox is no archive (the audit topic is).
 
 The store also remembers each (notification, channel) delivery beyond the
@@ -26,43 +30,12 @@ from pathlib import Path
 import orjson
 
 from advisering.engine.notification import Notification
+from advisering.inbox.migrations import Migrated, migrate_sqlite
 from advisering.log import get_logger
 from advisering.privatefiles import private_database, tighten
 
 log = get_logger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    id TEXT PRIMARY KEY,
-    caseworker TEXT,
-    unit TEXT NOT NULL,
-    department TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    created TEXT NOT NULL,
-    received TEXT NOT NULL,
-    body BLOB NOT NULL,
-    read_at TEXT,
-    feedback TEXT,
-    feedback_reason TEXT,
-    feedback_at TEXT
-);
-DROP INDEX IF EXISTS by_caseworker;
-DROP INDEX IF EXISTS by_unit;
-CREATE INDEX IF NOT EXISTS by_recipient
-    ON notifications (department, caseworker, read_at, created);
-CREATE INDEX IF NOT EXISTS by_department_unit
-    ON notifications (department, unit, caseworker, read_at, created);
-CREATE TABLE IF NOT EXISTS deliveries (
-    notification_id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
-    outcome TEXT,
-    updated TEXT NOT NULL,
-    PRIMARY KEY (notification_id, channel)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state) WHERE state = 'pending';
-"""
 SEVERITY_ORDER = ("high", "normal", "info")
 
 ChannelsFor = Callable[[Notification], Iterable[str]]
@@ -97,11 +70,16 @@ def visible_to(viewer: Viewer, notification: Notification) -> bool:
     The same rule as ``InboxStore._visible``, for notifications not stored yet (live streams).
     """
     recipient = notification.recipient
-    if recipient.department != viewer.department:
+    return routed_to(viewer, recipient.department, recipient.unit, recipient.caseworker)
+
+
+def routed_to(viewer: Viewer, department: str, unit: str, caseworker: str | None) -> bool:
+    """``visible_to`` on a recipient's routing keys alone (a PostgreSQL NOTIFY carries no more)."""
+    if department != viewer.department:
         return False
-    if recipient.caseworker:
-        return recipient.caseworker == viewer.caseworker
-    return viewer.unit is not None and recipient.unit == viewer.unit
+    if caseworker:
+        return caseworker == viewer.caseworker
+    return viewer.unit is not None and unit == viewer.unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +116,15 @@ class InboxStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self.migrated = migrate_sqlite(self._db)
         if isinstance(path, Path):
             tighten(path)
+
+    def migrate(self) -> Migrated:
+        """Apply missing schema versions again (opening did; another process may add one)."""
+        with self._lock:
+            self.migrated = migrate_sqlite(self._db)
+        return self.migrated
 
     def close(self) -> None:
         """Close the database."""

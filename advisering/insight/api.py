@@ -145,7 +145,7 @@ def add_insight(app: web.Application, settings: Settings, revocations: Revocatio
     """Mount the insight API on serve, with the audit store opened at start and closed at end."""
     secret = settings.token_secret_bytes()
     assert secret is not None
-    location = settings.audit_database(settings.inbox_db)
+    location = settings.audit_database(settings.inbox_sqlite_path())
     opened: list[AuditStorage] = []
 
     def store() -> AuditStorage:

@@ -62,9 +62,9 @@ class ServerThread:
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
     def publish(self, notes: list[dict[str, Any]]) -> None:
-        def add() -> None:
-            self.app[BROADCAST].publish(self.app[STORE].add_many(notes))
-        self.loop.call_soon_threadsafe(add)
+        async def add() -> None:
+            self.app[BROADCAST].publish(await self.app[STORE].add_many(notes))
+        asyncio.run_coroutine_threadsafe(add(), self.loop).result(30)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
@@ -132,7 +132,8 @@ def test_caseworker_logs_in_sees_live_notification_marks_read_and_gives_feedback
             "button", name="Ikke nyttig")).to_have_attribute("aria-pressed", "true")
         browser.close()
     assert not [line for line in console if "Content Security Policy" in line], console
-    assert server.app[STORE].feedback_counts() == {("sanktion-til-boernesag", "not_useful"): 1}
+    counts = asyncio.run_coroutine_threadsafe(server.app[STORE].feedback_counts(), server.loop)
+    assert counts.result(30) == {("sanktion-til-boernesag", "not_useful"): 1}
     assert (OUTPUT / "inbox.png").stat().st_size > 10_000
 
 

@@ -151,8 +151,8 @@ async def test_webhooks_deliver_once_and_failures_reach_the_dead_letters(
 
         store = app[STORE]
         for key in by_key:
-            assert store.deliveries(key) == {good_name: ("settled", "delivered")}
-        assert store.deliveries(school_id) == {bad_name: ("settled", "dead_lettered")}
+            assert await store.deliveries(key) == {good_name: ("settled", "delivered")}
+        assert await store.deliveries(school_id) == {bad_name: ("settled", "dead_lettered")}
     finally:
         await client.close()
         worker.stop()

@@ -67,7 +67,7 @@ async def mine(client: TestClient[Any, Any], caseworker: str, unit: str,
         assert reply.status == 200
         items = (await reply.json())["items"]
         assert all("citizen" not in n for n in items)
-        ours = {i.body["id"] for i in client.server.app[STORE].list(viewer, limit=200)[0]
+        ours = {i.body["id"] for i in (await client.server.app[STORE].list(viewer, limit=200))[0]
                 if i.body["citizen"] in citizens}
         found = [n for n in items if n["id"] in ours]
         if len(found) >= want:

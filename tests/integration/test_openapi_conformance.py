@@ -77,11 +77,12 @@ def served(topics_ready: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                         ingest_max_events=5, ingest_delivery_timeout=5.0,
                         token_secret=secret, inbox_db=folder / "inbox.sqlite3")
     app = create_web_app(settings, consume=False)
-    app[STORE].add_many([_notification(1, "bf-0042", "bf-syd"), _notification(2, None, "bf-syd"),
-                         _notification(3, "bf-0077", "bf-nord")])
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
     loop.run_until_complete(runner.setup())
+    loop.run_until_complete(app[STORE].add_many([
+        _notification(1, "bf-0042", "bf-syd"), _notification(2, None, "bf-syd"),
+        _notification(3, "bf-0077", "bf-nord")]))
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
     port = runner.addresses[0][1]

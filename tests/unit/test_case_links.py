@@ -100,7 +100,7 @@ async def test_inbox_answers_the_encoded_link(tmp_path: Path) -> None:
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
-        app[STORE].add_many([note("javascript:alert(1)/../?#")])
+        await app[STORE].add_many([note("javascript:alert(1)/../?#")])
         token = tokens.issue(b"s" * 32, "bf-0042", "boern-familie", "bf-syd")
         reply = await client.get("/api/v1/notifications/n-1",
                                  headers={"Authorization": f"Bearer {token}"})

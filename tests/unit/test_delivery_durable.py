@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import psycopg
 import pytest
 from aiohttp import web
 
@@ -23,9 +24,10 @@ from advisering.delivery.email import EmailDigest
 from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox.durable import CHANNEL_REMOVED, DurableDelivery
-from advisering.inbox.store import InboxStore
+from advisering.inbox.storage import InboxStorage
 from advisering.settings import Settings
 from advisering.yamlfiles import YamlFileError
+from tests.pg import open_store
 from tests.unit.delivery_support import (
     DeadLetters,
     SmtpInbox,
@@ -97,6 +99,27 @@ class RecordingSleep:
         await asyncio.sleep(seconds)
 
 
+def damage(inbox_db: Path | str, notification_id: str, body: bytes) -> None:
+    """Overwrite a stored body behind the store's back (a hand edit, a damaged disk)."""
+    if isinstance(inbox_db, Path):
+        with sqlite3.connect(inbox_db) as db:
+            db.execute("UPDATE notifications SET body = ? WHERE id = ?", (body, notification_id))
+        return
+    with psycopg.connect(inbox_db, autocommit=True) as pg:
+        pg.execute("UPDATE notifications SET body = %s WHERE id = %s", (body, notification_id))
+
+
+async def wait_for_deliveries(store: InboxStorage, notification_id: str,
+                              expected: dict[str, tuple[str, str | None]],
+                              timeout: float = 5.0) -> None:
+    """Poll the store until the notification's deliveries are ``expected``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await store.deliveries(notification_id) != expected:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"deliveries of {notification_id} never became {expected}")
+        await asyncio.sleep(0.02)
+
+
 def webhook_channels(url: str, **webhook: Any) -> ChannelsConfig:
     options: dict[str, Any] = {"url": url, "secret": "s" * 32, "initial_backoff": HOUR,
                                "max_backoff": HOUR, "timeout": 2.0}
@@ -118,32 +141,32 @@ def traced_session(keys: list[str]) -> aiohttp.ClientSession:
 
 @pytest.mark.parametrize("stop", ["shutdown", "crash"])
 async def test_pending_webhook_is_delivered_once_after_restart(
-    tmp_path: Path, receiver: Receiver, stop: str,
+    inbox_db: Path | str, receiver: Receiver, stop: str,
 ) -> None:
     """Receiver down, service stops: the next start delivers once, same key, and settles it."""
-    db, sink, sleeper, keys = tmp_path / "inbox.sqlite3", DeadLetters(), RecordingSleep(), []
+    sink, sleeper, keys = DeadLetters(), RecordingSleep(), []
     config = webhook_channels(receiver.url)
     session = traced_session(keys)
-    store = InboxStore(db)
+    store = await open_store(inbox_db)
     first = DurableDelivery(config, store, sink, sleep=sleeper, jitter=lambda: 1.0,
                             session=session)
     assert await first.start() == 0
-    new = store.add_many([stored("n-1")], channels_for=first.channels_for)
-    assert store.deliveries("n-1") == {"fagsystem": ("pending", None)}
+    new = await store.add_many([stored("n-1")], channels_for=first.channels_for)
+    assert await store.deliveries("n-1") == {"fagsystem": ("pending", None)}
     first.listener(new)
     await wait_until(lambda: sleeper.requested == [HOUR])  # refused, waiting an hour
     assert keys == ["n-1"]
     if stop == "shutdown":
         await first.close(timeout=0.01)  # nothing settles: the rest stays due
-        store.close()
+        await store.close()
 
     await receiver.start()
-    restarted = InboxStore(db)
-    assert [(d.notification.id, d.channel) for d in restarted.unsettled()] == [
+    restarted = await open_store(inbox_db)
+    assert [(d.notification.id, d.channel) for d in await restarted.unsettled()] == [
         ("n-1", "fagsystem")]
     second = DurableDelivery(config, restarted, sink)
     assert await second.start() == 1
-    await wait_until(lambda: restarted.deliveries("n-1") == {
+    await wait_for_deliveries(restarted, "n-1", {
         "fagsystem": ("settled", "delivered")})
     await asyncio.sleep(0.2)
     assert len(receiver.attempts) == 1
@@ -159,23 +182,24 @@ async def test_pending_webhook_is_delivered_once_after_restart(
     assert sink.records == []
     if stop == "crash":
         await first.close(timeout=0.01)
-        store.close()
-    restarted.close()
+        await store.close()
+    await restarted.close()
     await session.close()
 
 
-async def test_dead_lettered_delivery_is_settled(tmp_path: Path, receiver: Receiver) -> None:
+async def test_dead_lettered_delivery_is_settled(inbox_db: Path | str,
+                                                receiver: Receiver) -> None:
     """A delivery that ends in the dead letters is settled as dead_lettered, not resent."""
     receiver.status = 500
     await receiver.start()
     sink = DeadLetters()
-    store = InboxStore(tmp_path / "inbox.sqlite3")
+    store = await open_store(inbox_db)
     delivery = DurableDelivery(webhook_channels(receiver.url, max_attempts=2,
                                                 initial_backoff=0.01, max_backoff=0.01),
                                store, sink)
     await delivery.start()
-    delivery.listener(store.add_many([stored("n-7")], channels_for=delivery.channels_for))
-    await wait_until(lambda: store.deliveries("n-7") == {
+    delivery.listener(await store.add_many([stored("n-7")], channels_for=delivery.channels_for))
+    await wait_for_deliveries(store, "n-7", {
         "fagsystem": ("settled", "dead_lettered")})
     await delivery.close()
     assert [(r["notification_id"], r["reason"], r["attempts"]) for r in sink.values()] == [
@@ -184,11 +208,11 @@ async def test_dead_lettered_delivery_is_settled(tmp_path: Path, receiver: Recei
     assert await again.start() == 0
     await again.close()
     assert len(receiver.attempts) == 2
-    store.close()
+    await store.close()
 
 
 async def test_failing_dead_letter_sink_leaves_the_delivery_due(
-    tmp_path: Path, receiver: Receiver,
+    inbox_db: Path | str, receiver: Receiver,
 ) -> None:
     """When the dead-letter sink does not take the record, the delivery stays pending."""
     receiver.status = 400
@@ -197,69 +221,68 @@ async def test_failing_dead_letter_sink_leaves_the_delivery_due(
     async def broken_sink(_key: bytes, _value: bytes) -> None:
         raise RuntimeError("kafka down")
 
-    store = InboxStore(tmp_path / "inbox.sqlite3")
+    store = await open_store(inbox_db)
     delivery = DurableDelivery(webhook_channels(receiver.url), store, broken_sink)
     await delivery.start()
-    delivery.listener(store.add_many([stored("n-8")], channels_for=delivery.channels_for))
+    delivery.listener(await store.add_many([stored("n-8")], channels_for=delivery.channels_for))
     await wait_until(lambda: len(receiver.attempts) == 1)
     await delivery.close()
-    assert store.deliveries("n-8") == {"fagsystem": ("pending", None)}
-    store.close()
+    assert await store.deliveries("n-8") == {"fagsystem": ("pending", None)}
+    await store.close()
 
 
-def test_pending_rows_are_written_with_the_notification(tmp_path: Path) -> None:
+async def test_pending_rows_are_written_with_the_notification(inbox_db: Path | str) -> None:
     """add_many records pending deliveries in its transaction: both or neither, never twice."""
-    store = InboxStore(tmp_path / "inbox.sqlite3")
+    store = await open_store(inbox_db)
     routed = stored("n-1")
     unrouted = notification("n-2", department="jobcenter", unit="jc-nord")
 
     def channels(n: Notification) -> list[str]:
         return ["a", "b"] if n.recipient.department == "boern-familie" else []
 
-    assert len(store.add_many([routed, unrouted], channels_for=channels)) == 2
-    assert [(d.notification.id, d.channel) for d in store.unsettled()] == [
+    assert len(await store.add_many([routed, unrouted], channels_for=channels)) == 2
+    assert [(d.notification.id, d.channel) for d in await store.unsettled()] == [
         ("n-1", "a"), ("n-1", "b")]
-    assert store.add_many([routed], channels_for=channels) == []  # a repeat adds nothing
-    assert store.mark_settled("n-1", "a", "delivered")
-    assert not store.mark_settled("n-2", "a", "delivered")
-    store.mark_pending("n-1", ["a"])  # settled stays settled
-    assert store.deliveries("n-1") == {"a": ("settled", "delivered"), "b": ("pending", None)}
+    assert await store.add_many([routed], channels_for=channels) == []  # a repeat adds nothing
+    assert await store.mark_settled("n-1", "a", "delivered")
+    assert not await store.mark_settled("n-2", "a", "delivered")
+    await store.mark_pending("n-1", ["a"])  # settled stays settled
+    assert await store.deliveries("n-1") == {"a": ("settled", "delivered"), "b": ("pending", None)}
 
     def broken(_n: Any) -> list[str]:
         raise RuntimeError("routing bug")
 
     with pytest.raises(RuntimeError):
-        store.add_many([stored("n-3")], channels_for=broken)
-    assert store.deliveries("n-3") == {}
-    assert store.add_many([stored("n-3")]) != []  # the rollback took the notification
-    store.close()
+        await store.add_many([stored("n-3")], channels_for=broken)
+    assert await store.deliveries("n-3") == {}
+    assert await store.add_many([stored("n-3")]) != []  # the rollback took the notification
+    await store.close()
 
 
-async def test_unreadable_stored_body_stays_pending_and_spares_the_rest(tmp_path: Path) -> None:
+async def test_unreadable_stored_body_stays_pending_and_spares_the_rest(
+        inbox_db: Path | str) -> None:
     """A damaged stored body is left out of the re-dispatch (still pending), never a crash."""
-    path = tmp_path / "inbox.sqlite3"
-    store = InboxStore(path)
-    store.add_many([stored("n-1"), stored("n-2")], channels_for=lambda _n: ["gone"])
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE notifications SET body = ? WHERE id = 'n-1'", (b'{"id": "n-1"}',))
-    assert [d.notification.id for d in store.unsettled()] == ["n-2"]
+    store = await open_store(inbox_db)
+    await store.add_many([stored("n-1"), stored("n-2")], channels_for=lambda _n: ["gone"])
+    damage(inbox_db, "n-1", b'{"id": "n-1"}')
+    assert [d.notification.id for d in await store.unsettled()] == ["n-2"]
     delivery = DurableDelivery(ChannelsConfig(), store, DeadLetters())
     assert await delivery.start() == 1
     await delivery.close()
-    assert store.deliveries("n-1") == {"gone": ("pending", None)}
-    assert store.deliveries("n-2") == {"gone": ("settled", CHANNEL_REMOVED)}
-    store.close()
+    assert await store.deliveries("n-1") == {"gone": ("pending", None)}
+    assert await store.deliveries("n-2") == {"gone": ("settled", CHANNEL_REMOVED)}
+    await store.close()
 
 
-async def test_removed_channel_settles_its_pending_deliveries(tmp_path: Path) -> None:
+async def test_removed_channel_settles_its_pending_deliveries(inbox_db: Path | str) -> None:
     """A pending delivery for a channel no longer configured is settled as channel_removed."""
-    store = InboxStore(tmp_path / "inbox.sqlite3")
-    store.add_many([stored("n-1")], channels_for=lambda _n: ["gone"])
+    store = await open_store(inbox_db)
+    await store.add_many([stored("n-1")], channels_for=lambda _n: ["gone"])
     delivery = DurableDelivery(ChannelsConfig(), store, DeadLetters())
     assert await delivery.start() == 1
     await delivery.close()
-    assert store.deliveries("n-1") == {"gone": ("settled", CHANNEL_REMOVED)}
-    store.close()
+    assert await store.deliveries("n-1") == {"gone": ("settled", CHANNEL_REMOVED)}
+    await store.close()
 
 
 def _email(port: int, **overrides: Any) -> EmailConfig:

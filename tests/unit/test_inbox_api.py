@@ -16,10 +16,12 @@ from prometheus_client import REGISTRY
 from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
-from advisering.inbox.service import BROADCAST, STORE
-from advisering.inbox.store import InboxStore, Viewer
+from advisering.inbox.service import STORE
+from advisering.inbox.storage import InboxStorage
+from advisering.inbox.store import Viewer
 from advisering.labels import labels_json
 from advisering.settings import Settings
+from tests.pg import open_store, store_and_publish
 
 SECRET = b"s" * 32
 
@@ -40,15 +42,17 @@ def note(nid: str, caseworker: str | None, unit: str, severity: str = "normal",
 
 
 @pytest.fixture
-async def inbox(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], InboxStore]]:
+async def inbox(inbox_db: Path | str) -> AsyncIterator[tuple[TestClient[Any, Any],
+                                                           InboxStorage]]:
+    """A served inbox on each store in turn, with four notifications of two caseworkers."""
     settings = Settings(bootstrap_servers="127.0.0.1:1", token_secret="s" * 32,
-                        inbox_db=tmp_path / "inbox.sqlite3",
+                        inbox_db=inbox_db,
                         case_urls={"dubu": "https://dubu.example/sag/{id}"})
     app = create_web_app(settings, consume=False)
     client = TestClient(TestServer(app))
     await client.start_server()
     store = app[STORE]
-    store.add_many([
+    await store.add_many([
         note("a1", "bf-0042", "bf-syd", "high", 1), note("a2", "bf-0042", "bf-syd", "info", 2),
         note("u1", None, "bf-syd", "normal", 3), note("o1", "bf-0077", "bf-nord", "high", 4),
     ])
@@ -98,7 +102,7 @@ async def test_mark_one_and_all_read(inbox: Any) -> None:
     assert (await (await client.get("/api/v1/notifications/a1", headers=auth())).json())["read_at"]
     marked = await (await client.post("/api/v1/notifications/read-all", headers=auth())).json()
     assert marked == {"marked": 2}
-    assert store.list(Viewer("boern-familie", "bf-0077", "bf-nord"))[2] == 1
+    assert (await store.list(Viewer("boern-familie", "bf-0077", "bf-nord")))[2] == 1
 
 
 async def test_feedback_is_stored_and_counted(inbox: Any) -> None:
@@ -112,7 +116,7 @@ async def test_feedback_is_stored_and_counted(inbox: Any) -> None:
     assert reply.status == 200
     item = await (await client.get("/api/v1/notifications/a1", headers=auth())).json()
     assert (item["feedback"], item["feedback_reason"]) == ("not_useful", "kendte det allerede")
-    assert store.feedback_counts() == {("sanktion-til-boernesag", "not_useful"): 1}
+    assert await store.feedback_counts() == {("sanktion-til-boernesag", "not_useful"): 1}
     after = REGISTRY.get_sample_value(
         "advisering_feedback_total", {"rule": "sanktion-til-boernesag", "verdict": "not_useful"})
     assert after == before + 1
@@ -129,7 +133,7 @@ async def test_other_caseworkers_notification_is_404(inbox: Any, path: str) -> N
     else:
         reply = await client.post(path, headers=auth(), json={"useful": True})
     assert reply.status == 404
-    item = store.get(Viewer("boern-familie", "bf-0077", "bf-nord"), "o1")
+    item = await store.get(Viewer("boern-familie", "bf-0077", "bf-nord"), "o1")
     assert item is not None
     assert item.read_at is None
 
@@ -195,16 +199,15 @@ async def test_bad_feedback_is_4xx(inbox: Any, body: bytes) -> None:
 
 async def test_live_stream_delivers_new_notification(inbox: Any) -> None:
     """The SSE stream (token as access_token) delivers a new visible notification only."""
-    client, store = inbox
+    client, _store = inbox
     token = tokens.issue(SECRET, "bf-0042", "boern-familie", "bf-syd")
     reply = await client.get(f"/api/v1/stream?access_token={token}")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("text/event-stream")
     assert (await reply.content.readline()).startswith(b": connected")
     await reply.content.readline()
-    broadcast = client.server.app[BROADCAST]
     new = [note("x9", "bf-9999", "bf-nord"), note("n1", "bf-0042", "bf-syd", "high", 9)]
-    broadcast.publish(store.add_many(new))
+    await store_and_publish(client.server.app, new)
     lines = [await asyncio.wait_for(reply.content.readline(), 5) for _ in range(3)]
     assert lines[0] == b"event: notification\n"
     assert lines[1] == b"id: n1\n"
@@ -238,15 +241,16 @@ async def test_page_carries_the_one_label_table(inbox: Any) -> None:
     assert "jobcentret" not in script and "dødsfald" not in script and "Høj" not in script
 
 
-def test_repeated_notification_is_stored_once_and_read_ones_expire(tmp_path: Path) -> None:
+async def test_repeated_notification_is_stored_once_and_read_ones_expire(
+        inbox_db: Path | str) -> None:
     """The same id twice is stored once; read notifications past retention are deleted."""
-    store = InboxStore(tmp_path / "inbox.sqlite3")
-    assert len(store.add_many([note("a1", "bf-0042", "bf-syd")])) == 1
-    assert store.add_many([note("a1", "bf-0042", "bf-syd")]) == []
-    store.add_many([note("a2", "bf-0042", "bf-syd")])
+    store = await open_store(inbox_db)
+    assert len(await store.add_many([note("a1", "bf-0042", "bf-syd")])) == 1
+    assert await store.add_many([note("a1", "bf-0042", "bf-syd")]) == []
+    await store.add_many([note("a2", "bf-0042", "bf-syd")])
     viewer = Viewer("boern-familie", "bf-0042", "bf-syd")
-    store.mark_read(viewer, "a1")
-    assert store.expire(dt.timedelta(days=30)) == 0
-    assert store.expire(dt.timedelta(seconds=-1)) == 1
-    assert [n.body["id"] for n in store.list(viewer)[0]] == ["a2"]
-    store.close()
+    assert await store.mark_read(viewer, "a1")
+    assert await store.expire(dt.timedelta(days=30)) == 0
+    assert await store.expire(dt.timedelta(seconds=-1)) == 1
+    assert [n.body["id"] for n in (await store.list(viewer))[0]] == ["a2"]
+    await store.close()

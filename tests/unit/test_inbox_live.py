@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from advisering.engine.notification import Notification
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
+from advisering.inbox.migrations import SQLITE_MIGRATIONS, Migrated
 from advisering.inbox.revocation import revoke
 from advisering.inbox.service import BROADCAST, STORE
 from advisering.inbox.store import InboxStore, Viewer
@@ -135,7 +136,7 @@ async def test_slow_client_whose_queue_overflows_is_sent_reload_and_dropped(
     app = served.server.app
     stream = await open_stream(served, token())
     before = closed_count("overflow")
-    app[BROADCAST].publish(app[STORE].add_many(
+    app[BROADCAST].publish(await app[STORE].add_many(
         [note(f"n{i}", "bf-0042", "bf-syd", "boern-familie") for i in range(4)]))
     assert (await next_event(stream))[0] == "reload"
     await assert_closed(stream)
@@ -149,7 +150,7 @@ async def test_a_queue_within_its_bound_is_delivered_in_full(
     """As many notifications as the queue holds all arrive (the bound is not off by one)."""
     app = served.server.app
     stream = await open_stream(served, token())
-    app[BROADCAST].publish(app[STORE].add_many(
+    app[BROADCAST].publish(await app[STORE].add_many(
         [note(f"k{i}", "bf-0042", "bf-syd", "boern-familie") for i in range(3)]))
     assert [(await next_event(stream))[0] for _ in range(3)] == ["notification"] * 3
     stream.close()
@@ -167,7 +168,7 @@ async def test_fourth_stream_of_one_token_closes_the_oldest(
     await assert_closed(streams[0])
     assert len(served.server.app[BROADCAST]) == 6
     app = served.server.app
-    app[BROADCAST].publish(app[STORE].add_many([note("c1", "bf-0042", "bf-syd",
+    app[BROADCAST].publish(await app[STORE].add_many([note("c1", "bf-0042", "bf-syd",
                                                      "boern-familie")]))
     for open_one in [*streams[1:], newest, *others]:
         assert (await next_event(open_one))[0] == "notification"
@@ -181,7 +182,7 @@ async def test_same_caseworker_id_in_two_departments_never_sees_the_other(
     app = served.server.app
     jc, bf = token("x-1", "jobcenter", "team-a"), token("x-1", "boern-familie", "team-a")
     jc_stream, bf_stream = await open_stream(served, jc), await open_stream(served, bf)
-    app[BROADCAST].publish(app[STORE].add_many([
+    app[BROADCAST].publish(await app[STORE].add_many([
         note("jc-own", "x-1", "team-a", "jobcenter"),
         note("bf-own", "x-1", "team-a", "boern-familie"),
         note("jc-unit", None, "team-a", "jobcenter"),
@@ -212,7 +213,7 @@ async def test_no_pseudonym_in_any_inbox_answer_or_live_event(
     app = served.server.app
     value = token()
     stream = await open_stream(served, value)
-    app[BROADCAST].publish(app[STORE].add_many([note("p1", "bf-0042", "bf-syd",
+    app[BROADCAST].publish(await app[STORE].add_many([note("p1", "bf-0042", "bf-syd",
                                                      "boern-familie")]))
     _, data = await next_event(stream)
     stream.close()
@@ -227,7 +228,7 @@ async def test_no_pseudonym_in_any_inbox_answer_or_live_event(
     assert b'"id":"p1"' in bodies[0] and b'"id":"p1"' in bodies[1]
     for body in bodies:
         assert PSEUDONYM.encode() not in body and b'"citizen"' not in body
-    stored = app[STORE].get(Viewer("boern-familie", "bf-0042", "bf-syd"), "p1")
+    stored = await app[STORE].get(Viewer("boern-familie", "bf-0042", "bf-syd"), "p1")
     assert stored is not None and stored.body["citizen"] == PSEUDONYM  # the store keeps it
 
 
@@ -286,13 +287,19 @@ def test_an_older_database_gets_the_pair_indexes_and_keeps_its_rows(tmp_path: Pa
     old.close()
     store = InboxStore(path)
     try:
+        assert store.migrated == Migrated(0, len(SQLITE_MIGRATIONS))
         with sqlite3.connect(path) as check:
             indexes = {row[0] for row in check.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'index' "
                 "AND tbl_name = 'notifications'")}
+            versions = [row[0] for row in check.execute("SELECT version FROM schema_version")]
+        assert versions == list(range(1, len(SQLITE_MIGRATIONS) + 1))
         assert {"by_recipient", "by_department_unit"} <= indexes
         assert not {"by_caseworker", "by_unit"} & indexes
         assert store.get(Viewer("jobcenter", "x-1"), "old-1") is not None
         assert store.get(Viewer("boern-familie", "x-1", "team-a"), "old-1") is None
     finally:
         store.close()
+    reopened = InboxStore(path)  # a second open has nothing left to do
+    assert reopened.migrated == Migrated(len(SQLITE_MIGRATIONS), len(SQLITE_MIGRATIONS))
+    reopened.close()

@@ -126,6 +126,12 @@ several: called at the top of every workload template, so nothing renders.
 {{- if and $v.inbox.enabled (not $v.secrets.tokenSecret.existingSecret) -}}
 {{- fail "secrets.tokenSecret.existingSecret is required: the name of a Secret holding ADVISERING_TOKEN_SECRET (the inbox)" -}}
 {{- end -}}
+{{- if and $v.inbox.enabled (gt (int $v.inbox.replicas) 1) (not $v.inbox.database.existingSecret) -}}
+{{- fail (printf "inbox.replicas (%d) above 1 needs inbox.database.existingSecret: a Secret with a postgresql:// URL. The SQLite store is one file that one replica writes (docs/operators.md, The inbox on PostgreSQL)" (int $v.inbox.replicas)) -}}
+{{- end -}}
+{{- if and $v.inbox.enabled (gt (int $v.inbox.replicas) 1) (not (has "ReadWriteMany" $v.inbox.persistence.accessModes)) -}}
+{{- fail "inbox.replicas above 1 needs inbox.persistence.accessModes [ReadWriteMany]: every replica must read the one token revocation file on that volume" -}}
+{{- end -}}
 {{- if and (or $v.serve.enabled $v.worker.enabled) (not $v.secrets.sources.existingSecret) -}}
 {{- fail "secrets.sources.existingSecret is required: the name of a Secret holding the sources file (API-key hashes and grants)" -}}
 {{- end -}}
