@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-from advisering.settings_store import default_cache_dir
+from advisering.settings_store import POSTGRES_SCHEMES
 
 DEFAULT_AUDIT_RETENTION_DAYS = 1827
 """Five years (with a leap day): see the README for why years, not days."""
@@ -22,11 +22,12 @@ DEFAULT_AUDIT_RETENTION_DAYS = 1827
 class AuditSettings(BaseSettings):
     """``ADVISERING_AUDIT_*``, ``ADVISERING_INSIGHT_*`` and the previous pseudonym key."""
 
-    audit_db: Path | None = Field(
-        default=None,
-        description="the audit store (SQLite file) `audit-sink` fills and `insight` reads; "
-        "none means `audit.sqlite3` beside the SQLite inbox database (with the inbox on "
-        "PostgreSQL, in `~/.cache/advisering`)",
+    audit_db: Path | SecretStr | None = Field(
+        default=None, union_mode="left_to_right",
+        description="the audit store `audit-sink` fills and `insight` reads: a SQLite file or "
+        "a `postgresql://` URL (a secret); none means `audit.sqlite3` beside the SQLite inbox "
+        "database, or with the inbox on PostgreSQL the inbox's database (see [the audit store]"
+        "(operators.md#the-audit-store-on-postgresql))",
     )
     audit_group: str = Field(
         default="advisering-audit", min_length=1, max_length=200,
@@ -75,17 +76,26 @@ class AuditSettings(BaseSettings):
     @classmethod
     def _empty_audit_value_is_unset(cls, value: object) -> object:
         # An empty variable (a template's blank value) means unset, not the path ".".
-        return None if isinstance(value, str) and not value.strip() else value
+        if isinstance(value, str) and not value.strip():
+            return None
+        # A database URL may carry the password: a secret, so no repr or log shows it.
+        if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
+            return SecretStr(value)
+        return value
 
-    def audit_database(self, inbox_db: Path | None) -> Path:
-        """The audit store's file: the setting, or ``audit.sqlite3`` beside the SQLite inbox.
+    def audit_database(self, inbox_db: Path | SecretStr) -> Path | SecretStr:
+        """The audit store: the setting, or beside the inbox (``ADVISERING_INBOX_DB``).
 
-        With the inbox on PostgreSQL (``inbox_db`` None) the default is in
-        ``~/.cache/advisering``.
+        Unset, it is ``audit.sqlite3`` beside a SQLite inbox, and with the inbox
+        on PostgreSQL (a ``SecretStr`` URL) the same database: its tables have
+        their own names and schema versions, and every ``serve`` replica and
+        the sink then share it without another setting.
         """
         if self.audit_db is not None:
             return self.audit_db
-        return (inbox_db.parent if inbox_db is not None else default_cache_dir()) / "audit.sqlite3"
+        if isinstance(inbox_db, SecretStr):
+            return inbox_db
+        return inbox_db.parent / "audit.sqlite3"
 
     def previous_pseudonym_key_bytes(self) -> bytes | None:
         """The previous pseudonym key (rotation), when one is set."""

@@ -30,4 +30,4 @@ def root() -> Path:
 
 
 # Every test may ask for a PostgreSQL database, or for each inbox store in turn.
-from tests.pg import inbox_db, pg_server, pg_url  # noqa: E402, F401
+from tests.pg import audit_db, inbox_db, pg_server, pg_url  # noqa: E402, F401

@@ -20,7 +20,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
+from advisering.audit.store import AuditStorage, open_audit_store
 from advisering.dev import local_postgres
 from advisering.engine.notification import Notification
 from advisering.inbox.service import BROADCAST, STORE
@@ -77,13 +79,46 @@ def pg_url(pg_server: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
+def _each_store(request: pytest.FixtureRequest, file: Path) -> Path | str:
+    """``file`` for the SQLite parameter, a new PostgreSQL database's URL for the other."""
+    if request.param == "sqlite":
+        return file
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture(params=STORES)
 def inbox_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """ADVISERING_INBOX_DB for each store: a SQLite file, then a PostgreSQL database."""
-    if request.param == "sqlite":
-        return tmp_path / "inbox.sqlite3"
-    url: str = request.getfixturevalue("pg_url")
-    return url
+    return _each_store(request, tmp_path / "inbox.sqlite3")
+
+
+@pytest.fixture(params=STORES)
+def audit_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """ADVISERING_AUDIT_DB for each store: a SQLite file, then a PostgreSQL database."""
+    return _each_store(request, tmp_path / "audit.sqlite3")
+
+
+def open_audit(audit_db: Path | str) -> AuditStorage:
+    """The audit store ADVISERING_AUDIT_DB names, opened (and migrated) as the sink opens it."""
+    return open_audit_store(SecretStr(audit_db) if isinstance(audit_db, str) else audit_db)
+
+
+def text_in_tables(url: str, tables: tuple[str, ...]) -> str:
+    """Every text column of every row of ``tables``, joined: what a scan for a CPR reads."""
+    found: list[str] = []
+    with psycopg.connect(url) as db:
+        for table in tables:
+            columns = [row[0] for row in db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "AND data_type IN ('text', 'character varying', 'bytea', 'jsonb', 'json')",
+                (table,)).fetchall()]
+            assert columns, f"no text columns in {table}"
+            for column in columns:
+                for (value,) in db.execute(
+                        f'SELECT "{column}"::text FROM "{table}"').fetchall():  # type: ignore[arg-type]
+                    found.append(str(value))
+    return "\n".join(found)
 
 
 async def open_store(inbox_db: Path | str) -> InboxStorage:

@@ -9,10 +9,11 @@ beside the columns it is searched by) and never a CPR number: the sink refuses
 records with a CPR-shaped value, and lookups are written by pseudonym.
 
 ``AuditStorage`` is the interface the sink, the insight and the API use; this
-module's ``SqliteAuditStore`` is the embedded implementation. The SQL is kept
-portable (``ON CONFLICT ... DO NOTHING``, TEXT timestamps in one fixed-width
-UTC form so that text order is time order) so that a PostgreSQL store can
-implement the same protocol with the same statements (``%s`` for ``?``).
+module's ``SqliteAuditStore`` is the embedded implementation, and
+``advisering.audit.postgres.PostgresAuditStore`` the shared one (chosen by
+``open_audit_store`` for a ``postgresql://`` URL). The SQL is portable (``ON
+CONFLICT ... DO NOTHING``, TEXT timestamps in one fixed-width UTC form so that
+text order is time order), so both use the same statements.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from pydantic import SecretStr
 
 from advisering.engine.notification import AuditRecord
 from advisering.privatefiles import open_private_sqlite
+
+if TYPE_CHECKING:
+    from advisering.inbox.postgres import PoolLimits
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_disclosures (
@@ -94,7 +99,7 @@ class Pruned:
 
 
 class AuditStorage(Protocol):
-    """What the sink, the insight and the API need of an audit store (SQLite now; PostgreSQL)."""
+    """What the sink, the insight and the API need of an audit store (SQLite or PostgreSQL)."""
 
     def add_many(self, records: Sequence[AuditRecord]) -> int:
         """Store records not stored before (by notification id), in one transaction; how many."""
@@ -126,6 +131,46 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
+LOOKUP_COLUMNS = "id, asked_utc, citizen, via, caseworker, department, unit, jti, disclosures"
+"""The columns of ``audit_lookups``, in the order of ``lookup_row`` and ``lookup_of``."""
+
+
+def disclosure_rows(records: Sequence[AuditRecord]) -> list[tuple[str, str, str, str, str]]:
+    """(notification_id, citizen, created_utc, received_utc, record) of each, as both stores insert.
+
+    ValueError (or OverflowError) for a ``created`` that is not a time with an offset.
+    """
+    received = utc_text(dt.datetime.now(dt.UTC))
+    return [(r.notification_id, r.citizen, created_utc(r), received, r.encode().decode())
+            for r in records]
+
+
+def period_where(start: dt.datetime | None, end: dt.datetime | None,
+                 mark: str) -> tuple[list[str], list[object]]:
+    """The conditions (and parameters) of [start, end) on ``created_utc``; ``mark``: ? or %s."""
+    where: list[str] = []
+    params: list[object] = []
+    if start is not None:
+        where.append(f"created_utc >= {mark}")
+        params.append(utc_text(start))
+    if end is not None:
+        where.append(f"created_utc < {mark}")
+        params.append(utc_text(end))
+    return where, params
+
+
+def lookup_row(lookup: Lookup) -> tuple[object, ...]:
+    """A lookup's values in the order of ``LOOKUP_COLUMNS``."""
+    return (lookup.id, utc_text(lookup.asked), lookup.citizen, lookup.via, lookup.caseworker,
+            lookup.department, lookup.unit, lookup.jti, lookup.disclosures)
+
+
+def lookup_of(row: Sequence[Any]) -> Lookup:
+    """A lookup from a row of ``LOOKUP_COLUMNS``."""
+    return Lookup(row[0], dt.datetime.fromisoformat(row[1]), row[2], row[3], row[4], row[5],
+                  row[6], row[7], int(row[8]))
+
+
 class SqliteAuditStore:
     """The audit store in one SQLite file (WAL: the sink writes while serve reads)."""
 
@@ -144,9 +189,7 @@ class SqliteAuditStore:
         The caller commits its Kafka offsets only after this returns, so a
         crash in between gives the batch again and the ids make it harmless.
         """
-        received = utc_text(dt.datetime.now(dt.UTC))
-        rows = [(r.notification_id, r.citizen, created_utc(r), received, r.encode().decode())
-                for r in records]
+        rows = disclosure_rows(records)
         new = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -168,14 +211,9 @@ class SqliteAuditStore:
         """Records about ``citizens`` (old and new pseudonyms of one person) in [start, end)."""
         if not citizens:
             return []
-        where = [f"citizen IN ({_placeholders(len(citizens))})"]
-        params: list[object] = list(citizens)
-        if start is not None:
-            where.append("created_utc >= ?")
-            params.append(utc_text(start))
-        if end is not None:
-            where.append("created_utc < ?")
-            params.append(utc_text(end))
+        period, bounds = period_where(start, end, "?")
+        where = [f"citizen IN ({_placeholders(len(citizens))})", *period]
+        params = [*citizens, *bounds]
         with self._lock:
             rows = self._db.execute(
                 f"SELECT record FROM audit_disclosures WHERE {' AND '.join(where)} "  # noqa: S608
@@ -186,11 +224,8 @@ class SqliteAuditStore:
         """Record one insight question (its id is random: a repeat is a new question)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO audit_lookups (id, asked_utc, citizen, via, caseworker, department, "
-                "unit, jti, disclosures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (lookup.id, utc_text(lookup.asked), lookup.citizen, lookup.via,
-                 lookup.caseworker, lookup.department, lookup.unit, lookup.jti,
-                 lookup.disclosures))
+                f"INSERT INTO audit_lookups ({LOOKUP_COLUMNS}) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", lookup_row(lookup))
 
     def lookups(self, citizens: Sequence[str]) -> list[Lookup]:
         """The questions asked about ``citizens``, oldest first (for operators and tests)."""
@@ -199,11 +234,9 @@ class SqliteAuditStore:
         with self._lock:
             marks = _placeholders(len(citizens))
             rows = self._db.execute(
-                "SELECT id, asked_utc, citizen, via, caseworker, department, unit, jti, "  # noqa: S608
-                f"disclosures FROM audit_lookups WHERE citizen IN ({marks}) "
-                "ORDER BY asked_utc, id", list(citizens)).fetchall()
-        return [Lookup(r[0], dt.datetime.fromisoformat(r[1]), r[2], r[3], r[4], r[5], r[6],
-                       r[7], int(r[8])) for r in rows]
+                f"SELECT {LOOKUP_COLUMNS} FROM audit_lookups "  # noqa: S608
+                f"WHERE citizen IN ({marks}) ORDER BY asked_utc, id", list(citizens)).fetchall()
+        return [lookup_of(row) for row in rows]
 
     def prune(self, before: dt.datetime) -> Pruned:
         """Delete what is older than ``before``, in one transaction."""
@@ -222,7 +255,14 @@ class SqliteAuditStore:
         return Pruned(max(disclosures, 0), max(lookups, 0))
 
 
-def open_audit_store(location: Path) -> AuditStorage:
-    """The audit store at ``location`` (a SQLite file; the hook for a PostgreSQL URL later)."""
-    return SqliteAuditStore(location)
+def open_audit_store(location: Path | SecretStr, limits: PoolLimits | None = None,
+                     ) -> AuditStorage:
+    """The audit store at ``location``: a SQLite file, or a PostgreSQL URL (a secret).
 
+    ``limits`` bound the PostgreSQL pool (``ADVISERING_INBOX_PG_*``).
+    """
+    if isinstance(location, SecretStr):
+        from advisering.audit.postgres import PostgresAuditStore  # noqa: PLC0415 - it imports this module
+
+        return PostgresAuditStore(location.get_secret_value(), limits)
+    return SqliteAuditStore(location)

@@ -20,10 +20,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from advisering.cli.errors import UserError
 from advisering.settings import Settings
 
 if TYPE_CHECKING:
+    from advisering.audit.store import AuditStorage
     from advisering.insight.report import Asker
 
 
@@ -31,7 +34,6 @@ def _audit_sink(_args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import start_http_server
 
     from advisering.audit.sink import AuditSink
-    from advisering.audit.store import open_audit_store
     from advisering.kafka.connection import KafkaConnection
     from advisering.log import get_logger
 
@@ -43,15 +45,15 @@ def _audit_sink(_args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(f"cannot serve metrics on 127.0.0.1:{settings.audit_sink_web_port} "
                             f"({exc.strerror}): set ADVISERING_AUDIT_SINK_WEB_PORT to a free "
                             "port, or 0 for none") from exc
-    location = settings.audit_database(settings.inbox_sqlite_path())
-    store = open_audit_store(location)
+    location = settings.audit_database(settings.inbox_db)
+    store = _open_store(location, settings)
     sink = AuditSink(KafkaConnection.from_settings(settings), settings.audit_group, store,
                      max_record_bytes=settings.audit_max_record_bytes,
                      retention=dt.timedelta(days=settings.audit_retention_days))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("audit_sink_started", group=settings.audit_group, store=str(location),
+    log.info("audit_sink_started", group=settings.audit_group, store=_described(location),
              retention_days=settings.audit_retention_days,
              prune_interval_seconds=settings.audit_prune_interval_seconds)
     try:
@@ -61,6 +63,26 @@ def _audit_sink(_args: argparse.Namespace, settings: Settings) -> int:
         store.close()
         log.info("audit_sink_stopped")
     return 0
+
+
+def _described(location: Path | SecretStr) -> str:
+    """The store for a log line or message: the file, or just "postgresql" (the URL is secret)."""
+    return "postgresql" if isinstance(location, SecretStr) else str(location)
+
+
+def _open_store(location: Path | SecretStr, settings: Settings) -> AuditStorage:
+    """The audit store, or a UserError naming it (never the URL) when it cannot be opened."""
+    import psycopg
+    import psycopg_pool
+
+    from advisering.audit.store import open_audit_store
+    from advisering.inbox.postgres import PoolLimits
+
+    try:
+        return open_audit_store(location, PoolLimits.from_settings(settings))
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        raise UserError(f"the audit store ({_described(location)}) cannot be opened: "
+                        f"{type(exc).__name__}") from exc
 
 
 def _read_cpr(value: str) -> str:
@@ -90,7 +112,6 @@ def _write_private(path: Path, text: str) -> None:
 
 def _insight(args: argparse.Namespace, settings: Settings) -> int:
     from advisering import metrics
-    from advisering.audit.store import open_audit_store
     from advisering.insight.letter import render_letter
     from advisering.insight.report import (
         InsightRequestError,
@@ -112,11 +133,11 @@ def _insight(args: argparse.Namespace, settings: Settings) -> int:
     except InsightRequestError as exc:
         metrics.INSIGHT_LOOKUPS.labels("cli", "refused").inc()
         raise UserError(str(exc)) from None
-    location = settings.audit_database(settings.inbox_sqlite_path())
-    if not location.is_file():
+    location = settings.audit_database(settings.inbox_db)
+    if isinstance(location, Path) and not location.is_file():
         raise UserError(f"no audit store at {location}: run `advisering audit-sink` (or set "
                         "ADVISERING_AUDIT_DB to the store it fills)")
-    store = open_audit_store(location)
+    store = _open_store(location, settings)
     try:
         report, lookup = look_up(store, pseudonyms, period, _operator(),
                                  limit=settings.insight_max_disclosures)

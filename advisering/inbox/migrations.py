@@ -11,13 +11,24 @@ so that it also upgrades such an older file in place (its tables are kept, and
 its two indexes on the caseworker id alone are replaced by ones on the pair
 (department, caseworker)). PostgreSQL takes an advisory lock while it
 migrates, so replicas starting together apply each version once.
+
+``migrate_postgres`` is the one PostgreSQL migrator: the inbox runs it with
+``POSTGRES_MIGRATIONS`` and ``schema_version``, the audit store
+(``advisering.audit.postgres``) with its own list and ``audit_schema_version``,
+so the two can share one database (or not) and each keeps its own versions.
+It is synchronous (the audit store is; the inbox calls it in a worker thread).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
 
 SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the notifications and their deliveries (upgrades pre-version files too)
@@ -62,7 +73,9 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+INBOX_VERSIONS = "schema_version"
+"""The table of the inbox's applied versions (the audit store has its own)."""
+VERSION_TABLE = f"""CREATE TABLE IF NOT EXISTS {INBOX_VERSIONS} (
     version INTEGER PRIMARY KEY, applied TEXT NOT NULL)"""
 POSTGRES_LOCK = 0x616476697365  # pg_advisory_xact_lock key: "advise" in ASCII
 
@@ -103,3 +116,29 @@ def migrate_sqlite(db: sqlite3.Connection) -> Migrated:
             db.execute("ROLLBACK")
             raise
     return Migrated(before, max(before, len(SQLITE_MIGRATIONS)))
+
+
+def migrate_postgres(db: psycopg.Connection[Any], migrations: Sequence[Sequence[str]],
+                     versions: str = INBOX_VERSIONS) -> Migrated:
+    """Apply the missing ``migrations`` (recorded in table ``versions``) under the advisory lock.
+
+    One transaction, one savepoint per version: whole versions only. Every
+    store's migration takes the same lock, so replicas (and the audit sink)
+    starting together wait for each other and apply each version once.
+    """
+    if not versions.replace("_", "").isalnum():
+        raise ValueError("a version table's name is letters, digits and _")
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_LOCK,))
+        db.execute(VERSION_TABLE.replace(INBOX_VERSIONS, versions, 1))
+        row = db.execute(f"SELECT COALESCE(MAX(version), 0) FROM {versions}").fetchone()  # noqa: S608
+        before = int(row[0]) if row else 0
+        for version, statements in enumerate(migrations, start=1):
+            if version <= before:
+                continue
+            with db.transaction():
+                for statement in statements:
+                    db.execute(statement)
+                db.execute(f"INSERT INTO {versions} (version, applied) "  # noqa: S608
+                           "VALUES (%s, %s)", (version, now()))
+    return Migrated(before, max(before, len(migrations)))

@@ -34,13 +34,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from advisering.engine.notification import Notification
-from advisering.inbox.migrations import (
-    POSTGRES_LOCK,
-    POSTGRES_MIGRATIONS,
-    VERSION_TABLE,
-    Migrated,
-    now,
-)
+from advisering.inbox.migrations import POSTGRES_MIGRATIONS, Migrated, migrate_postgres, now
 from advisering.inbox.store import ChannelsFor, DueDelivery, InboxItem, Viewer
 from advisering.log import get_logger
 
@@ -74,11 +68,11 @@ class PoolLimits:
                    settings.inbox_pg_pool_timeout_seconds,
                    settings.inbox_pg_statement_timeout_seconds)
 
-    def connection_kwargs(self) -> dict[str, Any]:
+    def connection_kwargs(self, application: str = "advisering-serve") -> dict[str, Any]:
         """What every connection is opened with (the URL's own options still apply)."""
         return {"connect_timeout": max(1, round(self.connect_timeout)),
                 "options": f"-c statement_timeout={round(self.statement_timeout * 1000)}",
-                "application_name": "advisering-serve"}
+                "application_name": application}
 
 
 def _visible(viewer: Viewer) -> tuple[str, list[object]]:
@@ -120,25 +114,17 @@ class PostgresStore:
         return await self.migrate()
 
     async def migrate(self) -> Migrated:
-        """Apply the missing versions, one transaction each, under an advisory lock."""
-        async with self._pool.connection() as db, db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_LOCK,))
-            await db.execute(VERSION_TABLE)
-            cur = await db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            row = await cur.fetchone()
-            before = int(row[0]) if row else 0
-            for version, statements in enumerate(POSTGRES_MIGRATIONS, start=1):
-                if version <= before:
-                    continue
-                async with db.transaction():  # a savepoint: whole versions only
-                    for statement in statements:
-                        await db.execute(statement)
-                    await db.execute("INSERT INTO schema_version (version, applied) "
-                                     "VALUES (%s, %s)", (version, now()))
-        after = max(before, len(POSTGRES_MIGRATIONS))
-        if after != before:
-            log.info("inbox_schema_migrated", store="postgresql", before=before, after=after)
-        return Migrated(before, after)
+        """Apply the missing versions (``migrations.migrate_postgres``, in a worker thread)."""
+
+        def run() -> Migrated:
+            with psycopg.connect(self._url, **self.limits.connection_kwargs()) as db:
+                return migrate_postgres(db, POSTGRES_MIGRATIONS)
+
+        migrated = await asyncio.to_thread(run)
+        if migrated.after != migrated.before:
+            log.info("inbox_schema_migrated", store="postgresql", before=migrated.before,
+                     after=migrated.after)
+        return migrated
 
     async def close(self) -> None:
         """As ``InboxStorage.close``."""

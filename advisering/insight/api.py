@@ -28,6 +28,7 @@ from advisering import metrics
 from advisering.audit.store import AuditStorage, open_audit_store
 from advisering.inbox import tokens
 from advisering.inbox.api import bearer_claims, refused
+from advisering.inbox.postgres import PoolLimits
 from advisering.inbox.revocation import RevocationList
 from advisering.insight.report import (
     Asker,
@@ -145,14 +146,15 @@ def add_insight(app: web.Application, settings: Settings, revocations: Revocatio
     """Mount the insight API on serve, with the audit store opened at start and closed at end."""
     secret = settings.token_secret_bytes()
     assert secret is not None
-    location = settings.audit_database(settings.inbox_sqlite_path())
+    location = settings.audit_database(settings.inbox_db)
+    limits = PoolLimits.from_settings(settings)
     opened: list[AuditStorage] = []
 
     def store() -> AuditStorage:
         return opened[0]
 
     async def open_store(_app: web.Application) -> None:
-        opened.append(await asyncio.to_thread(open_audit_store, location))
+        opened.append(await asyncio.to_thread(open_audit_store, location, limits))
 
     async def close_store(_app: web.Application) -> None:
         for each in opened:

@@ -17,12 +17,13 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from advisering.audit.sink import AuditSink, AuditSinkError, check_record
-from advisering.audit.store import SqliteAuditStore
+from advisering.audit.store import AuditStorage
 from advisering.cli.main import main
 from advisering.engine.notification import AuditRecord
 from advisering.events import Rejection
 from advisering.kafka.connection import KafkaConnection
 from advisering.kafka.topics import AUDIT, DEAD_LETTERS
+from tests.pg import open_audit
 from tests.unit.audit_support import CITIZEN, CPR, record
 
 GOOD = record("n1").encode()
@@ -111,7 +112,7 @@ class FakeMessage:
 class FakeConsumer:
     """Hands out one batch; records commits and seeks, and what the store held at each commit."""
 
-    def __init__(self, batch: list[FakeMessage], store: SqliteAuditStore) -> None:
+    def __init__(self, batch: list[FakeMessage], store: AuditStorage) -> None:
         self.batch, self.store = batch, store
         self.commits: list[int] = []
         self.seeks: list[tuple[int, int]] = []
@@ -143,9 +144,9 @@ class FakeProducer:
         return 0
 
 
-def sink_with(tmp_path: Path, batch: list[FakeMessage], *, fail: bool = False,
-              ) -> tuple[AuditSink, FakeConsumer, FakeProducer, SqliteAuditStore]:
-    store = SqliteAuditStore(tmp_path / "audit.sqlite3")
+def sink_with(audit_db: Path | str, batch: list[FakeMessage], *, fail: bool = False,
+              ) -> tuple[AuditSink, FakeConsumer, FakeProducer, AuditStorage]:
+    store = open_audit(audit_db)
     consumer, producer = FakeConsumer(batch, store), FakeProducer(fail)
     sink = AuditSink(KafkaConnection.plaintext("127.0.0.1:1"), "g", store,
                      max_record_bytes=65_536, retention=dt.timedelta(days=1827),
@@ -157,12 +158,13 @@ def _count(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_rows_then_commit_and_bad_records_become_redacted_dead_letters(tmp_path: Path) -> None:
+def test_rows_then_commit_and_bad_records_become_redacted_dead_letters(
+        audit_db: Path | str) -> None:
     """Good records are stored, a bad one dead-lettered (redacted), then the offsets committed."""
     before = _count("advisering_audit_dead_letters_total", reason="cpr_detected")
     batch = [FakeMessage(0, GOOD), FakeMessage(1, _raw(disclosed=f"cpr {CPR}")),
              FakeMessage(2, record("n2").encode()), FakeMessage(3, GOOD)]
-    sink, consumer, producer, store = sink_with(tmp_path, batch)
+    sink, consumer, producer, store = sink_with(audit_db, batch)
     assert sink.poll_once() == 2
     assert consumer.commits == [2]  # both rows were there when the offsets moved
     [(topic, _key, value)] = producer.sent
@@ -175,10 +177,10 @@ def test_rows_then_commit_and_bad_records_become_redacted_dead_letters(tmp_path:
     store.close()
 
 
-def test_a_failed_dead_letter_rewinds_the_batch_and_commits_nothing(tmp_path: Path) -> None:
+def test_a_failed_dead_letter_rewinds_the_batch_and_commits_nothing(audit_db: Path | str) -> None:
     """Kafka refusing a dead letter: no commit, each partition sought back to the batch's start."""
     batch = [FakeMessage(7, GOOD, 1), FakeMessage(5, b"nope", 2), FakeMessage(6, GOOD, 2)]
-    sink, consumer, _producer, store = sink_with(tmp_path, batch, fail=True)
+    sink, consumer, _producer, store = sink_with(audit_db, batch, fail=True)
     with pytest.raises(AuditSinkError):
         sink.poll_once()
     assert consumer.commits == []
@@ -186,19 +188,19 @@ def test_a_failed_dead_letter_rewinds_the_batch_and_commits_nothing(tmp_path: Pa
     store.close()
 
 
-def test_a_failing_store_rewinds_and_commits_nothing(tmp_path: Path) -> None:
+def test_a_failing_store_rewinds_and_commits_nothing(audit_db: Path | str) -> None:
     """The store raising (disk full, locked): nothing committed, the batch comes again."""
-    sink, consumer, _producer, store = sink_with(tmp_path, [FakeMessage(3, GOOD)])
+    sink, consumer, _producer, store = sink_with(audit_db, [FakeMessage(3, GOOD)])
     store.close()  # every statement now fails
     with pytest.raises(AuditSinkError):
         sink.poll_once()
     assert consumer.commits == [] and consumer.seeks == [(0, 3)]
 
 
-def test_pruning_is_logged_and_counted(tmp_path: Path) -> None:
+def test_pruning_is_logged_and_counted(audit_db: Path | str) -> None:
     """prune() deletes what is past the retention, logs audit_pruned and counts it."""
     before = _count("advisering_audit_pruned_total", kind="disclosure")
-    sink, _consumer, _producer, store = sink_with(tmp_path, [])
+    sink, _consumer, _producer, store = sink_with(audit_db, [])
     store.add_many([record("old", created="2019-01-01T09:00:00+01:00"), record("new")])
     with capture_logs() as logs:
         assert sink.prune() == 1
@@ -209,9 +211,9 @@ def test_pruning_is_logged_and_counted(tmp_path: Path) -> None:
     store.close()
 
 
-def test_run_prunes_on_schedule_and_survives_a_failing_batch(tmp_path: Path) -> None:
+def test_run_prunes_on_schedule_and_survives_a_failing_batch(audit_db: Path | str) -> None:
     """run(): prunes at start and each interval, and a failing batch is logged, not fatal."""
-    store = SqliteAuditStore(tmp_path / "audit.sqlite3")
+    store = open_audit(audit_db)
     clock = iter(float(t) for t in range(100))
     stop = threading.Event()
     calls: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from advisering.audit.store import SqliteAuditStore
+from advisering.audit.store import AuditStorage, SqliteAuditStore
 from advisering.cli.main import main
 from advisering.insight.letter import render_letter
 from advisering.insight.report import (
@@ -26,6 +26,7 @@ from advisering.insight.report import (
     pseudonyms_of,
 )
 from advisering.pseudonyms import pseudonymise
+from tests.pg import open_audit, text_in_tables
 from tests.unit.audit_support import CITIZEN, CPR, KEY, OLD_KEY, OTHER, record
 
 
@@ -69,8 +70,8 @@ def test_a_period_is_municipal_days_inclusive() -> None:
             parse_day(bad, "from")
 
 
-def _report(tmp_path: Path, *, limit: int = 100) -> tuple[InsightReport, SqliteAuditStore]:
-    store = SqliteAuditStore(tmp_path / "audit.sqlite3")
+def _report(audit_db: Path | str, *, limit: int = 100) -> tuple[InsightReport, AuditStorage]:
+    store = open_audit(audit_db)
     old_name = pseudonymise(CPR, OLD_KEY)
     store.add_many([record("n1"), record("n2", created="2026-11-30T10:00:00+01:00",
                                          trigger_department=None),
@@ -81,9 +82,10 @@ def _report(tmp_path: Path, *, limit: int = 100) -> tuple[InsightReport, SqliteA
     return report, store
 
 
-def test_the_log_lists_every_disclosure_under_old_and_new_pseudonyms(tmp_path: Path) -> None:
+def test_the_log_lists_every_disclosure_under_old_and_new_pseudonyms(
+        audit_db: Path | str) -> None:
     """Every record of the person (either key), none of another, with all the asked facts."""
-    report, store = _report(tmp_path)
+    report, store = _report(audit_db)
     assert [d.notification_id for d in report.disclosures] == ["rotated", "n1", "n2"]
     one = report.disclosures[1]
     assert (one.rule, one.rule_title, one.legal_basis) == (
@@ -97,9 +99,9 @@ def test_the_log_lists_every_disclosure_under_old_and_new_pseudonyms(tmp_path: P
     store.close()
 
 
-def test_a_log_longer_than_the_limit_says_it_was_cut(tmp_path: Path) -> None:
+def test_a_log_longer_than_the_limit_says_it_was_cut(audit_db: Path | str) -> None:
     """At most the limit, oldest first, and truncated set."""
-    report, store = _report(tmp_path, limit=2)
+    report, store = _report(audit_db, limit=2)
     assert (report.count, report.truncated) == (2, True)
     store.close()
 
@@ -136,7 +138,7 @@ class _Outline(html.parser.HTMLParser):
 
 def test_the_letter_is_plain_accessible_danish_html(tmp_path: Path) -> None:
     """lang=da, h1 and h2s, a captioned table with scoped headers, print CSS, nothing external."""
-    report, store = _report(tmp_path)
+    report, store = _report(tmp_path / "audit.sqlite3")
     store.close()
     letter = render_letter(report, "Testkommune")
     outline = _Outline()
@@ -173,7 +175,7 @@ def test_an_empty_log_says_nothing_was_disclosed(tmp_path: Path) -> None:
     assert "ikke sendt noget advis" in render_letter(report)
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, db: Path) -> None:
+def _env(monkeypatch: pytest.MonkeyPatch, db: Path | str) -> None:
     for name in list(os.environ):
         if name.startswith("ADVISERING_"):
             monkeypatch.delenv(name)
@@ -183,11 +185,12 @@ def _env(monkeypatch: pytest.MonkeyPatch, db: Path) -> None:
 
 
 def test_the_command_writes_json_or_a_private_letter_and_no_cpr_anywhere(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, audit_db: Path | str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """insight --cpr: JSON on stdout, --out a 0600 letter; the CPR in no output, log or row."""
-    db = tmp_path / "audit.sqlite3"
-    store = SqliteAuditStore(db)
+    db = audit_db
+    store = open_audit(db)
     store.add_many([record("n1"), record("n2", created="2026-12-02T10:00:00+01:00")])
     store.close()
     _env(monkeypatch, db)
@@ -200,8 +203,11 @@ def test_the_command_writes_json_or_a_private_letter_and_no_cpr_anywhere(
     out2, err2 = capsys.readouterr()
     assert out2 == "" and stat.S_IMODE(os.stat(letter).st_mode) == 0o600
     assert "insight_lookup" in err + err2
-    for text in (out, err, err2, letter.read_text(), *(f.read_bytes().decode("latin-1")
-                                                       for f in tmp_path.iterdir())):
+    rows = (text_in_tables(db, ("audit_disclosures", "audit_lookups"))
+            if isinstance(db, str) else "")
+    assert isinstance(db, Path) or "os:" in rows  # the PostgreSQL scan reads the lookup row
+    for text in (out, err, err2, rows, letter.read_text(), *(
+            f.read_bytes().decode("latin-1") for f in tmp_path.iterdir() if f.is_file())):
         assert CPR not in text and "010180-1234" not in text
 
 

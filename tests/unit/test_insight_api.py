@@ -13,22 +13,43 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from advisering.audit.store import SqliteAuditStore
 from advisering.http.headers import SECURITY_HEADERS
 from advisering.http.openapi import openapi_document
 from advisering.http.server import create_web_app
 from advisering.inbox import tokens
 from advisering.inbox.tokens import TokenError
 from advisering.settings import Settings
+from tests.pg import open_audit, text_in_tables
 from tests.unit.audit_support import CITIZEN, CPR, KEY, OTHER, record
 
 SECRET = b"s" * 32
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Path]]:
-    db = tmp_path / "audit.sqlite3"
-    store = SqliteAuditStore(db)
+async def served(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Path | str]]:
+    """serve with a SQLite audit store (the refusals, which never reach the store)."""
+    async for each in _serve(tmp_path, tmp_path / "audit.sqlite3"):
+        yield each
+
+
+@pytest.fixture
+async def served_on(tmp_path: Path, audit_db: Path | str,
+                    ) -> AsyncIterator[tuple[TestClient[Any, Any], Path | str]]:
+    """serve with each audit store: SQLite, then PostgreSQL."""
+    async for each in _serve(tmp_path, audit_db):
+        yield each
+
+
+def stored_text(db: Path | str) -> str:
+    """Everything the audit store holds, as text: the SQLite files (WAL too), or the rows."""
+    if isinstance(db, Path):
+        return "".join(f.read_bytes().decode("latin-1") for f in db.parent.glob(db.name + "*"))
+    return text_in_tables(db, ("audit_disclosures", "audit_lookups"))
+
+
+async def _serve(tmp_path: Path, db: Path | str,
+                 ) -> AsyncIterator[tuple[TestClient[Any, Any], Path | str]]:
+    store = open_audit(db)
     store.add_many([record("n1"), record("n2", created="2026-12-02T10:00:00+01:00"),
                     record("x1", OTHER)])
     store.close()
@@ -54,9 +75,9 @@ def forged(roles: object, *, secret: bytes = SECRET) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens.sign(secret, claims)}"}
 
 
-async def test_an_insight_token_gets_the_log_and_the_lookup_is_audited(served: Any) -> None:
+async def test_an_insight_token_gets_the_log_and_the_lookup_is_audited(served_on: Any) -> None:
     """200 with the citizen's disclosures; the lookup stored with who asked; no CPR logged."""
-    client, db = served
+    client, db = served_on
     with capture_logs() as logs:
         reply = await client.post("/api/v1/insight", headers=bearer(),
                                   json={"cpr": "010180-1234", "to": "2026-11-30"})
@@ -64,22 +85,22 @@ async def test_an_insight_token_gets_the_log_and_the_lookup_is_audited(served: A
     body = await reply.json()
     assert [d["notification_id"] for d in body["disclosures"]] == ["n1"]
     assert all(value == reply.headers[name] for name, value in SECURITY_HEADERS.items())
-    store = SqliteAuditStore(db)
+    store = open_audit(db)
     [lookup] = store.lookups([CITIZEN])
     store.close()
     assert (lookup.via, lookup.caseworker, lookup.department, lookup.unit, lookup.disclosures) == (
         "api", "ins-0001", "borgerservice", "indsigt", 1)
     [entry] = [e for e in logs if e["event"] == "insight_lookup"]
     assert entry["jti"] == lookup.jti and CPR not in repr(logs) and CITIZEN not in repr(logs)
-    assert CPR.encode() not in db.read_bytes()
+    assert "ins-0001" in stored_text(db) and CPR not in stored_text(db)
 
 
-async def test_an_ordinary_caseworker_token_is_forbidden(served: Any) -> None:
+async def test_an_ordinary_caseworker_token_is_forbidden(served_on: Any) -> None:
     """A token without the insight role: 403, nothing looked up or recorded."""
-    client, db = served
+    client, db = served_on
     reply = await client.post("/api/v1/insight", headers=bearer(roles=()), json={"cpr": CPR})
     assert reply.status == 403
-    store = SqliteAuditStore(db)
+    store = open_audit(db)
     assert store.lookups([CITIZEN]) == []
     store.close()
 
