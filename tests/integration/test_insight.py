@@ -3,7 +3,10 @@
 The worker runs the scenario; `advisering audit-sink` stores the audit topic;
 `advisering insight --cpr` for each scenario citizen then lists exactly the
 notifications the worker wrote about that citizen, and no CPR number lands
-in the store, the logs or the output folder.
+in the store, the logs or the output folder. Run for each audit store: a
+SQLite file, and PostgreSQL (given as the inbox's database with
+ADVISERING_AUDIT_DB unset, as the chart does), where every text column of the
+audit tables is scanned for the numbers.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 
-from advisering.audit.store import SqliteAuditStore
+from advisering.audit.store import AuditStorage
 from advisering.dev.scenario import DEMO_EXPECTED, demo_scenario, synthetic_cpr
 from advisering.kafka.topics import AUDIT, DEAD_LETTERS, NOTIFICATIONS
 from advisering.privacy import pseudonymise
 from advisering.testing import end_offsets, kafka_at, read_topic
 from tests.integration.bus import ROOT, WorkerProcess, run_cli, terminate
 from tests.integration.test_pipeline import key_of, notifications_for, publish_waves
+from tests.pg import open_audit, text_in_tables
 
 NUMBERS = (11, 22, 33, 44, 55)
 
@@ -35,13 +39,13 @@ def _start_sink(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
                                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def _wait_for(db: Path, citizens: set[str], want: int, sink: subprocess.Popen[bytes],
+def _wait_for(db: Path | str, citizens: set[str], want: int, sink: subprocess.Popen[bytes],
               log_path: Path, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert sink.poll() is None, f"audit-sink exited:\n{log_path.read_text()[-3000:]}"
-        if db.exists():
-            store = SqliteAuditStore(db)
+        if isinstance(db, str) or db.exists():
+            store: AuditStorage = open_audit(db)
             found = len(store.disclosures(sorted(citizens), None, None, 1000))
             store.close()
             if found >= want:
@@ -50,17 +54,28 @@ def _wait_for(db: Path, citizens: set[str], want: int, sink: subprocess.Popen[by
     raise AssertionError(f"the audit store did not fill:\n{log_path.read_text()[-3000:]}")
 
 
+def _stored(db: Path | str) -> list[str]:
+    """What the audit store holds, as text: its SQLite files, or its PostgreSQL tables' rows."""
+    if isinstance(db, str):
+        return [text_in_tables(db, ("audit_disclosures", "audit_lookups",
+                                    "audit_schema_version"))]
+    return [p.read_bytes().decode("latin-1") for p in db.parent.glob(db.name + "*")]
+
+
 def test_insight_lists_exactly_each_citizens_notifications_and_writes_no_cpr(
-    worker: WorkerProcess, topics_ready: str, tmp_path: Path,
+    worker: WorkerProcess, topics_ready: str, tmp_path: Path, audit_db: Path | str,
 ) -> None:
     """Scenario -> worker -> audit-sink -> insight: each citizen's exact set; no CPR written."""
     bootstrap = topics_ready
     key = worker.env["ADVISERING_PSEUDONYM_KEY"]
     start = end_offsets(kafka_at(bootstrap), NOTIFICATIONS)
     dead_start = end_offsets(kafka_at(bootstrap), DEAD_LETTERS)
-    db, out_dir = tmp_path / "store" / "audit.sqlite3", tmp_path / "out"
+    db, out_dir = audit_db, tmp_path / "out"
     out_dir.mkdir()
-    env = dict(worker.env, ADVISERING_AUDIT_DB=str(db), ADVISERING_AUDIT_SINK_WEB_PORT="0",
+    # SQLite: the file named; PostgreSQL: the inbox's database, ADVISERING_AUDIT_DB unset.
+    where = ({"ADVISERING_AUDIT_DB": str(db)} if isinstance(db, Path)
+             else {"ADVISERING_INBOX_DB": db})
+    env = dict(worker.env, **where, ADVISERING_AUDIT_SINK_WEB_PORT="0",
                ADVISERING_AUDIT_GROUP=f"audit-test-{uuid.uuid4().hex[:8]}")
     # A record that is no audit record: a dead letter, not a crash. (Not one with a CPR
     # number: test_pipeline checks that no topic ever holds one; the unit tests send those.)
@@ -104,10 +119,11 @@ def test_insight_lists_exactly_each_citizens_notifications_and_writes_no_cpr(
     forms = {f for n in NUMBERS for f in (synthetic_cpr(n),
                                                  synthetic_cpr(n).replace("-", ""))}
     written = [*logs, sink_log.read_text()]
-    written += [p.read_bytes().decode("latin-1") for p in db.parent.iterdir()]
+    written += _stored(db)
     written += [p.read_text() + p.name for p in out_dir.iterdir()]
+    assert any(citizens[NUMBERS[0]] in text for text in _stored(db))  # the scan reads rows
     for text in written:
         assert not [f for f in forms if f in text]
-    store = SqliteAuditStore(db)
+    store = open_audit(db)
     assert len(store.lookups(sorted(citizens.values()))) == 2 * len(NUMBERS)
     store.close()
