@@ -132,12 +132,15 @@ several: called at the top of every workload template, so nothing renders.
 {{- if and $v.inbox.enabled (gt (int $v.inbox.replicas) 1) (not (has "ReadWriteMany" $v.inbox.persistence.accessModes)) -}}
 {{- fail "inbox.replicas above 1 needs inbox.persistence.accessModes [ReadWriteMany]: every replica must read the one token revocation file on that volume" -}}
 {{- end -}}
+{{- if and $v.auditSink.enabled (not $v.auditSink.database.existingSecret) (not $v.inbox.database.existingSecret) -}}
+{{- fail "auditSink.enabled needs the audit store on PostgreSQL: auditSink.database.existingSecret or inbox.database.existingSecret (a Secret with a postgresql:// URL). With SQLite the sink and the inbox's insight API would need one file on two pods (docs/operators.md, The audit store on PostgreSQL)" -}}
+{{- end -}}
 {{- if and (or $v.serve.enabled $v.worker.enabled) (not $v.secrets.sources.existingSecret) -}}
 {{- fail "secrets.sources.existingSecret is required: the name of a Secret holding the sources file (API-key hashes and grants)" -}}
 {{- end -}}
 {{- $own := $v.kafka.componentSecrets -}}
 {{- $users := $v.strimzi.componentUsers.enabled -}}
-{{- $covered := and (or (not $v.worker.enabled) $own.worker $users) (or (not $v.serve.enabled) $own.serve $users) (or (not $v.inbox.enabled) $own.inbox $users) (or (not $v.hookJob.enabled) $own.hookJob (and $users $v.strimzi.topics.enabled)) -}}
+{{- $covered := and (or (not $v.worker.enabled) $own.worker $users) (or (not $v.serve.enabled) $own.serve $users) (or (not $v.inbox.enabled) $own.inbox $users) (or (not $v.auditSink.enabled) $own.auditSink $users) (or (not $v.hookJob.enabled) $own.hookJob (and $users $v.strimzi.topics.enabled)) -}}
 {{- if and (ne $v.kafka.securityProtocol "PLAINTEXT") (not $v.kafka.existingSecret) (not $v.strimzi.user.enabled) (eq $v.kafka.securityProtocol "SASL_SSL") (not $covered) -}}
 {{- fail "kafka.existingSecret is required with kafka.securityProtocol SASL_SSL (or kafka.componentSecrets for every enabled component, or strimzi.user)" -}}
 {{- end -}}
@@ -183,14 +186,14 @@ operator may) unless Strimzi manages them.
 {{- define "advisering.componentKafkaUser" -}}
 {{- $v := .root.Values -}}
 {{- if $v.strimzi.componentUsers.enabled -}}
-{{- $users := dict "worker" "worker" "serve" "serve" "inbox" "serve" "hookJob" (ternary "operator" "" $v.strimzi.topics.enabled) -}}
+{{- $users := dict "worker" "worker" "serve" "serve" "inbox" "serve" "auditSink" "audit-sink" "hookJob" (ternary "operator" "" $v.strimzi.topics.enabled) -}}
 {{- get $users .component -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
 Environment every component shares: Kafka and its credentials, paths, logs.
-Called with (dict "root" $ "component" "worker"|"serve"|"inbox"|"hookJob").
+Called with (dict "root" $ "component" "worker"|"serve"|"inbox"|"auditSink"|"hookJob").
 */}}
 {{- define "advisering.commonEnv" -}}
 {{- $root := .root -}}
@@ -368,4 +371,21 @@ kubernetes.io/tls Secret): the env, volume and mount; empty without it.
 {{/* The probes' and the scrape's scheme: HTTPS when serve terminates TLS. */}}
 {{- define "advisering.httpScheme" -}}
 {{- ternary "HTTPS" "HTTP" (not (empty .Values.httpTls.existingSecret)) -}}
+{{- end -}}
+
+
+{{/*
+The audit store's Secret (name, key) when it is on PostgreSQL: auditSink.database,
+else the inbox's database (the audit tables then live beside the inbox's); "{}"
+with neither (SQLite: no audit-sink pod, see advisering.validate).
+*/}}
+{{- define "advisering.auditDatabase" -}}
+{{- $v := .Values -}}
+{{- if $v.auditSink.database.existingSecret -}}
+{{- toJson (dict "name" $v.auditSink.database.existingSecret "key" $v.auditSink.database.key) -}}
+{{- else if $v.inbox.database.existingSecret -}}
+{{- toJson (dict "name" $v.inbox.database.existingSecret "key" $v.inbox.database.key) -}}
+{{- else -}}
+{{- "{}" -}}
+{{- end -}}
 {{- end -}}
