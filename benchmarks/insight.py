@@ -1,7 +1,10 @@
 """How long `advisering insight` takes for one citizen over a year of audit records.
 
 Simulates a year of disclosures for ``--citizens`` citizens (default 100,000)
-into a fresh SQLite audit store, as ``advisering audit-sink`` writes them:
+into a fresh audit store, as ``advisering audit-sink`` writes them (``--store
+sqlite``, the default, a file in a temporary folder; ``--store postgresql``, a
+new database on the server ``ADVISERING_TEST_PG_DSN`` names, as the tests use,
+dropped afterwards):
 each citizen gets a random number of disclosures (0 to ``2 * --per-citizen``,
 mean ``--per-citizen``, default 5), spread over the year, from a handful of
 rules, recipients and triggers. Then it times, for one citizen with a
@@ -15,8 +18,10 @@ command   ``advisering insight --cpr ...`` as a new process (Python start-up,
 Figures only, no timed assertions. Usage:
 
     .venv/bin/python benchmarks/insight.py [--citizens 100000] [--per-citizen 5]
+    ADVISERING_TEST_PG_DSN=postgresql://... .venv/bin/python benchmarks/insight.py \
+        --store postgresql
 
-Writes benchmarks/results/insight-latest.json.
+Writes benchmarks/results/insight-latest.json (PostgreSQL: insight-postgresql-latest.json).
 """
 
 from __future__ import annotations
@@ -32,9 +37,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from advisering.audit.store import SqliteAuditStore
+import psycopg
+from pydantic import SecretStr
+
+from advisering.audit.store import AuditStorage, open_audit_store
 from advisering.dev.scenario import synthetic_cpr
 from advisering.engine.notification import AuditRecord, Recipient, RelatedCase, Trigger
 from advisering.insight.report import Asker, Period, look_up, pseudonyms_of
@@ -79,7 +90,7 @@ def records_for(number: int, count: int, rng: random.Random) -> list[AuditRecord
     return made
 
 
-def fill(store: SqliteAuditStore, citizens: int, per_citizen: int, seed: int) -> dict[int, int]:
+def fill(store: AuditStorage, citizens: int, per_citizen: int, seed: int) -> dict[int, int]:
     """The year of records, in batches as the sink stores them; citizen -> count."""
     rng = random.Random(seed)
     counts: dict[int, int] = {}
@@ -94,7 +105,7 @@ def fill(store: SqliteAuditStore, citizens: int, per_citizen: int, seed: int) ->
     return counts
 
 
-def time_library(store: SqliteAuditStore, number: int, repeats: int) -> float:
+def time_library(store: AuditStorage, number: int, repeats: int) -> float:
     """Median seconds of one look_up (pseudonymise included) for citizen ``number``."""
     times = []
     for _ in range(repeats):
@@ -105,10 +116,11 @@ def time_library(store: SqliteAuditStore, number: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_command(db: Path, number: int) -> float:
+def time_command(db: Path | SecretStr, number: int) -> float:
     """Median seconds of `advisering insight --cpr` as a new process, three runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISERING_")}
-    env.update(ADVISERING_PSEUDONYM_KEY=KEY.decode(), ADVISERING_AUDIT_DB=str(db),
+    where = db.get_secret_value() if isinstance(db, SecretStr) else str(db)
+    env.update(ADVISERING_PSEUDONYM_KEY=KEY.decode(), ADVISERING_AUDIT_DB=where,
                ADVISERING_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     times = []
     for _ in range(3):
@@ -119,6 +131,39 @@ def time_command(db: Path, number: int) -> float:
     return statistics.median(times)
 
 
+@contextmanager
+def sqlite_store() -> Iterator[tuple[Path | SecretStr, Path | None]]:
+    """A new SQLite audit store in a temporary folder: (location, folder to measure)."""
+    with tempfile.TemporaryDirectory(prefix="insight-bench-") as folder:
+        yield Path(folder) / "audit.sqlite3", Path(folder)
+
+
+@contextmanager
+def postgres_store() -> Iterator[tuple[Path | SecretStr, Path | None]]:
+    """A new database on ADVISERING_TEST_PG_DSN's server, dropped afterwards."""
+    server = os.environ.get("ADVISERING_TEST_PG_DSN")
+    if not server:
+        raise SystemExit("--store postgresql needs ADVISERING_TEST_PG_DSN (a server URL)")
+    name = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield SecretStr(f"{server.rpartition('/')[0]}/{name}"), None
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def store_bytes(location: Path | SecretStr, folder: Path | None) -> int:
+    """The store's size: the SQLite files, or the PostgreSQL database."""
+    if folder is not None:
+        return sum(p.stat().st_size for p in folder.iterdir())
+    assert isinstance(location, SecretStr)
+    with psycopg.connect(location.get_secret_value()) as db:
+        row = db.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
+
+
 def main() -> None:
     """Fill, time, print and write the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -126,10 +171,10 @@ def main() -> None:
     parser.add_argument("--per-citizen", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="insight-bench-") as folder:
-        db = Path(folder) / "audit.sqlite3"
-        store = SqliteAuditStore(db)
+    with (sqlite_store() if args.store == "sqlite" else postgres_store()) as (db, folder):
+        store = open_audit_store(db)
         began = time.perf_counter()
         counts = fill(store, args.citizens, args.per_citizen, args.seed)
         fill_seconds = time.perf_counter() - began
@@ -140,7 +185,7 @@ def main() -> None:
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "host": f"{platform.node()} ({os.cpu_count()} cpus, Python "
                     f"{platform.python_version()})",
-            "citizens": args.citizens, "records": total,
+            "store": args.store, "citizens": args.citizens, "records": total,
             "fill_seconds": round(fill_seconds, 1),
             "typical": {"disclosures": counts[typical],
                         "library_ms": round(time_library(store, typical, args.repeats) * 1e3, 2),
@@ -149,10 +194,11 @@ def main() -> None:
                         "library_ms": round(time_library(store, busiest, args.repeats) * 1e3, 2),
                         "command_ms": round(time_command(db, busiest) * 1e3)},
         }
-        store.close()  # checkpoints the WAL into the file
-        result["store_bytes"] = sum(p.stat().st_size for p in Path(folder).iterdir())
+        store.close()  # SQLite: checkpoints the WAL into the file
+        result["store_bytes"] = store_bytes(db, folder)
     print(json.dumps(result, indent=2))
-    out = ROOT / "benchmarks" / "results" / "insight-latest.json"
+    suffix = "" if args.store == "sqlite" else f"-{args.store}"
+    out = ROOT / "benchmarks" / "results" / f"insight{suffix}-latest.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
