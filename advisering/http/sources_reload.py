@@ -13,7 +13,6 @@ lock every source out, nor let anyone in.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from advisering import metrics
 from advisering.events import Vocabulary
+from advisering.filechanges import file_signature
 from advisering.grants import GrantCheck
 from advisering.http.sources import SourceAuthenticator, SourcesFile, load_sources
 from advisering.log import get_logger
@@ -29,7 +29,6 @@ from advisering.yamlfiles import FileProblem, YamlFileError
 
 log = get_logger(__name__)
 
-Signature = tuple[int, int, int] | None
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,6 @@ class SourcesConfig:
         """The authenticator and grant check built from one sources file."""
         return cls(sources, SourceAuthenticator(sources),
                    GrantCheck({name: e.grants for name, e in sources.sources.items()}))
-
-
-def _signature(path: Path) -> Signature:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 class ReloadingSources:
@@ -71,7 +62,7 @@ class ReloadingSources:
         self.vocabulary = vocabulary
         self.interval = interval
         self._clock = clock
-        self._signature = _signature(path)
+        self._signature = file_signature(path)
         if self._signature is None:
             if required:
                 raise YamlFileError([FileProblem(
@@ -88,7 +79,7 @@ class ReloadingSources:
         if now - self._checked < self.interval:
             return self._config
         self._checked = now
-        signature = _signature(self.path)
+        signature = file_signature(self.path)
         if signature == self._signature:
             return self._config
         self._signature = signature

@@ -35,7 +35,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from advisering.engine.notification import Notification
 from advisering.inbox.migrations import POSTGRES_MIGRATIONS, Migrated, migrate_postgres, now
-from advisering.inbox.store import ChannelsFor, DueDelivery, InboxItem, Viewer
+from advisering.inbox.store import (
+    ChannelsFor,
+    DueDelivery,
+    InboxItem,
+    Viewer,
+    list_condition,
+    visible_condition,
+)
 from advisering.log import get_logger
 
 if TYPE_CHECKING:
@@ -77,10 +84,7 @@ class PoolLimits:
 
 def _visible(viewer: Viewer) -> tuple[str, list[object]]:
     """The SQL condition of ``visible_to``: always within the viewer's department."""
-    if viewer.unit:
-        return ("department = %s AND (caseworker = %s OR (caseworker IS NULL AND unit = %s))",
-                [viewer.department, viewer.caseworker, viewer.unit])
-    return "department = %s AND caseworker = %s", [viewer.department, viewer.caseworker]
+    return visible_condition(viewer, "%s")
 
 
 def _item(row: tuple[Any, ...]) -> InboxItem:
@@ -205,16 +209,7 @@ class PostgresStore:
                    severity: str | None = None, limit: int = 50,
                    offset: int = 0) -> tuple[list[InboxItem], int, int]:
         """As ``InboxStorage.list``."""
-        where, params = _visible(viewer)
-        filters = [where]
-        if unread is True:
-            filters.append("read_at IS NULL")
-        elif unread is False:
-            filters.append("read_at IS NOT NULL")
-        if severity:
-            filters.append("severity = %s")
-            params.append(severity)
-        clause = " AND ".join(filters)
+        clause, params = list_condition(viewer, unread, severity, "%s")
         base, base_params = _visible(viewer)
         async with self._pool.connection() as db, db.transaction():
             cur = await db.execute(

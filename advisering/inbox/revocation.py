@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from advisering import metrics
+from advisering.filechanges import Signature, file_signature
 from advisering.log import get_logger
 from advisering.privatefiles import FILE_MODE, private_folder
 from advisering.settings_store import default_cache_dir
@@ -39,7 +40,6 @@ _JTI = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_REASON = 200
 DEFAULT_FILE_NAME = "token-revocations.jsonl"
 
-Signature = tuple[int, int, int] | None
 
 
 class RevocationFileError(ValueError):
@@ -126,14 +126,6 @@ def revoke(path: Path, jti: str, reason: str | None, *, max_bytes: int, max_entr
     return True
 
 
-def _signature(path: Path) -> Signature:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-
 class RevocationList:
     """The revoked ids in force, reread within ``interval`` seconds of a change of the file.
 
@@ -164,7 +156,7 @@ class RevocationList:
         if not force and now - self._checked < self.interval:
             return self._revoked
         self._checked = now
-        signature = _signature(self.path)
+        signature = file_signature(self.path)
         if signature == self._signature:
             return self._revoked
         previous, self._signature = self._signature, signature

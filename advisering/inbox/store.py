@@ -105,6 +105,33 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def visible_condition(viewer: Viewer, mark: str) -> tuple[str, list[object]]:
+    """The SQL condition of ``visible_to`` (always within the viewer's department).
+
+    ``mark`` is the driver's parameter placeholder: ``?`` (SQLite) or ``%s`` (psycopg).
+    """
+    if viewer.unit:
+        return (f"department = {mark} AND (caseworker = {mark} OR "
+                f"(caseworker IS NULL AND unit = {mark}))",
+                [viewer.department, viewer.caseworker, viewer.unit])
+    return f"department = {mark} AND caseworker = {mark}", [viewer.department, viewer.caseworker]
+
+
+def list_condition(viewer: Viewer, unread: bool | None, severity: str | None,
+                   mark: str) -> tuple[str, list[object]]:
+    """The WHERE clause of an inbox page: visible to the viewer, read state, severity."""
+    where, params = visible_condition(viewer, mark)
+    filters = [where]
+    if unread is True:
+        filters.append("read_at IS NULL")
+    elif unread is False:
+        filters.append("read_at IS NOT NULL")
+    if severity:
+        filters.append(f"severity = {mark}")
+        params.append(severity)
+    return " AND ".join(filters), params
+
+
 class InboxStore:
     """All inbox state; safe to share between the consumer thread and the web handlers."""
 
@@ -219,26 +246,14 @@ class InboxStore:
     @staticmethod
     def _visible(viewer: Viewer) -> tuple[str, list[object]]:
         """The SQL condition of ``visible_to``: always within the viewer's department."""
-        if viewer.unit:
-            return ("department = ? AND (caseworker = ? OR (caseworker IS NULL AND unit = ?))",
-                    [viewer.department, viewer.caseworker, viewer.unit])
-        return "department = ? AND caseworker = ?", [viewer.department, viewer.caseworker]
+        return visible_condition(viewer, "?")
 
     def list(
         self, viewer: Viewer, *, unread: bool | None = None, severity: str | None = None,
         limit: int = 50, offset: int = 0,
     ) -> tuple[list[InboxItem], int, int]:
         """(page of notifications, total matching, unread count); unread first, newest first."""
-        where, params = self._visible(viewer)
-        filters = [where]
-        if unread is True:
-            filters.append("read_at IS NULL")
-        elif unread is False:
-            filters.append("read_at IS NOT NULL")
-        if severity:
-            filters.append("severity = ?")
-            params.append(severity)
-        clause = " AND ".join(filters)
+        clause, params = list_condition(viewer, unread, severity, "?")
         with self._lock:
             rows = self._db.execute(
                 f"SELECT body, read_at, feedback, feedback_reason FROM notifications "  # noqa: S608
